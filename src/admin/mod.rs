@@ -1,0 +1,74 @@
+//! The admin listener (separate from the proxy port): `/healthz` (process alive),
+//! `/readyz` (configuration loaded, providers configured, not draining) and `/metrics`
+//! (Prometheus text).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+
+use crate::proxy::Gateway;
+use crate::telemetry::metrics;
+
+pub struct AdminApp {
+    gateway: Arc<Gateway>,
+}
+
+impl AdminApp {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        AdminApp { gateway }
+    }
+
+    fn readiness(&self) -> (StatusCode, serde_json::Value) {
+        let gw = &self.gateway;
+        let draining = gw.lifecycle.is_draining();
+        let providers = gw.upstreams.providers.len();
+        let models = gw.upstreams.models.len();
+        let ready = !draining && providers > 0 && models > 0;
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let body = json!({
+            "status": if ready { "ready" } else if draining { "draining" } else { "not_ready" },
+            "config": "loaded",
+            "providers": providers,
+            "models": models,
+            "in_flight": gw.lifecycle.in_flight(),
+        });
+        (status, body)
+    }
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ServeHttp for AdminApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        match path.as_str() {
+            "/healthz" => respond(StatusCode::OK, "application/json", br#"{"status":"ok"}"#.to_vec()),
+            "/readyz" => {
+                let (status, body) = self.readiness();
+                respond(status, "application/json", body.to_string().into_bytes())
+            }
+            "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics().render()),
+            _ => respond(
+                StatusCode::NOT_FOUND,
+                "application/json",
+                br#"{"error":{"message":"Unknown admin endpoint.","type":"invalid_request_error","param":null,"code":"not_found"}}"#.to_vec(),
+            ),
+        }
+    }
+}

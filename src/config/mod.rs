@@ -1,0 +1,431 @@
+//! Warden's configuration file (`warden.yaml`): typed settings, defaults, `${ENV}`
+//! substitution and validation. A config that fails to load names its file, line and
+//! reason; nothing here ever prints a secret value.
+
+mod env;
+mod locate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use env::substitute;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the OpenAI-compatible listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Address of the admin listener (health, readiness, metrics).
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Largest accepted request body (bytes); larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// How long SIGTERM waits for in-flight requests and streams before exiting.
+    pub shutdown_grace_seconds: u64,
+    /// Worker threads of the proxy listener; 0 means one per CPU.
+    pub threads: usize,
+    /// Limit on reading one request body from the client.
+    pub client_body_timeout_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_grace_seconds: 30,
+            threads: 0,
+            client_body_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `warden=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Client authentication. With no API keys configured every caller is accepted as an
+/// anonymous principal.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub api_keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A non-secret name for the key (appears in logs and metrics).
+    pub id: String,
+    /// Hex SHA-256 of the key. The key itself is never stored.
+    pub sha256: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Total tries per request across the model's targets (1 = no retry).
+    pub max_attempts: u32,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 3,
+            backoff_initial_ms: 50,
+            backoff_max_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Openai,
+    Azure,
+    Vllm,
+    Mock,
+}
+
+impl ProviderKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Vllm => "vllm",
+            ProviderKind::Mock => "mock",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    /// OpenAI-compatible base URL ending in `/v1` (openai, vllm).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Azure resource endpoint, e.g. `https://NAME.openai.azure.com`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Azure `api-version` query parameter.
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// The provider's key; use `${ENV_VAR}` to read it from the environment.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Extra PEM CA bundle trusted for this provider, on top of the webpki roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Mock only: delay before the response starts.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Mock only: streaming pace; 0 streams as fast as possible.
+    #[serde(default)]
+    pub tokens_per_sec: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub connect_ms: u64,
+    /// Until the response headers (and, for streams, the first chunk) arrive.
+    pub first_byte_ms: u64,
+    /// Longest gap between two chunks of a stream.
+    pub idle_ms: u64,
+    /// Whole exchange, stream included.
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 5_000,
+            first_byte_ms: 120_000,
+            idle_ms: 60_000,
+            total_ms: 600_000,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    pub fn first_byte(&self) -> Duration {
+        Duration::from_millis(self.first_byte_ms)
+    }
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
+    }
+    pub fn total(&self) -> Duration {
+        Duration::from_millis(self.total_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `owned_by` shown in `/v1/models`.
+    #[serde(default)]
+    pub owned_by: Option<String>,
+    pub targets: Vec<TargetConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Name of an entry under `providers`.
+    pub provider: String,
+    /// Upstream model name (openai, vllm, mock) or deployment name (azure); defaults to
+    /// the client-facing model name.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Share of traffic among targets of the same priority.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Lower priorities are tried first; higher ones are fallbacks.
+    #[serde(default)]
+    pub priority: u32,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+fn default_weight() -> u32 {
+    1
+}
+
+/// A configuration error that names the file and, where known, the line and column.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {message}", position.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: String,
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, substitutes, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            position: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_str_named(&raw, &file)
+    }
+
+    /// Parses config text; `file` is only used in error messages.
+    pub fn from_str_named(raw: &str, file: &str) -> Result<Config, ConfigError> {
+        let text = substitute(raw, |name| std::env::var(name).ok()).map_err(|e| ConfigError {
+            file: file.to_string(),
+            position: Some((e.line, e.column)),
+            message: e.message,
+        })?;
+        let config: Config = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError {
+            file: file.to_string(),
+            position: e.location().map(|l| (l.line(), l.column())),
+            message: e
+                .to_string()
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        })?;
+        config.validate().map_err(|(path, message)| ConfigError {
+            file: file.to_string(),
+            position: locate::key_path(&text, &path),
+            message: format!("{}: {message}", path.join(".")),
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (Vec<String>, String)> {
+        let err = |path: &[&str], msg: String| {
+            Err((path.iter().map(|s| s.to_string()).collect::<Vec<_>>(), msg))
+        };
+        for addr in [&self.listen, &self.admin_listen] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                return err(
+                    &["listen"],
+                    format!("`{addr}` is not a socket address (HOST:PORT)"),
+                );
+            }
+        }
+        if self.server.max_body_bytes == 0 {
+            return err(
+                &["server", "max_body_bytes"],
+                "must be greater than 0".into(),
+            );
+        }
+        if self.retry.max_attempts == 0 {
+            return err(&["retry", "max_attempts"], "must be at least 1".into());
+        }
+        for (i, key) in self.auth.api_keys.iter().enumerate() {
+            let ok = key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+            if !ok {
+                return err(
+                    &["auth", "api_keys"],
+                    format!("entry {i} (`{}`): `sha256` must be 64 hex digits", key.id),
+                );
+            }
+        }
+        for (name, p) in &self.providers {
+            let path = ["providers", name.as_str()];
+            let need = |field: &str, value: &Option<String>| -> Result<(), (Vec<String>, String)> {
+                match value.as_deref().map(str::trim) {
+                    Some(v) if !v.is_empty() => Ok(()),
+                    _ => err(
+                        &path,
+                        format!("`{field}` is required for kind {}", p.kind.label()),
+                    ),
+                }
+            };
+            match p.kind {
+                ProviderKind::Openai => need("api_key", &p.api_key)?,
+                ProviderKind::Azure => {
+                    need("endpoint", &p.endpoint)?;
+                    need("api_version", &p.api_version)?;
+                    need("api_key", &p.api_key)?;
+                }
+                ProviderKind::Vllm => need("base_url", &p.base_url)?,
+                ProviderKind::Mock => {}
+            }
+            for url in [&p.base_url, &p.endpoint].into_iter().flatten() {
+                let ok = url.parse::<http::Uri>().ok().is_some_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                });
+                if !ok {
+                    return err(&path, format!("`{url}` is not an http(s) URL"));
+                }
+            }
+            let t = &p.timeouts;
+            if [t.connect_ms, t.first_byte_ms, t.idle_ms, t.total_ms].contains(&0) {
+                return err(&path, "timeouts must be greater than 0".into());
+            }
+        }
+        if self.models.is_empty() {
+            return err(&["models"], "at least one model must be configured".into());
+        }
+        for (name, m) in &self.models {
+            let path = ["models", name.as_str()];
+            if m.targets.is_empty() {
+                return err(&path, "at least one target is required".into());
+            }
+            for t in &m.targets {
+                if !self.providers.contains_key(&t.provider) {
+                    return err(&path, format!("unknown provider `{}`", t.provider));
+                }
+                if t.weight == 0 {
+                    return err(&path, "target weight must be at least 1".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_grace_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "providers:\n  m:\n    kind: mock\nmodels:\n  a:\n    targets:\n      - provider: m\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::from_str_named(MINIMAL, "t.yaml").unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.admin_listen, "127.0.0.1:9090");
+        assert_eq!(c.server.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.models["a"].targets[0].weight, 1);
+    }
+
+    #[test]
+    fn syntax_errors_name_file_and_line() {
+        let bad = "providers:\n  m:\n    kind: mock\n    bogus: 1\nmodels: {}\n";
+        let e = Config::from_str_named(bad, "w.yaml").unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("w.yaml:4:"), "{text}");
+        assert!(text.contains("bogus"), "{text}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_the_key() {
+        let bad = "providers:\n  m:\n    kind: mock\nmodels:\n  a:\n    targets:\n      - provider: nope\n";
+        let e = Config::from_str_named(bad, "w.yaml").unwrap_err();
+        assert_eq!(e.position, Some((5, 3)), "{e}");
+        assert!(e.to_string().contains("unknown provider `nope`"), "{e}");
+    }
+
+    #[test]
+    fn missing_env_var_is_reported_without_value() {
+        let text = format!("{MINIMAL}listen: ${{WARDEN_TEST_SURELY_UNSET_VAR}}\n");
+        let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(8));
+        assert!(e.message.contains("WARDEN_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn provider_kinds_require_their_fields() {
+        let bad = "providers:\n  az:\n    kind: azure\n    endpoint: https://x.openai.azure.com\nmodels:\n  a:\n    targets:\n      - provider: az\n";
+        let e = Config::from_str_named(bad, "w.yaml").unwrap_err();
+        assert!(e.message.contains("api_version"), "{e}");
+        assert_eq!(e.position, Some((2, 3)));
+    }
+}

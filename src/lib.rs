@@ -1,0 +1,30 @@
+//! Warden: an LLM governance proxy that speaks the OpenAI API. A request walks a straight
+//! line of stages (route, authn, body, parse, model, upstream, respond); each stage lives in
+//! its own module and the proxy core only strings them together.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod mock;
+pub mod openai;
+pub mod provider;
+pub mod proxy;
+pub mod server;
+pub mod telemetry;
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers there is nothing to wait for but Ctrl-C.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,127 @@
+//! The `warden` command line: `serve` runs the proxy, `mock-provider` runs the built-in
+//! OpenAI-compatible mock on its own port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use warden::config::Config;
+use warden::mock::{Mock, MockSettings};
+
+#[derive(Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "LLM governance proxy speaking the OpenAI API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Serve {
+        /// Configuration file.
+        #[arg(long, env = "WARDEN_CONFIG", default_value = "warden.yaml")]
+        config: PathBuf,
+        /// Proxy listen address (overrides `listen`).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Admin listen address (overrides `admin_listen`).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+    },
+    /// Run the built-in mock provider on its own port (tests, benchmarks).
+    MockProvider {
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: SocketAddr,
+        /// Delay before each response starts.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Streaming pace in chunks per second (0: no pauses).
+        #[arg(long, default_value_t = 0)]
+        tokens_per_sec: u64,
+        /// Answer every model call with this HTTP status (failure tests).
+        #[arg(long)]
+        fail_status: Option<u16>,
+        /// Break every stream after this many chunks (failure tests).
+        #[arg(long)]
+        fail_after_chunks: Option<usize>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+        } => serve(config, listen, admin_listen),
+        Command::MockProvider {
+            listen,
+            latency_ms,
+            tokens_per_sec,
+            fail_status,
+            fail_after_chunks,
+        } => {
+            let settings = MockSettings {
+                latency: Duration::from_millis(latency_ms),
+                tokens_per_sec,
+                fail_status,
+                fail_after_chunks,
+            };
+            mock_provider(listen, settings)
+        }
+    }
+}
+
+fn serve(path: PathBuf, listen: Option<SocketAddr>, admin_listen: Option<SocketAddr>) -> ExitCode {
+    let mut config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(addr) = listen {
+        config.listen = addr.to_string();
+    }
+    if let Some(addr) = admin_listen {
+        config.admin_listen = addr.to_string();
+    }
+    warden::telemetry::init_logging(&config.log);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match warden::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mock_provider(listen: SocketAddr, settings: MockSettings) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(warden::mock::server::run(listen, Mock::new(settings, true))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! Typed OpenAI request bodies. Every struct keeps the fields it does not model in a
+//! flattened `extra` map, so a parameter Warden does not know still reaches the provider.
+//! A body is parsed once, here; later stages read and rewrite the typed value.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+
+/// The OpenAI endpoints Warden serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    ListModels,
+    GetModel,
+}
+
+impl Endpoint {
+    /// Stable label used in metrics, logs and audit records.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::ListModels => "list_models",
+            Endpoint::GetModel => "get_model",
+        }
+    }
+
+    /// The path below an OpenAI-compatible base URL (`…/v1/<path>`).
+    pub fn upstream_path(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat/completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::ListModels | Endpoint::GetModel => "models",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatCompletionRequest {
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_usage: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<MessageContent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `content` is either a plain string or an array of typed parts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContentPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl MessageContent {
+    /// The text of this content: the string, or the text parts joined by newlines.
+    pub fn text(&self) -> String {
+        match self {
+            MessageContent::Text(s) => s.clone(),
+            MessageContent::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| p.text.as_deref())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub function: FunctionCall,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionCall {
+    pub name: String,
+    /// JSON text, as produced by the model.
+    #[serde(default)]
+    pub arguments: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionDef>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompletionRequest {
+    pub model: String,
+    /// A string, an array of strings, or token arrays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EmbeddingRequest {
+    pub model: String,
+    pub input: EmbeddingInput,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding_format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EmbeddingInput {
+    Text(String),
+    Texts(Vec<String>),
+    Tokens(Vec<i64>),
+    TokenLists(Vec<Vec<i64>>),
+}
+
+impl EmbeddingInput {
+    pub fn len(&self) -> usize {
+        match self {
+            EmbeddingInput::Text(_) | EmbeddingInput::Tokens(_) => 1,
+            EmbeddingInput::Texts(v) => v.len(),
+            EmbeddingInput::TokenLists(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One parsed request body of a model-calling endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiRequest {
+    Chat(ChatCompletionRequest),
+    Completion(CompletionRequest),
+    Embedding(EmbeddingRequest),
+}
+
+impl ApiRequest {
+    /// Parses and validates a body for `endpoint`. Errors are client errors (400) whose
+    /// message names the offending field but never echoes its content.
+    pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<ApiRequest, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid(
+                "The request body is empty; expected a JSON object.",
+            ));
+        }
+        let parsed = match endpoint {
+            Endpoint::ChatCompletions => serde_json::from_slice(body).map(ApiRequest::Chat),
+            Endpoint::Completions => serde_json::from_slice(body).map(ApiRequest::Completion),
+            Endpoint::Embeddings => serde_json::from_slice(body).map(ApiRequest::Embedding),
+            Endpoint::ListModels | Endpoint::GetModel => {
+                return Err(ApiError::invalid("This endpoint takes no request body."));
+            }
+        };
+        let request = parsed.map_err(describe_json_error)?;
+        request.validate()?;
+        Ok(request)
+    }
+
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.model().trim().is_empty() {
+            return Err(
+                ApiError::invalid("'model' must be a non-empty string.").with_param("model")
+            );
+        }
+        match self {
+            ApiRequest::Chat(chat) => {
+                if chat.messages.is_empty() {
+                    return Err(
+                        ApiError::invalid("'messages' must contain at least one message.")
+                            .with_param("messages"),
+                    );
+                }
+                if chat.n == Some(0) {
+                    return Err(ApiError::invalid("'n' must be at least 1.").with_param("n"));
+                }
+            }
+            ApiRequest::Completion(c) => {
+                if c.prompt.is_none() {
+                    return Err(ApiError::invalid("Missing required parameter: 'prompt'.")
+                        .with_param("prompt"));
+                }
+            }
+            ApiRequest::Embedding(e) => {
+                if e.input.is_empty() {
+                    return Err(ApiError::invalid("'input' must not be empty.").with_param("input"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            ApiRequest::Chat(_) => Endpoint::ChatCompletions,
+            ApiRequest::Completion(_) => Endpoint::Completions,
+            ApiRequest::Embedding(_) => Endpoint::Embeddings,
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        match self {
+            ApiRequest::Chat(r) => &r.model,
+            ApiRequest::Completion(r) => &r.model,
+            ApiRequest::Embedding(r) => &r.model,
+        }
+    }
+
+    pub fn set_model(&mut self, model: &str) {
+        let slot = match self {
+            ApiRequest::Chat(r) => &mut r.model,
+            ApiRequest::Completion(r) => &mut r.model,
+            ApiRequest::Embedding(r) => &mut r.model,
+        };
+        model.clone_into(slot);
+    }
+
+    /// Whether the client asked for a server-sent-event stream.
+    pub fn is_stream(&self) -> bool {
+        match self {
+            ApiRequest::Chat(r) => r.stream.unwrap_or(false),
+            ApiRequest::Completion(r) => r.stream.unwrap_or(false),
+            ApiRequest::Embedding(_) => false,
+        }
+    }
+
+    /// Whether the client asked for the final usage chunk of a stream.
+    pub fn wants_stream_usage(&self) -> bool {
+        let opts = match self {
+            ApiRequest::Chat(r) => r.stream_options.as_ref(),
+            ApiRequest::Completion(r) => r.stream_options.as_ref(),
+            ApiRequest::Embedding(_) => None,
+        };
+        opts.and_then(|o| o.include_usage).unwrap_or(false)
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let out = match self {
+            ApiRequest::Chat(r) => serde_json::to_vec(r),
+            ApiRequest::Completion(r) => serde_json::to_vec(r),
+            ApiRequest::Embedding(r) => serde_json::to_vec(r),
+        };
+        // Serialising values that were just deserialised from JSON cannot fail.
+        out.unwrap_or_default()
+    }
+}
+
+/// Turns a serde_json error into a client message that names the position and the
+/// problem (missing field, wrong type) without quoting the body.
+fn describe_json_error(err: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let (line, column) = (err.line(), err.column());
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::invalid(format!(
+            "The request body is not valid JSON (line {line}, column {column})."
+        ))
+        .with_code("invalid_json"),
+        Category::Data => {
+            let text = err.to_string();
+            let reason = text.split(" at line ").next().unwrap_or(&text);
+            let mut api = ApiError::invalid(format!(
+                "Invalid request: {} (line {line}, column {column}).",
+                sanitize_reason(reason)
+            ));
+            if let Some(field) = missing_field(reason) {
+                api = ApiError::invalid(format!("Missing required parameter: '{field}'."))
+                    .with_param(field);
+            }
+            api
+        }
+    }
+}
+
+/// serde's data errors quote offending *values* in some messages (e.g. `invalid value:
+/// string "…"`); keep only the part before the quoted value.
+fn sanitize_reason(reason: &str) -> String {
+    match reason.find(['"', '\'']) {
+        Some(_) if reason.starts_with("missing field") || reason.starts_with("unknown field") => {
+            reason.to_string()
+        }
+        Some(i) => reason[..i].trim_end_matches([' ', ':']).to_string(),
+        None => reason.to_string(),
+    }
+}
+
+fn missing_field(reason: &str) -> Option<String> {
+    let rest = reason.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_unknown_fields_through_a_round_trip() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi","x_note":1}],
+            "temperature":0.2,"response_format":{"type":"json_object"},"logprobs":true,
+            "vendor_flag":{"a":[1,2]}}"#;
+        let req = ApiRequest::parse(Endpoint::ChatCompletions, body).unwrap();
+        let back: Value = serde_json::from_slice(&req.to_json()).unwrap();
+        let orig: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn content_parts_and_tool_calls_round_trip() {
+        let body = br#"{"model":"m","messages":[
+            {"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"u"}}]},
+            {"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"ok"}],
+            "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"},"strict":true}}]}"#;
+        let req = ApiRequest::parse(Endpoint::ChatCompletions, body).unwrap();
+        let back: Value = serde_json::from_slice(&req.to_json()).unwrap();
+        let orig: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(back, orig);
+        let ApiRequest::Chat(chat) = req else {
+            panic!("chat expected")
+        };
+        assert_eq!(chat.messages[0].content.as_ref().unwrap().text(), "a");
+    }
+
+    #[test]
+    fn malformed_json_is_a_400_with_position() {
+        let err = ApiRequest::parse(Endpoint::ChatCompletions, b"{\"model\": ").unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(err.code.as_deref(), Some("invalid_json"));
+        assert!(err.message.contains("line 1"), "{}", err.message);
+    }
+
+    #[test]
+    fn missing_field_names_the_param() {
+        let err = ApiRequest::parse(Endpoint::ChatCompletions, br#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("messages"));
+        let err = ApiRequest::parse(Endpoint::Embeddings, br#"{"input":"x"}"#).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("model"));
+    }
+
+    #[test]
+    fn wrong_type_does_not_echo_the_value() {
+        let err = ApiRequest::parse(
+            Endpoint::ChatCompletions,
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":"secret-value"}"#,
+        )
+        .unwrap_err();
+        assert!(!err.message.contains("secret-value"), "{}", err.message);
+    }
+
+    #[test]
+    fn empty_messages_and_body_are_rejected() {
+        assert!(
+            ApiRequest::parse(Endpoint::ChatCompletions, br#"{"model":"m","messages":[]}"#)
+                .is_err()
+        );
+        assert!(ApiRequest::parse(Endpoint::ChatCompletions, b"  ").is_err());
+    }
+
+    #[test]
+    fn embedding_inputs_of_every_shape() {
+        for input in [r#""a""#, r#"["a","b"]"#, "[1,2,3]", "[[1],[2]]"] {
+            let body = format!(r#"{{"model":"e","input":{input}}}"#);
+            let req = ApiRequest::parse(Endpoint::Embeddings, body.as_bytes()).unwrap();
+            let back: Value = serde_json::from_slice(&req.to_json()).unwrap();
+            assert_eq!(back["input"], serde_json::from_str::<Value>(input).unwrap());
+        }
+    }
+
+    #[test]
+    fn set_model_and_stream_flags() {
+        let mut req = ApiRequest::parse(
+            Endpoint::ChatCompletions,
+            br#"{"model":"a","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .unwrap();
+        assert!(req.is_stream());
+        assert!(req.wants_stream_usage());
+        req.set_model("b");
+        assert_eq!(req.model(), "b");
+    }
+}

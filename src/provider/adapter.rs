@@ -1,0 +1,152 @@
+//! Provider adapters: the URL, headers and credentials of an upstream call for OpenAI,
+//! Azure OpenAI (deployment URLs and the `api-key` header) and vLLM. The client's own
+//! `Authorization` header never reaches this module; only the provider's key is sent.
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
+use http::{Method, Request};
+use http_body_util::Full;
+
+use super::client::{self, HttpClient};
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::openai::Endpoint;
+
+const DEFAULT_OPENAI_BASE: &str = "https://api.openai.com/v1";
+
+pub struct HttpUpstream {
+    pub kind: ProviderKind,
+    pub client: HttpClient,
+    base: String,
+    api_version: Option<String>,
+    credential: Option<(http::HeaderName, HeaderValue)>,
+}
+
+impl HttpUpstream {
+    pub fn new(p: &ProviderConfig) -> anyhow::Result<HttpUpstream> {
+        let base = match p.kind {
+            ProviderKind::Azure => p.endpoint.clone().unwrap_or_default(),
+            _ => p
+                .base_url
+                .clone()
+                .unwrap_or_else(|| DEFAULT_OPENAI_BASE.to_string()),
+        };
+        let key = p
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        let credential = match (p.kind, key) {
+            (_, None) => None,
+            (ProviderKind::Azure, Some(k)) => {
+                Some((http::HeaderName::from_static("api-key"), sensitive(k)?))
+            }
+            (_, Some(k)) => Some((AUTHORIZATION, sensitive(&format!("Bearer {k}"))?)),
+        };
+        Ok(HttpUpstream {
+            kind: p.kind,
+            client: client::build(p.timeouts.connect(), p.ca_file.as_deref())?,
+            base: base.trim_end_matches('/').to_string(),
+            api_version: p.api_version.clone(),
+            credential,
+        })
+    }
+
+    /// The URL of `endpoint` for this provider and upstream model (Azure: deployment).
+    pub fn url(&self, endpoint: Endpoint, upstream_model: &str) -> String {
+        match self.kind {
+            ProviderKind::Azure => format!(
+                "{}/openai/deployments/{}/{}?api-version={}",
+                self.base,
+                upstream_model,
+                endpoint.upstream_path(),
+                self.api_version.as_deref().unwrap_or_default()
+            ),
+            _ => format!("{}/{}", self.base, endpoint.upstream_path()),
+        }
+    }
+
+    pub fn request(
+        &self,
+        endpoint: Endpoint,
+        upstream_model: &str,
+        body: Bytes,
+        request_id: &str,
+        stream: bool,
+    ) -> Result<Request<Full<Bytes>>, http::Error> {
+        let accept = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(self.url(endpoint, upstream_model))
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, accept)
+            .header(USER_AGENT, concat!("warden/", env!("CARGO_PKG_VERSION")))
+            .header("x-request-id", request_id);
+        if let Some((name, value)) = &self.credential {
+            builder = builder.header(name, value);
+        }
+        builder.body(Full::new(body))
+    }
+}
+
+fn sensitive(value: &str) -> anyhow::Result<HeaderValue> {
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| anyhow::anyhow!("api_key contains characters not allowed in a header"))?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Timeouts;
+
+    fn provider(kind: ProviderKind) -> ProviderConfig {
+        ProviderConfig {
+            kind,
+            base_url: Some("http://127.0.0.1:9/v1/".into()),
+            endpoint: Some("https://res.openai.azure.com/".into()),
+            api_version: Some("2024-10-21".into()),
+            api_key: Some("k-1".into()),
+            ca_file: None,
+            timeouts: Timeouts::default(),
+            latency_ms: 0,
+            tokens_per_sec: 0,
+        }
+    }
+
+    #[test]
+    fn azure_uses_deployment_url_and_api_key_header() {
+        let up = HttpUpstream::new(&provider(ProviderKind::Azure)).unwrap();
+        let req = up
+            .request(
+                Endpoint::ChatCompletions,
+                "gpt4o-prod",
+                Bytes::new(),
+                "r1",
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            req.uri().to_string(),
+            "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(req.headers()["api-key"], "k-1");
+        assert!(req.headers().get(AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn openai_compatible_uses_bearer_and_base_url() {
+        let up = HttpUpstream::new(&provider(ProviderKind::Vllm)).unwrap();
+        let req = up
+            .request(Endpoint::Embeddings, "m", Bytes::new(), "r1", true)
+            .unwrap();
+        assert_eq!(req.uri().to_string(), "http://127.0.0.1:9/v1/embeddings");
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer k-1");
+        assert_eq!(req.headers()[ACCEPT], "text/event-stream");
+        assert!(req.headers()[AUTHORIZATION].is_sensitive());
+    }
+}

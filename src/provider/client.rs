@@ -1,0 +1,52 @@
+//! The outbound HTTP client (hyper 1 over rustls): webpki roots plus an optional extra CA
+//! bundle, connection pooling, HTTP/1.1 and HTTP/2 by ALPN, and a connect timeout.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds a pooled client. `ca_file` adds PEM certificates to the trusted roots.
+pub fn build(connect_timeout: Duration, ca_file: Option<&Path>) -> anyhow::Result<HttpClient> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| anyhow::anyhow!("cannot read CA file {}: {e}", path.display()))?
+        {
+            let cert = cert.map_err(|e| anyhow::anyhow!("bad PEM in {}: {e}", path.display()))?;
+            roots.add(cert)?;
+            added += 1;
+        }
+        if added == 0 {
+            anyhow::bail!("CA file {} holds no certificate", path.display());
+        }
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https))
+}

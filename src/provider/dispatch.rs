@@ -1,0 +1,499 @@
+//! Sends one request to a model's targets: in priority/weight order, retrying the next
+//! target with backoff on connect errors, timeouts, 429 and 5xx, but only while nothing
+//! has been sent to the client. A stream is handed back once its first chunk arrived;
+//! from then on it is never retried.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, StatusCode};
+use http_body_util::BodyExt;
+use tokio::time::{Instant, timeout_at};
+
+use super::{ModelRoute, Provider, Transport, UpstreamBody, Upstreams, attempt_order};
+use crate::config::RetrySettings;
+use crate::mock::MockRequest;
+use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
+use crate::telemetry::metrics;
+
+/// Largest non-stream response body Warden reads from a provider.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest error body kept from a provider.
+const MAX_ERROR_BYTES: usize = 1024 * 1024;
+
+/// Response headers of a provider that are passed on to the client.
+const PASSED_HEADERS: [&str; 3] = ["content-type", "openai-processing-ms", "openai-version"];
+
+/// What the dispatcher needs to know about the request.
+pub struct Call<'a> {
+    pub request: &'a ApiRequest,
+    /// The client's body, forwarded unchanged when no stage rewrote the request and the
+    /// target uses the client's model name.
+    pub original: &'a Bytes,
+    pub body_changed: bool,
+    pub request_id: &'a str,
+}
+
+/// An answer from a provider.
+pub enum Reply {
+    /// A whole body: a non-stream answer, or a provider error passed through.
+    Full {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    /// A stream whose first chunk has arrived.
+    Stream(UpstreamStream),
+}
+
+/// The result of dispatching, with what the access log and metrics need.
+pub struct Dispatched {
+    pub reply: Result<Reply, ApiError>,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    pub attempts: u32,
+    /// Time until the chosen provider's response headers.
+    pub upstream_latency: Option<Duration>,
+}
+
+/// Why an attempt failed.
+#[derive(Debug)]
+enum Failure {
+    Connect,
+    Timeout { what: &'static str, after: Duration },
+    Status(StatusCode),
+    Credentials(StatusCode),
+    Broken,
+}
+
+impl Failure {
+    fn label(&self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Timeout { .. } => "timeout",
+            Failure::Status(s) if *s == StatusCode::TOO_MANY_REQUESTS => "status_429",
+            Failure::Status(_) => "status_5xx",
+            Failure::Credentials(_) => "credentials",
+            Failure::Broken => "reset",
+        }
+    }
+
+    fn into_api_error(self) -> ApiError {
+        match self {
+            Failure::Connect => ApiError::new(
+                ErrorKind::UpstreamError,
+                "Could not connect to the upstream provider.",
+            ),
+            Failure::Timeout { what, after } => ApiError::new(
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "The upstream provider did not answer in time ({what} timeout of {} ms).",
+                    after.as_millis()
+                ),
+            ),
+            Failure::Status(s) if s == StatusCode::TOO_MANY_REQUESTS => ApiError::new(
+                ErrorKind::RateLimited,
+                "The upstream provider is rate limiting requests; retry later.",
+            )
+            .with_header("retry-after", "1"),
+            Failure::Status(s) => ApiError::new(
+                ErrorKind::UpstreamError,
+                format!("The upstream provider failed with status {}.", s.as_u16()),
+            ),
+            Failure::Credentials(s) => ApiError::new(
+                ErrorKind::UpstreamError,
+                format!(
+                    "The upstream provider refused Warden's credentials (status {}).",
+                    s.as_u16()
+                ),
+            ),
+            Failure::Broken => ApiError::new(
+                ErrorKind::UpstreamError,
+                "The upstream connection failed before a response was received.",
+            ),
+        }
+    }
+}
+
+/// A provider stream, read chunk by chunk under the idle-gap and total timeouts.
+pub struct UpstreamStream {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The first chunk, already received (None if the stream was empty).
+    pub first: Option<Bytes>,
+    body: UpstreamBody,
+    idle: Duration,
+    deadline: Instant,
+}
+
+/// A stream that ended abnormally.
+#[derive(Debug, Clone)]
+pub enum StreamError {
+    Idle(Duration),
+    Total,
+    Broken,
+}
+
+impl StreamError {
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            StreamError::Idle(d) => ApiError::new(
+                ErrorKind::UpstreamTimeout,
+                format!(
+                    "The upstream stream stalled for more than {} ms.",
+                    d.as_millis()
+                ),
+            ),
+            StreamError::Total => ApiError::new(
+                ErrorKind::UpstreamTimeout,
+                "The upstream stream exceeded its total time limit.",
+            ),
+            StreamError::Broken => ApiError::new(
+                ErrorKind::UpstreamError,
+                "The upstream connection failed during the stream.",
+            ),
+        }
+    }
+}
+
+impl UpstreamStream {
+    /// The next non-empty chunk, `None` at the end of the stream.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, StreamError> {
+        loop {
+            let now = Instant::now();
+            if now >= self.deadline {
+                return Err(StreamError::Total);
+            }
+            let idle_at = now + self.idle;
+            let (limit, err) = if idle_at < self.deadline {
+                (idle_at, StreamError::Idle(self.idle))
+            } else {
+                (self.deadline, StreamError::Total)
+            };
+            match timeout_at(limit, self.body.frame()).await {
+                Err(_) => return Err(err),
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(_))) => return Err(StreamError::Broken),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Dispatches `call` to `route`'s targets.
+pub async fn dispatch(
+    upstreams: &Upstreams,
+    route: &ModelRoute,
+    retry: &RetrySettings,
+    call: Call<'_>,
+) -> Dispatched {
+    let order = attempt_order(&route.targets, &mut rand::rng());
+    let stream = call.request.is_stream();
+    let endpoint = call.request.endpoint();
+    let mut bodies: Vec<Option<Bytes>> = vec![None; route.targets.len()];
+    let mut last_failure = None;
+    let mut last_target = None;
+    for attempt in 0..retry.max_attempts {
+        let index = order[attempt as usize % order.len()];
+        let target = &route.targets[index];
+        let provider = &upstreams.providers[target.provider];
+        if attempt > 0 {
+            tokio::time::sleep(backoff(retry, attempt)).await;
+            metrics()
+                .upstream_retries
+                .with_label_values(&[provider.name.as_str()])
+                .inc();
+        }
+        if bodies[index].is_none() {
+            bodies[index] = Some(body_for(&call, provider, &target.upstream_model));
+        }
+        let body = bodies[index].clone().unwrap_or_default();
+        let started = Instant::now();
+        let result = attempt_once(
+            provider,
+            endpoint,
+            &target.upstream_model,
+            body,
+            call.request_id,
+            stream,
+        )
+        .await;
+        last_target = Some((provider.name.clone(), target.upstream_model.clone()));
+        match result {
+            Ok((reply, latency)) => {
+                let status = match &reply {
+                    Reply::Full { status, .. } => *status,
+                    Reply::Stream(s) => s.status,
+                };
+                metrics()
+                    .upstream_requests
+                    .with_label_values(&[provider.name.as_str(), status.as_str()])
+                    .inc();
+                metrics()
+                    .upstream_latency
+                    .with_label_values(&[provider.name.as_str()])
+                    .observe(latency.as_secs_f64());
+                return Dispatched {
+                    reply: Ok(reply),
+                    provider: Some(provider.name.clone()),
+                    upstream_model: Some(target.upstream_model.clone()),
+                    attempts: attempt + 1,
+                    upstream_latency: Some(latency),
+                };
+            }
+            Err(failure) => {
+                metrics()
+                    .upstream_errors
+                    .with_label_values(&[provider.name.as_str(), failure.label()])
+                    .inc();
+                tracing::warn!(
+                    request_id = call.request_id,
+                    provider = %provider.name,
+                    attempt = attempt + 1,
+                    error = failure.label(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "upstream attempt failed"
+                );
+                last_failure = Some(failure);
+            }
+        }
+    }
+    let (provider, upstream_model) = last_target.unzip();
+    Dispatched {
+        reply: Err(last_failure.unwrap_or(Failure::Broken).into_api_error()),
+        provider,
+        upstream_model,
+        attempts: retry.max_attempts,
+        upstream_latency: None,
+    }
+}
+
+fn body_for(call: &Call<'_>, provider: &Provider, upstream_model: &str) -> Bytes {
+    let keeps_model = call.request.model() == upstream_model
+        || provider.kind == crate::config::ProviderKind::Azure;
+    if keeps_model && !call.body_changed {
+        return call.original.clone();
+    }
+    let mut req = call.request.clone();
+    if provider.kind != crate::config::ProviderKind::Azure {
+        req.set_model(upstream_model);
+    }
+    Bytes::from(req.to_json())
+}
+
+/// Exponential backoff with jitter in [d/2, d].
+fn backoff(retry: &RetrySettings, attempt: u32) -> Duration {
+    let exp = retry
+        .backoff_initial_ms
+        .saturating_mul(1u64 << (attempt - 1).min(16));
+    let capped = exp.min(retry.backoff_max_ms);
+    let jittered = capped / 2 + rand::random_range(0..=capped / 2);
+    Duration::from_millis(jittered)
+}
+
+async fn attempt_once(
+    provider: &Provider,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    body: Bytes,
+    request_id: &str,
+    stream: bool,
+) -> Result<(Reply, Duration), Failure> {
+    let t = provider.timeouts;
+    let started = Instant::now();
+    let deadline = started + t.total();
+    let first_byte_at = started + t.first_byte().min(t.total());
+    let first_byte_timeout = Failure::Timeout {
+        what: "first-byte",
+        after: t.first_byte(),
+    };
+    let response = timeout_at(
+        first_byte_at,
+        send(provider, endpoint, upstream_model, body, request_id, stream),
+    )
+    .await
+    .map_err(|_| first_byte_timeout)??;
+    let latency = started.elapsed();
+    let (parts, body) = response.into_parts();
+    let headers = passed_headers(&parts.headers);
+    let status = parts.status;
+    if status.is_success() {
+        let is_sse = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if stream && is_sse {
+            let mut s = UpstreamStream {
+                status,
+                headers,
+                first: None,
+                body,
+                idle: t.idle(),
+                deadline,
+            };
+            let first = timeout_at(first_byte_at, s.next_chunk())
+                .await
+                .map_err(|_| Failure::Timeout {
+                    what: "first-byte",
+                    after: t.first_byte(),
+                })?
+                .map_err(|e| match e {
+                    StreamError::Broken => Failure::Broken,
+                    StreamError::Idle(after) => Failure::Timeout {
+                        what: "idle",
+                        after,
+                    },
+                    StreamError::Total => Failure::Timeout {
+                        what: "total",
+                        after: t.total(),
+                    },
+                })?;
+            s.first = first;
+            return Ok((Reply::Stream(s), latency));
+        }
+        let bytes = timeout_at(deadline, collect(body, MAX_RESPONSE_BYTES))
+            .await
+            .map_err(|_| Failure::Timeout {
+                what: "total",
+                after: t.total(),
+            })?
+            .ok_or(Failure::Broken)?;
+        return Ok((
+            Reply::Full {
+                status,
+                headers,
+                body: bytes,
+            },
+            latency,
+        ));
+    }
+    let bytes = match timeout_at(deadline, collect(body, MAX_ERROR_BYTES)).await {
+        Ok(Some(b)) => b,
+        _ => Bytes::new(),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return Err(Failure::Status(status));
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Err(Failure::Credentials(status));
+    }
+    Ok((
+        Reply::Full {
+            status,
+            headers,
+            body: bytes,
+        },
+        latency,
+    ))
+}
+
+async fn send(
+    provider: &Provider,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    body: Bytes,
+    request_id: &str,
+    stream: bool,
+) -> Result<http::Response<UpstreamBody>, Failure> {
+    match &provider.transport {
+        Transport::Http(up) => {
+            let req = up
+                .request(endpoint, upstream_model, body, request_id, stream)
+                .map_err(|_| Failure::Broken)?;
+            let resp = up.client.request(req).await.map_err(|e| {
+                if e.is_connect() {
+                    Failure::Connect
+                } else {
+                    Failure::Broken
+                }
+            })?;
+            Ok(resp.map(boxed_incoming))
+        }
+        Transport::Mock(mock) => {
+            let path = format!("/v1/{}", endpoint.upstream_path());
+            let headers = HeaderMap::new();
+            Ok(mock
+                .handle(MockRequest {
+                    method: &http::Method::POST,
+                    path: &path,
+                    headers: &headers,
+                    body,
+                })
+                .await)
+        }
+    }
+}
+
+fn boxed_incoming(body: hyper::body::Incoming) -> UpstreamBody {
+    body.map_err(box_error).boxed()
+}
+
+fn box_error(e: hyper::Error) -> super::BoxError {
+    Box::new(e)
+}
+
+/// Reads a whole body of at most `limit` bytes; `None` if it failed or was too large.
+async fn collect(mut body: UpstreamBody, limit: usize) -> Option<Bytes> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.ok()?.into_data() {
+            if buf.len() + data.len() > limit {
+                return None;
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Some(buf.freeze())
+}
+
+fn passed_headers(from: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in PASSED_HEADERS {
+        if let Some(v) = from.get(name) {
+            out.insert(HeaderName::from_static(name), v.clone());
+        }
+    }
+    if let Some(v) = from.get("x-request-id") {
+        out.insert(HeaderName::from_static("x-upstream-request-id"), v.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let r = RetrySettings {
+            max_attempts: 5,
+            backoff_initial_ms: 100,
+            backoff_max_ms: 300,
+        };
+        for _ in 0..50 {
+            let b1 = backoff(&r, 1).as_millis();
+            assert!((50..=100).contains(&b1), "{b1}");
+            let b3 = backoff(&r, 3).as_millis();
+            assert!((150..=300).contains(&b3), "{b3}");
+        }
+    }
+
+    #[test]
+    fn only_safe_headers_pass() {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.insert("set-cookie", "a=b".parse().unwrap());
+        h.insert("x-ratelimit-remaining-requests", "1".parse().unwrap());
+        h.insert("x-request-id", "up-1".parse().unwrap());
+        let out = passed_headers(&h);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out["x-upstream-request-id"], "up-1");
+    }
+}

@@ -1,0 +1,102 @@
+//! Per-request state carried through the stages: the request id and what the access log,
+//! metrics and (later) the audit record report about the request.
+
+use std::time::{Duration, Instant};
+
+use pingora::http::RequestHeader;
+
+use crate::auth::Principal;
+
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub request_id: String,
+    pub started: Instant,
+    pub route: &'static str,
+    /// The configured model the request used; `None` until resolved.
+    pub model: Option<String>,
+    pub principal: Option<Principal>,
+    pub stream: bool,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    pub attempts: u32,
+    pub upstream_latency: Option<Duration>,
+    pub first_byte: Option<Duration>,
+    /// Whether the request body has been read to its end.
+    pub body_read: bool,
+    pub client_gone: bool,
+}
+
+impl RequestCtx {
+    pub fn new() -> RequestCtx {
+        RequestCtx {
+            request_id: String::new(),
+            started: Instant::now(),
+            route: "unknown",
+            model: None,
+            principal: None,
+            stream: false,
+            status: 0,
+            error_code: None,
+            provider: None,
+            upstream_model: None,
+            attempts: 0,
+            upstream_latency: None,
+            first_byte: None,
+            body_read: false,
+            client_gone: false,
+        }
+    }
+
+    pub fn mark_first_byte(&mut self) {
+        if self.first_byte.is_none() {
+            self.first_byte = Some(self.started.elapsed());
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The client's `x-request-id` when it is a safe token (≤ 128 of `[A-Za-z0-9._:-]`),
+/// otherwise a new UUID.
+pub fn request_id(header: &RequestHeader) -> String {
+    header
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(id: Option<&str>) -> RequestHeader {
+        let mut h = RequestHeader::build("GET", b"/v1/models", None).unwrap();
+        if let Some(id) = id {
+            h.insert_header("x-request-id", id).unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn keeps_safe_client_ids_and_replaces_others() {
+        assert_eq!(request_id(&header(Some("abc-123.x:y_z"))), "abc-123.x:y_z");
+        let fresh = request_id(&header(Some("has space")));
+        assert_eq!(fresh.len(), 36);
+        assert_ne!(request_id(&header(None)), request_id(&header(None)));
+        assert_eq!(request_id(&header(Some(&"a".repeat(129)))).len(), 36);
+    }
+}

@@ -1,0 +1,241 @@
+//! The data plane: a pingora `ProxyHttp` whose `request_filter` runs the request's stages
+//! in order (route → authn → body → parse → model → upstream → respond) and answers the
+//! client itself. Warden owns the body and calls providers with its own client, so bodies
+//! of any size up to the limit are seen whole before a provider is picked.
+
+mod body;
+pub mod context;
+mod respond;
+mod route;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::openai::models::{ModelList, ModelObject};
+use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
+use crate::provider::dispatch::{Call, dispatch};
+use crate::provider::{Reply, Upstreams};
+use crate::server::Lifecycle;
+use crate::telemetry::metrics;
+
+pub use context::RequestCtx;
+
+/// Everything a request needs, built once from the configuration.
+pub struct Gateway {
+    pub config: Config,
+    pub upstreams: Upstreams,
+    pub auth: Authenticator,
+    pub lifecycle: Lifecycle,
+    /// Unix time Warden started; the `created` of listed models.
+    pub started_at: u64,
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> anyhow::Result<Gateway> {
+        let upstreams = Upstreams::from_config(&config)?;
+        let auth = Authenticator::from_config(&config.auth)?;
+        let started_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Ok(Gateway {
+            config,
+            upstreams,
+            auth,
+            lifecycle: Lifecycle::default(),
+            started_at,
+        })
+    }
+}
+
+pub struct WardenProxy {
+    gateway: Arc<Gateway>,
+}
+
+impl WardenProxy {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        WardenProxy { gateway }
+    }
+
+    /// Runs the stages; returns an error for the caller to write, or `Ok` once answered.
+    async fn handle(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), ApiError> {
+        let gw = &*self.gateway;
+        let route = route::resolve(
+            &session.req_header().method,
+            session.req_header().uri.path(),
+        )?;
+        ctx.route = route.endpoint.label();
+        ctx.principal = Some(gw.auth.authenticate(&session.req_header().headers)?);
+
+        match route.endpoint {
+            Endpoint::ListModels => {
+                let body = model_list_json(gw);
+                respond::full(session, ctx, StatusCode::OK, &HeaderMap::new(), body).await;
+                return Ok(());
+            }
+            Endpoint::GetModel => {
+                let id = route.model_id.unwrap_or_default();
+                let body = model_json(gw, &id)?;
+                ctx.model = Some(id);
+                respond::full(session, ctx, StatusCode::OK, &HeaderMap::new(), body).await;
+                return Ok(());
+            }
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => {}
+        }
+
+        body::check_content_type(session)?;
+        let server = &gw.config.server;
+        let raw = body::read(
+            session,
+            server.max_body_bytes,
+            Duration::from_millis(server.client_body_timeout_ms),
+        )
+        .await?;
+        ctx.body_read = true;
+        let request = ApiRequest::parse(route.endpoint, &raw)?;
+        ctx.stream = request.is_stream();
+        let model = gw
+            .upstreams
+            .route(request.model())
+            .ok_or_else(|| model_not_found(request.model()))?;
+        ctx.model = Some(model.name.clone());
+
+        let call = Call {
+            request: &request,
+            original: &raw,
+            body_changed: false,
+            request_id: &ctx.request_id,
+        };
+        let dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
+        ctx.provider = dispatched.provider;
+        ctx.upstream_model = dispatched.upstream_model;
+        ctx.attempts = dispatched.attempts;
+        ctx.upstream_latency = dispatched.upstream_latency;
+        match dispatched.reply? {
+            Reply::Full {
+                status,
+                headers,
+                body,
+            } => respond::full(session, ctx, status, &headers, body).await,
+            Reply::Stream(stream) => respond::stream(session, ctx, stream).await,
+        }
+        Ok(())
+    }
+
+    /// Metrics and the access log line of a finished request.
+    fn finish(&self, ctx: &RequestCtx) {
+        let elapsed = ctx.started.elapsed();
+        let m = metrics();
+        let status = if ctx.client_gone && ctx.status == 0 {
+            499
+        } else {
+            ctx.status
+        };
+        let status_label = status.to_string();
+        m.requests
+            .with_label_values(&[
+                ctx.route,
+                ctx.model.as_deref().unwrap_or("none"),
+                status_label.as_str(),
+            ])
+            .inc();
+        m.request_duration
+            .with_label_values(&[ctx.route])
+            .observe(elapsed.as_secs_f64());
+        if let Some(ttfb) = ctx.first_byte {
+            m.time_to_first_byte
+                .with_label_values(&[ctx.route])
+                .observe(ttfb.as_secs_f64());
+        }
+        tracing::info!(
+            target: "warden::access",
+            request_id = %ctx.request_id,
+            route = ctx.route,
+            model = ctx.model.as_deref().unwrap_or("-"),
+            subject = ctx.principal.as_ref().map(|p| p.subject.as_str()).unwrap_or("-"),
+            status,
+            error = ctx.error_code.as_deref().unwrap_or("-"),
+            stream = ctx.stream,
+            provider = ctx.provider.as_deref().unwrap_or("-"),
+            upstream_model = ctx.upstream_model.as_deref().unwrap_or("-"),
+            attempts = ctx.attempts,
+            upstream_ms = ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+            ttfb_ms = ctx.first_byte.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            client_gone = ctx.client_gone,
+            "request"
+        );
+    }
+}
+
+fn model_list_json(gw: &Gateway) -> Bytes {
+    let data = gw
+        .upstreams
+        .model_names
+        .iter()
+        .filter_map(|name| gw.upstreams.route(name))
+        .map(|m| ModelObject::new(&m.name, &m.owned_by, gw.started_at))
+        .collect();
+    Bytes::from(serde_json::to_vec(&ModelList::new(data)).unwrap_or_default())
+}
+
+fn model_json(gw: &Gateway, id: &str) -> Result<Bytes, ApiError> {
+    let model = gw.upstreams.route(id).ok_or_else(|| model_not_found(id))?;
+    let obj = ModelObject::new(&model.name, &model.owned_by, gw.started_at);
+    Ok(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()))
+}
+
+fn model_not_found(id: &str) -> ApiError {
+    // Model ids are identifiers chosen by the client; they are echoed like OpenAI does,
+    // bounded so an oversized value cannot bloat the answer.
+    let shown: String = id.chars().take(128).collect();
+    ApiError::new(
+        ErrorKind::ModelNotFound,
+        format!("The model `{shown}` does not exist or you do not have access to it."),
+    )
+    .with_param("model")
+}
+
+#[async_trait]
+impl ProxyHttp for WardenProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let _in_flight = self.gateway.lifecycle.enter();
+        ctx.started = std::time::Instant::now();
+        ctx.request_id = context::request_id(session.req_header());
+        if let Err(err) = self.handle(session, ctx).await {
+            if !ctx.body_read && body::declares_body(session) {
+                // The body was not consumed: the connection cannot carry another request.
+                session.set_keepalive(None);
+            }
+            respond::error(session, ctx, &err).await;
+        }
+        self.finish(ctx);
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        // `request_filter` answers every request; pingora's own upstream path is unused.
+        Err(Error::explain(
+            ErrorType::InternalError,
+            "warden answers in request_filter",
+        ))
+    }
+}

@@ -1,0 +1,128 @@
+//! Writing answers to the client through pingora: whole JSON bodies, OpenAI errors, and
+//! provider streams relayed chunk by chunk as they arrive. A failed write means the client
+//! went away; the caller then drops the upstream stream, which cancels the provider call.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use super::context::RequestCtx;
+use crate::openai::ApiError;
+use crate::provider::UpstreamStream;
+use crate::telemetry::metrics;
+
+fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<ResponseHeader> {
+    let mut h = ResponseHeader::build(status, Some(extra.len() + 4)).ok()?;
+    for (name, value) in extra {
+        h.append_header(name.clone(), value.clone()).ok()?;
+    }
+    h.insert_header("x-request-id", ctx.request_id.as_str())
+        .ok()?;
+    Some(h)
+}
+
+/// Writes a complete response with a `content-length`.
+pub async fn full(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: StatusCode,
+    extra: &HeaderMap,
+    body: Bytes,
+) {
+    ctx.status = status.as_u16();
+    let Some(mut h) = header(status, ctx, extra) else {
+        return;
+    };
+    if !extra.contains_key(http::header::CONTENT_TYPE) {
+        let _ = h.insert_header(http::header::CONTENT_TYPE, "application/json");
+    }
+    let _ = h.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
+    if session
+        .write_response_header(Box::new(h), false)
+        .await
+        .is_err()
+    {
+        ctx.client_gone = true;
+        return;
+    }
+    ctx.mark_first_byte();
+    if session.write_response_body(Some(body), true).await.is_err() {
+        ctx.client_gone = true;
+    }
+}
+
+/// Writes an OpenAI error response.
+pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) {
+    ctx.error_code = err.code.clone();
+    let mut extra = HeaderMap::new();
+    for (name, value) in &err.headers {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            extra.append(*name, v);
+        }
+    }
+    full(
+        session,
+        ctx,
+        err.status(),
+        &extra,
+        Bytes::from(err.to_json()),
+    )
+    .await;
+}
+
+/// Relays a provider stream. Upstream failures after the start end the stream with an
+/// OpenAI error event; a client disconnect stops reading (and so cancels) the upstream.
+pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: UpstreamStream) {
+    ctx.status = upstream.status.as_u16();
+    let Some(mut h) = header(upstream.status, ctx, &upstream.headers) else {
+        return;
+    };
+    let _ = h.insert_header(http::header::CACHE_CONTROL, "no-cache");
+    let _ = h.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+    if session
+        .write_response_header(Box::new(h), false)
+        .await
+        .is_err()
+    {
+        ctx.client_gone = true;
+        return;
+    }
+    ctx.mark_first_byte();
+    let mut next = upstream.first.take().map(Ok);
+    loop {
+        let item = match next.take() {
+            Some(first) => first,
+            None => upstream
+                .next_chunk()
+                .await
+                .transpose()
+                .unwrap_or(Ok(Bytes::new())),
+        };
+        let (chunk, end) = match item {
+            Ok(chunk) if chunk.is_empty() => (None, true),
+            Ok(chunk) => (Some(chunk), false),
+            Err(e) => {
+                let err = e.to_api_error();
+                metrics()
+                    .stream_errors
+                    .with_label_values(&[err.kind.default_code()])
+                    .inc();
+                ctx.error_code = err.code.clone();
+                tracing::warn!(request_id = %ctx.request_id, error = %err, "upstream stream failed");
+                (Some(Bytes::from(err.to_sse_event())), true)
+            }
+        };
+        if session.write_response_body(chunk, end).await.is_err() {
+            ctx.client_gone = true;
+            metrics()
+                .client_disconnects
+                .with_label_values(&[ctx.route])
+                .inc();
+            return;
+        }
+        if end {
+            return;
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Stage 1, routing: which OpenAI endpoint a method and path name. Unknown paths get 404
+//! and known paths with the wrong method 405, both in OpenAI's error shape.
+
+use http::Method;
+
+use crate::openai::{ApiError, Endpoint, ErrorKind};
+
+/// A resolved route: the endpoint and, for `GET /v1/models/{id}`, the model id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub endpoint: Endpoint,
+    pub model_id: Option<String>,
+}
+
+pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let (endpoint, allowed, model_id) = match path {
+        "/v1/chat/completions" => (Endpoint::ChatCompletions, Method::POST, None),
+        "/v1/completions" => (Endpoint::Completions, Method::POST, None),
+        "/v1/embeddings" => (Endpoint::Embeddings, Method::POST, None),
+        "/v1/models" => (Endpoint::ListModels, Method::GET, None),
+        _ => match path.strip_prefix("/v1/models/") {
+            Some(id) if !id.is_empty() => {
+                (Endpoint::GetModel, Method::GET, Some(percent_decode(id)?))
+            }
+            _ => {
+                return Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    "Unknown endpoint. Warden serves POST /v1/chat/completions, \
+                     POST /v1/completions, POST /v1/embeddings and GET /v1/models.",
+                )
+                .with_code("unknown_url"));
+            }
+        },
+    };
+    if *method != allowed {
+        return Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("Method not allowed: this endpoint accepts {allowed} only."),
+        )
+        .with_header("allow", allowed.as_str()));
+    }
+    Ok(Route { endpoint, model_id })
+}
+
+/// Decodes `%XX` escapes of a path segment (model ids such as `org%2Fmodel`).
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+                return Err(ApiError::invalid(
+                    "Malformed percent-encoding in the model id.",
+                ));
+            };
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ApiError::invalid("The model id is not valid UTF-8."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_known_endpoints() {
+        assert_eq!(
+            resolve(&Method::POST, "/v1/chat/completions")
+                .unwrap()
+                .endpoint,
+            Endpoint::ChatCompletions
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/v1/models/").unwrap().endpoint,
+            Endpoint::ListModels
+        );
+        let r = resolve(&Method::GET, "/v1/models/org%2Fllama-3").unwrap();
+        assert_eq!(r.model_id.as_deref(), Some("org/llama-3"));
+        assert_eq!(
+            resolve(&Method::GET, "/v1/models/a/b")
+                .unwrap()
+                .model_id
+                .as_deref(),
+            Some("a/b")
+        );
+    }
+
+    #[test]
+    fn wrong_method_is_405_with_allow() {
+        let e = resolve(&Method::GET, "/v1/chat/completions").unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(e.headers, vec![("allow", "POST".to_string())]);
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for p in ["/v1/files", "/v2/chat/completions", "/", "/v1/models/%zz"] {
+            assert!(resolve(&Method::POST, p).is_err(), "{p}");
+        }
+        assert_eq!(
+            resolve(&Method::POST, "/v1/assistants")
+                .unwrap_err()
+                .status(),
+            http::StatusCode::NOT_FOUND
+        );
+    }
+}

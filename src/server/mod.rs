@@ -1,0 +1,102 @@
+//! Process assembly for `warden serve`: the pingora server with the proxy and admin
+//! services, and graceful shutdown that stops accepting, drains in-flight requests and
+//! streams for the grace period, then exits 0.
+
+mod lifecycle;
+
+use std::sync::Arc;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::proxy::{Gateway, WardenProxy};
+
+pub use lifecycle::{InFlightGuard, Lifecycle};
+
+/// Starts Warden and blocks until it has shut down.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    for addr in [&config.listen, &config.admin_listen] {
+        // Fail with a clear message before pingora takes over the process.
+        std::net::TcpListener::bind(addr.as_str())
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    }
+    let grace = config.shutdown_grace();
+    let listen = config.listen.clone();
+    let admin_listen = config.admin_listen.clone();
+    let threads = match config.server.threads {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    };
+    let gateway = Arc::new(Gateway::new(config)?);
+
+    let conf = ServerConf {
+        threads,
+        // Warden exits itself as soon as the drain completes; this is the backstop.
+        grace_period_seconds: Some(grace.as_secs() + 2),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        WardenProxy::new(gateway.clone()),
+        "warden proxy",
+    );
+    proxy.add_tcp(&listen);
+    let mut admin = Service::with_listeners(
+        "warden admin".to_string(),
+        pingora::listeners::Listeners::tcp(&admin_listen),
+        AdminApp::new(gateway.clone()),
+    );
+    admin.threads = Some(1);
+    server.add_service(proxy);
+    server.add_service(admin);
+
+    tracing::info!(%listen, %admin_listen, threads, "warden started");
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSignal { gateway, grace }),
+    });
+    Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT, then drains: pingora stops accepting, and a watcher exits
+/// the process once no request is in flight or the grace period is over.
+struct DrainOnSignal {
+    gateway: Arc<Gateway>,
+    grace: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        crate::shutdown_signal().await;
+        let in_flight = self.gateway.lifecycle.start_draining();
+        tracing::info!(
+            in_flight,
+            grace_s = self.grace.as_secs(),
+            "shutdown: draining"
+        );
+        let gateway = self.gateway.clone();
+        let grace = self.grace;
+        std::thread::spawn(move || {
+            let drained = gateway.lifecycle.wait_idle(grace);
+            if drained {
+                tracing::info!("shutdown: drained, exiting");
+            } else {
+                tracing::warn!(
+                    in_flight = gateway.lifecycle.in_flight(),
+                    "shutdown: grace period over, exiting with requests in flight"
+                );
+            }
+            std::process::exit(0);
+        });
+        ShutdownSignal::GracefulTerminate
+    }
+}

@@ -1,0 +1,149 @@
+//! Prometheus metrics of the proxy, rendered in the text format at the admin `/metrics`.
+//! Label values come from bounded sets: routes, configured models and providers, status
+//! codes and error classes.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by route, model and HTTP status.
+    pub requests: IntCounterVec,
+    /// Time from request start to the end of the response, by route.
+    pub request_duration: HistogramVec,
+    /// Time until the first response byte was written, by route.
+    pub time_to_first_byte: HistogramVec,
+    /// Requests being handled right now.
+    pub in_flight: IntGauge,
+    /// Upstream answers, by provider and status.
+    pub upstream_requests: IntCounterVec,
+    /// Failed upstream attempts, by provider and error class.
+    pub upstream_errors: IntCounterVec,
+    /// Retries, by provider of the retried attempt.
+    pub upstream_retries: IntCounterVec,
+    /// Time until the provider's response headers.
+    pub upstream_latency: HistogramVec,
+    /// Streams that ended with an error event, by reason.
+    pub stream_errors: IntCounterVec,
+    /// Streams cut short by a client disconnect.
+    pub client_disconnects: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0,
+];
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry =
+            Registry::new_custom(Some("warden".into()), None).unwrap_or_else(|_| Registry::new());
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+            let h = HistogramVec::new(opts, labels).expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let in_flight =
+            IntGauge::new("in_flight_requests", "Requests being handled").expect("valid metric");
+        registry
+            .register(Box::new(in_flight.clone()))
+            .expect("unique metric");
+        Metrics {
+            requests: counter(
+                "requests_total",
+                "Requests answered",
+                &["route", "model", "status"],
+            ),
+            request_duration: histogram(
+                "request_duration_seconds",
+                "Time from request start to the end of the response",
+                &["route"],
+            ),
+            time_to_first_byte: histogram(
+                "time_to_first_byte_seconds",
+                "Time until the first response byte was written",
+                &["route"],
+            ),
+            in_flight,
+            upstream_requests: counter(
+                "upstream_requests_total",
+                "Upstream answers by provider and status",
+                &["provider", "status"],
+            ),
+            upstream_errors: counter(
+                "upstream_errors_total",
+                "Failed upstream attempts by provider and error class",
+                &["provider", "kind"],
+            ),
+            upstream_retries: counter(
+                "upstream_retries_total",
+                "Retried upstream attempts by provider",
+                &["provider"],
+            ),
+            upstream_latency: histogram(
+                "upstream_latency_seconds",
+                "Time until the provider's response headers",
+                &["provider"],
+            ),
+            stream_errors: counter(
+                "stream_errors_total",
+                "Streams ended with an error event",
+                &["reason"],
+            ),
+            client_disconnects: counter(
+                "client_disconnects_total",
+                "Responses cut short by a client disconnect",
+                &["route"],
+            ),
+            registry,
+        }
+    }
+
+    /// All metrics in the Prometheus text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_registered_metrics() {
+        metrics()
+            .requests
+            .with_label_values(&["chat_completions", "m", "200"])
+            .inc();
+        let text = String::from_utf8(metrics().render()).unwrap();
+        assert!(
+            text.contains(
+                "warden_requests_total{model=\"m\",route=\"chat_completions\",status=\"200\"}"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE warden_in_flight_requests gauge"));
+    }
+}
