@@ -1,0 +1,314 @@
+//! Test harness: starts the real `warden` binary and standalone mock providers on free
+//! 127.0.0.1 ports, and talks to them over real HTTP. Every child process is killed when
+//! its handle drops, so no server outlives its test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{what} did not listen on {addr}");
+}
+
+/// A running `warden mock-provider`.
+pub struct MockProvider {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl MockProvider {
+    pub fn start(args: &[&str]) -> MockProvider {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = Command::new(BIN)
+            .arg("mock-provider")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mock provider");
+        wait_for_port(addr, &mut child, "mock provider");
+        MockProvider { addr, child }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub async fn stats(&self) -> Value {
+        get_json(&format!("http://{}/_mock/stats", self.addr)).await
+    }
+
+    pub async fn last_request(&self) -> Value {
+        get_json(&format!("http://{}/_mock/last-request", self.addr)).await
+    }
+}
+
+impl Drop for MockProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `warden serve` with its own config file.
+pub struct Warden {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Warden {
+    pub fn start(config: &str) -> Warden {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.yaml");
+        std::fs::write(&path, config).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = dir.path().join("warden.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn warden");
+        wait_for_port(addr, &mut child, "warden");
+        wait_for_port(admin, &mut child, "warden admin");
+        Warden {
+            addr,
+            admin,
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Warden {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config with one in-process mock provider serving `gpt-4o-mini`, plus `extra` YAML
+/// appended at the top level.
+pub fn mock_config(extra: &str) -> String {
+    format!(
+        "providers:\n  mock:\n    kind: mock\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: mock\n  \
+         text-embedding-3-small:\n    targets:\n      - provider: mock\n{extra}"
+    )
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+pub async fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client()
+        .request(req.body(Full::new(body.into())).unwrap())
+        .await
+        .expect("request");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn post_json(url: &str, body: &Value) -> Reply {
+    send(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+pub async fn get(url: &str) -> Reply {
+    send("GET", url, &[], Bytes::new()).await
+}
+
+pub async fn get_json(url: &str) -> Value {
+    get(url).await.json()
+}
+
+/// Posts and returns the response head plus the body's chunks as they arrive, each with
+/// the time since the request was sent.
+pub async fn post_stream(url: &str, body: &Value) -> (u16, Vec<(Duration, Bytes)>) {
+    let started = Instant::now();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(serde_json::to_vec(body).unwrap())))
+        .unwrap();
+    let resp = client().request(req).await.expect("request");
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            chunks.push((started.elapsed(), data));
+        }
+    }
+    (status, chunks)
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &[u8]) -> Vec<String> {
+    let mut parser = warden::openai::sse::Parser::default();
+    let mut events = Vec::new();
+    parser.feed(body, &mut events).unwrap();
+    events.into_iter().map(|e| e.data).collect()
+}
+
+/// Writes raw bytes on a new TCP connection and reads the whole answer until close.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a raw HTTP response head from a stream (through the blank line).
+pub fn read_head(reader: &mut BufReader<TcpStream>) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

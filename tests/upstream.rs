@@ -1,0 +1,327 @@
+//! Provider adapters and failure handling against real mock providers over loopback:
+//! credentials, unknown fields, Azure URLs, retries and fallback, timeouts, mid-stream
+//! failures and client disconnects.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn chat(content: &str) -> Value {
+    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]})
+}
+
+/// One provider `up` of `kind` at `base`, serving `gpt-4o-mini`, plus extra provider YAML.
+fn single(kind: &str, base: &str, provider_extra: &str, top_extra: &str) -> String {
+    format!(
+        "providers:\n  up:\n    kind: {kind}\n    base_url: {base}\n{provider_extra}models:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n{top_extra}"
+    )
+}
+
+#[tokio::test]
+async fn provider_key_replaces_client_credentials_and_unknown_fields_pass() {
+    let mock = MockProvider::start(&[]);
+    let w = Warden::start(&single(
+        "vllm",
+        &mock.base_url(),
+        "    api_key: provider-secret-key\n",
+        "",
+    ));
+    let mut body = chat("hi");
+    body["vendor_extension"] = json!({"nested": [1, 2, 3]});
+    body["response_format"] = json!({"type": "json_object"});
+    body["logprobs"] = json!(true);
+    body["messages"][0]["x_meta"] = json!("kept");
+    let r = send(
+        "POST",
+        &w.url("/v1/chat/completions"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer client-own-token"),
+        ],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = mock.last_request().await;
+    assert_eq!(seen["path"], "/v1/chat/completions");
+    assert_eq!(
+        seen["headers"]["authorization"],
+        "Bearer provider-secret-key"
+    );
+    assert_eq!(
+        seen["body"], body,
+        "the provider receives every field the client sent"
+    );
+    assert!(!seen.to_string().contains("client-own-token"));
+    assert!(!w.logs().contains("provider-secret-key"));
+}
+
+#[tokio::test]
+async fn env_substitution_supplies_secrets() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.yaml");
+    std::fs::write(
+        &path,
+        single(
+            "vllm",
+            &mock.base_url(),
+            "    api_key: ${WARDEN_TEST_PROVIDER_KEY}\n",
+            "",
+        ),
+    )
+    .unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .env("WARDEN_TEST_PROVIDER_KEY", "from-env-123")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let ok = eventually(Duration::from_secs(10), || async {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    assert!(ok);
+    let r = post_json(&url, &chat("x")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        mock.last_request().await["headers"]["authorization"],
+        "Bearer from-env-123"
+    );
+}
+
+#[tokio::test]
+async fn azure_uses_deployment_urls_and_api_key_header() {
+    let mock = MockProvider::start(&[]);
+    let w = Warden::start(&format!(
+        "providers:\n  az:\n    kind: azure\n    endpoint: http://{}\n    api_version: 2024-10-21\n    api_key: azure-key-1\n\
+         models:\n  gpt-4o-mini:\n    targets:\n      - provider: az\n        model: prod-4o-mini\n",
+        mock.addr
+    ));
+    let r = post_json(&w.url("/v1/chat/completions"), &chat("hi")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = mock.last_request().await;
+    assert_eq!(
+        seen["path"],
+        "/openai/deployments/prod-4o-mini/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(seen["headers"]["api-key"], "azure-key-1");
+    assert!(seen["headers"].get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn upstream_model_name_is_rewritten_per_target() {
+    let mock = MockProvider::start(&[]);
+    let w = Warden::start(&format!(
+        "providers:\n  up:\n    kind: vllm\n    base_url: {}\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n        model: meta-llama/Llama-3.1-8B\n",
+        mock.base_url()
+    ));
+    let mut body = chat("hi");
+    body["temperature"] = json!(0.3);
+    assert_eq!(
+        post_json(&w.url("/v1/chat/completions"), &body)
+            .await
+            .status,
+        200
+    );
+    let seen = mock.last_request().await;
+    assert_eq!(seen["body"]["model"], "meta-llama/Llama-3.1-8B");
+    assert_eq!(seen["body"]["temperature"], 0.3);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_502() {
+    let dead = format!("http://127.0.0.1:{}/v1", free_port());
+    let w = Warden::start(&single(
+        "vllm",
+        &dead,
+        "",
+        "retry:\n  max_attempts: 2\n  backoff_initial_ms: 10\n",
+    ));
+    let r = post_json(&w.url("/v1/chat/completions"), &chat("hi")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_error");
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_upstream_errors_total{kind=\"connect\",provider=\"up\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_target_falls_back_to_the_next() {
+    let failing = MockProvider::start(&["--fail-status", "500"]);
+    let healthy = MockProvider::start(&[]);
+    let w = Warden::start(&format!(
+        "providers:\n  primary:\n    kind: vllm\n    base_url: {}\n  backup:\n    kind: vllm\n    base_url: {}\n\
+         models:\n  gpt-4o-mini:\n    targets:\n      - provider: primary\n        priority: 0\n      - provider: backup\n        priority: 1\n\
+         retry:\n  max_attempts: 3\n  backoff_initial_ms: 10\n",
+        failing.base_url(),
+        healthy.base_url()
+    ));
+    for stream in [false, true] {
+        let mut body = chat("fallback please");
+        body["stream"] = json!(stream);
+        let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("fallback"), "{}", r.text());
+    }
+    assert_eq!(
+        failing.stats().await["requests"],
+        2,
+        "one failed try per request"
+    );
+    assert_eq!(healthy.stats().await["requests"], 2);
+}
+
+#[tokio::test]
+async fn upstream_rate_limit_is_retried_then_reported_as_429() {
+    let limited = MockProvider::start(&["--fail-status", "429"]);
+    let w = Warden::start(&single(
+        "vllm",
+        &limited.base_url(),
+        "",
+        "retry:\n  max_attempts: 2\n  backoff_initial_ms: 10\n",
+    ));
+    let r = post_json(&w.url("/v1/chat/completions"), &chat("hi")).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(limited.stats().await["requests"], 2);
+}
+
+#[tokio::test]
+async fn provider_credential_rejection_is_a_502_without_details() {
+    let refusing = MockProvider::start(&["--fail-status", "401"]);
+    let w = Warden::start(&single(
+        "vllm",
+        &refusing.base_url(),
+        "    api_key: sk-live-abcdef\n",
+        "retry:\n  max_attempts: 1\n",
+    ));
+    let r = post_json(&w.url("/v1/chat/completions"), &chat("hi")).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.text().contains("sk-live"));
+}
+
+#[tokio::test]
+async fn provider_client_errors_pass_through() {
+    let picky = MockProvider::start(&["--fail-status", "400"]);
+    let w = Warden::start(&single("vllm", &picky.base_url(), "", ""));
+    let r = post_json(&w.url("/v1/chat/completions"), &chat("hi")).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "mock_failure");
+    assert_eq!(picky.stats().await["requests"], 1, "4xx is not retried");
+}
+
+#[tokio::test]
+async fn first_byte_timeout_is_a_504() {
+    let slow = MockProvider::start(&["--latency-ms", "3000"]);
+    let w = Warden::start(&single(
+        "vllm",
+        &slow.base_url(),
+        "    timeouts:\n      first_byte_ms: 300\n",
+        "retry:\n  max_attempts: 1\n",
+    ));
+    let started = Instant::now();
+    let r = post_json(&w.url("/v1/chat/completions"), &chat("hi")).await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_timeout");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_broken_mid_way_ends_with_an_error_event() {
+    // Paced so the first chunks are flushed before the connection breaks.
+    let broken = MockProvider::start(&["--fail-after-chunks", "3", "--tokens-per-sec", "50"]);
+    let w = Warden::start(&single("vllm", &broken.base_url(), "", ""));
+    let mut body = chat("one two three four five six");
+    body["stream"] = json!(true);
+    let (status, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(status, 200);
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
+    let data = sse_data(&all);
+    assert!(data.len() >= 2, "{data:?}");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_error", "{last}");
+    assert!(!data.iter().any(|d| d == "[DONE]"));
+    assert_eq!(
+        broken.stats().await["requests"],
+        1,
+        "a started stream is never retried"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_stream_hits_the_idle_timeout() {
+    // 1 chunk per 2 s with a 500 ms idle limit: the first chunk arrives, then the gap trips.
+    let stalling = MockProvider::start(&["--tokens-per-sec", "1"]);
+    let w = Warden::start(&single(
+        "vllm",
+        &stalling.base_url(),
+        "    timeouts:\n      idle_ms: 500\n",
+        "",
+    ));
+    let mut body = chat("one two three");
+    body["stream"] = json!(true);
+    let (_, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
+    let data = sse_data(&all);
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_timeout", "{data:?}");
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_stream() {
+    let slow = MockProvider::start(&["--tokens-per-sec", "5"]);
+    let w = Warden::start(&single("vllm", &slow.base_url(), "", ""));
+    let body = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "stream": true,
+        "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}]}))
+    .unwrap();
+    let mut s = TcpStream::connect(w.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let mut reader = BufReader::new(s);
+    let head = read_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap(); // first chunk size line
+    drop(reader); // the client goes away mid-stream
+
+    let cancelled = eventually(Duration::from_secs(5), || async {
+        slow.stats().await["streams_cancelled"] == 1
+    })
+    .await;
+    assert!(
+        cancelled,
+        "upstream stream not cancelled: {}",
+        slow.stats().await
+    );
+    assert_eq!(slow.stats().await["streams_completed"], 0);
+}
