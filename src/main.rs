@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use warden::config::Config;
+use warden::mock::server::TlsFiles;
 use warden::mock::{Mock, MockSettings};
 
 #[derive(Parser)]
@@ -52,11 +53,18 @@ enum Command {
         /// Break every stream after this many chunks (failure tests).
         #[arg(long)]
         fail_after_chunks: Option<usize>,
+        /// Serve TLS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Serve {
             config,
@@ -69,6 +77,8 @@ fn main() -> ExitCode {
             tokens_per_sec,
             fail_status,
             fail_after_chunks,
+            tls_cert,
+            tls_key,
         } => {
             let settings = MockSettings {
                 latency: Duration::from_millis(latency_ms),
@@ -76,7 +86,8 @@ fn main() -> ExitCode {
                 fail_status,
                 fail_after_chunks,
             };
-            mock_provider(listen, settings)
+            let tls = tls_cert.as_deref().zip(tls_key.as_deref());
+            mock_provider(listen, settings, tls)
         }
     }
 }
@@ -96,7 +107,6 @@ fn serve(path: PathBuf, listen: Option<SocketAddr>, admin_listen: Option<SocketA
         config.admin_listen = addr.to_string();
     }
     warden::telemetry::init_logging(&config.log);
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match warden::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -106,7 +116,11 @@ fn serve(path: PathBuf, listen: Option<SocketAddr>, admin_listen: Option<SocketA
     }
 }
 
-fn mock_provider(listen: SocketAddr, settings: MockSettings) -> ExitCode {
+fn mock_provider(
+    listen: SocketAddr,
+    settings: MockSettings,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,7 +131,12 @@ fn mock_provider(listen: SocketAddr, settings: MockSettings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(warden::mock::server::run(listen, Mock::new(settings, true))) {
+    let tls = tls.map(|(cert, key)| TlsFiles { cert, key });
+    match runtime.block_on(warden::mock::server::run(
+        listen,
+        Mock::new(settings, true),
+        tls,
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

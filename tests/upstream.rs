@@ -325,3 +325,119 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     );
     assert_eq!(slow.stats().await["streams_completed"], 0);
 }
+
+/// A test CA and a `localhost` leaf certificate signed by it, made with the openssl CLI.
+fn make_test_pki(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl CLI");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Warden Test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "leaf.key",
+            "-out",
+            "leaf.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+}
+
+#[tokio::test]
+async fn upstream_tls_trusts_an_extra_ca_file_only_when_configured() {
+    let pki = tempfile::tempdir().unwrap();
+    make_test_pki(pki.path());
+    let cert = pki.path().join("leaf.pem");
+    let key = pki.path().join("leaf.key");
+    let tls_mock = MockProvider::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let base = format!("https://localhost:{}/v1", tls_mock.addr.port());
+    let ca = pki.path().join("ca.pem");
+
+    let trusted = Warden::start(&single(
+        "vllm",
+        &base,
+        &format!("    ca_file: {}\n", ca.display()),
+        "",
+    ));
+    let r = post_json(&trusted.url("/v1/chat/completions"), &chat("over tls")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "You said: over tls"
+    );
+
+    let untrusted = Warden::start(&single("vllm", &base, "", "retry:\n  max_attempts: 1\n"));
+    let r = post_json(&untrusted.url("/v1/chat/completions"), &chat("over tls")).await;
+    assert_eq!(
+        r.status,
+        502,
+        "an unknown issuer must be refused: {}",
+        r.text()
+    );
+    let metrics = get(&untrusted.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_upstream_errors_total{kind=\"connect\",provider=\"up\"} 1"),
+        "the handshake failure is a connect error: {metrics}"
+    );
+}

@@ -266,9 +266,19 @@ impl Config {
         Self::from_str_named(&raw, &file)
     }
 
-    /// Parses config text; `file` is only used in error messages.
+    /// Parses config text with `${VAR}` taken from the process environment; `file` is only
+    /// used in error messages.
     pub fn from_str_named(raw: &str, file: &str) -> Result<Config, ConfigError> {
-        let text = substitute(raw, |name| std::env::var(name).ok()).map_err(|e| ConfigError {
+        Self::from_str_with_env(raw, file, |name| std::env::var(name).ok())
+    }
+
+    /// Parses config text with `${VAR}` resolved by `lookup`.
+    pub fn from_str_with_env(
+        raw: &str,
+        file: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = substitute(raw, lookup).map_err(|e| ConfigError {
             file: file.to_string(),
             position: Some((e.line, e.column)),
             message: e.message,
@@ -419,6 +429,22 @@ mod tests {
         let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(8));
         assert!(e.message.contains("WARDEN_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("warden.yaml")];
+        for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        assert!(files.len() >= 5);
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.display().to_string();
+            let config = Config::from_str_with_env(&text, &name, |_| Some("test-value".into()));
+            assert!(config.is_ok(), "{}", config.unwrap_err());
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! `warden mock-provider`: serves a [`Mock`] over HTTP/1.1 on a loopback address, for
-//! tests and the load harness. Stops on SIGTERM or Ctrl-C.
+//! `warden mock-provider`: serves a [`Mock`] over HTTP/1.1 (optionally TLS) on a loopback
+//! address, for tests and the load harness. Stops on SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,7 +11,11 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use super::{Mock, MockRequest};
 use crate::provider::UpstreamBody;
@@ -18,8 +23,25 @@ use crate::provider::UpstreamBody;
 /// Largest request body the mock accepts.
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
+/// A certificate chain and key, both PEM files.
+pub struct TlsFiles<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+fn acceptor(files: &TlsFiles<'_>) -> anyhow::Result<TlsAcceptor> {
+    let certs = CertificateDer::pem_file_iter(files.cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(files.key)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Serves until the process is told to stop. Prints `listening on ADDR` once bound.
-pub async fn run(listen: SocketAddr, mock: Mock) -> anyhow::Result<()> {
+pub async fn run(listen: SocketAddr, mock: Mock, tls: Option<TlsFiles<'_>>) -> anyhow::Result<()> {
+    let tls = tls.as_ref().map(acceptor).transpose()?;
     let listener = TcpListener::bind(listen).await?;
     println!("mock provider listening on {}", listener.local_addr()?);
     let mock = Arc::new(mock);
@@ -32,15 +54,30 @@ pub async fn run(listen: SocketAddr, mock: Mock) -> anyhow::Result<()> {
         };
         let _ = tcp.set_nodelay(true);
         let mock = mock.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let mock = mock.clone();
-                async move { Ok::<_, std::convert::Infallible>(serve(&mock, req).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        connection(mock, stream).await;
+                    }
+                }
+                None => connection(mock, tcp).await,
+            }
         });
     }
+}
+
+async fn connection<S>(mock: Arc<Mock>, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let mock = mock.clone();
+        async move { Ok::<_, std::convert::Infallible>(serve(&mock, req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let _ = builder.serve_connection(TokioIo::new(io), service).await;
 }
 
 async fn serve(mock: &Mock, req: Request<Incoming>) -> Response<UpstreamBody> {

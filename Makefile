@@ -1,0 +1,24 @@
+# Warden's entry points. `make run` and `make test` do all set-up on a fresh machine.
+.PHONY: run test bench load fmt
+
+# Run Warden on ./warden.yaml (built-in mock provider, no keys needed).
+run:
+	scripts/setup.sh
+	cargo run --release -- serve --config warden.yaml
+
+# Every check and test (fmt, clippy, unit, integration, openai SDK suite).
+test:
+	scripts/test.sh
+
+# Criterion micro-benchmarks of the hot paths.
+bench:
+	scripts/setup.sh
+	cargo bench --bench hot_paths
+
+# Load harness: mock provider directly and through Warden at fixed rates.
+load:
+	scripts/setup.sh
+	benches/load/run.sh
+
+fmt:
+	cargo fmt --all

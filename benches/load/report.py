@@ -1,0 +1,77 @@
+"""Turns the k6 summaries of benches/load/run.sh into a Markdown report: per rate and mode,
+achieved RPS, failures, p50/p90/p99 latency (and time to first byte for streams) for the
+mock provider directly and through Warden, and the latency Warden adds."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+
+def load(work, name):
+    with open(os.path.join(work, f"{name}.json")) as f:
+        m = json.load(f)["metrics"]
+    dur = m["http_req_duration"]
+    ttfb = m["http_req_waiting"]
+    reqs = m["http_reqs"]
+    failed = m.get("http_req_failed", {}).get("value", 0.0)
+    checks = m.get("checks", {})
+    return {
+        "rps": reqs["rate"],
+        "count": reqs["count"],
+        "failed": failed,
+        "checks_failed": checks.get("fails", 0),
+        "p50": dur["med"],
+        "p90": dur["p(90)"],
+        "p99": dur["p(99)"],
+        "ttfb50": ttfb["med"],
+        "ttfb99": ttfb["p(99)"],
+    }
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cores = os.cpu_count()
+    mem = subprocess.run(["free", "-g"], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
+    return f"{cores} cores ({cpu}), {mem} GiB RAM, Linux {platform.release()}"
+
+
+def main():
+    work, rates, duration, idle_kb, loaded_kb = sys.argv[1:6]
+    print("# Load harness results\n")
+    print(f"- machine: {machine()}")
+    print("- generator: k6 constant-arrival-rate on the same machine (it shares the 2 cores with")
+    print("  the mock provider and Warden), keep-alive connections, loopback")
+    print(f"- {duration} per cell, release build, `benches/load/run.sh`")
+    print(f"- Warden RSS: {int(idle_kb) / 1024:.1f} MiB idle, {int(loaded_kb) / 1024:.1f} MiB after the run\n")
+    for stream in ("0", "1"):
+        title = "Streaming (SSE), time to first byte and full stream" if stream == "1" else "Non-stream"
+        print(f"## {title}\n")
+        print("| rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms | TTFB p50 ms | TTFB p99 ms |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        for rate in rates.split():
+            d = load(work, f"direct-s{stream}-r{rate}")
+            w = load(work, f"warden-s{stream}-r{rate}")
+            for name, r in (("direct", d), ("warden", w)):
+                print(
+                    f"| {rate} | {name} | {r['rps']:.0f} | {r['failed'] * 100:.2f}% | {r['p50']:.3f} | {r['p90']:.3f} "
+                    f"| {r['p99']:.3f} | {r['ttfb50']:.3f} | {r['ttfb99']:.3f} |"
+                )
+            print(
+                f"| {rate} | **added** | | | **{w['p50'] - d['p50']:+.3f}** | {w['p90'] - d['p90']:+.3f} "
+                f"| **{w['p99'] - d['p99']:+.3f}** | **{w['ttfb50'] - d['ttfb50']:+.3f}** | {w['ttfb99'] - d['ttfb99']:+.3f} |"
+            )
+        print()
+
+
+if __name__ == "__main__":
+    main()

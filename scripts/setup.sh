@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what building and testing Warden needs on a fresh Debian machine: cmake (for
+# pingora's zlib-ng build) and a Python venv with the official openai SDK and pytest.
+# Safe to run repeatedly; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cmake >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing cmake"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+    else
+        echo "setup: cmake is required (e.g. sudo apt-get install cmake)" >&2
+        exit 1
+    fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: a Rust toolchain (cargo, rustc >= 1.94) is required" >&2
+    exit 1
+fi
+
+if [ "${1:-}" = "--with-python" ]; then
+    if [ ! -x .venv/bin/pytest ] || ! cmp -s tests/sdk/requirements.txt .venv/requirements.installed; then
+        echo "setup: creating .venv with the openai SDK test suite's requirements"
+        python3 -m venv .venv
+        .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
+        cp tests/sdk/requirements.txt .venv/requirements.installed
+    fi
+fi
