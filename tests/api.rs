@@ -301,3 +301,24 @@ async fn api_keys_gate_every_model_call() {
     assert_eq!(good.status, 200, "{}", good.text());
     assert!(!w.logs().contains("sk-warden-test-key") && !w.logs().contains("sk-wrong-secret"));
 }
+
+#[tokio::test]
+async fn expect_continue_is_answered_before_the_body() {
+    let w = Warden::start(&mock_config(""));
+    let body = serde_json::to_vec(&chat(&"word ".repeat(400))).unwrap();
+    let mut s = std::net::TcpStream::connect(w.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    use std::io::{BufReader, Write};
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let interim = read_head(&mut reader);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    s.write_all(&body).unwrap();
+    let head = read_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}

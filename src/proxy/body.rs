@@ -64,6 +64,20 @@ pub async fn read(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if expects_continue {
+        // curl and other clients wait for this before sending bodies over 1 KiB.
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .map_err(|_| ApiError::invalid("The request body could not be read."))?;
+    }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit as u64) as usize);
     let read_all = async {
         loop {
