@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod mock;
 pub mod openai;
+pub mod policy;
 pub mod provider;
 pub mod proxy;
 pub mod server;

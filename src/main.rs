@@ -37,6 +37,11 @@ enum Command {
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
     },
+    /// Validate, test or describe policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run the built-in mock provider on its own port (tests, benchmarks).
     MockProvider {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -62,6 +67,25 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate every policy file; prints `file:line:column: message` per error.
+    Check {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Run the decision tests in DIR/tests/*.yaml against the policies in DIR.
+    Test {
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of policy files (or of policy test files with --tests).
+    Schema {
+        #[arg(long)]
+        tests: bool,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -71,6 +95,7 @@ fn main() -> ExitCode {
             listen,
             admin_listen,
         } => serve(config, listen, admin_listen),
+        Command::Policy { command } => policy(command),
         Command::MockProvider {
             listen,
             latency_ms,
@@ -88,6 +113,76 @@ fn main() -> ExitCode {
             };
             let tls = tls_cert.as_deref().zip(tls_key.as_deref());
             mock_provider(listen, settings, tls)
+        }
+    }
+}
+
+fn policy(command: PolicyCommand) -> ExitCode {
+    use warden::policy;
+    match command {
+        PolicyCommand::Schema { tests } => {
+            let schema = if tests {
+                policy::test_schema()
+            } else {
+                policy::policy_schema()
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        PolicyCommand::Check { dir } => match policy::load_dir(&dir) {
+            Ok(set) => {
+                println!(
+                    "ok: {} rules in {} files, digest sha256:{}",
+                    set.rules.len(),
+                    set.files.len(),
+                    set.digest
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} error(s)", errors.len());
+                ExitCode::from(1)
+            }
+        },
+        PolicyCommand::Test { dir } => {
+            let set = match policy::load_dir(&dir) {
+                Ok(set) => set,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            let results = match policy::testing::run(&set, &dir) {
+                Ok(r) => r,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            let failed = results.iter().filter(|r| !r.passed).count();
+            for r in &results {
+                if r.passed {
+                    println!("PASS {}: {}", r.file, r.name);
+                } else {
+                    println!("FAIL {}: {} — {}", r.file, r.name, r.detail);
+                }
+            }
+            println!("{} passed, {} failed", results.len() - failed, failed);
+            if failed == 0 && !results.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

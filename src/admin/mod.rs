@@ -33,11 +33,21 @@ impl AdminApp {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
+        let policy = gw.policy.as_ref().map(|store| {
+            let set = store.current();
+            json!({
+                "digest": format!("sha256:{}", set.digest),
+                "rules": set.rules.len(),
+                "files": set.files.len(),
+                "last_reload_error": store.last_error(),
+            })
+        });
         let body = json!({
             "status": if ready { "ready" } else if draining { "draining" } else { "not_ready" },
             "config": "loaded",
             "providers": providers,
             "models": models,
+            "policy": policy,
             "in_flight": gw.lifecycle.in_flight(),
         });
         (status, body)

@@ -14,6 +14,10 @@ pub enum AuthMethod {
     /// No authentication configured: every caller is accepted.
     Anonymous,
     ApiKey,
+    /// A JWT bearer token verified against its issuer's JWKS.
+    Jwt,
+    /// An opaque token checked by RFC 7662 introspection.
+    Introspection,
 }
 
 impl AuthMethod {
@@ -21,6 +25,8 @@ impl AuthMethod {
         match self {
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::ApiKey => "api_key",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Introspection => "introspection",
         }
     }
 }
@@ -31,12 +37,32 @@ pub struct Principal {
     pub tenant: Option<String>,
     pub subject: String,
     pub method: AuthMethod,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Claims selected for policy decisions (JWT / introspection only).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub issuer: Option<String>,
+}
+
+impl Principal {
+    pub fn anonymous() -> Principal {
+        Principal {
+            tenant: None,
+            subject: "anonymous".into(),
+            method: AuthMethod::Anonymous,
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            claims: serde_json::Map::new(),
+            issuer: None,
+        }
+    }
 }
 
 struct KeyEntry {
     id: String,
     hash: [u8; 32],
     tenant: Option<String>,
+    roles: Vec<String>,
 }
 
 pub struct Authenticator {
@@ -54,6 +80,7 @@ impl Authenticator {
                 id: k.id.clone(),
                 hash,
                 tenant: k.tenant.clone(),
+                roles: k.roles.clone(),
             });
         }
         Ok(Authenticator { keys })
@@ -66,11 +93,7 @@ impl Authenticator {
     /// Authenticates a request from its headers (`Authorization: Bearer …` or `api-key`).
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         if !self.enabled() {
-            return Ok(Principal {
-                tenant: None,
-                subject: "anonymous".into(),
-                method: AuthMethod::Anonymous,
-            });
+            return Ok(Principal::anonymous());
         }
         let Some(presented) = credential(headers) else {
             return Err(unauthorized(
@@ -90,6 +113,10 @@ impl Authenticator {
                 tenant: e.tenant.clone(),
                 subject: e.id.clone(),
                 method: AuthMethod::ApiKey,
+                roles: e.roles.clone(),
+                scopes: Vec::new(),
+                claims: serde_json::Map::new(),
+                issuer: None,
             }),
             None => Err(unauthorized("Incorrect API key provided.", "invalid_token")),
         }
@@ -135,6 +162,7 @@ mod tests {
                 id: "svc".into(),
                 sha256,
                 tenant: Some("acme".into()),
+                roles: vec!["storefront".into()],
             }],
         })
         .unwrap()

@@ -31,6 +31,10 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub retry: RetrySettings,
+    /// Authorization policies; without this section every authenticated caller may use
+    /// every configured model.
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelConfig>,
 }
@@ -101,6 +105,23 @@ pub struct ApiKeyConfig {
     pub sha256: String,
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Roles the key's principal holds, for policy rules.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory of policy files (`kind: Policy`); tests live in `DIR/tests`.
+    pub dir: PathBuf,
+    /// Reload on file changes (SIGHUP always reloads).
+    #[serde(default = "default_true")]
+    pub watch: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,7 +284,14 @@ impl Config {
             position: None,
             message: format!("cannot read: {e}"),
         })?;
-        Self::from_str_named(&raw, &file)
+        let mut config = Self::from_str_named(&raw, &file)?;
+        // A relative policy directory is relative to the config file.
+        if let (Some(policy), Some(base)) = (config.policy.as_mut(), path.parent())
+            && policy.dir.is_relative()
+        {
+            policy.dir = base.join(&policy.dir);
+        }
+        Ok(config)
     }
 
     /// Parses config text with `${VAR}` taken from the process environment; `file` is only

@@ -29,6 +29,17 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint's name in policy files.
+    pub fn policy_name(self) -> crate::policy::EndpointName {
+        use crate::policy::EndpointName;
+        match self {
+            Endpoint::ChatCompletions => EndpointName::ChatCompletions,
+            Endpoint::Completions => EndpointName::Completions,
+            Endpoint::Embeddings => EndpointName::Embeddings,
+            Endpoint::ListModels | Endpoint::GetModel => EndpointName::Models,
+        }
+    }
+
     /// The path below an OpenAI-compatible base URL (`…/v1/<path>`).
     pub fn upstream_path(self) -> &'static str {
         match self {
@@ -306,6 +317,28 @@ impl ApiRequest {
             ApiRequest::Chat(r) => r.stream.unwrap_or(false),
             ApiRequest::Completion(r) => r.stream.unwrap_or(false),
             ApiRequest::Embedding(_) => false,
+        }
+    }
+
+    /// Names of the function tools the request offers the model.
+    pub fn tool_names(&self) -> Vec<String> {
+        match self {
+            ApiRequest::Chat(r) => r
+                .tools
+                .iter()
+                .flatten()
+                .filter_map(|t| t.function.as_ref().map(|f| f.name.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The output-token cap the client set (`max_completion_tokens` or `max_tokens`).
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        match self {
+            ApiRequest::Chat(r) => r.max_completion_tokens.or(r.max_tokens),
+            ApiRequest::Completion(r) => r.max_tokens,
+            ApiRequest::Embedding(_) => None,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use pingora::http::RequestHeader;
 
 use crate::auth::Principal;
+use crate::policy::Decision;
 
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -15,6 +16,10 @@ pub struct RequestCtx {
     /// The configured model the request used; `None` until resolved.
     pub model: Option<String>,
     pub principal: Option<Principal>,
+    /// The policy decision, when a policy is configured.
+    pub decision: Option<Decision>,
+    /// Digest of the policy set that decided.
+    pub policy_digest: Option<String>,
     pub stream: bool,
     pub status: u16,
     pub error_code: Option<String>,
@@ -36,6 +41,8 @@ impl RequestCtx {
             route: "unknown",
             model: None,
             principal: None,
+            decision: None,
+            policy_digest: None,
             stream: false,
             status: 0,
             error_code: None,

@@ -17,10 +17,11 @@ use http::{HeaderMap, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
 use crate::openai::models::{ModelList, ModelObject};
 use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
+use crate::policy::{Facts, PolicyStore};
 use crate::provider::dispatch::{Call, dispatch};
 use crate::provider::{Reply, Upstreams};
 use crate::server::Lifecycle;
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub config: Config,
     pub upstreams: Upstreams,
     pub auth: Authenticator,
+    /// Authorization policies; `None` when the config has no `policy` section.
+    pub policy: Option<Arc<PolicyStore>>,
     pub lifecycle: Lifecycle,
     /// Unix time Warden started; the `created` of listed models.
     pub started_at: u64,
@@ -42,6 +45,18 @@ impl Gateway {
     pub fn new(config: Config) -> anyhow::Result<Gateway> {
         let upstreams = Upstreams::from_config(&config)?;
         let auth = Authenticator::from_config(&config.auth)?;
+        let policy = match &config.policy {
+            Some(p) => Some(Arc::new(PolicyStore::open(&p.dir).map_err(|errors| {
+                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
+            })?)),
+            None => {
+                tracing::warn!(
+                    "no `policy` configured: every authenticated caller may use every model"
+                );
+                None
+            }
+        };
         let started_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -50,6 +65,7 @@ impl Gateway {
             config,
             upstreams,
             auth,
+            policy,
             lifecycle: Lifecycle::default(),
             started_at,
         })
@@ -77,13 +93,13 @@ impl WardenProxy {
 
         match route.endpoint {
             Endpoint::ListModels => {
-                let body = model_list_json(gw);
+                let body = model_list_json(gw, ctx.principal.as_ref());
                 respond::full(session, ctx, StatusCode::OK, &HeaderMap::new(), body).await;
                 return Ok(());
             }
             Endpoint::GetModel => {
                 let id = route.model_id.unwrap_or_default();
-                let body = model_json(gw, &id)?;
+                let body = model_json(gw, ctx.principal.as_ref(), &id)?;
                 ctx.model = Some(id);
                 respond::full(session, ctx, StatusCode::OK, &HeaderMap::new(), body).await;
                 return Ok(());
@@ -107,6 +123,7 @@ impl WardenProxy {
             .route(request.model())
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
+        authorize(gw, ctx, &request)?;
 
         let call = Call {
             request: &request,
@@ -176,19 +193,69 @@ impl WardenProxy {
     }
 }
 
-fn model_list_json(gw: &Gateway) -> Bytes {
+/// Stage 3, authorization: the policy decision for this principal and request.
+fn authorize(gw: &Gateway, ctx: &mut RequestCtx, request: &ApiRequest) -> Result<(), ApiError> {
+    let (Some(store), Some(principal)) = (&gw.policy, &ctx.principal) else {
+        return Ok(());
+    };
+    let set = store.current();
+    let tools = request.tool_names();
+    let facts = Facts {
+        principal,
+        endpoint: request.endpoint().policy_name(),
+        model: Some(request.model()),
+        tools: &tools,
+        max_tokens: request.max_output_tokens(),
+        stream: request.is_stream(),
+    };
+    let decision = set.decide(&facts);
+    let effect = if decision.allowed() { "allow" } else { "deny" };
+    metrics()
+        .policy_decisions
+        .with_label_values(&[effect, decision.rule.as_str()])
+        .inc();
+    ctx.policy_digest = Some(set.digest.clone());
+    let denied = (!decision.allowed()).then(|| {
+        ApiError::new(
+            ErrorKind::Forbidden,
+            format!(
+                "Denied by policy rule `{}`: {}.",
+                decision.rule, decision.reason
+            ),
+        )
+        .with_code("policy_denied")
+    });
+    ctx.decision = Some(decision);
+    denied.map_or(Ok(()), Err)
+}
+
+/// Whether the caller may see `model` in `/v1/models`.
+fn may_list(gw: &Gateway, principal: Option<&Principal>, model: &str) -> bool {
+    match (&gw.policy, principal) {
+        (Some(store), Some(p)) => store.current().may_use_model(p, model),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+fn model_list_json(gw: &Gateway, principal: Option<&Principal>) -> Bytes {
     let data = gw
         .upstreams
         .model_names
         .iter()
+        .filter(|name| may_list(gw, principal, name))
         .filter_map(|name| gw.upstreams.route(name))
         .map(|m| ModelObject::new(&m.name, &m.owned_by, gw.started_at))
         .collect();
     Bytes::from(serde_json::to_vec(&ModelList::new(data)).unwrap_or_default())
 }
 
-fn model_json(gw: &Gateway, id: &str) -> Result<Bytes, ApiError> {
-    let model = gw.upstreams.route(id).ok_or_else(|| model_not_found(id))?;
+fn model_json(gw: &Gateway, principal: Option<&Principal>, id: &str) -> Result<Bytes, ApiError> {
+    let model = gw
+        .upstreams
+        .route(id)
+        .filter(|m| may_list(gw, principal, &m.name))
+        .ok_or_else(|| model_not_found(id))?;
     let obj = ModelObject::new(&model.name, &model.owned_by, gw.started_at);
     Ok(Bytes::from(serde_json::to_vec(&obj).unwrap_or_default()))
 }

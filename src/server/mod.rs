@@ -32,7 +32,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .unwrap_or(2),
         n => n,
     };
+    let watch_policy_files = config.policy.as_ref().is_some_and(|p| p.watch);
     let gateway = Arc::new(Gateway::new(config)?);
+    if let Some(store) = &gateway.policy {
+        store.watch(watch_policy_files)?;
+    }
 
     let conf = ServerConf {
         threads,

@@ -30,6 +30,14 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// Streams cut short by a client disconnect.
     pub client_disconnects: IntCounterVec,
+    /// Policy decisions, by effect and deciding rule.
+    pub policy_decisions: IntCounterVec,
+    /// Policy reloads, by result (`success`, `failure`).
+    pub policy_reloads: IntCounterVec,
+    /// 1 when the last policy load succeeded, 0 when an edit was refused.
+    pub policy_valid: IntGauge,
+    /// Rules in the active policy set.
+    pub policy_rules: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -56,11 +64,14 @@ impl Metrics {
                 .expect("unique metric");
             h
         };
-        let in_flight =
-            IntGauge::new("in_flight_requests", "Requests being handled").expect("valid metric");
-        registry
-            .register(Box::new(in_flight.clone()))
-            .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let in_flight = gauge("in_flight_requests", "Requests being handled");
         Metrics {
             requests: counter(
                 "requests_total",
@@ -108,6 +119,21 @@ impl Metrics {
                 "Responses cut short by a client disconnect",
                 &["route"],
             ),
+            policy_decisions: counter(
+                "policy_decisions_total",
+                "Policy decisions by effect and rule",
+                &["effect", "rule"],
+            ),
+            policy_reloads: counter(
+                "policy_reloads_total",
+                "Policy reloads by result",
+                &["result"],
+            ),
+            policy_valid: gauge(
+                "policy_valid",
+                "1 when the last policy load succeeded, 0 when an edit was refused",
+            ),
+            policy_rules: gauge("policy_rules", "Rules in the active policy set"),
             registry,
         }
     }

@@ -1,0 +1,256 @@
+//! The decision for one principal and request: every rule is matched; a matching `deny`
+//! wins over any `allow`; with no matching `allow` the request is denied by default.
+//! A condition that fails to evaluate never grants access: an `allow` rule then does not
+//! match and a `deny` rule does.
+
+use serde_json::{Value, json};
+
+use super::load::{CompiledRule, PolicySet};
+use super::model::{AuthMethodName, EndpointName, RuleEffect, RuleSettings};
+use crate::auth::{AuthMethod, Principal};
+
+/// Name reported when no rule matched.
+pub const DEFAULT_DENY: &str = "default-deny";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// What the policy decided, with the rule that decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub effect: Effect,
+    pub rule: String,
+    /// Non-sensitive explanation, safe to return to the client.
+    pub reason: String,
+    /// Settings of the allowing rule (empty when denied).
+    pub settings: RuleSettings,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+}
+
+/// The facts a decision is made on.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub principal: &'a Principal,
+    pub endpoint: EndpointName,
+    pub model: Option<&'a str>,
+    pub tools: &'a [String],
+    pub max_tokens: Option<u64>,
+    pub stream: bool,
+}
+
+impl PolicySet {
+    pub fn decide(&self, facts: &Facts<'_>) -> Decision {
+        let principal_json = principal_value(facts.principal);
+        let request_json = json!({
+            "endpoint": facts.endpoint,
+            "model": facts.model,
+            "tools": facts.tools,
+            "max_tokens": facts.max_tokens,
+            "stream": facts.stream,
+        });
+        let claims = Value::Object(facts.principal.claims.clone());
+        let mut first_allow: Option<&CompiledRule> = None;
+        for rule in &self.rules {
+            if !matches(rule, facts) {
+                continue;
+            }
+            let deny = rule.rule.effect == RuleEffect::Deny;
+            if let Some(cond) = &rule.rule.when {
+                match cond.evaluate(&principal_json, &request_json, &claims) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(rule = %rule.rule.name, error = %e, "policy condition failed to evaluate");
+                        if !deny {
+                            continue;
+                        }
+                    }
+                }
+            }
+            if deny {
+                let reason = rule
+                    .rule
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "denied by policy".into());
+                return Decision {
+                    effect: Effect::Deny,
+                    rule: rule.rule.name.clone(),
+                    reason,
+                    settings: RuleSettings::default(),
+                };
+            }
+            first_allow.get_or_insert(rule);
+        }
+        match first_allow {
+            Some(rule) => {
+                if let Some(tool) = forbidden_tool(&rule.rule.settings, facts.tools) {
+                    return Decision {
+                        effect: Effect::Deny,
+                        rule: rule.rule.name.clone(),
+                        reason: format!("tool `{tool}` is not permitted"),
+                        settings: RuleSettings::default(),
+                    };
+                }
+                Decision {
+                    effect: Effect::Allow,
+                    rule: rule.rule.name.clone(),
+                    reason: "allowed".into(),
+                    settings: rule.rule.settings.clone(),
+                }
+            }
+            None => Decision {
+                effect: Effect::Deny,
+                rule: DEFAULT_DENY.into(),
+                reason: "no policy rule allows this request".into(),
+                settings: RuleSettings::default(),
+            },
+        }
+    }
+
+    /// Whether `principal` may call `model` on any model endpoint (for `/v1/models`).
+    pub fn may_use_model(&self, principal: &Principal, model: &str) -> bool {
+        [
+            EndpointName::ChatCompletions,
+            EndpointName::Completions,
+            EndpointName::Embeddings,
+        ]
+        .into_iter()
+        .any(|endpoint| {
+            let facts = Facts {
+                principal,
+                endpoint,
+                model: Some(model),
+                tools: &[],
+                max_tokens: None,
+                stream: false,
+            };
+            self.decide(&facts).allowed()
+        })
+    }
+}
+
+fn matches(rule: &CompiledRule, facts: &Facts<'_>) -> bool {
+    let m = &rule.rule.matches;
+    let p = facts.principal;
+    let any = |patterns: &Option<Vec<String>>, value: Option<&str>| match patterns {
+        None => true,
+        Some(list) => value.is_some_and(|v| list.iter().any(|pat| glob(pat, v))),
+    };
+    let any_of = |patterns: &Option<Vec<String>>, values: &[String]| match patterns {
+        None => true,
+        Some(list) => values.iter().any(|v| list.iter().any(|pat| glob(pat, v))),
+    };
+    any(&m.tenants, p.tenant.as_deref())
+        && any(&m.subjects, Some(&p.subject))
+        && any_of(&m.roles, &p.roles)
+        && any_of(&m.scopes, &p.scopes)
+        && any(&m.models, facts.model)
+        && any_of(&m.tools, facts.tools)
+        && m.auth_methods
+            .as_ref()
+            .is_none_or(|list| list.contains(&method_name(p.method)))
+        && m.endpoints
+            .as_ref()
+            .is_none_or(|list| list.contains(&facts.endpoint))
+        && m.claims.as_ref().is_none_or(|want| {
+            want.iter()
+                .all(|(path, expected)| claim_at(&p.claims, path) == Some(expected))
+        })
+}
+
+fn forbidden_tool<'a>(settings: &RuleSettings, tools: &'a [String]) -> Option<&'a str> {
+    let perms = settings.tools.as_ref()?;
+    tools
+        .iter()
+        .find(|t| {
+            perms.deny.iter().any(|p| glob(p, t))
+                || perms
+                    .allow
+                    .as_ref()
+                    .is_some_and(|allow| !allow.iter().any(|p| glob(p, t)))
+        })
+        .map(String::as_str)
+}
+
+fn method_name(m: AuthMethod) -> AuthMethodName {
+    match m {
+        AuthMethod::Anonymous => AuthMethodName::Anonymous,
+        AuthMethod::ApiKey => AuthMethodName::ApiKey,
+        AuthMethod::Jwt => AuthMethodName::Jwt,
+        AuthMethod::Introspection => AuthMethodName::Introspection,
+    }
+}
+
+fn principal_value(p: &Principal) -> Value {
+    json!({
+        "tenant": p.tenant,
+        "subject": p.subject,
+        "roles": p.roles,
+        "scopes": p.scopes,
+        "auth_method": method_name(p.method),
+    })
+}
+
+/// A claim by dot path (`org.department`).
+fn claim_at<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut current = claims.get(parts.next()?)?;
+    for part in parts {
+        current = current.get(part)?;
+    }
+    Some(current)
+}
+
+/// `*` matches any run of characters; everything else is literal.
+pub fn glob(pattern: &str, value: &str) -> bool {
+    let Some((head, rest)) = pattern.split_once('*') else {
+        return pattern == value;
+    };
+    let Some(mut remaining) = value.strip_prefix(head) else {
+        return false;
+    };
+    let mut pieces: Vec<&str> = rest.split('*').collect();
+    let last = pieces.pop().unwrap_or("");
+    for piece in pieces {
+        match remaining.find(piece) {
+            Some(i) => remaining = &remaining[i + piece.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob("gpt-4o*", "gpt-4o-mini"));
+        assert!(glob("*", "anything"));
+        assert!(glob("a*c*e", "abcde"));
+        assert!(!glob("a*c*e", "abcdf"));
+        assert!(glob("exact", "exact"));
+        assert!(!glob("exact", "exactly"));
+        assert!(glob("*-mini", "gpt-4o-mini"));
+        assert!(!glob("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn claim_paths() {
+        let claims = json!({"org": {"dept": "support"}, "tier": 2});
+        let map = claims.as_object().unwrap();
+        assert_eq!(claim_at(map, "org.dept"), Some(&json!("support")));
+        assert_eq!(claim_at(map, "tier"), Some(&json!(2)));
+        assert_eq!(claim_at(map, "org.none"), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! Policies that security teams edit as YAML (`apiVersion: warden/v1`, `kind: Policy`):
+//! the typed model and its JSON Schema, loading with `file:line:column` errors, the
+//! decision for a principal and request (deny overrides allow, default deny), the
+//! table-driven test runner, and hot reload that keeps the last good set.
+//! A decision's reason is written for clients: it never contains request content.
+
+mod condition;
+mod decide;
+mod load;
+mod model;
+pub mod reload;
+pub mod testing;
+
+pub use condition::Condition;
+pub use decide::{Decision, Effect, Facts};
+pub use load::{LoadError, PolicySet, load_dir};
+pub use model::{EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
+pub use reload::PolicyStore;
+
+/// JSON Schema of policy files (`policies/schema.json`).
+pub fn policy_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(PolicyFile)).unwrap_or_default()
+}
+
+/// JSON Schema of policy test files (`policies/tests/schema.json`).
+pub fn test_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(TestFile)).unwrap_or_default()
+}

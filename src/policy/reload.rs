@@ -1,0 +1,142 @@
+//! The active policy set and its hot reload. Readers take an immutable snapshot (arc-swap,
+//! no locks); a file change (notify) or SIGHUP reloads the whole directory atomically. An
+//! invalid edit is refused: the last good set stays active and the refusal is logged,
+//! counted and shown in `/readyz`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+
+use super::load::{LoadError, PolicySet, load_dir};
+use crate::telemetry::metrics;
+
+pub struct PolicyStore {
+    dir: PathBuf,
+    current: ArcSwap<PolicySet>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl PolicyStore {
+    /// Loads `dir`; fails when the initial set is invalid.
+    pub fn open(dir: &Path) -> Result<PolicyStore, Vec<LoadError>> {
+        let set = load_dir(dir)?;
+        record_active(&set);
+        Ok(PolicyStore {
+            dir: dir.to_path_buf(),
+            current: ArcSwap::from_pointee(set),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// The active set.
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// Why the last reload was refused, if it was.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Reloads the directory; keeps the active set when the new one is invalid.
+    pub fn reload(&self) -> Result<(), Vec<LoadError>> {
+        match load_dir(&self.dir) {
+            Ok(set) => {
+                let changed = set.digest != self.current.load().digest;
+                if changed {
+                    tracing::info!(digest = %set.digest, rules = set.rules.len(), "policy reloaded");
+                }
+                record_active(&set);
+                self.current.store(Arc::new(set));
+                if let Ok(mut g) = self.last_error.lock() {
+                    *g = None;
+                }
+                metrics()
+                    .policy_reloads
+                    .with_label_values(&["success"])
+                    .inc();
+                Ok(())
+            }
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(error = %e, "policy reload refused; the previous policy stays active");
+                }
+                let summary = errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if let Ok(mut g) = self.last_error.lock() {
+                    *g = Some(summary);
+                }
+                metrics()
+                    .policy_reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+                metrics().policy_valid.set(0);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP and, with `files`, on changes in the directory (debounced), on
+    /// background threads that live as long as the process.
+    pub fn watch(self: &Arc<Self>, files: bool) -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let fs_tx = tx.clone();
+        let watcher = if files {
+            let mut w =
+                notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                    if event.is_ok_and(|e| !e.kind.is_access()) {
+                        let _ = fs_tx.send(());
+                    }
+                })?;
+            w.watch(&self.dir, RecursiveMode::NonRecursive)?;
+            Some(w)
+        } else {
+            None
+        };
+        let store = self.clone();
+        std::thread::Builder::new()
+            .name("policy-reload".into())
+            .spawn(move || {
+                let _watcher = watcher; // dropped (unwatched) only with the thread
+                while rx.recv().is_ok() {
+                    // Editors write in several steps: wait for the burst to settle.
+                    std::thread::sleep(Duration::from_millis(100));
+                    while rx.try_recv().is_ok() {}
+                    let _ = store.reload();
+                }
+            })?;
+        std::thread::Builder::new()
+            .name("policy-sighup".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let Ok(mut hup) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    else {
+                        return;
+                    };
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading policy");
+                        let _ = tx.send(());
+                    }
+                });
+            })?;
+        Ok(())
+    }
+}
+
+fn record_active(set: &PolicySet) {
+    metrics().policy_valid.set(1);
+    metrics().policy_rules.set(set.rules.len() as i64);
+}
