@@ -27,6 +27,15 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
             .status,
         200
     );
+    // The access log and metrics are recorded right after the last byte is written.
+    let recorded = eventually(Duration::from_secs(2), || async {
+        get(&w.admin_url("/metrics"))
+            .await
+            .text()
+            .contains("status=\"200\"} 1")
+    })
+    .await;
+    assert!(recorded);
     let metrics = get(&w.admin_url("/metrics")).await.text();
     for needle in [
         "warden_requests_total{model=\"gpt-4o-mini\",route=\"chat_completions\",status=\"200\"} 1",

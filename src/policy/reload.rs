@@ -69,14 +69,15 @@ impl PolicyStore {
                     .map(|e| e.to_string())
                     .collect::<Vec<_>>()
                     .join("; ");
-                if let Ok(mut g) = self.last_error.lock() {
-                    *g = Some(summary);
-                }
+                // Metrics first: whoever sees the error in /readyz also sees them.
                 metrics()
                     .policy_reloads
                     .with_label_values(&["failure"])
                     .inc();
                 metrics().policy_valid.set(0);
+                if let Ok(mut g) = self.last_error.lock() {
+                    *g = Some(summary);
+                }
                 Err(errors)
             }
         }
