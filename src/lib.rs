@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod http_client;
 pub mod mock;
 pub mod openai;
 pub mod policy;

@@ -1,13 +1,30 @@
-//! Client authentication: turns request headers into a [`Principal`]. API keys are held
-//! only as SHA-256 hashes and compared in constant time. A presented credential is never
-//! logged or echoed in an error.
+//! Client authentication: turns the request's credential into one [`Principal`] — an API
+//! key (hashed, constant-time), a JWT verified against its issuer's JWKS, or an opaque
+//! token checked by introspection. A presented credential is never logged or echoed;
+//! failures answer 401 with an RFC 6750 `WWW-Authenticate` header.
+
+mod api_keys;
+mod claims;
+mod fetch;
+mod introspection;
+mod jwks;
+mod jwt;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::config::AuthConfig;
 use crate::openai::{ApiError, ErrorKind};
+use crate::telemetry::metrics;
+
+use api_keys::{ApiKeys, KeyCheck};
+use introspection::Introspector;
+use jwt::JwtVerifier;
+
+/// Longest credential accepted; longer ones are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -39,7 +56,7 @@ pub struct Principal {
     pub method: AuthMethod,
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
-    /// Claims selected for policy decisions (JWT / introspection only).
+    /// Claims selected for policy decisions (JWT / introspection only). Never logged.
     pub claims: serde_json::Map<String, serde_json::Value>,
     pub issuer: Option<String>,
 }
@@ -58,81 +75,180 @@ impl Principal {
     }
 }
 
-struct KeyEntry {
-    id: String,
-    hash: [u8; 32],
-    tenant: Option<String>,
-    roles: Vec<String>,
+/// Why authentication failed. Messages describe the failure, never the credential.
+#[derive(Debug, Clone)]
+pub enum AuthError {
+    Missing,
+    Invalid(String),
+    /// The credential could not be checked (issuer keys or introspection unavailable).
+    Unavailable(&'static str),
+}
+
+impl AuthError {
+    pub fn invalid(message: &str) -> AuthError {
+        AuthError::Invalid(message.to_string())
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Invalid(_) => "invalid",
+            AuthError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn into_api_error(self) -> ApiError {
+        match self {
+            AuthError::Missing => unauthorized(
+                "Missing credentials: send `Authorization: Bearer <token>`.",
+                "invalid_request",
+                "missing credentials",
+            ),
+            AuthError::Invalid(description) => unauthorized(
+                &format!("Invalid credentials: {description}."),
+                "invalid_token",
+                &description,
+            ),
+            AuthError::Unavailable(what) => ApiError::new(
+                ErrorKind::Unavailable,
+                format!("Cannot verify credentials now: {what}."),
+            )
+            .with_code("auth_unavailable")
+            .with_header("retry-after", "1"),
+        }
+    }
+}
+
+fn unauthorized(message: &str, bearer_error: &str, description: &str) -> ApiError {
+    let description = description.replace(['"', '\\'], "'");
+    ApiError::new(ErrorKind::Unauthorized, message).with_header(
+        "www-authenticate",
+        format!(
+            "Bearer realm=\"warden\", error=\"{bearer_error}\", error_description=\"{description}\""
+        ),
+    )
 }
 
 pub struct Authenticator {
-    keys: Vec<KeyEntry>,
+    api_keys: ApiKeys,
+    jwt: Option<Arc<JwtVerifier>>,
+    introspection: Option<Introspector>,
 }
 
 impl Authenticator {
     pub fn from_config(config: &AuthConfig) -> anyhow::Result<Authenticator> {
-        let mut keys = Vec::new();
-        for k in &config.api_keys {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(&k.sha256, &mut hash)
-                .map_err(|_| anyhow::anyhow!("api key `{}`: sha256 is not 64 hex digits", k.id))?;
-            keys.push(KeyEntry {
-                id: k.id.clone(),
-                hash,
-                tenant: k.tenant.clone(),
-                roles: k.roles.clone(),
-            });
-        }
-        Ok(Authenticator { keys })
+        let jwt = if config.jwt_issuers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(JwtVerifier::from_config(&config.jwt_issuers)?))
+        };
+        let introspection = config
+            .introspection
+            .as_ref()
+            .map(Introspector::from_config)
+            .transpose()?;
+        Ok(Authenticator {
+            api_keys: ApiKeys::from_config(&config.api_keys)?,
+            jwt,
+            introspection,
+        })
     }
 
     pub fn enabled(&self) -> bool {
-        !self.keys.is_empty()
+        !self.api_keys.is_empty() || self.jwt.is_some() || self.introspection.is_some()
     }
 
-    /// Authenticates a request from its headers (`Authorization: Bearer …` or `api-key`).
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    /// Authenticates a request's credential (see [`credential`]).
+    pub async fn authenticate(&self, credential: Option<String>) -> Result<Principal, ApiError> {
         if !self.enabled() {
             return Ok(Principal::anonymous());
         }
-        let Some(presented) = credential(headers) else {
-            return Err(unauthorized(
-                "Missing API key: send it as `Authorization: Bearer <key>`.",
-                "invalid_request",
-            ));
+        let result = self.check(credential).await;
+        let label = match &result {
+            Ok(p) => p.method.label(),
+            Err(e) => e.label(),
         };
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found = None;
-        for entry in &self.keys {
-            if bool::from(entry.hash.ct_eq(&digest)) {
-                found = Some(entry);
+        metrics().auth_results.with_label_values(&[label]).inc();
+        result.map_err(AuthError::into_api_error)
+    }
+
+    async fn check(&self, credential: Option<String>) -> Result<Principal, AuthError> {
+        let token = credential.ok_or(AuthError::Missing)?;
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::invalid("the token is too large"));
+        }
+        match self.api_keys.check(&token) {
+            KeyCheck::Valid(p) => return Ok(p),
+            KeyCheck::Expired => return Err(AuthError::invalid("the API key has expired")),
+            KeyCheck::NoMatch => {}
+        }
+        if jwt::looks_like_jwt(&token) {
+            if let Some(verifier) = &self.jwt {
+                return verifier.verify(&token).await;
             }
+        } else if let Some(introspector) = &self.introspection {
+            return introspector.check(&token).await;
         }
-        match found {
-            Some(e) => Ok(Principal {
-                tenant: e.tenant.clone(),
-                subject: e.id.clone(),
-                method: AuthMethod::ApiKey,
-                roles: e.roles.clone(),
-                scopes: Vec::new(),
-                claims: serde_json::Map::new(),
-                issuer: None,
-            }),
-            None => Err(unauthorized("Incorrect API key provided.", "invalid_token")),
-        }
+        Err(AuthError::invalid("the credential is not recognised"))
+    }
+
+    /// Fetches every issuer's keys now and then keeps them fresh, on a background thread
+    /// that lives as long as the process.
+    pub fn start_key_refresh(&self) -> anyhow::Result<()> {
+        let Some(verifier) = self.jwt.clone() else {
+            return Ok(());
+        };
+        std::thread::Builder::new()
+            .name("jwks-refresh".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(async move {
+                    let tasks: Vec<_> = verifier
+                        .issuers
+                        .iter()
+                        .map(|issuer| {
+                            let jwks = issuer.jwks.clone();
+                            tokio::spawn(async move {
+                                loop {
+                                    let wait = match jwks.refresh_now().await {
+                                        Ok(n) => {
+                                            tracing::debug!(
+                                                issuer = jwks.issuer(),
+                                                keys = n,
+                                                "JWKS refreshed"
+                                            );
+                                            jwks.refresh_period()
+                                        }
+                                        Err(_) => jwks.retry_period(),
+                                    };
+                                    tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                });
+            })?;
+        Ok(())
     }
 }
 
-fn credential(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+/// The request's credential: `Authorization: Bearer …`, or an `api-key` header (Azure
+/// OpenAI clients).
+pub fn credential(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
         let (scheme, token) = v.trim().split_once(' ')?;
-        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
-            return Some(token.trim().to_string());
-        }
-        return None;
+        let token = token.trim();
+        return (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+            .then(|| token.to_string());
     }
     headers
         .get("api-key")
@@ -141,21 +257,13 @@ fn credential(headers: &HeaderMap) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn unauthorized(message: &str, bearer_error: &str) -> ApiError {
-    ApiError::new(ErrorKind::Unauthorized, message).with_header(
-        "www-authenticate",
-        format!(
-            "Bearer realm=\"warden\", error=\"{bearer_error}\", error_description=\"{message}\""
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ApiKeyConfig;
+    use sha2::{Digest, Sha256};
 
-    fn auth() -> Authenticator {
+    fn auth(expires: Option<&str>) -> Authenticator {
         let sha256 = hex::encode(Sha256::digest(b"sk-good"));
         Authenticator::from_config(&AuthConfig {
             api_keys: vec![ApiKeyConfig {
@@ -163,7 +271,9 @@ mod tests {
                 sha256,
                 tenant: Some("acme".into()),
                 roles: vec!["storefront".into()],
+                expires: expires.map(str::to_string),
             }],
+            ..AuthConfig::default()
         })
         .unwrap()
     }
@@ -177,22 +287,34 @@ mod tests {
         h
     }
 
-    #[test]
-    fn accepts_the_right_key_in_either_header() {
-        let p = auth()
-            .authenticate(&headers("authorization", "Bearer sk-good"))
+    #[tokio::test]
+    async fn accepts_the_right_key_in_either_header() {
+        let a = auth(None);
+        let p = a
+            .authenticate(credential(&headers("authorization", "Bearer sk-good")))
+            .await
             .unwrap();
         assert_eq!(
             (p.subject.as_str(), p.tenant.as_deref()),
             ("svc", Some("acme"))
         );
-        assert!(auth().authenticate(&headers("api-key", "sk-good")).is_ok());
+        assert_eq!(p.roles, vec!["storefront"]);
+        assert!(
+            a.authenticate(credential(&headers("api-key", "sk-good")))
+                .await
+                .is_ok()
+        );
     }
 
-    #[test]
-    fn refuses_wrong_and_missing_keys_without_echo() {
-        let e = auth()
-            .authenticate(&headers("authorization", "Bearer sk-bad-secret"))
+    #[tokio::test]
+    async fn refuses_wrong_missing_and_expired_keys_without_echo() {
+        let a = auth(None);
+        let e = a
+            .authenticate(credential(&headers(
+                "authorization",
+                "Bearer sk-bad-secret",
+            )))
+            .await
             .unwrap_err();
         assert_eq!(e.status(), http::StatusCode::UNAUTHORIZED);
         assert!(!e.message.contains("sk-bad-secret"));
@@ -201,19 +323,18 @@ mod tests {
                 .iter()
                 .any(|(n, v)| *n == "www-authenticate" && v.contains("invalid_token"))
         );
-        assert!(auth().authenticate(&HeaderMap::new()).is_err());
-        assert!(
-            auth()
-                .authenticate(&headers("authorization", "Basic abc"))
-                .is_err()
-        );
+        assert!(a.authenticate(None).await.is_err());
+        assert!(credential(&headers("authorization", "Basic abc")).is_none());
+        let old = auth(Some("2020-01-01T00:00:00Z"));
+        let e = old.authenticate(Some("sk-good".into())).await.unwrap_err();
+        assert!(e.message.contains("expired"), "{}", e.message);
     }
 
-    #[test]
-    fn anonymous_when_no_keys() {
+    #[tokio::test]
+    async fn anonymous_when_nothing_is_configured() {
         let a = Authenticator::from_config(&AuthConfig::default()).unwrap();
         assert_eq!(
-            a.authenticate(&HeaderMap::new()).unwrap().method,
+            a.authenticate(None).await.unwrap().method,
             AuthMethod::Anonymous
         );
     }

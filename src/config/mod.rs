@@ -2,6 +2,7 @@
 //! substitution and validation. A config that fails to load names its file, line and
 //! reason; nothing here ever prints a secret value.
 
+mod auth;
 mod env;
 mod locate;
 
@@ -11,6 +12,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use auth::{
+    ApiKeyConfig, AuthConfig, ClaimMapping, IntrospectionConfig, JwksSettings, JwtAlgorithm,
+    JwtIssuerConfig,
+};
 pub use env::substitute;
 
 /// The whole configuration.
@@ -86,28 +91,6 @@ impl Default for LogSettings {
             level: "info".into(),
         }
     }
-}
-
-/// Client authentication. With no API keys configured every caller is accepted as an
-/// anonymous principal.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    pub api_keys: Vec<ApiKeyConfig>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiKeyConfig {
-    /// A non-secret name for the key (appears in logs and metrics).
-    pub id: String,
-    /// Hex SHA-256 of the key. The key itself is never stored.
-    pub sha256: String,
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// Roles the key's principal holds, for policy rules.
-    #[serde(default)]
-    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -358,6 +341,36 @@ impl Config {
                     format!("entry {i} (`{}`): `sha256` must be 64 hex digits", key.id),
                 );
             }
+        }
+        let is_url = |url: &str| {
+            url.parse::<http::Uri>().ok().is_some_and(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+            })
+        };
+        for issuer in &self.auth.jwt_issuers {
+            let path = ["auth", "jwt_issuers"];
+            for url in std::iter::once(&issuer.issuer).chain(issuer.jwks_uri.as_ref()) {
+                if !is_url(url) {
+                    return err(&path, format!("`{url}` is not an http(s) URL"));
+                }
+            }
+            if issuer.audiences.is_empty() || issuer.algorithms.is_empty() {
+                return err(
+                    &path,
+                    format!(
+                        "issuer `{}` needs at least one audience and one algorithm",
+                        issuer.issuer
+                    ),
+                );
+            }
+        }
+        if let Some(i) = &self.auth.introspection
+            && !is_url(&i.endpoint)
+        {
+            return err(
+                &["auth", "introspection"],
+                format!("`{}` is not an http(s) URL", i.endpoint),
+            );
         }
         for (name, p) in &self.providers {
             let path = ["providers", name.as_str()];

@@ -7,8 +7,8 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT}
 use http::{Method, Request};
 use http_body_util::Full;
 
-use super::client::{self, HttpClient};
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::http_client::{self as client, HttpClient};
 use crate::openai::Endpoint;
 
 const DEFAULT_OPENAI_BASE: &str = "https://api.openai.com/v1";

@@ -5,7 +5,6 @@
 
 mod adapter;
 mod balance;
-mod client;
 pub mod dispatch;
 
 use std::collections::HashMap;

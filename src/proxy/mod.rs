@@ -89,7 +89,8 @@ impl WardenProxy {
             session.req_header().uri.path(),
         )?;
         ctx.route = route.endpoint.label();
-        ctx.principal = Some(gw.auth.authenticate(&session.req_header().headers)?);
+        let credential = crate::auth::credential(&session.req_header().headers);
+        ctx.principal = Some(gw.auth.authenticate(credential).await?);
 
         match route.endpoint {
             Endpoint::ListModels => {

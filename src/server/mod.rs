@@ -34,6 +34,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let watch_policy_files = config.policy.as_ref().is_some_and(|p| p.watch);
     let gateway = Arc::new(Gateway::new(config)?);
+    gateway.auth.start_key_refresh()?;
     if let Some(store) = &gateway.policy {
         store.watch(watch_policy_files)?;
     }

@@ -30,6 +30,12 @@ pub struct Metrics {
     pub stream_errors: IntCounterVec,
     /// Streams cut short by a client disconnect.
     pub client_disconnects: IntCounterVec,
+    /// Authentication outcomes, by method or failure class.
+    pub auth_results: IntCounterVec,
+    /// JWKS refreshes, by result (`success`, `failure`, `rate_limited`).
+    pub jwks_refreshes: IntCounterVec,
+    /// Token introspection outcomes (`active`, `inactive`, `cache_hit`, `error`).
+    pub introspection: IntCounterVec,
     /// Policy decisions, by effect and deciding rule.
     pub policy_decisions: IntCounterVec,
     /// Policy reloads, by result (`success`, `failure`).
@@ -118,6 +124,21 @@ impl Metrics {
                 "client_disconnects_total",
                 "Responses cut short by a client disconnect",
                 &["route"],
+            ),
+            auth_results: counter(
+                "auth_results_total",
+                "Authentication outcomes by method or failure class",
+                &["result"],
+            ),
+            jwks_refreshes: counter(
+                "jwks_refreshes_total",
+                "JWKS refreshes by result",
+                &["result"],
+            ),
+            introspection: counter(
+                "introspection_total",
+                "Token introspection outcomes",
+                &["result"],
             ),
             policy_decisions: counter(
                 "policy_decisions_total",

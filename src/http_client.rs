@@ -1,5 +1,6 @@
-//! The outbound HTTP client (hyper 1 over rustls): webpki roots plus an optional extra CA
-//! bundle, connection pooling, HTTP/1.1 and HTTP/2 by ALPN, and a connect timeout.
+//! The outbound HTTP client for every call Warden makes itself (providers, JWKS,
+//! introspection): hyper 1 over rustls with webpki roots plus an optional extra CA bundle,
+//! connection pooling, HTTP/1.1 and HTTP/2 by ALPN, and a connect timeout.
 
 use std::path::Path;
 use std::time::Duration;

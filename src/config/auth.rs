@@ -1,0 +1,193 @@
+//! Client authentication settings: API keys, trusted JWT issuers and token introspection.
+//! With none of them configured every caller is accepted as an anonymous principal.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// Trusted OAuth2 / OIDC issuers of JWT access tokens.
+    pub jwt_issuers: Vec<JwtIssuerConfig>,
+    /// RFC 7662 introspection for opaque (non-JWT) access tokens.
+    pub introspection: Option<IntrospectionConfig>,
+}
+
+impl AuthConfig {
+    pub fn enabled(&self) -> bool {
+        !self.api_keys.is_empty() || !self.jwt_issuers.is_empty() || self.introspection.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A non-secret name for the key (appears in logs and metrics).
+    pub id: String,
+    /// Hex SHA-256 of the key. The key itself is never stored.
+    pub sha256: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Roles the key's principal holds, for policy rules.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// RFC 3339 time after which the key is refused.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// Signature algorithms a JWT issuer may use. Only asymmetric algorithms exist here:
+/// `none` and the HMAC family can never be configured.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    pub fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        use jsonwebtoken::Algorithm as A;
+        match self {
+            JwtAlgorithm::RS256 => A::RS256,
+            JwtAlgorithm::RS384 => A::RS384,
+            JwtAlgorithm::RS512 => A::RS512,
+            JwtAlgorithm::PS256 => A::PS256,
+            JwtAlgorithm::PS384 => A::PS384,
+            JwtAlgorithm::PS512 => A::PS512,
+            JwtAlgorithm::ES256 => A::ES256,
+            JwtAlgorithm::ES384 => A::ES384,
+            JwtAlgorithm::EdDSA => A::EdDSA,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerConfig {
+    /// The exact `iss` of the tokens; also the base of OIDC discovery.
+    pub issuer: String,
+    /// JWKS URL; when absent it is discovered from
+    /// `{issuer}/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Accepted `aud` values (at least one must be present in the token).
+    pub audiences: Vec<String>,
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// Tolerance for `exp` and `nbf`.
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u64,
+    /// Claims that must be present besides `exp`, `iss` and `aud`.
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    #[serde(default)]
+    pub claims: ClaimMapping,
+    #[serde(default)]
+    pub jwks: JwksSettings,
+    /// Extra PEM CA bundle for the issuer's endpoints.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_algorithms() -> Vec<JwtAlgorithm> {
+    vec![
+        JwtAlgorithm::RS256,
+        JwtAlgorithm::PS256,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::EdDSA,
+    ]
+}
+
+fn default_skew() -> u64 {
+    60
+}
+
+/// Where the principal's parts come from in the token's claims. Paths use dots for nested
+/// claims (`realm_access.roles`); a path may hold an array of strings or a space-separated
+/// string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimMapping {
+    pub subject: String,
+    pub tenant: Option<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Top-level claims copied into the principal for policy rules (all when empty).
+    /// They are used for decisions only and never logged.
+    pub keep: Vec<String>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        ClaimMapping {
+            subject: "sub".into(),
+            tenant: None,
+            roles: vec!["roles".into(), "groups".into()],
+            scopes: vec!["scope".into(), "scp".into()],
+            keep: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JwksSettings {
+    /// Background refresh period.
+    pub refresh_seconds: u64,
+    /// At most one refresh per this interval when tokens name an unknown `kid`.
+    pub min_refresh_interval_seconds: u64,
+    /// How long the last keys stay usable after refreshes start failing.
+    pub max_stale_seconds: u64,
+    pub timeout_ms: u64,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        JwksSettings {
+            refresh_seconds: 300,
+            min_refresh_interval_seconds: 10,
+            max_stale_seconds: 3600,
+            timeout_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The RFC 7662 endpoint.
+    pub endpoint: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Results are cached by a hash of the token until `min(exp, now + ttl)`.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_seconds: u64,
+    #[serde(default = "default_introspection_timeout")]
+    pub timeout_ms: u64,
+    /// Entries kept at most in the result cache.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+    #[serde(default)]
+    pub claims: ClaimMapping,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_cache_ttl() -> u64 {
+    60
+}
+fn default_introspection_timeout() -> u64 {
+    3000
+}
+fn default_cache_entries() -> usize {
+    100_000
+}
