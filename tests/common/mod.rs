@@ -17,6 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+pub mod issuer;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
 
 /// A port that was free a moment ago.
