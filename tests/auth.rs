@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
-use common::issuer::{Key, TestIssuer, client_credentials_token};
+use common::issuer::{Key, TestIssuer};
 use common::*;
 use serde_json::{Value, json};
 

@@ -13,7 +13,7 @@ pub mod testing;
 
 pub use condition::Condition;
 pub use decide::{Decision, Effect, Facts};
-pub use load::{LoadError, PolicySet, load_dir};
+pub use load::{LoadError, PolicySet, load_dir, load_sources};
 pub use model::{EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
 pub use reload::PolicyStore;
 

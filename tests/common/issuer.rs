@@ -322,24 +322,3 @@ async fn serve(
         _ => reply(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
     }
 }
-
-/// Requests a token from the issuer's token endpoint with client credentials.
-pub async fn client_credentials_token(issuer: &TestIssuer, scope: &str) -> String {
-    let basic =
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
-    let r = super::send(
-        "POST",
-        &format!("{}/token", issuer.url()),
-        &[
-            ("content-type", "application/x-www-form-urlencoded"),
-            ("authorization", &format!("Basic {basic}")),
-        ],
-        format!(
-            "grant_type=client_credentials&scope={}",
-            scope.replace(' ', "+")
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["access_token"].as_str().unwrap().to_string()
-}

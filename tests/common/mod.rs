@@ -314,3 +314,26 @@ where
     }
     false
 }
+
+/// Requests a token from the issuer's token endpoint with client credentials.
+pub async fn client_credentials_token(issuer: &issuer::TestIssuer, scope: &str) -> String {
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", issuer::CLIENT_ID, issuer::CLIENT_SECRET),
+    );
+    let r = send(
+        "POST",
+        &format!("{}/token", issuer.url()),
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("authorization", &format!("Basic {basic}")),
+        ],
+        format!(
+            "grant_type=client_credentials&scope={}",
+            scope.replace(' ', "+")
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["access_token"].as_str().unwrap().to_string()
+}
