@@ -89,6 +89,7 @@ async fn tokens_from_the_issuer_are_accepted_and_mapped() {
     issuer.publish(vec![Key::rsa("rsa-2"), ec.clone()]);
     let mut c = claims(&issuer);
     c["roles"] = json!(["marketing"]);
+    c["sub"] = json!("jane.doe@example.com");
     let r = call(&w, &ec.sign(&c, None)).await;
     assert_eq!(
         r.status,
@@ -96,7 +97,17 @@ async fn tokens_from_the_issuer_are_accepted_and_mapped() {
         "ES256 verified, then denied by policy: {}",
         r.text()
     );
-    assert!(!w.logs().contains(&token), "tokens never reach the logs");
+    let recorded = eventually(Duration::from_secs(2), || async {
+        w.logs().contains("rule=\"default-deny\"")
+    })
+    .await;
+    assert!(recorded, "{}", w.logs());
+    let logs = w.logs();
+    assert!(!logs.contains(&token), "tokens never reach the logs");
+    assert!(
+        !logs.contains("jane.doe@example.com"),
+        "token subjects are not logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,7 +178,16 @@ impl WardenProxy {
             request_id = %ctx.request_id,
             route = ctx.route,
             model = ctx.model.as_deref().unwrap_or("-"),
-            subject = ctx.principal.as_ref().map(|p| p.subject.as_str()).unwrap_or("-"),
+            // Token subjects can be personal (e-mail addresses): only API key ids are logged.
+            subject = ctx
+                .principal
+                .as_ref()
+                .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
+                .map(|p| p.subject.as_str())
+                .unwrap_or("-"),
+            tenant = ctx.principal.as_ref().and_then(|p| p.tenant.as_deref()).unwrap_or("-"),
+            auth = ctx.principal.as_ref().map(|p| p.method.label()).unwrap_or("-"),
+            rule = ctx.decision.as_ref().map(|d| d.rule.as_str()).unwrap_or("-"),
             status,
             error = ctx.error_code.as_deref().unwrap_or("-"),
             stream = ctx.stream,
