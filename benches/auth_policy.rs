@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the authentication and authorization stages: JWT verification
-//! (RS256, ES256) with a warm JWKS cache, a policy decision over a realistic 60-rule set,
-//! and both together as a request pays them.
+//! (RS256, ES256) with a warm JWKS cache — the full signature check, and the repeat of a
+//! token already verified — a policy decision over a realistic 62-rule set, and both
+//! together as a request pays them.
 
 #[path = "../tests/common/issuer.rs"]
 #[allow(dead_code)]
@@ -56,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let rsa = issuer::Key::rsa("rsa-1");
     let ec = issuer::Key::ec("ec-1");
     let test_issuer = rt.block_on(issuer::TestIssuer::start(vec![rsa.clone(), ec.clone()]));
-    let config = AuthConfig {
+    let config = |verified_cache_seconds| AuthConfig {
         jwt_issuers: vec![JwtIssuerConfig {
             issuer: test_issuer.url(),
             jwks_uri: None,
@@ -69,11 +70,13 @@ fn bench(c: &mut Criterion) {
                 ..ClaimMapping::default()
             },
             jwks: JwksSettings::default(),
+            verified_cache_seconds,
             ca_file: None,
         }],
         ..AuthConfig::default()
     };
-    let auth = Authenticator::from_config(&config).unwrap();
+    let cold = Authenticator::from_config(&config(0)).unwrap();
+    let auth = Authenticator::from_config(&config(60)).unwrap();
     let now = jsonwebtoken::get_current_timestamp();
     let claims = json!({"iss": test_issuer.url(), "sub": "app-1", "aud": "warden", "exp": now + 3600,
                         "tenant_id": "tenant-12", "roles": ["storefront"], "scope": "chat"});
@@ -85,18 +88,20 @@ fn bench(c: &mut Criterion) {
     }
 
     let mut group = c.benchmark_group("jwt_verify_warm_jwks");
-    group.bench_function("RS256", |b| {
-        b.iter(|| {
-            rt.block_on(auth.authenticate(Some(black_box(rs_token.clone()))))
-                .unwrap()
-        })
-    });
-    group.bench_function("ES256", |b| {
-        b.iter(|| {
-            rt.block_on(auth.authenticate(Some(black_box(es_token.clone()))))
-                .unwrap()
-        })
-    });
+    for (name, token) in [("RS256", &rs_token), ("ES256", &es_token)] {
+        group.bench_function(format!("{name}_signature_check"), |b| {
+            b.iter(|| {
+                rt.block_on(cold.authenticate(Some(black_box(token.clone()))))
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("{name}_already_verified"), |b| {
+            b.iter(|| {
+                rt.block_on(auth.authenticate(Some(black_box(token.clone()))))
+                    .unwrap()
+            })
+        });
+    }
     group.finish();
 
     let set = policy_set();
@@ -123,18 +128,20 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(set.decide(black_box(&facts))))
     });
 
-    c.bench_function("authn_rs256_plus_authz", |b| {
-        b.iter(|| {
-            let p = rt
-                .block_on(auth.authenticate(Some(rs_token.clone())))
-                .unwrap();
-            let f = Facts {
-                principal: &p,
-                ..facts.clone()
-            };
-            black_box(set.decide(&f))
-        })
-    });
+    for (name, authenticator) in [("signature_check", &cold), ("already_verified", &auth)] {
+        c.bench_function(&format!("authn_rs256_{name}_plus_authz"), |b| {
+            b.iter(|| {
+                let p = rt
+                    .block_on(authenticator.authenticate(Some(rs_token.clone())))
+                    .unwrap();
+                let f = Facts {
+                    principal: &p,
+                    ..facts.clone()
+                };
+                black_box(set.decide(&f))
+            })
+        });
+    }
     drop(test_issuer);
 }
 

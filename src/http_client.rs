@@ -33,7 +33,10 @@ pub fn build(connect_timeout: Duration, ca_file: Option<&Path>) -> anyhow::Resul
             anyhow::bail!("CA file {} holds no certificate", path.display());
         }
     }
-    let tls = rustls::ClientConfig::builder()
+    // One explicit provider, whatever other rustls providers the dependency tree compiles in.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     let mut http = HttpConnector::new();

@@ -30,7 +30,9 @@ const body = JSON.stringify({
     { role: 'user', content: 'Do you have the trail runner 2 in size 44, and when would it ship to Lyon?' },
   ],
 });
-const params = { headers: { 'Content-Type': 'application/json', Authorization: 'Bearer load-test' } };
+const params = {
+  headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${__ENV.TOKEN || 'load-test'}` },
+};
 
 export default function () {
   const res = http.post(`${__ENV.TARGET}/chat/completions`, body, params);

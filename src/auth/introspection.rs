@@ -2,8 +2,6 @@
 //! cached under a SHA-256 of the token, never the token itself, until
 //! `min(exp, now + ttl)`. An unreachable endpoint is a 503, never an accepted token.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -11,23 +9,19 @@ use bytes::Bytes;
 use http::{Method, Request, header};
 use http_body_util::Full;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
+use super::token_cache::{TokenCache, key_of};
 use super::{AuthError, AuthMethod, Principal, claims, fetch};
 use crate::config::IntrospectionConfig;
 use crate::http_client::{self, HttpClient};
 use crate::telemetry::metrics;
 
-struct Entry {
-    principal: Option<Principal>,
-    expires: Instant,
-}
-
 pub struct Introspector {
     config: IntrospectionConfig,
     client: HttpClient,
     authorization: String,
-    cache: Mutex<HashMap<[u8; 32], Entry>>,
+    /// `None` caches an inactive token.
+    cache: TokenCache<Option<Principal>>,
 }
 
 impl Introspector {
@@ -45,13 +39,13 @@ impl Introspector {
             config: config.clone(),
             client,
             authorization: format!("Basic {basic}"),
-            cache: Mutex::new(HashMap::new()),
+            cache: TokenCache::new(config.cache_entries),
         })
     }
 
     pub async fn check(&self, token: &str) -> Result<Principal, AuthError> {
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cached(&key) {
+        let key = key_of(token);
+        if let Some(hit) = self.cache.get(&key) {
             metrics()
                 .introspection
                 .with_label_values(&["cache_hit"])
@@ -86,7 +80,7 @@ impl Introspector {
                 .introspection
                 .with_label_values(&["inactive"])
                 .inc();
-            self.store(key, None, Instant::now() + ttl);
+            self.cache.insert(key, None, Instant::now() + ttl);
             return Err(AuthError::invalid("the token is not active"));
         }
         let mut expires = Instant::now() + ttl;
@@ -96,7 +90,7 @@ impl Introspector {
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
             if exp <= now {
-                self.store(key, None, Instant::now() + ttl);
+                self.cache.insert(key, None, Instant::now() + ttl);
                 return Err(AuthError::invalid("the token has expired"));
             }
             expires = expires.min(Instant::now() + Duration::from_secs(exp - now));
@@ -109,27 +103,7 @@ impl Introspector {
         )
         .ok_or_else(|| AuthError::invalid("the introspected token has no subject"))?;
         metrics().introspection.with_label_values(&["active"]).inc();
-        self.store(key, Some(principal.clone()), expires);
+        self.cache.insert(key, Some(principal.clone()), expires);
         Ok(principal)
-    }
-
-    fn cached(&self, key: &[u8; 32]) -> Option<Option<Principal>> {
-        let cache = self.cache.lock().ok()?;
-        let entry = cache.get(key)?;
-        (entry.expires > Instant::now()).then(|| entry.principal.clone())
-    }
-
-    fn store(&self, key: [u8; 32], principal: Option<Principal>, expires: Instant) {
-        let Ok(mut cache) = self.cache.lock() else {
-            return;
-        };
-        if cache.len() >= self.config.cache_entries {
-            let now = Instant::now();
-            cache.retain(|_, e| e.expires > now);
-            if cache.len() >= self.config.cache_entries {
-                cache.clear();
-            }
-        }
-        cache.insert(key, Entry { principal, expires });
     }
 }

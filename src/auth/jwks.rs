@@ -80,6 +80,11 @@ impl JwksCache {
         set.fetched.is_some_and(|t| t.elapsed() <= limit)
     }
 
+    /// Whether the current keys are within their usable age (fresh or allowed stale).
+    pub fn has_usable_keys(&self) -> bool {
+        self.usable(&self.keys.load())
+    }
+
     /// The key for `kid`, refreshing (rate-limited) when it is unknown or the set is stale.
     pub async fn key(&self, kid: Option<&str>) -> KeyLookup {
         let set = self.keys.load_full();

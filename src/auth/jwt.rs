@@ -4,6 +4,7 @@
 //! the required claims are checked before the claims become a principal.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind as JwtError;
@@ -11,6 +12,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
 use super::jwks::{JwksCache, KeyLookup};
+use super::token_cache::{TokenCache, key_of};
 use super::{AuthError, AuthMethod, Principal, claims};
 use crate::config::{ClaimMapping, JwtIssuerConfig};
 use crate::http_client;
@@ -23,7 +25,13 @@ pub struct Issuer {
 
 pub struct JwtVerifier {
     pub issuers: Vec<Issuer>,
+    /// Principals of tokens whose signature and claims were verified, with the index of
+    /// the issuer that verified them.
+    verified: TokenCache<(usize, Principal)>,
 }
+
+/// Verified tokens remembered at most.
+const VERIFIED_CACHE_ENTRIES: usize = 100_000;
 
 /// Longest `kid` looked up; longer ones are refused without touching the cache.
 const MAX_KID_LEN: usize = 256;
@@ -53,18 +61,41 @@ impl JwtVerifier {
                 config: c.clone(),
             });
         }
-        Ok(JwtVerifier { issuers })
+        Ok(JwtVerifier {
+            issuers,
+            verified: TokenCache::new(VERIFIED_CACHE_ENTRIES),
+        })
     }
 
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let key = key_of(token);
+        if let Some((index, principal)) = self.verified.get(&key)
+            && self.issuers[index].jwks.has_usable_keys()
+        {
+            return Ok(principal);
+        }
+        let (index, principal, remember) = self.verify_uncached(token).await?;
+        if let Some(until) = remember {
+            self.verified.insert(key, (index, principal.clone()), until);
+        }
+        Ok(principal)
+    }
+
+    /// Full verification; also returns the issuer's index and until when the result may
+    /// be remembered.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+    ) -> Result<(usize, Principal, Option<Instant>), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::invalid("the token is malformed"))?;
         let iss = peek_issuer(token).ok_or_else(|| AuthError::invalid("the token is malformed"))?;
-        let issuer = self
+        let index = self
             .issuers
             .iter()
-            .find(|i| i.config.issuer == iss)
+            .position(|i| i.config.issuer == iss)
             .ok_or_else(|| AuthError::invalid("the token's issuer is not trusted"))?;
+        let issuer = &self.issuers[index];
         if !issuer.algorithms.contains(&header.alg) {
             return Err(AuthError::invalid(
                 "the token's signing algorithm is not allowed",
@@ -104,12 +135,22 @@ impl JwtVerifier {
                 "the token lacks the required claim `{missing}`"
             )));
         }
-        principal(
+        let principal = principal(
             &issuer.config.claims,
             &claims,
             AuthMethod::Jwt,
             &issuer.config.issuer,
-        )
+        )?;
+        let now = jsonwebtoken::get_current_timestamp();
+        let remember = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .filter(|exp| *exp > now)
+            .map(|exp| {
+                let ttl = issuer.config.verified_cache_seconds.min(exp - now);
+                Instant::now() + Duration::from_secs(ttl)
+            });
+        Ok((index, principal, remember))
     }
 }
 

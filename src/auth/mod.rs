@@ -9,6 +9,7 @@ mod fetch;
 mod introspection;
 mod jwks;
 mod jwt;
+mod token_cache;
 
 use std::sync::Arc;
 use std::time::Duration;

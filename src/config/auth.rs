@@ -93,6 +93,10 @@ pub struct JwtIssuerConfig {
     pub claims: ClaimMapping,
     #[serde(default)]
     pub jwks: JwksSettings,
+    /// A verified token is remembered (by its SHA-256) for this long, never past its
+    /// `exp`, so a client reusing its token pays the signature check once. 0 disables.
+    #[serde(default = "default_verified_cache")]
+    pub verified_cache_seconds: u64,
     /// Extra PEM CA bundle for the issuer's endpoints.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -108,6 +112,10 @@ fn default_algorithms() -> Vec<JwtAlgorithm> {
 }
 
 fn default_skew() -> u64 {
+    60
+}
+
+fn default_verified_cache() -> u64 {
     60
 }
 

@@ -44,12 +44,28 @@ impl Condition {
     }
 
     /// Evaluates to a boolean; a non-boolean result or an evaluation error is an error.
-    pub fn evaluate(
-        &self,
+    pub fn evaluate(&self, input: &CelInput) -> Result<bool, String> {
+        match self.program.execute(&input.0) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "condition returned {}, not a boolean",
+                other.type_of()
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The variables conditions see, converted once per decision and shared by every
+/// condition evaluated for it.
+pub struct CelInput(cel::Context<'static, 'static>);
+
+impl CelInput {
+    pub fn new(
         principal: &serde_json::Value,
         request: &serde_json::Value,
         claims: &serde_json::Value,
-    ) -> Result<bool, String> {
+    ) -> Result<CelInput, String> {
         let mut ctx = cel::Context::default();
         for (name, value) in [
             ("principal", principal),
@@ -59,14 +75,7 @@ impl Condition {
             let v = cel::to_value(value).map_err(|e| e.to_string())?;
             ctx.add_variable_from_value(name, v);
         }
-        match self.program.execute(&ctx) {
-            Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
-                "condition returned {}, not a boolean",
-                other.type_of()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(CelInput(ctx))
     }
 }
 
@@ -115,14 +124,20 @@ mod tests {
         .unwrap();
         let p = json!({"tenant": "acme"});
         assert!(
-            c.evaluate(&p, &json!({"max_tokens": 500}), &json!({"dept": "support"}))
-                .unwrap()
+            c.evaluate(
+                &CelInput::new(&p, &json!({"max_tokens": 500}), &json!({"dept": "support"}))
+                    .unwrap()
+            )
+            .unwrap()
         );
         assert!(
             !c.evaluate(
-                &p,
-                &json!({"max_tokens": 5000}),
-                &json!({"dept": "support"})
+                &CelInput::new(
+                    &p,
+                    &json!({"max_tokens": 5000}),
+                    &json!({"dept": "support"})
+                )
+                .unwrap()
             )
             .unwrap()
         );
@@ -139,7 +154,7 @@ mod tests {
     fn non_boolean_results_are_errors() {
         let c = Condition::compile("request.model").unwrap();
         assert!(
-            c.evaluate(&json!({}), &json!({"model": "m"}), &json!({}))
+            c.evaluate(&CelInput::new(&json!({}), &json!({"model": "m"}), &json!({})).unwrap())
                 .is_err()
         );
     }

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::condition::CelInput;
 use super::load::{CompiledRule, PolicySet};
 use super::model::{AuthMethodName, EndpointName, RuleEffect, RuleSettings};
 use crate::auth::{AuthMethod, Principal};
@@ -48,15 +49,8 @@ pub struct Facts<'a> {
 
 impl PolicySet {
     pub fn decide(&self, facts: &Facts<'_>) -> Decision {
-        let principal_json = principal_value(facts.principal);
-        let request_json = json!({
-            "endpoint": facts.endpoint,
-            "model": facts.model,
-            "tools": facts.tools,
-            "max_tokens": facts.max_tokens,
-            "stream": facts.stream,
-        });
-        let claims = Value::Object(facts.principal.claims.clone());
+        // Built on the first condition that needs it, then shared.
+        let mut input: Option<Result<CelInput, String>> = None;
         let mut first_allow: Option<&CompiledRule> = None;
         for rule in &self.rules {
             if !matches(rule, facts) {
@@ -64,7 +58,12 @@ impl PolicySet {
             }
             let deny = rule.rule.effect == RuleEffect::Deny;
             if let Some(cond) = &rule.rule.when {
-                match cond.evaluate(&principal_json, &request_json, &claims) {
+                let vars = input.get_or_insert_with(|| cel_input(facts));
+                let result = match vars {
+                    Ok(vars) => cond.evaluate(vars),
+                    Err(e) => Err(e.clone()),
+                };
+                match result {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {
@@ -188,6 +187,18 @@ fn method_name(m: AuthMethod) -> AuthMethodName {
         AuthMethod::Jwt => AuthMethodName::Jwt,
         AuthMethod::Introspection => AuthMethodName::Introspection,
     }
+}
+
+fn cel_input(facts: &Facts<'_>) -> Result<CelInput, String> {
+    let request = json!({
+        "endpoint": facts.endpoint,
+        "model": facts.model,
+        "tools": facts.tools,
+        "max_tokens": facts.max_tokens,
+        "stream": facts.stream,
+    });
+    let claims = Value::Object(facts.principal.claims.clone());
+    CelInput::new(&principal_value(facts.principal), &request, &claims)
 }
 
 fn principal_value(p: &Principal) -> Value {
