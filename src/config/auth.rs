@@ -9,6 +9,9 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub api_keys: Vec<ApiKeyConfig>,
+    /// A YAML file holding more `api_keys` entries (e.g. a mounted Kubernetes secret),
+    /// relative to the config file.
+    pub api_keys_file: Option<PathBuf>,
     /// Trusted OAuth2 / OIDC issuers of JWT access tokens.
     pub jwt_issuers: Vec<JwtIssuerConfig>,
     /// RFC 7662 introspection for opaque (non-JWT) access tokens.
@@ -17,7 +20,10 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub fn enabled(&self) -> bool {
-        !self.api_keys.is_empty() || !self.jwt_issuers.is_empty() || self.introspection.is_some()
+        !self.api_keys.is_empty()
+            || self.api_keys_file.is_some()
+            || !self.jwt_issuers.is_empty()
+            || self.introspection.is_some()
     }
 }
 

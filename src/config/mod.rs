@@ -239,6 +239,10 @@ pub struct TargetConfig {
     pub priority: u32,
 }
 
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -268,11 +272,40 @@ impl Config {
             message: format!("cannot read: {e}"),
         })?;
         let mut config = Self::from_str_named(&raw, &file)?;
-        // A relative policy directory is relative to the config file.
-        if let (Some(policy), Some(base)) = (config.policy.as_mut(), path.parent())
+        // Relative paths are relative to the config file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(policy) = config.policy.as_mut()
             && policy.dir.is_relative()
         {
             policy.dir = base.join(&policy.dir);
+        }
+        if let Some(keys_file) = config.auth.api_keys_file.clone() {
+            let keys_path = base.join(keys_file);
+            let keys_name = keys_path.display().to_string();
+            let text = std::fs::read_to_string(&keys_path).map_err(|e| ConfigError {
+                file: keys_name.clone(),
+                position: None,
+                message: format!("cannot read: {e}"),
+            })?;
+            let keys: Vec<ApiKeyConfig> =
+                serde_yaml_ng::from_str(&text).map_err(|e| ConfigError {
+                    file: keys_name.clone(),
+                    position: e.location().map(|l| (l.line(), l.column())),
+                    message: e
+                        .to_string()
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                })?;
+            if let Some(bad) = keys.iter().find(|k| !is_sha256_hex(&k.sha256)) {
+                return Err(ConfigError {
+                    file: keys_name,
+                    position: None,
+                    message: format!("key `{}`: `sha256` must be 64 hex digits", bad.id),
+                });
+            }
+            config.auth.api_keys.extend(keys);
         }
         Ok(config)
     }
@@ -334,8 +367,7 @@ impl Config {
             return err(&["retry", "max_attempts"], "must be at least 1".into());
         }
         for (i, key) in self.auth.api_keys.iter().enumerate() {
-            let ok = key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
-            if !ok {
+            if !is_sha256_hex(&key.sha256) {
                 return err(
                     &["auth", "api_keys"],
                     format!("entry {i} (`{}`): `sha256` must be 64 hex digits", key.id),
@@ -470,6 +502,30 @@ mod tests {
         let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(8));
         assert!(e.message.contains("WARDEN_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn api_keys_file_is_merged_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = "a".repeat(64);
+        std::fs::write(
+            dir.path().join("keys.yaml"),
+            format!("- id: batch\n  sha256: {hash}\n  roles: [batch]\n"),
+        )
+        .unwrap();
+        let cfg = format!("{MINIMAL}auth:\n  api_keys_file: keys.yaml\n");
+        std::fs::write(dir.path().join("w.yaml"), cfg).unwrap();
+        let c = Config::load(&dir.path().join("w.yaml")).unwrap();
+        assert_eq!(c.auth.api_keys.len(), 1);
+        assert_eq!(c.auth.api_keys[0].roles, vec!["batch"]);
+
+        std::fs::write(
+            dir.path().join("keys.yaml"),
+            "- id: bad\n  sha256: nothex\n",
+        )
+        .unwrap();
+        let e = Config::load(&dir.path().join("w.yaml")).unwrap_err();
+        assert!(e.to_string().contains("keys.yaml"), "{e}");
     }
 
     #[test]
