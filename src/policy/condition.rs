@@ -56,6 +56,11 @@ impl Condition {
     }
 }
 
+/// CEL's standard environment, built once: building it registers every standard function,
+/// which costs more than evaluating a typical condition.
+static STDLIB: std::sync::LazyLock<Arc<cel::Env>> =
+    std::sync::LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+
 /// The variables conditions see, converted once per decision and shared by every
 /// condition evaluated for it.
 pub struct CelInput(cel::Context<'static, 'static>);
@@ -66,7 +71,7 @@ impl CelInput {
         request: &serde_json::Value,
         claims: &serde_json::Value,
     ) -> Result<CelInput, String> {
-        let mut ctx = cel::Context::default();
+        let mut ctx = cel::Context::with_env(STDLIB.clone());
         for (name, value) in [
             ("principal", principal),
             ("request", request),
