@@ -3,6 +3,7 @@
 //! its own module and the proxy core only strings them together.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod http_client;

@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Work with the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the built-in mock provider on its own port (tests, benchmarks).
     MockProvider {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -64,6 +69,25 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record hash, chain link, digest signature and listed segment.
+    Verify {
+        /// The audit sink directory (the `file` sink's `dir`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Ed25519 public key (PEM) that signs the digests.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Count records from this RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// Count records up to this RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -96,6 +120,7 @@ fn main() -> ExitCode {
             admin_listen,
         } => serve(config, listen, admin_listen),
         Command::Policy { command } => policy(command),
+        Command::Audit { command } => audit(command),
         Command::MockProvider {
             listen,
             latency_ms,
@@ -114,6 +139,54 @@ fn main() -> ExitCode {
             let tls = tls_cert.as_deref().zip(tls_key.as_deref());
             mock_provider(listen, settings, tls)
         }
+    }
+}
+
+fn audit(command: AuditCommand) -> ExitCode {
+    use warden::audit::{digest, verify};
+    let AuditCommand::Verify {
+        dir,
+        public_key,
+        from,
+        to,
+    } = command;
+    let key = match digest::load_public_key(&public_key) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let range = verify::Range { from, to };
+    let mut last_shown = 0;
+    let report = verify::verify_dir(&dir, &key, &range, |r| {
+        if r.segments >= last_shown + 100 {
+            last_shown = r.segments;
+            eprintln!("… {} segments, {} records checked", r.segments, r.records);
+        }
+    });
+    for p in &report.problems {
+        println!("FAIL {p}");
+    }
+    println!(
+        "{}: {} chains, {} segments, {} records ({} gap markers), {} digests, time range {} .. {}",
+        if report.ok() {
+            "verified"
+        } else {
+            "NOT verified"
+        },
+        report.chains,
+        report.segments,
+        report.records,
+        report.gaps,
+        report.digests,
+        report.first_time.as_deref().unwrap_or("-"),
+        report.last_time.as_deref().unwrap_or("-"),
+    );
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! substitution and validation. A config that fails to load names its file, line and
 //! reason; nothing here ever prints a secret value.
 
+mod audit;
 mod auth;
 mod env;
 mod locate;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use audit::{AuditConfig, OnFull, SinkConfig};
 pub use auth::{
     ApiKeyConfig, AuthConfig, ClaimMapping, IntrospectionConfig, JwksSettings, JwtAlgorithm,
     JwtIssuerConfig,
@@ -36,6 +38,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub retry: RetrySettings,
+    /// The tamper-evident audit log; without this section no records are written.
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
     /// Authorization policies; without this section every authenticated caller may use
     /// every configured model.
     #[serde(default)]
@@ -278,6 +283,14 @@ impl Config {
             && policy.dir.is_relative()
         {
             policy.dir = base.join(&policy.dir);
+        }
+        if let Some(audit) = config.audit.as_mut() {
+            audit.spool_dir = base.join(&audit.spool_dir);
+            let SinkConfig::File { dir } = &mut audit.sink;
+            *dir = base.join(&*dir);
+            if let Some(key) = audit.signing_key_file.as_mut() {
+                *key = base.join(&*key);
+            }
         }
         if let Some(keys_file) = config.auth.api_keys_file.clone() {
             let keys_path = base.join(keys_file);

@@ -1,10 +1,12 @@
 //! Per-request state carried through the stages: the request id and what the access log,
 //! metrics and (later) the audit record report about the request.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use pingora::http::RequestHeader;
 
+use crate::audit::Audit;
 use crate::auth::Principal;
 use crate::policy::Decision;
 
@@ -12,6 +14,14 @@ use crate::policy::Decision;
 pub struct RequestCtx {
     pub request_id: String,
     pub started: Instant,
+    /// Wall-clock start, for the audit record.
+    pub started_at: SystemTime,
+    /// Where this request's audit entry goes, when auditing is on.
+    pub audit: Option<Arc<Audit>>,
+    /// Whether the audit entry has been appended.
+    pub audited: bool,
+    /// Names of the tools the request offered.
+    pub tools: Vec<String>,
     pub route: &'static str,
     /// The configured model the request used; `None` until resolved.
     pub model: Option<String>,
@@ -38,6 +48,10 @@ impl RequestCtx {
         RequestCtx {
             request_id: String::new(),
             started: Instant::now(),
+            started_at: SystemTime::now(),
+            audit: None,
+            audited: false,
+            tools: Vec::new(),
             route: "unknown",
             model: None,
             principal: None,

@@ -3,6 +3,7 @@
 //! client itself. Warden owns the body and calls providers with its own client, so bodies
 //! of any size up to the limit are seen whole before a provider is picked.
 
+mod audit_entry;
 mod body;
 pub mod context;
 mod respond;
@@ -17,6 +18,7 @@ use http::{HeaderMap, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
+use crate::audit::Audit;
 use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
 use crate::openai::models::{ModelList, ModelObject};
@@ -36,6 +38,8 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// Authorization policies; `None` when the config has no `policy` section.
     pub policy: Option<Arc<PolicyStore>>,
+    /// The audit log; `None` when the config has no `audit` section.
+    pub audit: Option<Arc<Audit>>,
     pub lifecycle: Lifecycle,
     /// Unix time Warden started; the `created` of listed models.
     pub started_at: u64,
@@ -61,11 +65,16 @@ impl Gateway {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let audit = match &config.audit {
+            Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
+            None => None,
+        };
         Ok(Gateway {
             config,
             upstreams,
             auth,
             policy,
+            audit,
             lifecycle: Lifecycle::default(),
             started_at,
         })
@@ -119,6 +128,7 @@ impl WardenProxy {
         ctx.body_read = true;
         let request = ApiRequest::parse(route.endpoint, &raw)?;
         ctx.stream = request.is_stream();
+        ctx.tools = request.tool_names();
         let model = gw
             .upstreams
             .route(request.model())
@@ -146,6 +156,31 @@ impl WardenProxy {
             Reply::Stream(stream) => respond::stream(session, ctx, stream).await,
         }
         Ok(())
+    }
+
+    /// With the audit spool full, `reject` refuses the request and `block` waits (up to the
+    /// body timeout) for the spool to drain.
+    async fn admit_audit(&self, ctx: &mut RequestCtx) -> Result<(), ApiError> {
+        let Some(audit) = &self.gateway.audit else {
+            return Ok(());
+        };
+        if !audit.is_full() {
+            return Ok(());
+        }
+        if audit.on_full() == crate::config::OnFull::Block {
+            let limit = Duration::from_millis(self.gateway.config.server.client_body_timeout_ms);
+            let deadline = tokio::time::Instant::now() + limit;
+            while audit.is_full() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if !audit.is_full() {
+                return Ok(());
+            }
+        }
+        metrics().audit_rejected.inc();
+        // This refusal itself cannot be recorded: the spool has no room.
+        ctx.audited = true;
+        Err(audit_entry::unavailable())
     }
 
     /// Metrics and the access log line of a finished request.
@@ -209,12 +244,11 @@ fn authorize(gw: &Gateway, ctx: &mut RequestCtx, request: &ApiRequest) -> Result
         return Ok(());
     };
     let set = store.current();
-    let tools = request.tool_names();
     let facts = Facts {
         principal,
         endpoint: request.endpoint().policy_name(),
         model: Some(request.model()),
-        tools: &tools,
+        tools: &ctx.tools,
         max_tokens: request.max_output_tokens(),
         stream: request.is_stream(),
     };
@@ -286,20 +320,30 @@ impl ProxyHttp for WardenProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        RequestCtx {
+            audit: self.gateway.audit.clone(),
+            ..RequestCtx::new()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let _in_flight = self.gateway.lifecycle.enter();
         ctx.started = std::time::Instant::now();
         ctx.request_id = context::request_id(session.req_header());
-        if let Err(err) = self.handle(session, ctx).await {
+        let admitted = self.admit_audit(ctx).await;
+        if let Err(err) = match admitted {
+            Ok(()) => self.handle(session, ctx).await,
+            Err(e) => Err(e),
+        } {
             if !ctx.body_read && body::declares_body(session) {
                 // The body was not consumed: the connection cannot carry another request.
                 session.set_keepalive(None);
             }
             respond::error(session, ctx, &err).await;
         }
+        let status = ctx.status;
+        // Requests that ended before an answer was written (client gone) still get one.
+        let _ = audit_entry::append(ctx, status);
         self.finish(ctx);
         Ok(true)
     }

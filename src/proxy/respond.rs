@@ -22,8 +22,32 @@ fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<Res
     Some(h)
 }
 
-/// Writes a complete response with a `content-length`.
+/// Writes a complete response with a `content-length`, after its audit entry is appended;
+/// when the entry cannot be written the client gets 503 instead.
 pub async fn full(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: StatusCode,
+    extra: &HeaderMap,
+    body: Bytes,
+) {
+    if let Err(err) = super::audit_entry::append(ctx, status.as_u16()) {
+        ctx.error_code = err.code.clone();
+        let headers = error_headers(&err);
+        write_full(
+            session,
+            ctx,
+            err.status(),
+            &headers,
+            Bytes::from(err.to_json()),
+        )
+        .await;
+        return;
+    }
+    write_full(session, ctx, status, extra, body).await;
+}
+
+async fn write_full(
     session: &mut Session,
     ctx: &mut RequestCtx,
     status: StatusCode,
@@ -55,12 +79,7 @@ pub async fn full(
 /// Writes an OpenAI error response.
 pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) {
     ctx.error_code = err.code.clone();
-    let mut extra = HeaderMap::new();
-    for (name, value) in &err.headers {
-        if let Ok(v) = http::HeaderValue::from_str(value) {
-            extra.append(*name, v);
-        }
-    }
+    let extra = error_headers(err);
     full(
         session,
         ctx,
@@ -69,6 +88,16 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
         Bytes::from(err.to_json()),
     )
     .await;
+}
+
+fn error_headers(err: &ApiError) -> HeaderMap {
+    let mut extra = HeaderMap::new();
+    for (name, value) in &err.headers {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            extra.append(*name, v);
+        }
+    }
+    extra
 }
 
 /// Relays a provider stream. Upstream failures after the start end the stream with an
@@ -113,6 +142,11 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                 (Some(Bytes::from(err.to_sse_event())), true)
             }
         };
+        if end {
+            // The stream's entry goes in before its last bytes.
+            let status = ctx.status;
+            let _ = super::audit_entry::append(ctx, status);
+        }
         if session.write_response_body(chunk, end).await.is_err() {
             ctx.client_gone = true;
             metrics()

@@ -92,6 +92,10 @@ impl ShutdownSignalWatch for DrainOnSignal {
         let grace = self.grace;
         std::thread::spawn(move || {
             let drained = gateway.lifecycle.wait_idle(grace);
+            if let Some(audit) = &gateway.audit {
+                audit.flush();
+                tracing::info!("shutdown: audit spool flushed and digest written");
+            }
             if drained {
                 tracing::info!("shutdown: drained, exiting");
             } else {

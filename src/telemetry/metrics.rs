@@ -5,7 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -38,6 +39,16 @@ pub struct Metrics {
     pub introspection: IntCounterVec,
     /// Policy decisions, by effect and deciding rule.
     pub policy_decisions: IntCounterVec,
+    /// Audit entries appended to the spool.
+    pub audit_records: IntCounter,
+    /// Bytes held in the audit spool (not yet shipped).
+    pub audit_spool_bytes: IntGauge,
+    /// Age of the oldest sealed segment not yet shipped.
+    pub audit_oldest_unshipped_seconds: Gauge,
+    /// Failed segment or digest writes to the sink.
+    pub audit_upload_errors: IntCounter,
+    /// Requests refused because the audit spool was full or failing.
+    pub audit_rejected: IntCounter,
     /// Policy reloads, by result (`success`, `failure`).
     pub policy_reloads: IntCounterVec,
     /// 1 when the last policy load succeeded, 0 when an edit was refused.
@@ -140,6 +151,45 @@ impl Metrics {
                 "Token introspection outcomes",
                 &["result"],
             ),
+            audit_records: {
+                let c = IntCounter::new("audit_records_total", "Audit entries appended")
+                    .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
+            audit_spool_bytes: gauge("audit_spool_bytes", "Bytes in the audit spool"),
+            audit_oldest_unshipped_seconds: {
+                let g = Gauge::new(
+                    "audit_oldest_unshipped_seconds",
+                    "Age of the oldest unshipped segment",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(g.clone()))
+                    .expect("unique metric");
+                g
+            },
+            audit_upload_errors: {
+                let c = IntCounter::new("audit_upload_errors_total", "Failed audit sink writes")
+                    .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
+            audit_rejected: {
+                let c = IntCounter::new(
+                    "audit_rejected_total",
+                    "Requests refused for audit capacity",
+                )
+                .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
             policy_decisions: counter(
                 "policy_decisions_total",
                 "Policy decisions by effect and rule",

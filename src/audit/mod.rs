@@ -1,0 +1,316 @@
+//! The tamper-evident audit log: one hash-chained entry per request (denied ones
+//! included) appended to a local spool before the response finishes, fsync'd in groups,
+//! shipped in sealed segments to a sink, and covered by Ed25519-signed digests.
+//! Entries hold counts, names, hashes and decisions — never prompt text, PII or secrets;
+//! subjects are pseudonymised with an HMAC.
+
+mod chain;
+pub mod digest;
+pub mod record;
+mod sink;
+mod spool;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{AuditConfig, OnFull, SinkConfig};
+use crate::telemetry::metrics;
+use digest::{Digest, SegmentRef};
+use record::{Body, RequestRecord};
+use sink::FileSink;
+use spool::{Spool, SpoolError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("the audit spool is full")]
+    Full,
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Digest bookkeeping, persisted in the spool so it survives restarts.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DigestState {
+    number: u64,
+    last_signature: String,
+    pending: Vec<SegmentRef>,
+}
+
+pub struct Audit {
+    chain: String,
+    config: AuditConfig,
+    spool: Mutex<Spool>,
+    sink: FileSink,
+    signer: SigningKey,
+    subject_key: Vec<u8>,
+    state: Mutex<DigestState>,
+    state_path: PathBuf,
+    last_digest: Mutex<Instant>,
+    full: AtomicBool,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Audit({})", self.chain)
+    }
+}
+
+impl Audit {
+    /// Opens the spool (recovering it), then starts the group-commit and shipping threads.
+    pub fn start(config: &AuditConfig) -> anyhow::Result<Arc<Audit>> {
+        let max_age = Duration::from_secs(config.segment_max_age_seconds);
+        let spool = Spool::open(
+            &config.spool_dir,
+            &config.chain_id,
+            config.segment_max_bytes,
+            max_age,
+        )?;
+        let SinkConfig::File { dir } = &config.sink;
+        let sink = FileSink::new(dir)?;
+        let key_path = config
+            .signing_key_file
+            .clone()
+            .unwrap_or_else(|| config.spool_dir.join("digest-signing-key.pem"));
+        let signer = digest::load_or_create_key(&key_path)?;
+        let subject_key = match std::env::var(&config.subject_key_env) {
+            Ok(k) if !k.is_empty() => k.into_bytes(),
+            _ => {
+                tracing::warn!(
+                    env = %config.subject_key_env,
+                    "audit: no subject HMAC key set; using a random key, so pseudonyms change on restart"
+                );
+                let mut k = vec![0u8; 32];
+                rand::fill(&mut k[..]);
+                k
+            }
+        };
+        let state_path = spool.dir().join("digest-state.json");
+        let state = std::fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let audit = Arc::new(Audit {
+            chain: config.chain_id.clone(),
+            config: config.clone(),
+            spool: Mutex::new(spool),
+            sink,
+            signer,
+            subject_key,
+            state: Mutex::new(state),
+            state_path,
+            last_digest: Mutex::new(Instant::now()),
+            full: AtomicBool::new(false),
+        });
+        audit.ship(); // segments sealed during recovery
+        let committer = audit.clone();
+        std::thread::Builder::new()
+            .name("audit-fsync".into())
+            .spawn(move || {
+                let every = Duration::from_millis(committer.config.fsync_interval_ms.max(1));
+                loop {
+                    std::thread::sleep(every);
+                    let handle = committer.spool.lock().ok().and_then(|s| s.sync_handle());
+                    if let Some(file) = handle {
+                        let _ = file.sync_data();
+                    }
+                }
+            })?;
+        let shipper = audit.clone();
+        std::thread::Builder::new()
+            .name("audit-ship".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(200));
+                    shipper.ship();
+                }
+            })?;
+        Ok(audit)
+    }
+
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// Whether new requests must be refused (`on_full: reject`) or held (`block`).
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
+    }
+
+    pub fn on_full(&self) -> OnFull {
+        self.config.on_full
+    }
+
+    /// HMAC-SHA256 of a subject, hex: stable per key, not reversible without it.
+    pub fn pseudonymize(&self, tenant: Option<&str>, subject: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.subject_key) else {
+            return String::new();
+        };
+        mac.update(tenant.unwrap_or("").as_bytes());
+        mac.update(&[0]);
+        mac.update(subject.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Appends a request's entry (to the page cache; fsync follows in the next group).
+    pub fn record(&self, record: RequestRecord) -> Result<u64, AuditError> {
+        let mut spool = self.spool.lock().map_err(|_| AuditError::Full)?;
+        let seq = spool.append(Body::Request(Box::new(record)))?;
+        metrics().audit_records.inc();
+        Ok(seq)
+    }
+
+    /// Seals old segments, ships sealed ones, writes a digest when due.
+    fn ship(&self) {
+        let sealed = match self.spool.lock() {
+            Ok(mut spool) => {
+                if let Err(e) = spool.seal_if_old() {
+                    tracing::error!(error = %e, "audit: sealing failed");
+                }
+                let bytes = spool.bytes();
+                metrics().audit_spool_bytes.set(bytes as i64);
+                self.full
+                    .store(bytes >= self.config.spool_max_bytes, Ordering::Release);
+                spool.sealed().unwrap_or_default()
+            }
+            Err(_) => return,
+        };
+        let oldest = sealed
+            .first()
+            .and_then(|s| std::fs::metadata(&s.path).ok())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        metrics().audit_oldest_unshipped_seconds.set(oldest);
+        for seg in sealed {
+            if let Err(e) = self.ship_segment(&seg) {
+                metrics().audit_upload_errors.inc();
+                tracing::error!(error = %e, segment = %seg.path.display(), "audit: shipping failed; will retry");
+                break;
+            }
+        }
+        let due = self
+            .last_digest
+            .lock()
+            .is_ok_and(|t| t.elapsed() >= Duration::from_secs(self.config.digest_interval_seconds));
+        if due {
+            self.write_digest();
+        }
+    }
+
+    fn ship_segment(&self, seg: &spool::Sealed) -> anyhow::Result<()> {
+        let bytes = std::fs::read(&seg.path)?;
+        let date = first_record_date(&bytes).unwrap_or_else(|| "0000/00/00".into());
+        let file = seg
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let name = format!("{}/{date}/{file}", self.chain);
+        self.sink.put(&name, &bytes)?;
+        let reference = SegmentRef {
+            name,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            first_seq: seg.first_seq,
+            last_seq: seg.last_seq,
+        };
+        {
+            let mut state = self
+                .state
+                .lock()
+                .map_err(|_| anyhow::anyhow!("digest state poisoned"))?;
+            if !state.pending.iter().any(|p| p.name == reference.name) {
+                state.pending.push(reference);
+            }
+            self.save_state(&state)?;
+        }
+        // Only after the sink confirmed the write and the digest state holds the segment.
+        std::fs::remove_file(&seg.path)?;
+        Ok(())
+    }
+
+    fn save_state(&self, state: &DigestState) -> anyhow::Result<()> {
+        let tmp = self.state_path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(state)?)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.state_path)?;
+        Ok(())
+    }
+
+    /// Signs and stores a digest of the segments shipped since the last one.
+    fn write_digest(&self) {
+        if let Ok(mut t) = self.last_digest.lock() {
+            *t = Instant::now();
+        }
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.pending.is_empty() {
+            return;
+        }
+        let mut d = Digest {
+            v: 1,
+            chain: self.chain.clone(),
+            number: state.number + 1,
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            segments: state.pending.clone(),
+            prev_signature: state.last_signature.clone(),
+            signature: String::new(),
+        };
+        let stored = d
+            .sign(&self.signer)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| {
+                let name = format!("{}/digests/digest-{:08}.json", self.chain, d.number);
+                self.sink.put(&name, &serde_json::to_vec_pretty(&d)?)?;
+                Ok(())
+            });
+        match stored {
+            Ok(()) => {
+                state.number = d.number;
+                state.last_signature = d.signature;
+                state.pending.clear();
+                if let Err(e) = self.save_state(&state) {
+                    tracing::error!(error = %e, "audit: saving digest state failed");
+                }
+            }
+            Err(e) => {
+                metrics().audit_upload_errors.inc();
+                tracing::error!(error = %e, "audit: writing digest failed; will retry");
+            }
+        }
+    }
+
+    /// Seals the open segment, ships everything and writes a final digest (shutdown).
+    pub fn flush(&self) {
+        if let Ok(mut spool) = self.spool.lock()
+            && let Err(e) = spool.seal()
+        {
+            tracing::error!(error = %e, "audit: sealing at shutdown failed");
+        }
+        self.ship();
+        self.write_digest();
+    }
+}
+
+/// `YYYY/MM/DD` of the first record of a segment.
+fn first_record_date(bytes: &[u8]) -> Option<String> {
+    let first = bytes
+        .split(|b| *b == b'\n')
+        .find(|l| l.windows(7).any(|w| w == b"\"time\":"))?;
+    let entry: record::Entry = serde_json::from_slice(first).ok()?;
+    let time = entry.time()?;
+    Some(format!(
+        "{}/{}/{}",
+        time.get(0..4)?,
+        time.get(5..7)?,
+        time.get(8..10)?
+    ))
+}

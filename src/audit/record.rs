@@ -1,0 +1,95 @@
+//! The audit record (schema version 1). It holds counts, names, hashes and decisions —
+//! never prompt text, PII values, tokens or keys. Fields that later stages fill (usage,
+//! cost, PII findings, tool decisions) are already part of the schema.
+
+use serde::{Deserialize, Serialize};
+
+/// Schema version written in every record.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What one request contributes to the log; the chain fields are added when appended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestRecord {
+    /// RFC 3339 time the request started.
+    pub time: String,
+    pub request_id: String,
+    pub tenant: Option<String>,
+    /// HMAC-SHA256 of the subject (hex), or the API key id for API keys.
+    pub subject: Option<String>,
+    pub auth_method: Option<String>,
+    pub endpoint: String,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    /// `sha256:` digest of the policy set that decided.
+    pub policy_digest: Option<String>,
+    pub rule: Option<String>,
+    /// `allow`, `deny`, or absent when no policy is configured.
+    pub decision: Option<String>,
+    /// Non-sensitive reason of a denial.
+    pub reason: Option<String>,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub stream: bool,
+    pub attempts: u32,
+    pub latency_ms: f64,
+    pub upstream_latency_ms: Option<f64>,
+    pub time_to_first_byte_ms: Option<f64>,
+    pub client_disconnected: bool,
+    /// Names of the tools the request offered.
+    pub tools: Vec<String>,
+    pub usage: Option<Usage>,
+    pub cost_usd: Option<f64>,
+    /// PII findings by entity type and action: counts only.
+    pub pii: Vec<PiiCount>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PiiCount {
+    pub entity: String,
+    pub action: String,
+    pub count: u64,
+}
+
+/// The body of a chained entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Body {
+    Request(Box<RequestRecord>),
+    /// Written at recovery when records may have been lost (a torn or invalid tail).
+    Gap {
+        reason: String,
+        dropped_bytes: u64,
+    },
+}
+
+/// One line of a segment: chain position, body and hashes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub v: u32,
+    pub chain: String,
+    pub seq: u64,
+    pub prev_hash: String,
+    #[serde(flatten)]
+    pub body: Body,
+    /// `sha256(prev_hash ‖ JCS(entry without hash))`, hex.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+impl Entry {
+    /// The record time, when the body has one.
+    pub fn time(&self) -> Option<&str> {
+        match &self.body {
+            Body::Request(r) => Some(&r.time),
+            Body::Gap { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Where sealed segments and digests go. `file` copies them into a local directory
+//! (the embedded default): written to a temporary name, fsync'd, renamed, directory
+//! fsync'd — only then may the spool drop its copy. Writing the same segment again is a
+//! no-op, and a different content under an existing name is refused: nothing is overwritten.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::spool::sync_dir;
+
+pub struct FileSink {
+    root: PathBuf,
+}
+
+impl FileSink {
+    pub fn new(root: &Path) -> std::io::Result<FileSink> {
+        fs::create_dir_all(root)?;
+        Ok(FileSink {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Stores `bytes` under `name` (relative, `/`-separated) once.
+    pub fn put(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let dest = self.root.join(name);
+        if let Ok(existing) = fs::read(&dest) {
+            if existing == bytes {
+                return Ok(());
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{name} already exists with different content"),
+            ));
+        }
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            dest.file_name().and_then(|n| n.to_str()).unwrap_or("part")
+        ));
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &dest)?;
+        sync_dir(dir)
+    }
+}

@@ -1,0 +1,79 @@
+//! Audit log settings: the local spool, the sink segments are shipped to, digest signing
+//! and how subjects are pseudonymised.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Identifies this replica's hash chain (one chain per replica).
+    #[serde(default = "default_chain_id")]
+    pub chain_id: String,
+    /// Local append-only spool, relative to the config file.
+    pub spool_dir: PathBuf,
+    #[serde(default = "default_segment_bytes")]
+    pub segment_max_bytes: u64,
+    #[serde(default = "default_segment_age")]
+    pub segment_max_age_seconds: u64,
+    /// Group commit: the spool is fsync'd at most this often.
+    #[serde(default = "default_fsync_ms")]
+    pub fsync_interval_ms: u64,
+    /// Spool capacity; when reached `on_full` decides.
+    #[serde(default = "default_spool_bytes")]
+    pub spool_max_bytes: u64,
+    #[serde(default)]
+    pub on_full: OnFull,
+    pub sink: SinkConfig,
+    #[serde(default = "default_digest_interval")]
+    pub digest_interval_seconds: u64,
+    /// PKCS#8 PEM Ed25519 key that signs digests; generated next to the spool when absent.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Environment variable holding the HMAC key that pseudonymises subjects.
+    #[serde(default = "default_subject_key_env")]
+    pub subject_key_env: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFull {
+    /// Refuse new requests with 503 until the spool drains.
+    #[default]
+    Reject,
+    /// Hold new requests (up to their body timeout) until the spool drains.
+    Block,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum SinkConfig {
+    /// Sealed segments and digests copied to a local directory (relative to the config file).
+    File { dir: PathBuf },
+}
+
+fn default_chain_id() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "warden".into())
+}
+fn default_segment_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_segment_age() -> u64 {
+    60
+}
+fn default_fsync_ms() -> u64 {
+    20
+}
+fn default_spool_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_digest_interval() -> u64 {
+    3600
+}
+fn default_subject_key_env() -> String {
+    "WARDEN_AUDIT_SUBJECT_KEY".into()
+}

@@ -1,0 +1,80 @@
+//! Stage 10, audit: builds the request's audit record from what the stages learned and
+//! appends it before the response finishes. A request whose record cannot be written is
+//! not answered normally (non-stream answers become 503): there is no silent loss.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::context::RequestCtx;
+use crate::audit::record::RequestRecord;
+use crate::auth::AuthMethod;
+use crate::openai::{ApiError, ErrorKind};
+use crate::policy::Effect;
+use crate::telemetry::metrics;
+
+/// Appends the request's entry once; `status` is the status being answered.
+pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
+    let Some(audit) = ctx.audit.clone() else {
+        return Ok(());
+    };
+    if ctx.audited {
+        return Ok(());
+    }
+    ctx.audited = true;
+    let principal = ctx.principal.as_ref();
+    let subject = principal.map(|p| match p.method {
+        AuthMethod::ApiKey | AuthMethod::Anonymous => p.subject.clone(),
+        _ => audit.pseudonymize(p.tenant.as_deref(), &p.subject),
+    });
+    let decision = ctx.decision.as_ref();
+    let record = RequestRecord {
+        time: DateTime::<Utc>::from(ctx.started_at).to_rfc3339_opts(SecondsFormat::Millis, true),
+        request_id: ctx.request_id.clone(),
+        tenant: principal.and_then(|p| p.tenant.clone()),
+        subject,
+        auth_method: principal.map(|p| p.method.label().to_string()),
+        endpoint: ctx.route.to_string(),
+        model: ctx.model.clone(),
+        provider: ctx.provider.clone(),
+        upstream_model: ctx.upstream_model.clone(),
+        policy_digest: ctx.policy_digest.as_ref().map(|d| format!("sha256:{d}")),
+        rule: decision.map(|d| d.rule.clone()),
+        decision: decision.map(|d| {
+            if d.effect == Effect::Allow {
+                "allow"
+            } else {
+                "deny"
+            }
+            .to_string()
+        }),
+        reason: decision
+            .filter(|d| d.effect == Effect::Deny)
+            .map(|d| d.reason.clone()),
+        status,
+        error_code: ctx.error_code.clone(),
+        stream: ctx.stream,
+        attempts: ctx.attempts,
+        latency_ms: ctx.started.elapsed().as_secs_f64() * 1e3,
+        upstream_latency_ms: ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3),
+        time_to_first_byte_ms: ctx.first_byte.map(|d| d.as_secs_f64() * 1e3),
+        client_disconnected: ctx.client_gone,
+        tools: ctx.tools.clone(),
+        usage: None,
+        cost_usd: None,
+        pii: Vec::new(),
+    };
+    audit.record(record).map(|_| ()).map_err(|e| {
+        metrics().audit_rejected.inc();
+        tracing::error!(request_id = %ctx.request_id, error = %e, "audit: record not written");
+        unavailable()
+    })
+}
+
+/// The answer when the audit log cannot take records.
+pub fn unavailable() -> ApiError {
+    ApiError::new(
+        ErrorKind::Unavailable,
+        "The audit log cannot record requests right now; retry later.",
+    )
+    .with_code("audit_unavailable")
+    .with_header("retry-after", "1")
+}
