@@ -22,10 +22,10 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [ "${1:-}" = "--with-python" ]; then
-    if [ ! -x .venv/bin/pytest ] || ! cmp -s tests/sdk/requirements.txt .venv/requirements.installed; then
-        echo "setup: creating .venv with the openai SDK test suite's requirements"
+    if [ ! -x .venv/bin/pytest ] || ! cmp -s tests/requirements.txt .venv/requirements.installed; then
+        echo "setup: creating .venv with the test requirements (openai SDK, pytest, SeaweedFS)"
         python3 -m venv .venv
-        .venv/bin/pip install -q --disable-pip-version-check -r tests/sdk/requirements.txt
-        cp tests/sdk/requirements.txt .venv/requirements.installed
+        .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+        cp tests/requirements.txt .venv/requirements.installed
     fi
 fi

@@ -77,8 +77,20 @@ enum AuditCommand {
     /// Check every record hash, chain link, digest signature and listed segment.
     Verify {
         /// The audit sink directory (the `file` sink's `dir`).
+        #[arg(long, conflicts_with = "s3", required_unless_present = "s3")]
+        dir: Option<PathBuf>,
+        /// The S3 sink as `s3://BUCKET/PREFIX` (credentials from AWS_ACCESS_KEY_ID and
+        /// AWS_SECRET_ACCESS_KEY).
         #[arg(long)]
-        dir: PathBuf,
+        s3: Option<String>,
+        /// Endpoint of an S3-compatible store.
+        #[arg(long, requires = "s3")]
+        s3_endpoint: Option<String>,
+        #[arg(long, requires = "s3", default_value = "us-east-1")]
+        s3_region: String,
+        /// Path-style addressing (most S3-compatible stores).
+        #[arg(long, requires = "s3")]
+        s3_path_style: bool,
         /// Ed25519 public key (PEM) that signs the digests.
         #[arg(long)]
         public_key: PathBuf,
@@ -146,10 +158,50 @@ fn audit(command: AuditCommand) -> ExitCode {
     use warden::audit::{digest, verify};
     let AuditCommand::Verify {
         dir,
+        s3,
+        s3_endpoint,
+        s3_region,
+        s3_path_style,
         public_key,
         from,
         to,
     } = command;
+    let download = std::env::temp_dir().join(format!("warden-verify-{}", uuid::Uuid::new_v4()));
+    let dir = match (dir, s3) {
+        (Some(dir), _) => dir,
+        (None, Some(url)) => {
+            let Some((bucket, prefix)) = url
+                .strip_prefix("s3://")
+                .map(|r| r.split_once('/').unwrap_or((r, "")))
+            else {
+                eprintln!("error: --s3 must look like s3://BUCKET/PREFIX");
+                return ExitCode::from(2);
+            };
+            let config = warden::config::S3SinkConfig {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                endpoint: s3_endpoint,
+                region: s3_region,
+                path_style: s3_path_style,
+                access_key_id: None,
+                secret_access_key: None,
+                object_lock: None,
+                timeout_ms: 60_000,
+            };
+            match warden::audit::s3::S3Sink::download_all(&config, &download) {
+                Ok(n) => eprintln!("downloaded {n} objects from {url}"),
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::from(2);
+                }
+            }
+            download.clone()
+        }
+        (None, None) => {
+            eprintln!("error: give --dir or --s3");
+            return ExitCode::from(2);
+        }
+    };
     let key = match digest::load_public_key(&public_key) {
         Ok(k) => k,
         Err(e) => {
@@ -183,6 +235,7 @@ fn audit(command: AuditCommand) -> ExitCode {
         report.first_time.as_deref().unwrap_or("-"),
         report.last_time.as_deref().unwrap_or("-"),
     );
+    let _ = std::fs::remove_dir_all(&download);
     if report.ok() {
         ExitCode::SUCCESS
     } else {

@@ -7,6 +7,7 @@
 mod chain;
 pub mod digest;
 pub mod record;
+pub mod s3;
 mod sink;
 mod spool;
 pub mod verify;
@@ -21,11 +22,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::{AuditConfig, OnFull, SinkConfig};
+use crate::config::{AuditConfig, OnFull};
 use crate::telemetry::metrics;
 use digest::{Digest, SegmentRef};
 use record::{Body, RequestRecord};
-use sink::FileSink;
+use sink::Sink;
 use spool::{Spool, SpoolError};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +49,7 @@ pub struct Audit {
     chain: String,
     config: AuditConfig,
     spool: Mutex<Spool>,
-    sink: FileSink,
+    sink: Sink,
     signer: SigningKey,
     subject_key: Vec<u8>,
     state: Mutex<DigestState>,
@@ -73,8 +74,7 @@ impl Audit {
             config.segment_max_bytes,
             max_age,
         )?;
-        let SinkConfig::File { dir } = &config.sink;
-        let sink = FileSink::new(dir)?;
+        let sink = Sink::from_config(&config.sink)?;
         let key_path = config
             .signing_key_file
             .clone()
@@ -127,9 +127,12 @@ impl Audit {
         std::thread::Builder::new()
             .name("audit-ship".into())
             .spawn(move || {
+                let mut failures = 0u32;
                 loop {
-                    std::thread::sleep(Duration::from_millis(200));
-                    shipper.ship();
+                    // Back off while the sink fails: 0.2 s doubling up to 10 s.
+                    let wait = 200u64.saturating_mul(1 << failures.min(6)).min(10_000);
+                    std::thread::sleep(Duration::from_millis(wait));
+                    failures = if shipper.ship() { 0 } else { failures + 1 };
                 }
             })?;
         Ok(audit)
@@ -167,8 +170,9 @@ impl Audit {
         Ok(seq)
     }
 
-    /// Seals old segments, ships sealed ones, writes a digest when due.
-    fn ship(&self) {
+    /// Seals old segments, ships sealed ones, writes a digest when due; false when the
+    /// sink refused something (it is retried).
+    fn ship(&self) -> bool {
         let sealed = match self.spool.lock() {
             Ok(mut spool) => {
                 if let Err(e) = spool.seal_if_old() {
@@ -180,7 +184,7 @@ impl Audit {
                     .store(bytes >= self.config.spool_max_bytes, Ordering::Release);
                 spool.sealed().unwrap_or_default()
             }
-            Err(_) => return,
+            Err(_) => return false,
         };
         let oldest = sealed
             .first()
@@ -189,10 +193,12 @@ impl Audit {
             .and_then(|t| t.elapsed().ok())
             .map_or(0.0, |d| d.as_secs_f64());
         metrics().audit_oldest_unshipped_seconds.set(oldest);
+        let mut healthy = true;
         for seg in sealed {
             if let Err(e) = self.ship_segment(&seg) {
                 metrics().audit_upload_errors.inc();
                 tracing::error!(error = %e, segment = %seg.path.display(), "audit: shipping failed; will retry");
+                healthy = false;
                 break;
             }
         }
@@ -200,9 +206,10 @@ impl Audit {
             .last_digest
             .lock()
             .is_ok_and(|t| t.elapsed() >= Duration::from_secs(self.config.digest_interval_seconds));
-        if due {
-            self.write_digest();
+        if due && healthy {
+            healthy = self.write_digest();
         }
+        healthy
     }
 
     fn ship_segment(&self, seg: &spool::Sealed) -> anyhow::Result<()> {
@@ -244,16 +251,14 @@ impl Audit {
         Ok(())
     }
 
-    /// Signs and stores a digest of the segments shipped since the last one.
-    fn write_digest(&self) {
-        if let Ok(mut t) = self.last_digest.lock() {
-            *t = Instant::now();
-        }
+    /// Signs and stores a digest of the segments shipped since the last one; false when
+    /// the sink refused it.
+    fn write_digest(&self) -> bool {
         let Ok(mut state) = self.state.lock() else {
-            return;
+            return false;
         };
         if state.pending.is_empty() {
-            return;
+            return true;
         }
         let mut d = Digest {
             v: 1,
@@ -274,16 +279,21 @@ impl Audit {
             });
         match stored {
             Ok(()) => {
+                if let Ok(mut t) = self.last_digest.lock() {
+                    *t = Instant::now();
+                }
                 state.number = d.number;
                 state.last_signature = d.signature;
                 state.pending.clear();
                 if let Err(e) = self.save_state(&state) {
                     tracing::error!(error = %e, "audit: saving digest state failed");
                 }
+                true
             }
             Err(e) => {
                 metrics().audit_upload_errors.inc();
                 tracing::error!(error = %e, "audit: writing digest failed; will retry");
+                false
             }
         }
     }
@@ -296,7 +306,11 @@ impl Audit {
             tracing::error!(error = %e, "audit: sealing at shutdown failed");
         }
         self.ship();
-        self.write_digest();
+        if !self.write_digest() {
+            tracing::error!(
+                "audit: final digest not stored; its segments stay pending for the next one"
+            );
+        }
     }
 }
 

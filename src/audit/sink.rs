@@ -7,7 +7,32 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::s3::S3Sink;
 use super::spool::sync_dir;
+use crate::config::SinkConfig;
+
+/// The configured sink.
+pub enum Sink {
+    File(FileSink),
+    S3(Box<S3Sink>),
+}
+
+impl Sink {
+    pub fn from_config(config: &SinkConfig) -> anyhow::Result<Sink> {
+        Ok(match config {
+            SinkConfig::File { dir } => Sink::File(FileSink::new(dir)?),
+            SinkConfig::S3(s3) => Sink::S3(Box::new(S3Sink::new(s3)?)),
+        })
+    }
+
+    /// Stores an object once; an error means it is not durably stored and must be retried.
+    pub fn put(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Sink::File(f) => Ok(f.put(name, bytes)?),
+            Sink::S3(s) => s.put(name, bytes),
+        }
+    }
+}
 
 pub struct FileSink {
     root: PathBuf,

@@ -51,6 +51,56 @@ pub enum OnFull {
 pub enum SinkConfig {
     /// Sealed segments and digests copied to a local directory (relative to the config file).
     File { dir: PathBuf },
+    /// Sealed segments (zstd) and digests uploaded to S3 or any S3-compatible store.
+    S3(S3SinkConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3SinkConfig {
+    pub bucket: String,
+    /// Key prefix; objects go to `PREFIX/CHAIN/YYYY/MM/DD/…`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Endpoint of an S3-compatible store; AWS's regional endpoint when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most S3-compatible stores.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Static credentials; `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` when absent.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    /// Object Lock applied to every object; absent: no retention is requested.
+    #[serde(default)]
+    pub object_lock: Option<ObjectLockConfig>,
+    #[serde(default = "default_s3_timeout")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLockConfig {
+    pub mode: LockMode,
+    pub retain_days: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Compliance,
+    Governance,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_s3_timeout() -> u64 {
+    30_000
 }
 
 fn default_chain_id() -> String {

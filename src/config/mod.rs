@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use audit::{AuditConfig, OnFull, SinkConfig};
+pub use audit::{AuditConfig, LockMode, ObjectLockConfig, OnFull, S3SinkConfig, SinkConfig};
 pub use auth::{
     ApiKeyConfig, AuthConfig, ClaimMapping, IntrospectionConfig, JwksSettings, JwtAlgorithm,
     JwtIssuerConfig,
@@ -286,8 +286,9 @@ impl Config {
         }
         if let Some(audit) = config.audit.as_mut() {
             audit.spool_dir = base.join(&audit.spool_dir);
-            let SinkConfig::File { dir } = &mut audit.sink;
-            *dir = base.join(&*dir);
+            if let SinkConfig::File { dir } = &mut audit.sink {
+                *dir = base.join(&*dir);
+            }
             if let Some(key) = audit.signing_key_file.as_mut() {
                 *key = base.join(&*key);
             }

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub mod issuer;
+pub mod s3;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
 

