@@ -71,3 +71,22 @@ impl FileSink {
         sync_dir(dir)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_sink_puts_once_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FileSink::new(dir.path()).unwrap();
+        sink.put("c/2026/11/26/seg-1.jsonl", b"abc").unwrap();
+        sink.put("c/2026/11/26/seg-1.jsonl", b"abc").unwrap(); // re-upload after a crash
+        let err = sink.put("c/2026/11/26/seg-1.jsonl", b"abd").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            std::fs::read(dir.path().join("c/2026/11/26/seg-1.jsonl")).unwrap(),
+            b"abc"
+        );
+    }
+}
