@@ -134,7 +134,7 @@ async fn records_reach_the_archive_verify_and_hold_no_pii() {
     assert_eq!(missing.status, 404);
     let (status, _) = post_stream(
         &w.url("/v1/chat/completions"),
-        &json!({"model": "gpt-4o-mini", "stream": true,
+        &json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
         "messages": [{"role": "user", "content": "stream it"}]}),
     )
     .await;
@@ -158,6 +158,19 @@ async fn records_reach_the_archive_verify_and_hold_no_pii() {
     assert!(
         all_text(&d.archive).contains("\"status\":404"),
         "denied and failed requests are recorded too"
+    );
+    assert!(
+        seg.contains("\"usage\":{\"cached_tokens\":0,\"completion_tokens\":"),
+        "non-stream usage is recorded: {seg}"
+    );
+    let streamed = all_text(&d.archive)
+        .lines()
+        .find(|l| l.contains("\"stream\":true"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(
+        streamed.contains("\"usage\":{\"cached_tokens\":0,\"completion_tokens\":4,"),
+        "stream usage: {streamed}"
     );
 }
 

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::openai::usage::Usage;
+
 /// Schema version written in every record.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -42,13 +44,6 @@ pub struct RequestRecord {
     pub cost_usd: Option<f64>,
     /// PII findings by entity type and action: counts only.
     pub pii: Vec<PiiCount>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cached_tokens: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

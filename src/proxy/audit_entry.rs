@@ -58,7 +58,7 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         time_to_first_byte_ms: ctx.first_byte.map(|d| d.as_secs_f64() * 1e3),
         client_disconnected: ctx.client_gone,
         tools: ctx.tools.clone(),
-        usage: None,
+        usage: ctx.usage.clone(),
         cost_usd: None,
         pii: Vec::new(),
     };

@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub audited: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
+    /// Token usage the provider reported.
+    pub usage: Option<crate::openai::usage::Usage>,
     pub route: &'static str,
     /// The configured model the request used; `None` until resolved.
     pub model: Option<String>,
@@ -52,6 +54,7 @@ impl RequestCtx {
             audit: None,
             audited: false,
             tools: Vec::new(),
+            usage: None,
             route: "unknown",
             model: None,
             principal: None,

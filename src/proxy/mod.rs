@@ -152,7 +152,12 @@ impl WardenProxy {
                 status,
                 headers,
                 body,
-            } => respond::full(session, ctx, status, &headers, body).await,
+            } => {
+                if status.is_success() {
+                    ctx.usage = crate::openai::usage::Usage::from_body(&body);
+                }
+                respond::full(session, ctx, status, &headers, body).await
+            }
             Reply::Stream(stream) => respond::stream(session, ctx, stream).await,
         }
         Ok(())

@@ -8,7 +8,8 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::context::RequestCtx;
-use crate::openai::ApiError;
+use crate::openai::usage::Usage;
+use crate::openai::{ApiError, sse};
 use crate::provider::UpstreamStream;
 use crate::telemetry::metrics;
 
@@ -119,6 +120,9 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
     }
     ctx.mark_first_byte();
     let mut next = upstream.first.take().map(Ok);
+    // Watches the events for the provider's usage chunk; the bytes pass unchanged.
+    let mut events = sse::Parser::default();
+    let mut parsed = Vec::new();
     loop {
         let item = match next.take() {
             Some(first) => first,
@@ -130,7 +134,16 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         };
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => (None, true),
-            Ok(chunk) => (Some(chunk), false),
+            Ok(chunk) => {
+                if events.feed(&chunk, &mut parsed).is_ok() {
+                    for event in parsed.drain(..) {
+                        if let Some(usage) = Usage::from_event(&event.data) {
+                            ctx.usage = Some(usage);
+                        }
+                    }
+                }
+                (Some(chunk), false)
+            }
             Err(e) => {
                 let err = e.to_api_error();
                 metrics()
