@@ -7,8 +7,9 @@
 #   benches/load/run.sh                      # rates 500 1000 2000, 10 s each
 #   RATES="1000" DURATION=20s benches/load/run.sh
 #
-# Besides the plain proxy it measures a second Warden with authentication and policy on
-# (RS256 JWT verified against a JWKS, the policies/ set deciding), non-stream.
+# Besides the plain proxy it measures, non-stream, a Warden with authentication and policy
+# on (RS256 JWT verified against a JWKS, the policies/ set deciding) and one with the
+# audit log on (spool with group fsync, file sink).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -43,6 +44,7 @@ wait_port() {
 
 mock_port=$(port); warden_port=$(port); admin_port=$(port)
 auth_port=$(port); auth_admin_port=$(port); jwks_port=$(port)
+audit_port=$(port); audit_admin_port=$(port)
 "$bin" mock-provider --listen "127.0.0.1:$mock_port" >/dev/null 2>&1 &
 pids+=($!)
 cat > "$work/warden.yaml" <<YAML
@@ -89,7 +91,27 @@ YAML
 wait_port "$jwks_port"
 "$bin" serve --config "$work/warden-auth.yaml" --listen "127.0.0.1:$auth_port" --admin-listen "127.0.0.1:$auth_admin_port" 2>"$work/warden-auth.log" &
 pids+=($!)
-wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$auth_port"
+# The same proxy with the audit log on.
+cat > "$work/warden-audit.yaml" <<YAML
+log:
+  level: warn
+providers:
+  upstream:
+    kind: vllm
+    base_url: http://127.0.0.1:$mock_port/v1
+models:
+  gpt-4o-mini:
+    targets:
+      - provider: upstream
+audit:
+  spool_dir: $work/audit-spool
+  sink:
+    kind: file
+    dir: $work/audit-archive
+YAML
+"$bin" serve --config "$work/warden-audit.yaml" --listen "127.0.0.1:$audit_port" --admin-listen "127.0.0.1:$audit_admin_port" 2>"$work/warden-audit.log" &
+pids+=($!)
+wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$auth_port"; wait_port "$audit_port"
 sleep 0.5
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
@@ -103,6 +125,7 @@ run_k6() { # name target rate stream [token]
 run_k6 warmup-direct "http://127.0.0.1:$mock_port/v1" 200 0
 run_k6 warmup-warden "http://127.0.0.1:$warden_port/v1" 200 0
 run_k6 warmup-auth "http://127.0.0.1:$auth_port/v1" 200 0 "$token"
+run_k6 warmup-audit "http://127.0.0.1:$audit_port/v1" 200 0
 
 for stream in 0 1; do
     for rate in $RATES; do
@@ -110,12 +133,15 @@ for stream in 0 1; do
         run_k6 "warden-s$stream-r$rate" "http://127.0.0.1:$warden_port/v1" "$rate" "$stream"
         if [ "$stream" = 0 ]; then
             run_k6 "auth-s0-r$rate" "http://127.0.0.1:$auth_port/v1" "$rate" 0 "$token"
+            run_k6 "audit-s0-r$rate" "http://127.0.0.1:$audit_port/v1" "$rate" 0
         fi
     done
 done
 loaded_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
 out="benches/load/results/$(date -u +%Y-%m-%d).md"
+audit_records=$(curl -s "http://127.0.0.1:$audit_admin_port/metrics" | awk '/^warden_audit_records_total/ {print $2}')
+echo "audit records appended during the run: $audit_records" >&2
 python3 benches/load/report.py "$work" "$RATES" "$DURATION" "$idle_rss_kb" "$loaded_rss_kb" > "$out"
 cat "$out"
 echo "report written to $out"

@@ -109,7 +109,6 @@ impl Audit {
             last_digest: Mutex::new(Instant::now()),
             full: AtomicBool::new(false),
         });
-        audit.ship(); // segments sealed during recovery
         let committer = audit.clone();
         std::thread::Builder::new()
             .name("audit-fsync".into())
