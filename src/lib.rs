@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod http_client;
 pub mod mock;

@@ -71,37 +71,33 @@ def main():
                 f"| **{w['p99'] - d['p99']:+.3f}** | **{w['ttfb50'] - d['ttfb50']:+.3f}** | {w['ttfb99'] - d['ttfb99']:+.3f} |"
             )
         print()
-    auth_rates = [r for r in rates.split() if os.path.exists(os.path.join(work, f"auth-s0-r{r}.json"))]
-    if auth_rates:
-        print("## With authentication and policy (non-stream)\n")
-        print("RS256 JWT verified against the issuer's JWKS (warm cache) and the `policies/` set deciding,")
-        print("compared with the plain proxy and the direct path of the same run.\n")
-        print("| rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms |")
-        print("|---:|---|---:|---:|---:|---:|---:|")
-        for rate in auth_rates:
-            d = load(work, f"direct-s0-r{rate}")
-            w = load(work, f"warden-s0-r{rate}")
-            a = load(work, f"auth-s0-r{rate}")
-            print(f"| {rate} | warden + auth + policy | {a['rps']:.0f} | {a['failed'] * 100:.2f}% | {a['p50']:.3f} | {a['p90']:.3f} | {a['p99']:.3f} |")
-            print(f"| {rate} | added vs direct | | | **{a['p50'] - d['p50']:+.3f}** | {a['p90'] - d['p90']:+.3f} | **{a['p99'] - d['p99']:+.3f}** |")
-            print(f"| {rate} | added vs plain proxy | | | {a['p50'] - w['p50']:+.3f} | {a['p90'] - w['p90']:+.3f} | {a['p99'] - w['p99']:+.3f} |")
-        print()
-    audit_rates = [r for r in rates.split() if os.path.exists(os.path.join(work, f"audit-s0-r{r}.json"))]
-    if audit_rates:
-        print("## With the audit log on (non-stream)\n")
-        print("Every request appended to the spool before its answer (JCS, SHA-256 chain, group fsync every")
-        print("20 ms, file sink), compared with the plain proxy and the direct path of the same run.\n")
-        print("| rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms |")
-        print("|---:|---|---:|---:|---:|---:|---:|")
-        for rate in audit_rates:
-            d = load(work, f"direct-s0-r{rate}")
-            w = load(work, f"warden-s0-r{rate}")
-            a = load(work, f"audit-s0-r{rate}")
-            print(f"| {rate} | warden + audit | {a['rps']:.0f} | {a['failed'] * 100:.2f}% | {a['p50']:.3f} | {a['p90']:.3f} | {a['p99']:.3f} |")
-            print(f"| {rate} | added vs direct | | | **{a['p50'] - d['p50']:+.3f}** | {a['p90'] - d['p90']:+.3f} | **{a['p99'] - d['p99']:+.3f}** |")
-            print(f"| {rate} | added vs plain proxy | | | {a['p50'] - w['p50']:+.3f} | {a['p90'] - w['p90']:+.3f} | {a['p99'] - w['p99']:+.3f} |")
-        print()
+    scenario(work, rates, "auth", "With authentication and policy (non-stream)", [
+        "RS256 JWT verified against the issuer's JWKS (warm cache) and the `policies/` set deciding,",
+        "compared with the plain proxy and the direct path of the same run.",
+    ], "warden + auth + policy")
+    scenario(work, rates, "audit", "With the audit log on (non-stream)", [
+        "Every request appended to the spool before its answer (JCS, SHA-256 chain, group fsync every",
+        "20 ms, file sink), compared with the plain proxy and the direct path of the same run.",
+    ], "warden + audit")
 
+
+def scenario(work, rates, name, title, intro, label):
+    """A non-stream variant of the proxy against the plain proxy and the direct path."""
+    measured = [r for r in rates.split() if os.path.exists(os.path.join(work, f"{name}-s0-r{r}.json"))]
+    if not measured:
+        return
+    print(f"## {title}\n")
+    print("\n".join(intro) + "\n")
+    print("| rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for rate in measured:
+        d = load(work, f"direct-s0-r{rate}")
+        w = load(work, f"warden-s0-r{rate}")
+        a = load(work, f"{name}-s0-r{rate}")
+        print(f"| {rate} | {label} | {a['rps']:.0f} | {a['failed'] * 100:.2f}% | {a['p50']:.3f} | {a['p90']:.3f} | {a['p99']:.3f} |")
+        print(f"| {rate} | added vs direct | | | **{a['p50'] - d['p50']:+.3f}** | {a['p90'] - d['p90']:+.3f} | **{a['p99'] - d['p99']:+.3f}** |")
+        print(f"| {rate} | added vs plain proxy | | | {a['p50'] - w['p50']:+.3f} | {a['p90'] - w['p90']:+.3f} | {a['p99'] - w['p99']:+.3f} |")
+    print()
 
 if __name__ == "__main__":
     main()

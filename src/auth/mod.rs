@@ -199,44 +199,34 @@ impl Authenticator {
         let Some(verifier) = self.jwt.clone() else {
             return Ok(());
         };
-        std::thread::Builder::new()
-            .name("jwks-refresh".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let tasks: Vec<_> = verifier
-                        .issuers
-                        .iter()
-                        .map(|issuer| {
-                            let jwks = issuer.jwks.clone();
-                            tokio::spawn(async move {
-                                loop {
-                                    let wait = match jwks.refresh_now().await {
-                                        Ok(n) => {
-                                            tracing::debug!(
-                                                issuer = jwks.issuer(),
-                                                keys = n,
-                                                "JWKS refreshed"
-                                            );
-                                            jwks.refresh_period()
-                                        }
-                                        Err(_) => jwks.retry_period(),
-                                    };
-                                    tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
+        crate::background::spawn("jwks-refresh", move || async move {
+            let tasks: Vec<_> = verifier
+                .issuers
+                .iter()
+                .map(|issuer| {
+                    let jwks = issuer.jwks.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let wait = match jwks.refresh_now().await {
+                                Ok(n) => {
+                                    tracing::debug!(
+                                        issuer = jwks.issuer(),
+                                        keys = n,
+                                        "JWKS refreshed"
+                                    );
+                                    jwks.refresh_period()
                                 }
-                            })
-                        })
-                        .collect();
-                    for t in tasks {
-                        let _ = t.await;
-                    }
-                });
-            })?;
+                                Err(_) => jwks.retry_period(),
+                            };
+                            tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let _ = t.await;
+            }
+        })?;
         Ok(())
     }
 }

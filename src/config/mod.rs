@@ -244,6 +244,13 @@ pub struct TargetConfig {
     pub priority: u32,
 }
 
+/// The position and the message (without serde's trailing "at line …") of a YAML error.
+pub fn yaml_error(e: &serde_yaml_ng::Error) -> (Option<(usize, usize)>, String) {
+    let text = e.to_string();
+    let message = text.split(" at line ").next().unwrap_or(&text).to_string();
+    (e.location().map(|l| (l.line(), l.column())), message)
+}
+
 fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -301,17 +308,14 @@ impl Config {
                 position: None,
                 message: format!("cannot read: {e}"),
             })?;
-            let keys: Vec<ApiKeyConfig> =
-                serde_yaml_ng::from_str(&text).map_err(|e| ConfigError {
+            let keys: Vec<ApiKeyConfig> = serde_yaml_ng::from_str(&text).map_err(|e| {
+                let (position, message) = yaml_error(&e);
+                ConfigError {
                     file: keys_name.clone(),
-                    position: e.location().map(|l| (l.line(), l.column())),
-                    message: e
-                        .to_string()
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                })?;
+                    position,
+                    message,
+                }
+            })?;
             if let Some(bad) = keys.iter().find(|k| !is_sha256_hex(&k.sha256)) {
                 return Err(ConfigError {
                     file: keys_name,
@@ -341,15 +345,13 @@ impl Config {
             position: Some((e.line, e.column)),
             message: e.message,
         })?;
-        let config: Config = serde_yaml_ng::from_str(&text).map_err(|e| ConfigError {
-            file: file.to_string(),
-            position: e.location().map(|l| (l.line(), l.column())),
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+        let config: Config = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let (position, message) = yaml_error(&e);
+            ConfigError {
+                file: file.to_string(),
+                position,
+                message,
+            }
         })?;
         config.validate().map_err(|(path, message)| ConfigError {
             file: file.to_string(),

@@ -8,6 +8,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::model::{PolicyFile, Rule};
+use crate::config::yaml_error;
 
 /// A rule and the file it came from.
 #[derive(Debug, Clone)]
@@ -101,7 +102,8 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
         let head: serde_yaml_ng::Value = match serde_yaml_ng::from_str(text) {
             Ok(v) => v,
             Err(e) => {
-                errors.push(err(e.location().map(|l| (l.line(), l.column())), clean(&e)));
+                let (position, message) = yaml_error(&e);
+                errors.push(err(position, message));
                 continue;
             }
         };
@@ -119,8 +121,7 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
         let policy: PolicyFile = match serde_yaml_ng::from_str(text) {
             Ok(p) => p,
             Err(e) => {
-                let mut position = e.location().map(|l| (l.line(), l.column()));
-                let message = clean(&e);
+                let (mut position, message) = yaml_error(&e);
                 if message.contains("CEL expression") {
                     // serde reports the enclosing rule; point at its `when:` instead.
                     position = position
@@ -174,11 +175,6 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
     }
     set.digest = hex::encode(hasher.finalize());
     Ok(set)
-}
-
-fn clean(e: &serde_yaml_ng::Error) -> String {
-    let text = e.to_string();
-    text.split(" at line ").next().unwrap_or(&text).to_string()
 }
 
 /// The first line that holds `key:` (as a mapping key), 1-based.

@@ -112,27 +112,16 @@ impl PolicyStore {
                     let _ = store.reload();
                 }
             })?;
-        std::thread::Builder::new()
-            .name("policy-sighup".into())
-            .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                rt.block_on(async move {
-                    let Ok(mut hup) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                    else {
-                        return;
-                    };
-                    while hup.recv().await.is_some() {
-                        tracing::info!("SIGHUP: reloading policy");
-                        let _ = tx.send(());
-                    }
-                });
-            })?;
+        crate::background::spawn("policy-sighup", move || async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading policy");
+                let _ = tx.send(());
+            }
+        })?;
         Ok(())
     }
 }

@@ -51,15 +51,11 @@ pub fn run(set: &PolicySet, dir: &Path) -> Result<Vec<CaseResult>, Vec<LoadError
         let parsed: TestFile = match serde_yaml_ng::from_str(&text) {
             Ok(t) => t,
             Err(e) => {
-                let message = e.to_string();
+                let (position, message) = crate::config::yaml_error(&e);
                 errors.push(LoadError {
                     file,
-                    position: e.location().map(|l| (l.line(), l.column())),
-                    message: message
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or(&message)
-                        .to_string(),
+                    position,
+                    message,
                 });
                 continue;
             }

@@ -23,6 +23,20 @@ fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<Res
     Some(h)
 }
 
+/// Writes the response head; false when the client is gone.
+async fn start(session: &mut Session, ctx: &mut RequestCtx, head: ResponseHeader) -> bool {
+    if session
+        .write_response_header(Box::new(head), false)
+        .await
+        .is_err()
+    {
+        ctx.client_gone = true;
+        return false;
+    }
+    ctx.mark_first_byte();
+    true
+}
+
 /// Writes a complete response with a `content-length`, after its audit entry is appended;
 /// when the entry cannot be written the client gets 503 instead.
 pub async fn full(
@@ -63,15 +77,9 @@ async fn write_full(
         let _ = h.insert_header(http::header::CONTENT_TYPE, "application/json");
     }
     let _ = h.insert_header(http::header::CONTENT_LENGTH, body.len().to_string());
-    if session
-        .write_response_header(Box::new(h), false)
-        .await
-        .is_err()
-    {
-        ctx.client_gone = true;
+    if !start(session, ctx, h).await {
         return;
     }
-    ctx.mark_first_byte();
     if session.write_response_body(Some(body), true).await.is_err() {
         ctx.client_gone = true;
     }
@@ -110,15 +118,9 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
     };
     let _ = h.insert_header(http::header::CACHE_CONTROL, "no-cache");
     let _ = h.insert_header(http::header::TRANSFER_ENCODING, "chunked");
-    if session
-        .write_response_header(Box::new(h), false)
-        .await
-        .is_err()
-    {
-        ctx.client_gone = true;
+    if !start(session, ctx, h).await {
         return;
     }
-    ctx.mark_first_byte();
     let mut next = upstream.first.take().map(Ok);
     // Watches the events for the provider's usage chunk; the bytes pass unchanged.
     let mut events = sse::Parser::default();
