@@ -16,6 +16,17 @@ if ! command -v cmake >/dev/null 2>&1; then
     fi
 fi
 
+if [ "${1:-}" = "--with-python" ] && ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing redis-server (rate-limit tests)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "setup: redis-server is required for the tests (e.g. sudo apt-get install redis-server)" >&2
+        exit 1
+    fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: a Rust toolchain (cargo, rustc >= 1.94) is required" >&2
     exit 1

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod background;
 pub mod config;
 pub mod http_client;
+pub mod limits;
 pub mod mock;
 pub mod openai;
 pub mod policy;

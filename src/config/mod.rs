@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod env;
+mod limits;
 mod locate;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,10 @@ pub use auth::{
     JwtIssuerConfig,
 };
 pub use env::substitute;
+pub use limits::{
+    KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError, Period, RedisConfig,
+    RequestLimit,
+};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +43,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub retry: RetrySettings,
+    /// Rate limits; without this section requests are not rate-limited.
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
     /// The tamper-evident audit log; without this section no records are written.
     #[serde(default)]
     pub audit: Option<AuditConfig>,
@@ -452,6 +460,30 @@ impl Config {
             let t = &p.timeouts;
             if [t.connect_ms, t.first_byte_ms, t.idle_ms, t.total_ms].contains(&0) {
                 return err(&path, "timeouts must be greater than 0".into());
+            }
+        }
+        if let Some(l) = &self.limits {
+            if let Some(d) = &l.default_profile
+                && !l.profiles.contains_key(d)
+            {
+                return err(
+                    &["limits", "default_profile"],
+                    format!("unknown profile `{d}`"),
+                );
+            }
+            if l.backend == LimitBackend::Redis && l.redis.is_none() {
+                return err(
+                    &["limits"],
+                    "`redis: {url}` is required for backend redis".into(),
+                );
+            }
+            for (name, p) in &l.profiles {
+                if p.requests.iter().any(|r| r.limit == 0) {
+                    return err(
+                        &["limits", "profiles", name.as_str()],
+                        "limits must be at least 1".into(),
+                    );
+                }
             }
         }
         if self.models.is_empty() {

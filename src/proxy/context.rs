@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub audited: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
+    /// The tightest rate limit that applied, for the `x-ratelimit-*` headers.
+    pub rate: Option<crate::limits::Admission>,
     /// Token usage the provider reported.
     pub usage: Option<crate::openai::usage::Usage>,
     pub route: &'static str,
@@ -55,6 +57,7 @@ impl RequestCtx {
             audited: false,
             tools: Vec::new(),
             usage: None,
+            rate: None,
             route: "unknown",
             model: None,
             principal: None,

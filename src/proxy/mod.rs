@@ -21,6 +21,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use crate::audit::Audit;
 use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
+use crate::limits::{KeyFacts, Limiter, Outcome};
 use crate::openai::models::{ModelList, ModelObject};
 use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
 use crate::policy::{Facts, PolicyStore};
@@ -38,6 +39,8 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// Authorization policies; `None` when the config has no `policy` section.
     pub policy: Option<Arc<PolicyStore>>,
+    /// Rate limits; `None` when the config has no `limits` section.
+    pub limits: Option<Arc<Limiter>>,
     /// The audit log; `None` when the config has no `audit` section.
     pub audit: Option<Arc<Audit>>,
     pub lifecycle: Lifecycle,
@@ -65,6 +68,11 @@ impl Gateway {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let limits = config
+            .limits
+            .as_ref()
+            .map(Limiter::from_config)
+            .transpose()?;
         let audit = match &config.audit {
             Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
             None => None,
@@ -74,6 +82,7 @@ impl Gateway {
             upstreams,
             auth,
             policy,
+            limits,
             audit,
             lifecycle: Lifecycle::default(),
             started_at,
@@ -135,6 +144,11 @@ impl WardenProxy {
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
         authorize(gw, ctx, &request)?;
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        rate_limit(gw, ctx, client_ip).await?;
 
         let call = Call {
             request: &request,
@@ -276,6 +290,64 @@ fn authorize(gw: &Gateway, ctx: &mut RequestCtx, request: &ApiRequest) -> Result
     });
     ctx.decision = Some(decision);
     denied.map_or(Ok(()), Err)
+}
+
+/// Stage 4, rate limits: charges the request to its profile's counters.
+async fn rate_limit(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    client_ip: Option<String>,
+) -> Result<(), ApiError> {
+    let Some(limiter) = &gw.limits else {
+        return Ok(());
+    };
+    let outcome = {
+        let principal = ctx.principal.as_ref();
+        let facts = KeyFacts {
+            tenant: principal.and_then(|p| p.tenant.as_deref()),
+            subject: principal.map(|p| p.subject.as_str()),
+            api_key: principal
+                .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
+                .map(|p| p.subject.as_str()),
+            model: ctx.model.as_deref(),
+            route: ctx.route,
+            client_ip,
+        };
+        let profile = ctx
+            .decision
+            .as_ref()
+            .and_then(|d| d.settings.limits.as_deref());
+        limiter.admit(profile, &facts).await
+    };
+    match outcome {
+        Outcome::Unlimited => Ok(()),
+        Outcome::Checked(admission) => {
+            let refused = (!admission.allowed).then(|| {
+                let wait = admission.retry_after.unwrap_or(Duration::from_secs(1));
+                ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "Rate limit reached for requests: limit {}, retry in {}.",
+                        admission.limit,
+                        crate::limits::format_reset(wait)
+                    ),
+                )
+                .with_code("rate_limit_exceeded")
+                .with_header(
+                    "retry-after",
+                    wait.as_secs_f64().ceil().max(1.0).to_string(),
+                )
+            });
+            ctx.rate = Some(admission);
+            refused.map_or(Ok(()), Err)
+        }
+        Outcome::StoreDown => Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "Rate limits cannot be checked right now; retry later.",
+        )
+        .with_code("rate_limit_unavailable")
+        .with_header("retry-after", "1")),
+    }
 }
 
 /// Whether the caller may see `model` in `/v1/models`.

@@ -20,6 +20,17 @@ fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<Res
     }
     h.insert_header("x-request-id", ctx.request_id.as_str())
         .ok()?;
+    if let Some(rate) = &ctx.rate {
+        h.insert_header("x-ratelimit-limit-requests", rate.limit.to_string())
+            .ok()?;
+        h.insert_header("x-ratelimit-remaining-requests", rate.remaining.to_string())
+            .ok()?;
+        h.insert_header(
+            "x-ratelimit-reset-requests",
+            crate::limits::format_reset(rate.reset),
+        )
+        .ok()?;
+    }
     Some(h)
 }
 

@@ -39,6 +39,10 @@ pub struct Metrics {
     pub introspection: IntCounterVec,
     /// Policy decisions, by effect and deciding rule.
     pub policy_decisions: IntCounterVec,
+    /// Rate-limit admissions, by profile and outcome (`allowed`, `limited`).
+    pub rate_limit_decisions: IntCounterVec,
+    /// Rate-limit store failures (Redis unreachable or slow).
+    pub rate_limit_store_errors: IntCounter,
     /// Audit entries appended to the spool.
     pub audit_records: IntCounter,
     /// Bytes held in the audit spool (not yet shipped).
@@ -185,6 +189,20 @@ impl Metrics {
                     "Requests refused for audit capacity",
                 )
                 .expect("valid metric");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("unique metric");
+                c
+            },
+            rate_limit_decisions: counter(
+                "rate_limit_decisions_total",
+                "Rate-limit admissions by profile and outcome",
+                &["profile", "outcome"],
+            ),
+            rate_limit_store_errors: {
+                let c =
+                    IntCounter::new("rate_limit_store_errors_total", "Rate-limit store failures")
+                        .expect("valid metric");
                 registry
                     .register(Box::new(c.clone()))
                     .expect("unique metric");
