@@ -17,7 +17,7 @@ fn config(spool: &std::path::Path, s3: &S3Server, bucket: &str) -> String {
         "providers:\n  up:\n    kind: mock\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
          audit:\n  chain_id: replica-s3\n  spool_dir: {}\n  segment_max_age_seconds: 1\n  segment_max_bytes: 4000\n  \
          sink:\n    kind: s3\n    bucket: {bucket}\n    prefix: audit/prod\n    endpoint: {}\n    path_style: true\n    \
-         access_key_id: {ACCESS_KEY}\n    secret_access_key: {SECRET_KEY}\n    timeout_ms: 3000\n    \
+         access_key_id: {ACCESS_KEY}\n    secret_access_key: {SECRET_KEY}\n    timeout_ms: 10000\n    \
          object_lock:\n      mode: compliance\n      retain_days: 1\n",
         spool.display(),
         s3.endpoint()
@@ -65,6 +65,16 @@ async fn segments_reach_s3_locked_and_verify() {
     for i in 0..12 {
         chat(&w, i).await;
     }
+    // The store allocates volumes on the first writes; let the spool drain before stopping.
+    let drained = eventually(Duration::from_secs(40), || async {
+        get(&w.admin_url("/metrics"))
+            .await
+            .text()
+            .lines()
+            .any(|l| l == "warden_audit_spool_bytes 0")
+    })
+    .await;
+    assert!(drained, "spool did not drain: {}", w.logs());
     w.terminate();
     assert_eq!(
         tokio::task::spawn_blocking(move || w.wait_exit(Duration::from_secs(20)))

@@ -29,10 +29,8 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
     );
     // The access log and metrics are recorded right after the last byte is written.
     let recorded = eventually(Duration::from_secs(2), || async {
-        get(&w.admin_url("/metrics"))
-            .await
-            .text()
-            .contains("status=\"200\"} 1")
+        let m = get(&w.admin_url("/metrics")).await.text();
+        m.contains("status=\"200\"} 1") && m.contains("warden_in_flight_requests 0")
     })
     .await;
     assert!(recorded);
