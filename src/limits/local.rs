@@ -36,7 +36,6 @@ impl LocalStore {
     }
 
     pub fn admit(&self, charges: &[Charge]) -> Admission {
-        let clock = DefaultClock::default();
         let all = charges
             .iter()
             .map(|c| {
@@ -54,7 +53,7 @@ impl LocalStore {
                         }
                     }
                     Err(not_until) => {
-                        let wait = not_until.wait_time_from(clock.now());
+                        let wait = not_until.wait_time_from(limiter.clock().now());
                         Admission {
                             allowed: false,
                             limit: c.limit,
