@@ -123,8 +123,8 @@ async fn streams_end_with_done_and_optional_usage() {
         .collect();
     assert_eq!(text, "You said: one two three");
     assert!(
-        !data.iter().any(|d| d.contains("\"total_tokens\"")),
-        "no usage unless asked"
+        !data.iter().any(|d| d.contains("\"usage\"")),
+        "no usage chunk and no usage fields unless asked: {data:?}"
     );
 
     body["stream_options"] = json!({"include_usage": true});

@@ -134,7 +134,7 @@ async fn records_reach_the_archive_verify_and_hold_no_pii() {
     assert_eq!(missing.status, 404);
     let (status, _) = post_stream(
         &w.url("/v1/chat/completions"),
-        &json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+        &json!({"model": "gpt-4o-mini", "stream": true,
         "messages": [{"role": "user", "content": "stream it"}]}),
     )
     .await;

@@ -441,3 +441,44 @@ async fn upstream_tls_trusts_an_extra_ca_file_only_when_configured() {
         "the handshake failure is a connect error: {metrics}"
     );
 }
+
+#[tokio::test]
+async fn stream_usage_is_requested_upstream_and_hidden_from_the_client() {
+    let mock = MockProvider::start(&[]);
+    let w = Warden::start(&single("vllm", &mock.base_url(), "", ""));
+    let mut body = chat("count these words");
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"vendor_option": 1});
+    let (status, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(status, 200);
+    let seen = mock.last_request().await;
+    assert_eq!(
+        seen["body"]["stream_options"],
+        json!({"vendor_option": 1, "include_usage": true})
+    );
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
+    let data = sse_data(&all);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        !data.iter().any(|d| d.contains("usage")),
+        "the client did not ask for usage: {data:?}"
+    );
+    let text: String = data[..data.len() - 1]
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "You said: count these words");
+
+    // A client that asks gets the provider's usage chunk untouched.
+    body["stream_options"] = json!({"include_usage": true});
+    let (_, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
+    let data = sse_data(&all);
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["completion_tokens"], 5);
+}

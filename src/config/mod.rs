@@ -180,6 +180,10 @@ pub struct ProviderConfig {
     pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// Ask the provider for the usage chunk of every stream (`stream_options.include_usage`)
+    /// so usage is exact; Warden removes it again when the client did not ask for it.
+    #[serde(default = "default_true")]
+    pub stream_usage: bool,
     /// Mock only: delay before the response starts.
     #[serde(default)]
     pub latency_ms: u64,

@@ -342,6 +342,20 @@ impl ApiRequest {
         }
     }
 
+    /// Asks for the final usage chunk of a stream (keeping other stream options).
+    pub fn request_stream_usage(&mut self) {
+        let opts = match self {
+            ApiRequest::Chat(r) => &mut r.stream_options,
+            ApiRequest::Completion(r) => &mut r.stream_options,
+            ApiRequest::Embedding(_) => return,
+        };
+        opts.get_or_insert_with(|| StreamOptions {
+            include_usage: None,
+            extra: Map::new(),
+        })
+        .include_usage = Some(true);
+    }
+
     /// Whether the client asked for the final usage chunk of a stream.
     pub fn wants_stream_usage(&self) -> bool {
         let opts = match self {

@@ -113,6 +113,7 @@ mod tests {
             api_key: Some("k-1".into()),
             ca_file: None,
             timeouts: Timeouts::default(),
+            stream_usage: true,
             latency_ms: 0,
             tokens_per_sec: 0,
         }

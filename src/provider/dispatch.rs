@@ -54,6 +54,8 @@ pub struct Dispatched {
     pub attempts: u32,
     /// Time until the chosen provider's response headers.
     pub upstream_latency: Option<Duration>,
+    /// Warden asked the provider for a stream usage chunk the client did not request.
+    pub usage_injected: bool,
 }
 
 /// Why an attempt failed.
@@ -245,6 +247,7 @@ pub async fn dispatch(
                     upstream_model: Some(target.upstream_model.clone()),
                     attempts: attempt + 1,
                     upstream_latency: Some(latency),
+                    usage_injected: injects_usage(&call, provider),
                 };
             }
             Err(failure) => {
@@ -271,18 +274,28 @@ pub async fn dispatch(
         upstream_model,
         attempts: retry.max_attempts,
         upstream_latency: None,
+        usage_injected: false,
     }
+}
+
+/// Whether the body sent to `provider` asks for a usage chunk the client did not.
+fn injects_usage(call: &Call<'_>, provider: &Provider) -> bool {
+    provider.stream_usage && call.request.is_stream() && !call.request.wants_stream_usage()
 }
 
 fn body_for(call: &Call<'_>, provider: &Provider, upstream_model: &str) -> Bytes {
     let keeps_model = call.request.model() == upstream_model
         || provider.kind == crate::config::ProviderKind::Azure;
-    if keeps_model && !call.body_changed {
+    let inject = injects_usage(call, provider);
+    if keeps_model && !call.body_changed && !inject {
         return call.original.clone();
     }
     let mut req = call.request.clone();
     if provider.kind != crate::config::ProviderKind::Azure {
         req.set_model(upstream_model);
+    }
+    if inject {
+        req.request_stream_usage();
     }
     Bytes::from(req.to_json())
 }

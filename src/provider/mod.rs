@@ -33,6 +33,8 @@ pub struct Provider {
     pub name: String,
     pub kind: ProviderKind,
     pub timeouts: Timeouts,
+    /// Whether streams ask this provider for their usage chunk.
+    pub stream_usage: bool,
     pub transport: Transport,
 }
 
@@ -86,6 +88,7 @@ impl Upstreams {
                 name: name.clone(),
                 kind: p.kind,
                 timeouts: p.timeouts,
+                stream_usage: p.stream_usage,
                 transport,
             });
         }

@@ -24,6 +24,9 @@ pub struct RequestCtx {
     pub tools: Vec<String>,
     /// The tightest rate limit that applied, for the `x-ratelimit-*` headers.
     pub rate: Option<crate::limits::Admission>,
+    /// The provider was asked for a stream usage chunk the client did not request: it is
+    /// removed from what the client sees.
+    pub hide_stream_usage: bool,
     /// Token usage the provider reported.
     pub usage: Option<crate::openai::usage::Usage>,
     pub route: &'static str,
@@ -58,6 +61,7 @@ impl RequestCtx {
             tools: Vec::new(),
             usage: None,
             rate: None,
+            hide_stream_usage: false,
             route: "unknown",
             model: None,
             principal: None,

@@ -8,6 +8,7 @@ mod body;
 pub mod context;
 mod respond;
 mod route;
+mod stream_usage;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -161,6 +162,7 @@ impl WardenProxy {
         ctx.upstream_model = dispatched.upstream_model;
         ctx.attempts = dispatched.attempts;
         ctx.upstream_latency = dispatched.upstream_latency;
+        ctx.hide_stream_usage = dispatched.usage_injected;
         match dispatched.reply? {
             Reply::Full {
                 status,

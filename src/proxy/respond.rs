@@ -136,6 +136,7 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
     // Watches the events for the provider's usage chunk; the bytes pass unchanged.
     let mut events = sse::Parser::default();
     let mut parsed = Vec::new();
+    let mut filter = super::stream_usage::UsageFilter::default();
     loop {
         let item = match next.take() {
             Some(first) => first,
@@ -147,6 +148,13 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         };
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => (None, true),
+            Ok(chunk) if ctx.hide_stream_usage => {
+                let filtered = filter.push(&chunk, &mut ctx.usage);
+                if filtered.is_empty() {
+                    continue; // nothing the client asked for in this chunk
+                }
+                (Some(filtered), false)
+            }
             Ok(chunk) => {
                 if events.feed(&chunk, &mut parsed).is_ok() {
                     for event in parsed.drain(..) {
