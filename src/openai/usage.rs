@@ -27,10 +27,16 @@ impl Usage {
         })
     }
 
-    /// The usage of a whole JSON response body.
+    /// The usage of a whole JSON response body. Other fields are skipped without being
+    /// built, so large answers (embeddings) cost one scan.
     pub fn from_body(body: &[u8]) -> Option<Usage> {
-        let v: Value = serde_json::from_slice(body).ok()?;
-        Usage::from_value(v.get("usage")?)
+        #[derive(Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            usage: Option<Value>,
+        }
+        let envelope: Envelope = serde_json::from_slice(body).ok()?;
+        Usage::from_value(envelope.usage.as_ref()?)
     }
 
     /// The usage carried by one stream event's data, if any (cheap check first).
