@@ -172,19 +172,24 @@ impl Audit {
     /// Seals old segments, ships sealed ones, writes a digest when due; false when the
     /// sink refused something (it is retried).
     fn ship(&self) -> bool {
-        let sealed = match self.spool.lock() {
+        // Only cheap bookkeeping under the lock appends take; fsyncs happen outside it.
+        let (dir, rotated) = match self.spool.lock() {
             Ok(mut spool) => {
                 if let Err(e) = spool.seal_if_old() {
                     tracing::error!(error = %e, "audit: sealing failed");
                 }
-                let bytes = spool.bytes();
-                metrics().audit_spool_bytes.set(bytes as i64);
-                self.full
-                    .store(bytes >= self.config.spool_max_bytes, Ordering::Release);
-                spool.sealed().unwrap_or_default()
+                (spool.dir().to_path_buf(), spool.take_rotated())
             }
             Err(_) => return false,
         };
+        if let Err(e) = spool::seal_rotated(&dir, rotated) {
+            tracing::error!(error = %e, "audit: sealing failed");
+        }
+        let bytes = spool::spool_bytes(&dir);
+        metrics().audit_spool_bytes.set(bytes as i64);
+        self.full
+            .store(bytes >= self.config.spool_max_bytes, Ordering::Release);
+        let sealed = spool::list_sealed(&dir).unwrap_or_default();
         let oldest = sealed
             .first()
             .and_then(|s| std::fs::metadata(&s.path).ok())

@@ -37,9 +37,39 @@ pub struct Spool {
     max_bytes: u64,
     max_age: Duration,
     open: Option<OpenSegment>,
+    /// Closed segments not yet sealed.
+    rotated: Vec<Rotated>,
     /// Next entry's seq and prev_hash.
     next_seq: u64,
     prev_hash: String,
+}
+
+/// A closed segment waiting for its fsync and rename.
+pub struct Rotated {
+    seg: OpenSegment,
+    last_seq: Option<u64>,
+    last_hash: String,
+}
+
+/// Seals closed segments in order: fsync, rename to `seg-FIRST-LAST`, record the head.
+pub fn seal_rotated(dir: &Path, rotated: Vec<Rotated>) -> Result<(), SpoolError> {
+    for r in rotated {
+        r.seg.file.sync_all()?;
+        let Some(last) = r.last_seq else {
+            fs::remove_file(&r.seg.path)?;
+            continue;
+        };
+        fs::rename(&r.seg.path, dir.join(sealed_name(r.seg.first_seq, last)))?;
+        write_head(
+            dir,
+            &Head {
+                seq: last,
+                hash: r.last_hash,
+            },
+        )?;
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 struct OpenSegment {
@@ -74,6 +104,7 @@ impl Spool {
             max_bytes,
             max_age,
             open: None,
+            rotated: Vec::new(),
             next_seq: 0,
             prev_hash: GENESIS.to_string(),
         };
@@ -106,9 +137,27 @@ impl Spool {
         self.next_seq += 1;
         self.prev_hash = entry.hash;
         if seg.bytes >= self.max_bytes {
-            self.seal()?;
+            self.rotate();
         }
         Ok(seq)
+    }
+
+    /// Closes the open segment for sealing without any I/O: the next append opens a new
+    /// one, and [`Spool::take_rotated`] hands the closed ones to whoever fsyncs them.
+    fn rotate(&mut self) {
+        let Some(seg) = self.open.take() else { return };
+        let last_seq = self.next_seq.checked_sub(1).filter(|l| *l >= seg.first_seq);
+        self.rotated.push(Rotated {
+            seg,
+            last_seq,
+            last_hash: self.prev_hash.clone(),
+        });
+    }
+
+    /// Closed segments waiting to be sealed; seal them with [`seal_rotated`] outside any
+    /// lock that appends need.
+    pub fn take_rotated(&mut self) -> Vec<Rotated> {
+        std::mem::take(&mut self.rotated)
     }
 
     /// A handle to fsync the open segment without holding the spool.
@@ -123,51 +172,16 @@ impl Spool {
             .as_ref()
             .is_some_and(|s| s.opened.elapsed() >= self.max_age && s.bytes > 0)
         {
-            self.seal()?;
+            self.rotate();
         }
         Ok(())
     }
 
-    /// Seals the open segment (if it holds entries): fsync, rename, record the head.
+    /// Seals the open segment and every rotated one now (shutdown, recovery).
     pub fn seal(&mut self) -> Result<(), SpoolError> {
-        let Some(seg) = self.open.take() else {
-            return Ok(());
-        };
-        seg.file.sync_all()?;
-        if seg.bytes == 0 || self.next_seq == seg.first_seq {
-            fs::remove_file(&seg.path)?;
-            return Ok(());
-        }
-        let last = self.next_seq - 1;
-        let sealed = self.dir.join(sealed_name(seg.first_seq, last));
-        fs::rename(&seg.path, &sealed)?;
-        write_head(
-            &self.dir,
-            &Head {
-                seq: last,
-                hash: self.prev_hash.clone(),
-            },
-        )?;
-        sync_dir(&self.dir)?;
-        Ok(())
-    }
-
-    /// Sealed segments in seq order.
-    pub fn sealed(&self) -> Result<Vec<Sealed>, SpoolError> {
-        list_sealed(&self.dir)
-    }
-
-    /// Bytes held in the spool (sealed and open segments).
-    pub fn bytes(&self) -> u64 {
-        fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.rotate();
+        let rotated = self.take_rotated();
+        seal_rotated(&self.dir, rotated)
     }
 
     fn open_segment(&mut self) -> Result<(), SpoolError> {
@@ -234,6 +248,19 @@ impl Spool {
     }
 }
 
+/// Bytes of the segment files in a chain's spool directory.
+pub fn spool_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 pub fn sealed_name(first: u64, last: u64) -> String {
     format!("seg-{first:012}-{last:012}.jsonl")
 }
@@ -245,7 +272,7 @@ pub fn parse_sealed_name(name: &str) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-fn list_sealed(dir: &Path) -> Result<Vec<Sealed>, SpoolError> {
+pub fn list_sealed(dir: &Path) -> Result<Vec<Sealed>, SpoolError> {
     let mut out: Vec<Sealed> = fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter_map(|p| {
@@ -352,7 +379,7 @@ mod tests {
         let mut s = Spool::open(dir.path(), "c1", 1 << 20, Duration::from_secs(60)).unwrap();
         assert_eq!(s.append(body(3)).unwrap(), 3);
         s.seal().unwrap();
-        let sealed = s.sealed().unwrap();
+        let sealed = list_sealed(s.dir()).unwrap();
         assert_eq!(
             sealed
                 .iter()
@@ -372,7 +399,12 @@ mod tests {
         for i in 0..5 {
             s.append(body(i)).unwrap();
         }
-        assert!(s.sealed().unwrap().len() >= 2);
+        assert!(
+            list_sealed(s.dir()).unwrap().is_empty(),
+            "appends only rotate; sealing is separate"
+        );
+        seal_rotated(dir.path().join("c").as_path(), s.take_rotated()).unwrap();
+        assert!(list_sealed(s.dir()).unwrap().len() >= 2);
     }
 
     #[test]
@@ -390,7 +422,7 @@ mod tests {
         let mut s = Spool::open(dir.path(), "c", 1 << 20, Duration::from_secs(60)).unwrap();
         assert_eq!(s.append(body(3)).unwrap(), 3, "seq 2 is the gap entry");
         s.seal().unwrap();
-        let sealed = s.sealed().unwrap();
+        let sealed = list_sealed(s.dir()).unwrap();
         let text = fs::read_to_string(&sealed[0].path).unwrap();
         assert!(text.contains("\"type\":\"gap\""), "{text}");
         assert!(!text.contains("prev_ha\n"));
