@@ -2,6 +2,8 @@
 //! the usage-only chunk is taken out (its numbers kept for accounting) and the `usage`
 //! field the provider adds to every other chunk is removed, so the client sees exactly
 //! the stream it asked for. Events are re-emitted whole; `[DONE]` and error events pass.
+//! The common case — a compact `"usage":null` — is cut out of the text, leaving every
+//! other byte (numbers in logprobs included) exactly as the provider sent it.
 
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
@@ -26,6 +28,14 @@ impl UsageFilter {
         for event in self.events.drain(..) {
             if event.is_done() {
                 out.extend_from_slice(&sse::done_event());
+                continue;
+            }
+            if let Some(cut) = without_null_usage(&event.data) {
+                out.extend_from_slice(&sse::data_event(cut.as_bytes()));
+                continue;
+            }
+            if !event.data.contains("\"usage\"") {
+                out.extend_from_slice(&sse::data_event(event.data.as_bytes()));
                 continue;
             }
             match serde_json::from_str::<Value>(&event.data) {
@@ -53,6 +63,20 @@ impl UsageFilter {
     }
 }
 
+/// The event without its compact top-level `"usage":null` member, when it has one.
+fn without_null_usage(data: &str) -> Option<String> {
+    const MEMBER: &str = "\"usage\":null";
+    let at = data.find(MEMBER)?;
+    let end = at + MEMBER.len();
+    if data[..at].ends_with(',') {
+        Some(format!("{}{}", &data[..at - 1], &data[end..]))
+    } else if data[end..].starts_with(',') {
+        Some(format!("{}{}", &data[..at], &data[end + 1..]))
+    } else {
+        Some(format!("{}{}", &data[..at], &data[end..]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +100,26 @@ mod tests {
             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n"
         );
         assert_eq!(usage.unwrap().prompt_tokens, 3);
+    }
+
+    #[test]
+    fn keeps_provider_bytes_and_handles_other_spellings() {
+        let stream = concat!(
+            "data: {\"usage\":null,\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1.0e-5}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{}}], \"usage\": null}\n\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":7}}\n\n",
+        );
+        let mut f = UsageFilter::default();
+        let mut usage = None;
+        let out = f.push(stream.as_bytes(), &mut usage);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            text.starts_with(
+                "data: {\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1.0e-5}]}}]}\n\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("usage"), "{text}");
+        assert_eq!(usage.unwrap().completion_tokens, 7);
     }
 }
