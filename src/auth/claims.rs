@@ -106,4 +106,13 @@ mod tests {
             .is_none()
         );
     }
+
+    #[test]
+    fn claim_paths() {
+        let claims = json!({"org": {"dept": "support"}, "tier": 2});
+        let map = claims.as_object().unwrap();
+        assert_eq!(at_path(map, "org.dept"), Some(&json!("support")));
+        assert_eq!(at_path(map, "tier"), Some(&json!(2)));
+        assert_eq!(at_path(map, "org.none"), None);
+    }
 }

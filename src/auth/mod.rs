@@ -4,7 +4,7 @@
 //! failures answer 401 with an RFC 6750 `WWW-Authenticate` header.
 
 mod api_keys;
-mod claims;
+pub mod claims;
 mod fetch;
 mod introspection;
 mod jwks;

@@ -343,14 +343,7 @@ fn embeddings(body: &Value, model: &str) -> Value {
         Some(Value::Array(items)) if items.iter().all(Value::is_number) => {
             vec![Value::Array(items.clone()).to_string()]
         }
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .collect(),
+        Some(Value::Array(items)) => items.iter().map(text_of).collect(),
         _ => Vec::new(),
     };
     let mut tokens = 0;
@@ -437,18 +430,17 @@ fn content_text(content: Option<&Value>) -> String {
     }
 }
 
+/// A string item as its text, any other JSON item (token ids) as its JSON.
+fn text_of(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
 fn prompt_of(body: &Value) -> String {
     match body.get("prompt") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Some(Value::Array(items)) => items.iter().map(text_of).collect::<Vec<_>>().join("\n"),
         Some(other) => other.to_string(),
         None => String::new(),
     }

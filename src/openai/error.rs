@@ -155,10 +155,7 @@ impl ApiError {
 
     /// The error as one SSE event, used to end a stream that failed after it started.
     pub fn to_sse_event(&self) -> Vec<u8> {
-        let mut out = b"data: ".to_vec();
-        out.extend_from_slice(&self.to_json());
-        out.extend_from_slice(b"\n\n");
-        out
+        super::sse::data_event(&self.to_json()).to_vec()
     }
 }
 

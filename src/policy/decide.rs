@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::condition::CelInput;
 use super::load::{CompiledRule, PolicySet};
 use super::model::{AuthMethodName, EndpointName, RuleEffect, RuleSettings};
+use crate::auth::claims::at_path;
 use crate::auth::{AuthMethod, Principal};
 
 /// Name reported when no rule matched.
@@ -162,7 +163,7 @@ fn matches(rule: &CompiledRule, facts: &Facts<'_>) -> bool {
             .is_none_or(|list| list.contains(&facts.endpoint))
         && m.claims.as_ref().is_none_or(|want| {
             want.iter()
-                .all(|(path, expected)| claim_at(&p.claims, path) == Some(expected))
+                .all(|(path, expected)| at_path(&p.claims, path) == Some(expected))
         })
 }
 
@@ -211,16 +212,6 @@ fn principal_value(p: &Principal) -> Value {
     })
 }
 
-/// A claim by dot path (`org.department`).
-fn claim_at<'a>(claims: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
-    let mut parts = path.split('.');
-    let mut current = claims.get(parts.next()?)?;
-    for part in parts {
-        current = current.get(part)?;
-    }
-    Some(current)
-}
-
 /// `*` matches any run of characters; everything else is literal.
 pub fn glob(pattern: &str, value: &str) -> bool {
     let Some((head, rest)) = pattern.split_once('*') else {
@@ -254,14 +245,5 @@ mod tests {
         assert!(!glob("exact", "exactly"));
         assert!(glob("*-mini", "gpt-4o-mini"));
         assert!(!glob("ab*ba", "aba"));
-    }
-
-    #[test]
-    fn claim_paths() {
-        let claims = json!({"org": {"dept": "support"}, "tier": 2});
-        let map = claims.as_object().unwrap();
-        assert_eq!(claim_at(map, "org.dept"), Some(&json!("support")));
-        assert_eq!(claim_at(map, "tier"), Some(&json!(2)));
-        assert_eq!(claim_at(map, "org.none"), None);
     }
 }

@@ -71,27 +71,14 @@ impl Metrics {
         let registry =
             Registry::new_custom(Some("warden".into()), None).unwrap_or_else(|_| Registry::new());
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let histogram = |name: &str, help: &str, labels: &[&str]| {
             let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-            let h = HistogramVec::new(opts, labels).expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
-            h
+            register(&registry, HistogramVec::new(opts, labels))
         };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help));
+        let total = |name: &str, help: &str| register(&registry, IntCounter::new(name, help));
         let in_flight = gauge("in_flight_requests", "Requests being handled");
         Metrics {
             requests: counter(
@@ -155,59 +142,29 @@ impl Metrics {
                 "Token introspection outcomes",
                 &["result"],
             ),
-            audit_records: {
-                let c = IntCounter::new("audit_records_total", "Audit entries appended")
-                    .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
-                c
-            },
+            audit_records: total("audit_records_total", "Audit entries appended"),
             audit_spool_bytes: gauge("audit_spool_bytes", "Bytes in the audit spool"),
-            audit_oldest_unshipped_seconds: {
-                let g = Gauge::new(
+            audit_oldest_unshipped_seconds: register(
+                &registry,
+                Gauge::new(
                     "audit_oldest_unshipped_seconds",
                     "Age of the oldest unshipped segment",
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(g.clone()))
-                    .expect("unique metric");
-                g
-            },
-            audit_upload_errors: {
-                let c = IntCounter::new("audit_upload_errors_total", "Failed audit sink writes")
-                    .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
-                c
-            },
-            audit_rejected: {
-                let c = IntCounter::new(
-                    "audit_rejected_total",
-                    "Requests refused for audit capacity",
-                )
-                .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
-                c
-            },
+                ),
+            ),
+            audit_upload_errors: total("audit_upload_errors_total", "Failed audit sink writes"),
+            audit_rejected: total(
+                "audit_rejected_total",
+                "Requests refused for audit capacity",
+            ),
             rate_limit_decisions: counter(
                 "rate_limit_decisions_total",
                 "Rate-limit admissions by profile and outcome",
                 &["profile", "outcome"],
             ),
-            rate_limit_store_errors: {
-                let c =
-                    IntCounter::new("rate_limit_store_errors_total", "Rate-limit store failures")
-                        .expect("valid metric");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("unique metric");
-                c
-            },
+            rate_limit_store_errors: total(
+                "rate_limit_store_errors_total",
+                "Rate-limit store failures",
+            ),
             policy_decisions: counter(
                 "policy_decisions_total",
                 "Policy decisions by effect and rule",
@@ -233,6 +190,18 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
     }
+}
+
+/// Registers a freshly built metric; names and labels are static, so failure is a bug.
+fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
+where
+    M: prometheus::core::Collector + Clone + 'static,
+{
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
