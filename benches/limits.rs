@@ -2,9 +2,11 @@
 //! admission through Redis (a real `redis-server` started on a free loopback port), which
 //! must cost one round trip.
 
+#[path = "../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
 use std::hint::black_box;
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use warden::config::{
@@ -66,26 +68,7 @@ fn bench(c: &mut Criterion) {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
-    let mut redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let redis = redis_server::Redis::start(port);
     let shared = Limiter::from_config(&config(LimitBackend::Redis, port)).unwrap();
     c.bench_function("limits/redis_admission_2_counters", |b| {
         b.iter(
@@ -95,8 +78,7 @@ fn bench(c: &mut Criterion) {
             },
         )
     });
-    let _ = redis.kill();
-    let _ = redis.wait();
+    drop(redis);
 }
 
 criterion_group!(benches, bench);

@@ -109,18 +109,9 @@ async fn streams_end_with_done_and_optional_usage() {
     body["stream"] = json!(true);
     let (status, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
     assert_eq!(status, 200);
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
-    let data = sse_data(&all);
+    let data = stream_events(&chunks);
     assert_eq!(data.last().unwrap(), "[DONE]");
-    let text: String = data[..data.len() - 1]
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let text = stream_text(&data[..data.len() - 1]);
     assert_eq!(text, "You said: one two three");
     assert!(
         !data.iter().any(|d| d.contains("\"usage\"")),
@@ -129,8 +120,7 @@ async fn streams_end_with_done_and_optional_usage() {
 
     body["stream_options"] = json!({"include_usage": true});
     let (_, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
-    let data = sse_data(&all);
+    let data = stream_events(&chunks);
     let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["total_tokens"].as_u64().unwrap() > 0);

@@ -29,6 +29,18 @@ async fn chat(w: &Warden, i: usize) {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
+/// Waits (up to 40 s) until everything spooled has reached the store.
+async fn spool_drained(w: &Warden) -> bool {
+    eventually(Duration::from_secs(40), || async {
+        get(&w.admin_url("/metrics"))
+            .await
+            .text()
+            .lines()
+            .any(|l| l == "warden_audit_spool_bytes 0")
+    })
+    .await
+}
+
 fn verify_s3(s3: &S3Server, bucket: &str, key: &std::path::Path) -> (bool, String) {
     let out = Command::new(BIN)
         .args([
@@ -66,14 +78,7 @@ async fn segments_reach_s3_locked_and_verify() {
         chat(&w, i).await;
     }
     // The store allocates volumes on the first writes; let the spool drain before stopping.
-    let drained = eventually(Duration::from_secs(40), || async {
-        get(&w.admin_url("/metrics"))
-            .await
-            .text()
-            .lines()
-            .any(|l| l == "warden_audit_spool_bytes 0")
-    })
-    .await;
+    let drained = spool_drained(&w).await;
     assert!(drained, "spool did not drain: {}", w.logs());
     w.terminate();
     assert_eq!(
@@ -177,14 +182,7 @@ async fn an_s3_outage_loses_nothing() {
         chat(&w, i).await;
     }
     // Everything spooled during the outage drains to the store once it is back.
-    let drained = eventually(Duration::from_secs(40), || async {
-        get(&w.admin_url("/metrics"))
-            .await
-            .text()
-            .lines()
-            .any(|l| l == "warden_audit_spool_bytes 0")
-    })
-    .await;
+    let drained = spool_drained(&w).await;
     assert!(
         drained,
         "spool did not drain after the store came back: {}",

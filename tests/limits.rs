@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::redis::Redis;
 use common::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -100,57 +100,6 @@ async fn the_policy_rule_chooses_the_profile() {
         Some("100"),
         "default profile"
     );
-}
-
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start(port: u16) -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server (installed by scripts/setup.sh)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "redis did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Redis {
-            port,
-            child: Some(child),
-            _dir: dir,
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 fn redis_limits(port: u16, limit: u32, on_error: &str) -> String {

@@ -259,8 +259,7 @@ async fn a_stream_broken_mid_way_ends_with_an_error_event() {
     body["stream"] = json!(true);
     let (status, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
     assert_eq!(status, 200);
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
-    let data = sse_data(&all);
+    let data = stream_events(&chunks);
     assert!(data.len() >= 2, "{data:?}");
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "upstream_error", "{last}");
@@ -285,8 +284,7 @@ async fn a_stalled_stream_hits_the_idle_timeout() {
     let mut body = chat("one two three");
     body["stream"] = json!(true);
     let (_, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
-    let data = sse_data(&all);
+    let data = stream_events(&chunks);
     let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "upstream_timeout", "{data:?}");
 }
@@ -329,16 +327,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
 /// A test CA and a `localhost` leaf certificate signed by it, made with the openssl CLI.
 fn make_test_pki(dir: &std::path::Path) {
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl CLI");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::issuer::openssl(dir, args);
     };
     let ec = [
         "-newkey",
@@ -456,29 +445,19 @@ async fn stream_usage_is_requested_upstream_and_hidden_from_the_client() {
         seen["body"]["stream_options"],
         json!({"vendor_option": 1, "include_usage": true})
     );
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
-    let data = sse_data(&all);
+    let data = stream_events(&chunks);
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     assert!(
         !data.iter().any(|d| d.contains("usage")),
         "the client did not ask for usage: {data:?}"
     );
-    let text: String = data[..data.len() - 1]
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
+    let text = stream_text(&data[..data.len() - 1]);
     assert_eq!(text, "You said: count these words");
 
     // A client that asks gets the provider's usage chunk untouched.
     body["stream_options"] = json!({"include_usage": true});
     let (_, chunks) = post_stream(&w.url("/v1/chat/completions"), &body).await;
-    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
-    let data = sse_data(&all);
+    let data = stream_events(&chunks);
     let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
     assert_eq!(usage["usage"]["completion_tokens"], 5);
 }

@@ -37,7 +37,8 @@ pub struct Key {
     pub jwk: Value,
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+/// Runs the openssl CLI in `dir`; its stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

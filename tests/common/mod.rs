@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub mod issuer;
+pub mod redis;
 pub mod s3;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
@@ -268,6 +269,25 @@ pub async fn post_stream(url: &str, body: &Value) -> (u16, Vec<(Duration, Bytes)
         }
     }
     (status, chunks)
+}
+
+/// The `data:` payloads of a stream received by [`post_stream`].
+pub fn stream_events(chunks: &[(Duration, Bytes)]) -> Vec<String> {
+    let all: Vec<u8> = chunks.iter().flat_map(|(_, c)| c.to_vec()).collect();
+    sse_data(&all)
+}
+
+/// The assistant text carried by chat stream events.
+pub fn stream_text(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
 }
 
 /// The `data:` payloads of an SSE body.
