@@ -67,8 +67,9 @@ impl PolicySet {
                 match result {
                     Ok(true) => {}
                     Ok(false) => continue,
-                    Err(e) => {
-                        tracing::warn!(rule = %rule.rule.name, error = %e, "policy condition failed to evaluate");
+                    Err(_) => {
+                        // CEL's error text can quote claim values, so only the rule is named.
+                        tracing::warn!(rule = %rule.rule.name, "policy condition failed to evaluate");
                         if !deny {
                             continue;
                         }
