@@ -16,6 +16,7 @@ pub mod provider;
 pub mod proxy;
 pub mod server;
 pub mod telemetry;
+pub mod tokens;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {
