@@ -1,6 +1,6 @@
-//! Criterion benchmarks of rate-limit admission: the in-process GCRA store, and one
-//! admission through Redis (a real `redis-server` started on a free loopback port), which
-//! must cost one round trip.
+//! Criterion benchmarks of limit admission — the in-process store, and one admission
+//! through Redis (a real `redis-server` on a free loopback port), which must cost one
+//! round trip — and of prompt token counting per 1k tokens.
 
 #[path = "../tests/common/redis.rs"]
 #[allow(dead_code)]
@@ -10,10 +10,12 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use warden::config::{
-    KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError, Period, RedisConfig,
-    RequestLimit,
+    Budget, BudgetPeriod, KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError, Period,
+    RedisConfig, RequestLimit, TokenLimit,
 };
-use warden::limits::{KeyFacts, Limiter, Outcome};
+use warden::limits::{Demand, KeyFacts, Limiter};
+use warden::openai::{ApiRequest, Endpoint};
+use warden::tokens::{Encoding, prompt_tokens};
 
 fn config(backend: LimitBackend, redis_port: u16) -> LimitsConfig {
     let profile = LimitProfile {
@@ -29,6 +31,21 @@ fn config(backend: LimitBackend, redis_port: u16) -> LimitsConfig {
                 key: vec![KeyPart::Subject, KeyPart::Model],
             },
         ],
+        tokens: vec![TokenLimit {
+            limit: u64::MAX / 4,
+            per: Period::Minute,
+            key: vec![KeyPart::Tenant, KeyPart::Model],
+        }],
+        concurrent: Vec::new(),
+        budgets: vec![Budget {
+            name: None,
+            usd: None,
+            tokens: Some(u64::MAX / 4),
+            per: BudgetPeriod::Month,
+            key: vec![KeyPart::Tenant],
+            soft: vec![0.8],
+            on_store_error: OnStoreError::Deny,
+        }],
         on_store_error: OnStoreError::Deny,
     };
     LimitsConfig {
@@ -55,12 +72,18 @@ fn bench(c: &mut Criterion) {
         route: "chat_completions",
         ..Default::default()
     };
-    let local = Limiter::from_config(&config(LimitBackend::Local, 0)).unwrap();
-    c.bench_function("limits/local_admission_2_counters", |b| {
-        b.iter(|| match rt.block_on(local.admit(None, black_box(&facts))) {
-            Outcome::Checked(a) => assert!(a.allowed),
-            _ => panic!("not checked"),
-        })
+    let demand = Demand {
+        tokens: 1200,
+        cost: 0,
+    };
+    let ttl = std::time::Duration::from_secs(60);
+    let admit = |limiter: &Limiter| {
+        let outcome = rt.block_on(limiter.admit(None, black_box(&facts), demand, "lease", ttl));
+        assert!(outcome.refusal.is_none() && outcome.ticket.is_some());
+    };
+    let local = Limiter::from_config(Some(&config(LimitBackend::Local, 0))).unwrap();
+    c.bench_function("limits/local_admission_4_counters", |b| {
+        b.iter(|| admit(&local))
     });
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -69,17 +92,35 @@ fn bench(c: &mut Criterion) {
         .unwrap()
         .port();
     let redis = redis_server::Redis::start(port);
-    let shared = Limiter::from_config(&config(LimitBackend::Redis, port)).unwrap();
-    c.bench_function("limits/redis_admission_2_counters", |b| {
-        b.iter(
-            || match rt.block_on(shared.admit(None, black_box(&facts))) {
-                Outcome::Checked(a) => assert!(a.allowed),
-                _ => panic!("not checked"),
-            },
-        )
+    let shared = Limiter::from_config(Some(&config(LimitBackend::Redis, port))).unwrap();
+    c.bench_function("limits/redis_admission_4_counters", |b| {
+        b.iter(|| admit(&shared))
     });
     drop(redis);
 }
 
-criterion_group!(benches, bench);
+/// English shop-assistant text of about `tokens` o200k tokens, as one chat message.
+fn chat_of(tokens: usize) -> ApiRequest {
+    let sentence =
+        "Do you have the Alpine 40L backpack in green, and can it ship to Lyon by Friday? ";
+    let text = sentence.repeat(tokens / 20 + 1);
+    let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]});
+    ApiRequest::parse(Endpoint::ChatCompletions, body.to_string().as_bytes()).unwrap()
+}
+
+fn token_counting(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tokens/prompt");
+    for name in ["o200k_base", "cl100k_base", "estimate"] {
+        let enc = Encoding::for_model(Some(name), "", std::path::Path::new(".")).unwrap();
+        let request = chat_of(1000);
+        let n = prompt_tokens(&enc, &request);
+        group.throughput(criterion::Throughput::Elements(n));
+        group.bench_function(format!("{name}_per_{n}_tokens"), |b| {
+            b.iter(|| prompt_tokens(&enc, black_box(&request)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, token_counting);
 criterion_main!(benches);

@@ -63,6 +63,9 @@ enum Command {
         /// Break every stream after this many chunks (failure tests).
         #[arg(long)]
         fail_after_chunks: Option<usize>,
+        /// Never report token usage, like providers that ignore `stream_options`.
+        #[arg(long)]
+        no_usage: bool,
         /// Serve TLS with this PEM certificate chain (needs --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
             tokens_per_sec,
             fail_status,
             fail_after_chunks,
+            no_usage,
             tls_cert,
             tls_key,
         } => {
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
                 tokens_per_sec,
                 fail_status,
                 fail_after_chunks,
+                no_usage,
             };
             let tls = tls_cert.as_deref().zip(tls_key.as_deref());
             mock_provider(listen, settings, tls)

@@ -1,6 +1,9 @@
-//! Rate limits end to end: in-process limits with OpenAI's headers and 429s, profiles
-//! chosen by policy, limits shared exactly by three replicas through a real Redis, and
-//! Redis going away and coming back (allow / deny as configured, then recovery).
+//! Limits end to end: request and token rates with OpenAI's headers and 429s, profiles
+//! chosen by policy, limits shared exactly by three replicas through a real Redis, Redis
+//! going away and coming back (allow / deny as configured, then recovery), budgets cut off
+//! exactly at their boundary (tokens and USD, in process and in Redis), usage equal to the
+//! provider's — or counted by Warden when the provider sends none — concurrency slots, and
+//! the admin API.
 
 mod common;
 
@@ -8,8 +11,11 @@ use std::time::Duration;
 
 use common::redis::Redis;
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use warden::openai::{ApiRequest, Endpoint};
+
+const ADMIN: &str = "admin_token: admin-secret\n";
 
 fn keys() -> String {
     let h = |k: &str| hex::encode(Sha256::digest(k.as_bytes()));
@@ -71,6 +77,14 @@ async fn local_limits_answer_429_with_openai_headers() {
         200,
         "another subject has its own counter"
     );
+    let admin = get(&w.admin_url("/admin/v1/usage?tenant=acme")).await;
+    assert_eq!(
+        admin.status,
+        403,
+        "no admin_token configured: {}",
+        admin.text()
+    );
+    assert_eq!(admin.json()["error"]["code"], "admin_api_disabled");
 }
 
 #[tokio::test]
@@ -152,8 +166,15 @@ async fn redis_outage_follows_on_store_error_and_recovers() {
     let mut redis = Redis::start(port);
     let allow = Warden::start(&redis_limits(port, 2, "allow"));
     let deny = Warden::start(&redis_limits(port, 1000, "deny"));
+    // Budgets refuse without their store by default, even in a profile whose rates allow.
+    let budget = Warden::start(&base(&redis_budget(
+        port,
+        "outage",
+        "      budgets:\n        - {tokens: 1000000, per: month, key: [tenant]}\n",
+    )));
     assert_eq!(call(&allow, "key-a").await.status, 200);
     assert_eq!(call(&deny, "key-a").await.status, 200);
+    assert_eq!(call(&budget, "key-a").await.status, 200);
 
     redis.kill();
     for _ in 0..3 {
@@ -166,6 +187,11 @@ async fn redis_outage_follows_on_store_error_and_recovers() {
     let refused = call(&deny, "key-a").await;
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert_eq!(refused.json()["error"]["code"], "rate_limit_unavailable");
+    assert_eq!(
+        call(&budget, "key-a").await.status,
+        503,
+        "budgets default to deny"
+    );
     let metrics = get(&allow.admin_url("/metrics")).await.text();
     assert!(
         metrics
@@ -180,9 +206,351 @@ async fn redis_outage_follows_on_store_error_and_recovers() {
     })
     .await;
     assert!(recovered, "deny profile recovers when Redis returns");
+    assert_eq!(call(&budget, "key-a").await.status, 200);
     let mut statuses = Vec::new();
     for _ in 0..3 {
         statuses.push(call(&allow, "key-a").await.status);
     }
     assert_eq!(statuses, vec![200, 200, 429], "limits are enforced again");
+}
+
+/// The chat request the budget tests send, and its prompt and completion tokens as the
+/// provider (the mock, counting like OpenAI) bills them.
+fn priced_chat(max_tokens: u64) -> (Value, u64, u64) {
+    let body = json!({"model": "gpt-4o-mini", "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": "Is the Alpine 40L backpack in stock?"}]});
+    let request =
+        ApiRequest::parse(Endpoint::ChatCompletions, body.to_string().as_bytes()).unwrap();
+    let o200k =
+        warden::tokens::Encoding::for_model(Some("o200k_base"), "", std::path::Path::new("."))
+            .unwrap();
+    let prompt = warden::tokens::prompt_tokens(&o200k, &request);
+    let completion = o200k_tokens("You said: Is the Alpine 40L backpack in stock?");
+    (body, prompt, completion)
+}
+
+async fn call_body(w: &Warden, key: &str, body: &Value) -> Reply {
+    send(
+        "POST",
+        &w.url("/v1/chat/completions"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {key}")),
+        ],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
+
+async fn admin(w: &Warden, path: &str) -> Reply {
+    send(
+        "GET",
+        &w.admin_url(path),
+        &[("authorization", "Bearer admin-secret")],
+        Vec::new(),
+    )
+    .await
+}
+
+/// Waits until the tenant's usage shows `requests` settled requests; returns the usage.
+async fn settled(w: &Warden, requests: i64) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = admin(w, "/admin/v1/usage?tenant=acme").await.json();
+        if last["today"]["gpt-4o-mini"]["requests"].as_i64() == Some(requests) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("usage did not reach {requests} requests: {last}");
+}
+
+#[tokio::test]
+async fn token_limits_charge_the_estimate_and_settle_with_usage() {
+    let w = Warden::start(&base(&format!(
+        "{ADMIN}limits:\n  default_profile: standard\n  profiles:\n    standard:\n      tokens:\n        - {{limit: 1000, per: day, key: [tenant]}}\n"
+    )));
+    let (body, prompt, completion) = priced_chat(100);
+    let r = call_body(&w, "key-a", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-ratelimit-limit-tokens"), Some("1000"));
+    let after_estimate = 1000 - (prompt + 100);
+    assert_eq!(
+        r.header("x-ratelimit-remaining-tokens"),
+        Some(after_estimate.to_string().as_str()),
+        "admission charges prompt ({prompt}) + max_tokens"
+    );
+    assert!(r.header("x-ratelimit-reset-tokens").is_some());
+    assert!(
+        r.header("x-ratelimit-limit-requests").is_none(),
+        "no request limit configured"
+    );
+
+    // After the response, the unused part of the estimate is credited back.
+    settled(&w, 1).await;
+    let limits = admin(&w, "/admin/v1/limits?key=tenant:acme").await;
+    assert_eq!(limits.status, 200, "{}", limits.text());
+    let tokens = &limits.json()["limits"][0];
+    assert_eq!(tokens["kind"], "tokens");
+    assert_eq!(tokens["key"], json!({"tenant": "acme"}));
+    assert_eq!(
+        tokens["used"].as_f64(),
+        Some((prompt + completion) as f64),
+        "{tokens}"
+    );
+    let r = call_body(&w, "key-b", &body).await;
+    assert_eq!(
+        r.header("x-ratelimit-remaining-tokens"),
+        Some(
+            (1000 - (prompt + completion) - (prompt + 100))
+                .to_string()
+                .as_str()
+        ),
+        "the tenant's counter is shared by its keys"
+    );
+
+    let (huge, _, _) = priced_chat(5000);
+    let refused = call_body(&w, "key-a", &huge).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Request too large"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(refused.header("x-ratelimit-limit-tokens"), Some("1000"));
+}
+
+/// Sends the same request until the budget refuses; the budget is sized so that exactly
+/// four fit: three settled requests plus the fourth's full estimate is the cap itself.
+async fn budget_cuts_off_at_the_boundary(w: &Warden, body: &Value, per_request_settled: f64) {
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let r = call_body(w, "key-a", body).await;
+        statuses.push(r.status);
+        if r.status == 200 {
+            settled(w, i + 1).await;
+        } else {
+            assert_eq!(r.status, 429, "{}", r.text());
+            let e = &r.json()["error"];
+            assert_eq!(e["code"], "insufficient_quota");
+            assert_eq!(e["type"], "insufficient_quota");
+            assert!(e["message"].as_str().unwrap().contains("day budget"), "{e}");
+        }
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 200, 429]);
+    let usage = admin(w, "/admin/v1/usage?tenant=acme").await.json();
+    let budget = &usage["budgets"][0];
+    let used = budget["used"].as_f64().unwrap();
+    assert!(
+        (used - 4.0 * per_request_settled).abs() < 1e-9,
+        "settled with the provider's usage: {budget}"
+    );
+    assert!(
+        used <= budget["limit"].as_f64().unwrap(),
+        "never beyond the cap: {budget}"
+    );
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("warden_budget_threshold_crossings_total{") && l.ends_with(" 1")
+        ),
+        "the 80 % threshold was crossed once: {metrics}"
+    );
+}
+
+fn token_budget(prompt: u64, completion: u64, max_tokens: u64) -> String {
+    let cap = 3 * (prompt + completion) + prompt + max_tokens;
+    format!("      budgets:\n        - {{tokens: {cap}, per: day, key: [tenant]}}\n")
+}
+
+#[tokio::test]
+async fn token_budgets_cut_off_exactly_in_process() {
+    let (body, prompt, completion) = priced_chat(40);
+    let w = Warden::start(&base(&format!(
+        "{ADMIN}limits:\n  default_profile: metered\n  profiles:\n    metered:\n{}",
+        token_budget(prompt, completion, 40)
+    )));
+    budget_cuts_off_at_the_boundary(&w, &body, (prompt + completion) as f64).await;
+    let usage = admin(&w, "/admin/v1/usage?tenant=acme").await.json();
+    let model = &usage["today"]["gpt-4o-mini"];
+    assert_eq!(
+        model["requests"], 4,
+        "refused requests are not usage: {usage}"
+    );
+    assert_eq!(model["prompt_tokens"].as_u64(), Some(4 * prompt));
+    assert_eq!(model["completion_tokens"].as_u64(), Some(4 * completion));
+    assert_eq!(usage["this_month"], usage["today"]);
+
+    for auth in [None, Some("Bearer wrong")] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        let r = send(
+            "GET",
+            &w.admin_url("/admin/v1/usage?tenant=acme"),
+            &headers,
+            Vec::new(),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    assert_eq!(admin(&w, "/admin/v1/usage").await.status, 400);
+    assert_eq!(
+        admin(&w, "/admin/v1/limits?key=colour:blue").await.status,
+        400
+    );
+}
+
+fn redis_budget(port: u16, prefix: &str, budgets: &str) -> String {
+    format!(
+        "{ADMIN}limits:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:{port}/\n    timeout_ms: 200\n    key_prefix: {prefix}\n  default_profile: metered\n  profiles:\n    metered:\n{budgets}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_budgets_cut_off_exactly_in_redis() {
+    let redis = Redis::start(free_port());
+    let (body, prompt, completion) = priced_chat(40);
+    let w = Warden::start(&base(&redis_budget(
+        redis.port,
+        "budget-tokens",
+        &token_budget(prompt, completion, 40),
+    )));
+    budget_cuts_off_at_the_boundary(&w, &body, (prompt + completion) as f64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usd_budgets_use_the_pricing_table() {
+    let redis = Redis::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "apiVersion: warden/v1\nkind: Policy\nrules:\n  - name: shop\n    effect: allow\n    match:\n      roles: [storefront, batch]\n",
+    )
+    .unwrap();
+    // 1000 and 2000 USD per 1M tokens: 0.001 and 0.002 USD per token.
+    std::fs::write(
+        dir.path().join("pricing.yaml"),
+        "apiVersion: warden/v1\nkind: Pricing\nmodels:\n  gpt-4o-mini:\n    - {effective_from: 2020-01-01, input: 1000, output: 2000}\n",
+    )
+    .unwrap();
+    let (body, prompt, completion) = priced_chat(40);
+    let settled_cost = prompt as f64 * 0.001 + completion as f64 * 0.002;
+    let estimate = prompt as f64 * 0.001 + 40.0 * 0.002;
+    let cap = 3.0 * settled_cost + estimate;
+    let budgets = format!("      budgets:\n        - {{usd: {cap}, per: day, key: [tenant]}}\n");
+    let w = Warden::start(&base(&format!(
+        "{}policy:\n  dir: {}\n",
+        redis_budget(redis.port, "budget-usd", &budgets),
+        dir.path().display()
+    )));
+    budget_cuts_off_at_the_boundary(&w, &body, settled_cost).await;
+    let usage = admin(&w, "/admin/v1/usage?tenant=acme").await.json();
+    let cost = usage["today"]["gpt-4o-mini"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 4.0 * settled_cost).abs() < 1e-9, "{usage}");
+    assert_eq!(usage["budgets"][0]["unit"], "usd");
+}
+
+/// The provider's stream usage when it sends one, Warden's count when it does not: the
+/// same numbers either way, and equal to what the provider bills.
+#[tokio::test]
+async fn stream_usage_is_the_providers_or_counted_from_the_deltas() {
+    let silent = MockProvider::start(&["--no-usage"]);
+    let reporting = MockProvider::start(&[]);
+    let config = |mock: &MockProvider| {
+        format!(
+            "{ADMIN}providers:\n  up:\n    kind: openai\n    base_url: {}\n    api_key: sk-test\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n{}",
+            mock.base_url(),
+            keys()
+        )
+    };
+    let (mut body, prompt, completion) = priced_chat(100);
+    body["stream"] = json!(true);
+    for mock in [&reporting, &silent] {
+        let w = Warden::start(&config(mock));
+        let r = call_body(&w, "key-a", &body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            !r.text().contains("\"usage\":{"),
+            "the client did not ask for usage"
+        );
+        let usage = settled(&w, 1).await;
+        let model = &usage["today"]["gpt-4o-mini"];
+        assert_eq!(model["prompt_tokens"].as_u64(), Some(prompt), "{usage}");
+        assert_eq!(
+            model["completion_tokens"].as_u64(),
+            Some(completion),
+            "{usage}"
+        );
+
+        // A whole response without usage is counted from its body.
+        body["stream"] = json!(false);
+        let r = call_body(&w, "key-a", &body).await;
+        assert_eq!(r.status, 200);
+        let usage = settled(&w, 2).await;
+        assert_eq!(
+            usage["today"]["gpt-4o-mini"]["completion_tokens"].as_u64(),
+            Some(2 * completion)
+        );
+        body["stream"] = json!(true);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_slots_are_held_for_the_whole_stream() {
+    let slow = MockProvider::start(&["--tokens-per-sec", "10"]);
+    let w = Warden::start(&format!(
+        "{ADMIN}providers:\n  up:\n    kind: openai\n    base_url: {}\n    api_key: sk-test\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n{}\
+         limits:\n  default_profile: one\n  profiles:\n    one:\n      concurrent:\n        - {{limit: 1, key: [tenant]}}\n",
+        slow.base_url(),
+        keys()
+    ));
+    let (mut body, _, _) = priced_chat(100);
+    body["stream"] = json!(true);
+    let url = w.url("/v1/chat/completions");
+    let streaming = {
+        let body = body.clone();
+        tokio::spawn(async move {
+            send(
+                "POST",
+                &url,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", "Bearer key-a"),
+                ],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        })
+    };
+    let in_flight = || async {
+        admin(&w, "/admin/v1/limits?key=tenant:acme").await.json()["limits"][0]["used"].as_f64()
+    };
+    let started = eventually(Duration::from_secs(5), || async {
+        in_flight().await == Some(1.0)
+    })
+    .await;
+    assert!(started, "the stream holds the tenant's slot");
+    let r = call(&w, "key-b").await;
+    assert_eq!(
+        r.status,
+        429,
+        "a second request waits for the stream's slot: {}",
+        r.text()
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("concurrent")
+    );
+    assert_eq!(streaming.await.unwrap().status, 200);
+    let freed = eventually(Duration::from_secs(5), || async {
+        call(&w, "key-b").await.status == 200
+    })
+    .await;
+    assert!(freed, "the slot is freed when the stream ends");
+    assert_eq!(in_flight().await, Some(0.0));
 }

@@ -1,6 +1,8 @@
 //! The admin listener (separate from the proxy port): `/healthz` (process alive),
-//! `/readyz` (configuration loaded, providers configured, not draining) and `/metrics`
-//! (Prometheus text).
+//! `/readyz` (configuration loaded, providers configured, not draining), `/metrics`
+//! (Prometheus text) and the token-protected `/admin/v1/*` usage and limits API.
+
+mod usage_api;
 
 use std::sync::Arc;
 
@@ -67,6 +69,27 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
+        if let Some(endpoint) = path.strip_prefix("/admin/v1/") {
+            let gw = &self.gateway;
+            let header = session.req_header();
+            let query = header.uri.query().map(str::to_string);
+            let authorization = header
+                .headers
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            let (status, body) = match usage_api::authorize(gw, authorization) {
+                Err(answer) => answer,
+                Ok(()) => match endpoint {
+                    "usage" => usage_api::usage(gw, query.as_deref()).await,
+                    "limits" => usage_api::limits(gw, query.as_deref()).await,
+                    _ => (
+                        StatusCode::NOT_FOUND,
+                        json!({"error": {"message": "Unknown admin endpoint.", "type": "invalid_request_error", "param": null, "code": "not_found"}}),
+                    ),
+                },
+            };
+            return respond(status, "application/json", body.to_string().into_bytes());
+        }
         match path.as_str() {
             "/healthz" => respond(StatusCode::OK, "application/json", br#"{"status":"ok"}"#.to_vec()),
             "/readyz" => {

@@ -1,5 +1,6 @@
-//! Rate-limit settings: the store (in-process or Redis) and named profiles that policy
-//! rules select with `settings.limits`.
+//! Limit settings: the store (in-process or Redis) and named profiles that policy rules
+//! select with `settings.limits`: request rates, token rates, concurrent requests and
+//! spending budgets, each counted by a chosen key.
 
 use std::collections::BTreeMap;
 
@@ -53,9 +54,93 @@ pub struct LimitProfile {
     /// Request-rate limits; every one must admit the request.
     #[serde(default)]
     pub requests: Vec<RequestLimit>,
-    /// When the store cannot be reached: `allow` (default for request rates) or `deny`.
+    /// Token-rate limits (prompt + completion tokens), charged with the request's estimate
+    /// and settled with the provider's usage.
+    #[serde(default)]
+    pub tokens: Vec<TokenLimit>,
+    /// Requests (streams included) in flight at once.
+    #[serde(default)]
+    pub concurrent: Vec<ConcurrencyLimit>,
+    /// Spending caps per calendar day or month (UTC), in USD or tokens.
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+    /// When the store cannot be reached, for rates and concurrency: `allow` (default) or
+    /// `deny`. Budgets have their own setting.
     #[serde(default)]
     pub on_store_error: OnStoreError,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLimit {
+    pub limit: u64,
+    pub per: Period,
+    #[serde(default)]
+    pub key: Vec<KeyPart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyLimit {
+    pub limit: u32,
+    #[serde(default)]
+    pub key: Vec<KeyPart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Shown in the admin API, metrics and logs; defaults to `<per>-<usd|tokens>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Cap in US dollars (priced by `kind: Pricing` in the policy directory).
+    #[serde(default)]
+    pub usd: Option<f64>,
+    /// Cap in tokens (prompt + completion).
+    #[serde(default)]
+    pub tokens: Option<u64>,
+    pub per: BudgetPeriod,
+    /// Usually `[tenant]` or `[subject]`.
+    #[serde(default)]
+    pub key: Vec<KeyPart>,
+    /// Shares of the cap that raise a metric and a log event when crossed.
+    #[serde(default = "default_soft")]
+    pub soft: Vec<f64>,
+    /// When the store cannot be reached: `deny` (default for budgets) or `allow`.
+    #[serde(default = "deny")]
+    pub on_store_error: OnStoreError,
+}
+
+fn default_soft() -> Vec<f64> {
+    vec![0.8]
+}
+fn deny() -> OnStoreError {
+    OnStoreError::Deny
+}
+
+impl Budget {
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            let unit = if self.usd.is_some() { "usd" } else { "tokens" };
+            format!("{}-{unit}", self.per.label())
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BudgetPeriod {
+    Day,
+    Month,
+}
+
+impl BudgetPeriod {
+    pub fn label(self) -> &'static str {
+        match self {
+            BudgetPeriod::Day => "day",
+            BudgetPeriod::Month => "month",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -78,6 +163,15 @@ pub enum Period {
 }
 
 impl Period {
+    pub fn label(self) -> &'static str {
+        match self {
+            Period::Second => "second",
+            Period::Minute => "minute",
+            Period::Hour => "hour",
+            Period::Day => "day",
+        }
+    }
+
     pub fn millis(self) -> u64 {
         match self {
             Period::Second => 1_000,
@@ -88,7 +182,7 @@ impl Period {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyPart {
     Tenant,

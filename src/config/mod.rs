@@ -21,8 +21,8 @@ pub use auth::{
 };
 pub use env::substitute;
 pub use limits::{
-    KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError, Period, RedisConfig,
-    RequestLimit,
+    Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
+    OnStoreError, Period, RedisConfig, RequestLimit, TokenLimit,
 };
 
 /// The whole configuration.
@@ -35,6 +35,9 @@ pub struct Config {
     /// Address of the admin listener (health, readiness, metrics).
     #[serde(default = "default_admin_listen")]
     pub admin_listen: String,
+    /// Bearer token for `/admin/v1/*`; without it those endpoints answer 403.
+    #[serde(default)]
+    pub admin_token: Option<String>,
     #[serde(default)]
     pub server: ServerSettings,
     #[serde(default)]
@@ -236,7 +239,19 @@ pub struct ModelConfig {
     /// `owned_by` shown in `/v1/models`.
     #[serde(default)]
     pub owned_by: Option<String>,
+    /// How prompt tokens are counted: `o200k_base`, `cl100k_base`, `estimate`, or a path
+    /// to a Hugging Face `tokenizer.json`; by default chosen from the first target's
+    /// upstream model name (OpenAI families), else the estimate.
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// Completion tokens assumed for admission when a request sets no `max_tokens`.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
     pub targets: Vec<TargetConfig>,
+}
+
+fn default_max_tokens() -> u64 {
+    1024
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -482,11 +497,36 @@ impl Config {
                 );
             }
             for (name, p) in &l.profiles {
-                if p.requests.iter().any(|r| r.limit == 0) {
-                    return err(
-                        &["limits", "profiles", name.as_str()],
-                        "limits must be at least 1".into(),
-                    );
+                let path = ["limits", "profiles", name.as_str()];
+                if p.requests.iter().any(|r| r.limit == 0)
+                    || p.tokens.iter().any(|r| r.limit == 0)
+                    || p.concurrent.iter().any(|r| r.limit == 0)
+                {
+                    return err(&path, "limits must be at least 1".into());
+                }
+                for b in &p.budgets {
+                    match (b.usd, b.tokens) {
+                        (Some(usd), None) if usd > 0.0 && usd.is_finite() => {}
+                        (None, Some(tokens)) if tokens > 0 => {}
+                        _ => {
+                            return err(
+                                &path,
+                                format!(
+                                    "budget `{}` needs exactly one of `usd` or `tokens`, greater than 0",
+                                    b.label()
+                                ),
+                            );
+                        }
+                    }
+                    if b.soft.iter().any(|s| !(*s > 0.0 && *s < 1.0)) {
+                        return err(
+                            &path,
+                            format!(
+                                "budget `{}`: `soft` shares must be between 0 and 1",
+                                b.label()
+                            ),
+                        );
+                    }
                 }
             }
         }

@@ -1,56 +1,122 @@
-//! Stage 4, rate limits: request-rate limits from named profiles, counted per tenant,
-//! subject, API key, model, route or client IP, in-process (`governor` GCRA, the embedded
-//! default) or in Redis (one atomic Lua script per admission, shared by every replica).
-//! The tightest limit feeds OpenAI's `x-ratelimit-*-requests` headers.
+//! Stage 4, limits: named profiles of request rates, token rates, concurrent requests and
+//! budgets (USD or tokens per calendar day or month), each counted by tenant, subject, API
+//! key, model, route or client IP. One store interface, two stores: in-process (the
+//! embedded default) and Redis (one atomic Lua script per admission, shared by replicas).
+//!
+//! A request is admitted with an estimate (prompt tokens + `max_tokens`, priced); after the
+//! response it is settled with the provider's usage, so the difference is credited or
+//! debited and budgets end up charged with what the request really cost.
 
 mod local;
+mod plan;
 mod redis_store;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError};
+use crate::config::{LimitBackend, LimitProfile, LimitsConfig, OnStoreError};
+use crate::policy::pricing::Nanos;
 use crate::telemetry::metrics;
 
-/// One counter to charge: its key and its quota.
-#[derive(Debug, Clone)]
-pub struct Charge {
-    pub key: String,
-    pub limit: u32,
-    pub period: Duration,
-}
+pub use plan::{KeyFacts, Periods};
+pub use usage::{ModelUsage, TenantUsage};
 
-/// The outcome for the tightest limit of a request.
+use plan::{Plan, Settlement};
+
+/// The state of one counter after an admission (or a look at it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admission {
     pub allowed: bool,
-    pub limit: u32,
-    pub remaining: u32,
+    pub limit: u64,
+    pub remaining: u64,
     /// Until the counter is back to its full limit.
     pub reset: Duration,
     /// When a refused request may be retried.
     pub retry_after: Option<Duration>,
 }
 
-/// What a limit can be keyed by, for one request.
-#[derive(Debug, Clone, Default)]
-pub struct KeyFacts<'a> {
-    pub tenant: Option<&'a str>,
-    pub subject: Option<&'a str>,
-    pub api_key: Option<&'a str>,
-    pub model: Option<&'a str>,
-    pub route: &'a str,
-    pub client_ip: Option<String>,
+/// What one request is expected to cost, for admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Demand {
+    /// Prompt tokens + the completion tokens it may produce.
+    pub tokens: u64,
+    /// The estimate priced, in nanodollars (0 when the model has no price).
+    pub cost: Nanos,
+}
+
+/// What one request really cost, from the provider's usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spent {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost: Nanos,
+}
+
+impl Spent {
+    pub fn tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
 }
 
 /// The store failed; the profile's `on_store_error` decides.
 #[derive(Debug, thiserror::Error)]
-#[error("rate-limit store unavailable: {0}")]
+#[error("limit store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+/// What each counter of a plan said; `allowed` only when all admit.
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub requests: Vec<Admission>,
+    pub tokens: Vec<Admission>,
+    /// Requests in flight per concurrency limit (this one included when admitted).
+    pub concurrent: Vec<(bool, u64)>,
+    /// Amount used per budget (this request's reservation included when admitted).
+    pub budgets: Vec<(bool, i64)>,
+}
+
 enum Store {
-    Local(local::LocalStore),
+    Local(Box<local::LocalStore>),
     Redis(Box<redis_store::RedisStore>),
+}
+
+impl Store {
+    async fn check(&self, plan: &Plan) -> Result<Verdict, StoreError> {
+        match self {
+            Store::Local(s) => Ok(s.check(plan)),
+            Store::Redis(s) => s.check(plan).await,
+        }
+    }
+
+    async fn settle(&self, s: &Settlement) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Store::Local(l) => Ok(l.settle(s)),
+            Store::Redis(r) => r.settle(s).await,
+        }
+    }
+
+    async fn peek(&self, plan: &Plan) -> Result<Verdict, StoreError> {
+        match self {
+            Store::Local(s) => Ok(s.peek(plan)),
+            Store::Redis(s) => s.peek(plan).await,
+        }
+    }
+
+    /// Sets a marker that expires after `ttl`; true when it was not set before.
+    async fn mark_once(&self, marker: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Local(s) => Ok(s.mark_once(marker, ttl)),
+            Store::Redis(s) => s.mark_once(marker, ttl).await,
+        }
+    }
+
+    async fn usage(&self, tenant: &str, periods: &Periods) -> Result<TenantUsage, StoreError> {
+        match self {
+            Store::Local(s) => Ok(s.usage(tenant, periods)),
+            Store::Redis(s) => s.usage(tenant, periods).await,
+        }
+    }
 }
 
 pub struct Limiter {
@@ -58,19 +124,70 @@ pub struct Limiter {
     store: Store,
 }
 
-/// What [`Limiter::admit`] decided.
-pub enum Outcome {
-    /// No profile applies.
-    Unlimited,
-    Checked(Admission),
-    /// The store failed and the profile says `deny`.
+/// Why a request was refused.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    Requests(Admission),
+    Tokens(Admission),
+    /// Too many requests in flight for this limit.
+    Concurrent {
+        limit: u64,
+    },
+    /// A budget has no room for the request's estimate.
+    Budget {
+        name: String,
+        period: &'static str,
+        usd: bool,
+        limit: i64,
+        used: i64,
+    },
+    /// The store failed and the profile (or budget) says `deny`.
     StoreDown,
 }
 
+/// What [`Limiter::admit`] decided.
+pub struct Outcome {
+    /// The tightest request-rate and token-rate counters, for the `x-ratelimit-*` headers.
+    pub requests: Option<Admission>,
+    pub tokens: Option<Admission>,
+    pub refusal: Option<Refusal>,
+    /// What to settle once the response is done; `None` when nothing was charged.
+    pub ticket: Option<Ticket>,
+}
+
+impl Outcome {
+    fn unlimited() -> Outcome {
+        Outcome {
+            requests: None,
+            tokens: None,
+            refusal: None,
+            ticket: None,
+        }
+    }
+}
+
+/// A request's admission, to be settled with what it really cost.
+#[derive(Debug)]
+pub struct Ticket {
+    profile: String,
+    plan: Plan,
+    demand: Demand,
+    tenant: Option<String>,
+    model: String,
+}
+
 impl Limiter {
-    pub fn from_config(config: &LimitsConfig) -> anyhow::Result<Arc<Limiter>> {
+    /// A limiter for `config`; without one, nothing is limited and usage is counted in
+    /// process for the admin API.
+    pub fn from_config(config: Option<&LimitsConfig>) -> anyhow::Result<Arc<Limiter>> {
+        let config = config.cloned().unwrap_or_else(|| LimitsConfig {
+            backend: LimitBackend::Local,
+            redis: None,
+            default_profile: None,
+            profiles: Default::default(),
+        });
         let store = match config.backend {
-            LimitBackend::Local => Store::Local(local::LocalStore::default()),
+            LimitBackend::Local => Store::Local(Box::default()),
             LimitBackend::Redis => {
                 let redis = config
                     .redis
@@ -79,107 +196,278 @@ impl Limiter {
                 Store::Redis(Box::new(redis_store::RedisStore::new(redis)?))
             }
         };
-        Ok(Arc::new(Limiter {
-            config: config.clone(),
-            store,
-        }))
+        Ok(Arc::new(Limiter { config, store }))
     }
 
-    /// The profile a request uses: its policy rule's, else the default.
+    pub fn config(&self) -> &LimitsConfig {
+        &self.config
+    }
+
+    /// The profile a request uses: its policy rule's, else (also when the rule names a
+    /// profile that is not configured) the default.
     pub fn profile<'a>(
         &'a self,
         from_policy: Option<&'a str>,
     ) -> Option<(&'a str, &'a LimitProfile)> {
-        let name = from_policy.or(self.config.default_profile.as_deref())?;
-        self.config
-            .profiles
-            .get_key_value(name)
-            .map(|(k, v)| (k.as_str(), v))
+        let lookup = |name: &str| {
+            self.config
+                .profiles
+                .get_key_value(name)
+                .map(|(k, v)| (k.as_str(), v))
+        };
+        from_policy
+            .and_then(lookup)
+            .or_else(|| self.config.default_profile.as_deref().and_then(lookup))
     }
 
-    /// Charges one request against every limit of the profile.
-    pub async fn admit(&self, profile_name: Option<&str>, facts: &KeyFacts<'_>) -> Outcome {
-        let Some((name, profile)) = self.profile(profile_name) else {
-            return Outcome::Unlimited;
-        };
-        let charges: Vec<Charge> = profile
-            .requests
-            .iter()
-            .enumerate()
-            .map(|(i, limit)| Charge {
-                key: key_for(name, i, &limit.key, facts),
-                limit: limit.limit,
-                period: Duration::from_millis(limit.per.millis()),
-            })
+    /// Profile names used by `rules` that are not configured (they fall back to the
+    /// default profile).
+    pub fn unknown_profiles<'a>(&self, rules: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut unknown: Vec<String> = rules
+            .into_iter()
+            .filter(|name| !self.config.profiles.contains_key(*name))
+            .map(str::to_string)
             .collect();
-        if charges.is_empty() {
-            return Outcome::Unlimited;
-        }
-        let result = match &self.store {
-            Store::Local(s) => Ok(s.admit(&charges)),
-            Store::Redis(s) => s.admit(&charges).await,
+        unknown.sort();
+        unknown.dedup();
+        unknown
+    }
+
+    /// Checks every counter of the request's profile and, only if all admit, charges them
+    /// (one request, the demand's tokens and cost, one concurrency slot).
+    pub async fn admit(
+        &self,
+        profile_name: Option<&str>,
+        facts: &KeyFacts<'_>,
+        demand: Demand,
+        lease_id: &str,
+        lease_ttl: Duration,
+    ) -> Outcome {
+        let Some((name, profile)) = self.profile(profile_name) else {
+            return Outcome::unlimited();
         };
-        match result {
-            Ok(admission) => {
-                let label = if admission.allowed {
-                    "allowed"
-                } else {
-                    "limited"
-                };
+        let periods = Periods::now();
+        let plan = Plan::build(name, profile, facts, demand, lease_id, lease_ttl, &periods);
+        if plan.is_empty() {
+            return Outcome::unlimited();
+        }
+        let verdict = match self.store.check(&plan).await {
+            Ok(v) => v,
+            Err(e) => return self.store_down(name, profile, &e),
+        };
+        let requests = plan::tightest(&verdict.requests);
+        let tokens = plan::tightest(&verdict.tokens);
+        let refusal = plan.refusal(profile, &verdict);
+        let outcome = match &refusal {
+            Some(r) => {
                 metrics()
-                    .rate_limit_decisions
-                    .with_label_values(&[name, label])
+                    .limit_refusals
+                    .with_label_values(&[name, r.kind()])
                     .inc();
-                Outcome::Checked(admission)
+                None
+            }
+            None => {
+                let after: Vec<i64> = verdict.budgets.iter().map(|(_, used)| *used).collect();
+                let before: Vec<i64> = after
+                    .iter()
+                    .zip(&plan.budgets)
+                    .map(|(used, b)| used - b.amount)
+                    .collect();
+                let crossings = plan.crossings(profile, &before, &after);
+                self.announce(name, crossings, facts.tenant).await;
+                Some(Ticket {
+                    profile: name.to_string(),
+                    plan,
+                    demand,
+                    tenant: facts.tenant.map(str::to_string),
+                    model: facts.model.unwrap_or("-").to_string(),
+                })
+            }
+        };
+        let label = if refusal.is_none() {
+            "allowed"
+        } else {
+            "limited"
+        };
+        metrics()
+            .rate_limit_decisions
+            .with_label_values(&[name, label])
+            .inc();
+        Outcome {
+            requests,
+            tokens,
+            refusal,
+            ticket: outcome,
+        }
+    }
+
+    /// The store failed: budgets follow their own `on_store_error` (deny by default), the
+    /// other limits the profile's (allow by default).
+    fn store_down(&self, name: &str, profile: &LimitProfile, e: &StoreError) -> Outcome {
+        metrics().rate_limit_store_errors.inc();
+        let budget_denies = profile
+            .budgets
+            .iter()
+            .any(|b| b.on_store_error == OnStoreError::Deny);
+        let rates_deny = profile.on_store_error == OnStoreError::Deny
+            && !(profile.requests.is_empty()
+                && profile.tokens.is_empty()
+                && profile.concurrent.is_empty());
+        if budget_denies || rates_deny {
+            tracing::warn!(error = %e, profile = name, "limit store unavailable; refusing (on_store_error: deny)");
+            metrics()
+                .limit_refusals
+                .with_label_values(&[name, "store_down"])
+                .inc();
+            return Outcome {
+                requests: None,
+                tokens: None,
+                refusal: Some(Refusal::StoreDown),
+                ticket: None,
+            };
+        }
+        tracing::warn!(error = %e, profile = name, "limit store unavailable; admitting (on_store_error: allow)");
+        Outcome::unlimited()
+    }
+
+    /// Charges what the request really cost (crediting or debiting the difference to the
+    /// estimate), frees its concurrency slot, and adds its usage to the tenant's counters.
+    pub async fn settle(&self, ticket: Option<Ticket>, usage: UsageFacts<'_>, spent: Spent) {
+        let periods = Periods::now();
+        let profile = ticket
+            .as_ref()
+            .and_then(|t| self.config.profiles.get(&t.profile));
+        let settlement = match (&ticket, profile) {
+            (Some(t), Some(profile)) => Settlement::for_ticket(&t.plan, profile, t.demand, spent),
+            _ => Settlement::default(),
+        };
+        let settlement = settlement.with_usage(usage::UsageEntry::new(
+            ticket
+                .as_ref()
+                .map_or(usage.tenant, |t| t.tenant.as_deref()),
+            ticket.as_ref().map_or(usage.model, |t| t.model.as_str()),
+            &periods,
+            spent,
+        ));
+        if settlement.is_empty() {
+            return;
+        }
+        match self.store.settle(&settlement).await {
+            Ok(used) => {
+                if let (Some(t), Some(profile)) = (&ticket, profile) {
+                    let before: Vec<i64> = used
+                        .iter()
+                        .zip(&settlement.budgets)
+                        .map(|(u, b)| u - b.delta)
+                        .collect();
+                    let crossings = t.plan.crossings(profile, &before, &used);
+                    self.announce(&t.profile, crossings, t.tenant.as_deref())
+                        .await;
+                }
             }
             Err(e) => {
                 metrics().rate_limit_store_errors.inc();
-                match profile.on_store_error {
-                    OnStoreError::Allow => {
-                        tracing::warn!(error = %e, profile = name, "rate-limit store unavailable; admitting (on_store_error: allow)");
-                        Outcome::Unlimited
-                    }
-                    OnStoreError::Deny => {
-                        tracing::warn!(error = %e, profile = name, "rate-limit store unavailable; refusing (on_store_error: deny)");
-                        Outcome::StoreDown
-                    }
-                }
+                tracing::warn!(error = %e, "limit store unavailable; usage not settled");
             }
         }
     }
-}
 
-/// `profile|index|part=value|…`; parts without a value count as `-`.
-fn key_for(profile: &str, index: usize, parts: &[KeyPart], f: &KeyFacts<'_>) -> String {
-    let mut key = format!("{profile}|{index}");
-    for part in parts {
-        let (name, value) = match part {
-            KeyPart::Tenant => ("tenant", f.tenant),
-            KeyPart::Subject => ("subject", f.subject),
-            KeyPart::ApiKey => ("api_key", f.api_key),
-            KeyPart::Model => ("model", f.model),
-            KeyPart::Route => ("route", Some(f.route)),
-            KeyPart::ClientIp => ("ip", f.client_ip.as_deref()),
-        };
-        key.push('|');
-        key.push_str(name);
-        key.push('=');
-        key.push_str(value.unwrap_or("-"));
+    /// Raises the metric and a log event for each crossing not yet announced this period.
+    async fn announce(&self, profile: &str, crossings: Vec<plan::Crossing>, tenant: Option<&str>) {
+        for c in crossings {
+            match self.store.mark_once(&c.marker, c.ttl).await {
+                Ok(true) => {}
+                Ok(false) => continue, // announced already (by this or another replica)
+                Err(e) => tracing::debug!(error = %e, "budget threshold marker not written"),
+            }
+            let share = format!("{}", c.share);
+            metrics()
+                .budget_thresholds
+                .with_label_values(&[profile, c.budget.as_str(), share.as_str()])
+                .inc();
+            tracing::warn!(
+                target: "warden::budget",
+                profile,
+                budget = %c.budget,
+                share = c.share,
+                tenant = tenant.unwrap_or("-"),
+                "budget soft threshold crossed"
+            );
+        }
     }
-    key
+
+    /// The current state of every limit of every profile that counts by `facts`, without
+    /// charging anything (admin API).
+    pub async fn inspect(&self, facts: &KeyFacts<'_>) -> Result<Vec<LimitState>, StoreError> {
+        let periods = Periods::now();
+        let mut out = Vec::new();
+        for (name, profile) in &self.config.profiles {
+            let plan = Plan::build(
+                name,
+                profile,
+                facts,
+                Demand::default(),
+                "",
+                Duration::ZERO,
+                &periods,
+            );
+            if plan.is_empty() {
+                continue;
+            }
+            let verdict = self.store.peek(&plan).await?;
+            out.extend(plan.describe(name, profile, facts, &verdict, &periods));
+        }
+        Ok(out)
+    }
+
+    /// A tenant's usage today and this month, per model (admin API).
+    pub async fn usage(&self, tenant: &str) -> Result<TenantUsage, StoreError> {
+        self.store.usage(tenant, &Periods::now()).await
+    }
 }
 
-/// The tightest of several admissions: a refusal first, then the fewest remaining.
-fn tightest(all: Vec<Admission>) -> Admission {
-    all.into_iter()
-        .min_by_key(|a| (a.allowed, a.remaining, std::cmp::Reverse(a.reset)))
-        .unwrap_or(Admission {
-            allowed: true,
-            limit: 0,
-            remaining: 0,
-            reset: Duration::ZERO,
-            retry_after: None,
-        })
+/// Who a request's usage is counted for, when no profile charged it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageFacts<'a> {
+    pub tenant: Option<&'a str>,
+    pub model: &'a str,
+}
+
+/// One limit's state, as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct LimitState {
+    pub profile: String,
+    /// `requests`, `tokens`, `concurrent` or `budget`.
+    pub kind: &'static str,
+    /// The budget's name, for budgets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `second` … `day` for rates, `day` / `month` for budgets, absent for concurrency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per: Option<&'static str>,
+    /// `usd` or `tokens`, for budgets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<&'static str>,
+    /// What the counter is keyed by, e.g. `{"tenant": "acme"}`.
+    pub key: std::collections::BTreeMap<&'static str, String>,
+    pub limit: f64,
+    pub used: f64,
+    pub remaining: f64,
+    /// Seconds until the counter is full again (rates) or the budget period ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_seconds: Option<f64>,
+}
+
+impl Refusal {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Requests(_) => "requests",
+            Refusal::Tokens(_) => "tokens",
+            Refusal::Concurrent { .. } => "concurrent",
+            Refusal::Budget { .. } => "budget",
+            Refusal::StoreDown => "store_down",
+        }
+    }
 }
 
 /// OpenAI-style duration for `x-ratelimit-reset-*` (`250ms`, `1.5s`, `6m0s`).
@@ -190,8 +478,15 @@ pub fn format_reset(d: Duration) -> String {
     } else if ms < 60_000 {
         let s = format!("{:.3}", d.as_secs_f64());
         format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
-    } else {
+    } else if ms < 3_600_000 {
         format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000)
+    } else {
+        format!(
+            "{}h{}m{}s",
+            ms / 3_600_000,
+            (ms % 3_600_000) / 60_000,
+            (ms % 60_000) / 1000
+        )
     }
 }
 
@@ -200,42 +495,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_name_their_parts() {
-        let f = KeyFacts {
-            tenant: Some("acme"),
-            model: Some("m"),
-            route: "chat_completions",
-            ..Default::default()
-        };
-        assert_eq!(
-            key_for(
-                "p",
-                0,
-                &[KeyPart::Tenant, KeyPart::Subject, KeyPart::Model],
-                &f
-            ),
-            "p|0|tenant=acme|subject=-|model=m"
-        );
-    }
-
-    #[test]
     fn reset_formats() {
         assert_eq!(format_reset(Duration::from_millis(250)), "250ms");
         assert_eq!(format_reset(Duration::from_millis(1500)), "1.5s");
         assert_eq!(format_reset(Duration::from_secs(2)), "2s");
         assert_eq!(format_reset(Duration::from_secs(360)), "6m0s");
-    }
-
-    #[test]
-    fn tightest_prefers_refusals_then_fewest_remaining() {
-        let a = |allowed, remaining| Admission {
-            allowed,
-            limit: 10,
-            remaining,
-            reset: Duration::ZERO,
-            retry_after: None,
-        };
-        assert_eq!(tightest(vec![a(true, 5), a(true, 2)]).remaining, 2);
-        assert!(!tightest(vec![a(true, 0), a(false, 3)]).allowed);
+        assert_eq!(format_reset(Duration::from_secs(86_399)), "23h59m59s");
     }
 }

@@ -1,41 +1,125 @@
-//! Limits in Redis, shared by every replica: all of a request's counters are checked and,
-//! only if every one admits it, charged — in one Lua script (GCRA on Redis's own clock),
-//! so one round trip per admission and no over-admission between replicas.
+//! The Redis store, shared by every replica. An admission is one Lua script: every counter
+//! of the request is checked and, only if all admit, charged — on Redis's own clock, in one
+//! round trip, so replicas cannot over-admit between them. Settlement (credit/debit, slot
+//! release, usage counters) is a second script, run after the response.
+//!
+//! Counters: request and token rates are GCRA arrival times; concurrency slots are sorted
+//! sets of lease ids scored by expiry (a crashed replica's slots expire); budgets are
+//! integers (nanodollars or tokens) per calendar period; usage is a hash per tenant and
+//! period. All keys expire on their own.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 
-use super::{Admission, Charge, StoreError, tightest};
+use super::plan::{Plan, Settlement};
+use super::usage::{TenantUsage, by_model};
+use super::{Admission, Periods, StoreError, Verdict};
 use crate::config::RedisConfig;
 
-const GCRA: &str = r#"
+/// Checks a plan; with ARGV[5] = 1 charges it when every counter admits.
+const CHECK: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local nr, nt, nc, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local commit = ARGV[5] == '1'
+local a, k, ok = 6, 1, 1
 local out = {}
-local tats = {}
-local ok = 1
-for i = 1, n do
-  local period = tonumber(ARGV[2 * i - 1])
-  local limit = tonumber(ARGV[2 * i])
+local function push(...) for _, v in ipairs({...}) do out[#out + 1] = v end end
+local tats, leases, budgets = {}, {}, {}
+for i = 1, nr + nt do
+  local period, limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), 1
+  if i > nr then amount = tonumber(ARGV[a + 2]); a = a + 3 else a = a + 2 end
   local interval = period / limit
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  local tat = tonumber(redis.call('GET', KEYS[k]) or now)
   if tat < now then tat = now end
-  local new_tat = tat + interval
+  local new_tat = tat + interval * amount
   local allow_at = new_tat - period
   if now < allow_at then
     ok = 0
-    out[i] = {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+    push(0, math.max(0, math.floor((period - (tat - now)) / interval + 1e-9)),
+         math.ceil(allow_at - now), math.ceil(tat - now))
   else
-    out[i] = {1, math.floor((period - (new_tat - now)) / interval + 1e-9), 0, math.ceil(new_tat - now)}
+    push(1, math.floor((period - (new_tat - now)) / interval + 1e-9), 0, math.ceil(new_tat - now))
+    tats[k] = new_tat
   end
-  tats[i] = new_tat
+  k = k + 1
 end
-if ok == 1 then
-  for i = 1, n do
-    redis.call('SET', KEYS[i], tostring(tats[i]), 'PX', math.max(1, math.ceil(tats[i] - now)))
+for i = 1, nc do
+  local n
+  if commit then
+    redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now)
+    n = redis.call('ZCARD', KEYS[k])
+  else
+    n = redis.call('ZCOUNT', KEYS[k], now, '+inf')
   end
+  if commit and n >= tonumber(ARGV[a]) then ok = 0; push(0, n) else push(1, n) end
+  leases[k] = {ARGV[a + 1], tonumber(ARGV[a + 2])}
+  a = a + 3; k = k + 1
+end
+for i = 1, nb do
+  local used = tonumber(redis.call('GET', KEYS[k]) or '0')
+  if commit and used + tonumber(ARGV[a + 1]) > tonumber(ARGV[a]) then ok = 0; push(0, used) else push(1, used) end
+  budgets[k] = {ARGV[a + 1], ARGV[a + 2]}
+  a = a + 3; k = k + 1
+end
+if commit and ok == 1 then
+  for i, tat in pairs(tats) do
+    redis.call('SET', KEYS[i], tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
+  end
+  for i, l in pairs(leases) do
+    redis.call('ZADD', KEYS[i], now + l[2], l[1])
+    redis.call('PEXPIRE', KEYS[i], l[2])
+  end
+  for i, b in pairs(budgets) do
+    redis.call('INCRBY', KEYS[i], b[1])
+    redis.call('PEXPIRE', KEYS[i], b[2])
+  end
+end
+if not commit then ok = 0 end
+table.insert(out, 1, ok)
+return out
+"#;
+
+/// Applies a settlement; returns each budget's amount used afterwards.
+const SETTLE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local nt, nb, nl, nu = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local a, k = 5, 1
+local out = {}
+for i = 1, nt do
+  local period, limit, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local tat = tonumber(redis.call('GET', KEYS[k]) or now)
+  if tat < now then tat = now end
+  tat = tat + delta * period / limit
+  if tat > now then
+    redis.call('SET', KEYS[k], tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
+  else
+    redis.call('DEL', KEYS[k])
+  end
+  a = a + 3; k = k + 1
+end
+for i = 1, nb do
+  out[#out + 1] = redis.call('INCRBY', KEYS[k], ARGV[a])
+  redis.call('PEXPIRE', KEYS[k], ARGV[a + 1])
+  a = a + 2; k = k + 1
+end
+for i = 1, nl do
+  redis.call('ZREM', KEYS[k], ARGV[a])
+  a = a + 1; k = k + 1
+end
+if nu == 1 then
+  local day, month, day_ttl, month_ttl = KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1]
+  a = a + 2
+  while a < #ARGV do
+    redis.call('HINCRBY', day, ARGV[a], ARGV[a + 1])
+    redis.call('HINCRBY', month, ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  redis.call('PEXPIRE', day, day_ttl)
+  redis.call('PEXPIRE', month, month_ttl)
 end
 return out
 "#;
@@ -43,9 +127,14 @@ return out
 pub struct RedisStore {
     client: redis::Client,
     manager: tokio::sync::OnceCell<ConnectionManager>,
-    script: redis::Script,
+    check: redis::Script,
+    settle: redis::Script,
     timeout: Duration,
     prefix: String,
+}
+
+fn millis(d: Duration) -> u64 {
+    (d.as_millis() as u64).max(1)
 }
 
 impl RedisStore {
@@ -53,13 +142,23 @@ impl RedisStore {
         Ok(RedisStore {
             client: redis::Client::open(config.url.as_str())?,
             manager: tokio::sync::OnceCell::new(),
-            script: redis::Script::new(GCRA),
+            check: redis::Script::new(CHECK),
+            settle: redis::Script::new(SETTLE),
             timeout: Duration::from_millis(config.timeout_ms),
             prefix: config.key_prefix.clone(),
         })
     }
 
-    pub async fn admit(&self, charges: &[Charge]) -> Result<Admission, StoreError> {
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.prefix)
+    }
+
+    /// Runs `f` on a managed connection within the store's time budget.
+    async fn with_connection<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let call = async {
             let manager = self
                 .manager
@@ -71,32 +170,170 @@ impl RedisStore {
                 })
                 .await
                 .map_err(|e| StoreError(e.to_string()))?;
-            let mut con = manager.clone();
-            let mut invocation = self.script.prepare_invoke();
-            for c in charges {
-                invocation.key(format!("{}:{}", self.prefix, c.key));
-                invocation.arg(c.period.as_millis() as u64).arg(c.limit);
-            }
-            let rows: Vec<(i64, i64, i64, i64)> = invocation
-                .invoke_async(&mut con)
+            f(manager.clone())
                 .await
-                .map_err(|e| StoreError(e.to_string()))?;
-            Ok::<_, StoreError>(rows)
+                .map_err(|e| StoreError(e.to_string()))
         };
-        let rows = tokio::time::timeout(self.timeout * 4, call)
+        tokio::time::timeout(self.timeout * 4, call)
             .await
-            .map_err(|_| StoreError(format!("no answer within {:?}", self.timeout * 4)))??;
-        let all = rows
-            .into_iter()
-            .zip(charges)
-            .map(|((ok, remaining, retry_ms, reset_ms), c)| Admission {
-                allowed: ok == 1,
-                limit: c.limit,
-                remaining: remaining.clamp(0, i64::from(c.limit)) as u32,
-                reset: Duration::from_millis(reset_ms.max(0) as u64),
-                retry_after: (ok != 1).then(|| Duration::from_millis(retry_ms.max(1) as u64)),
-            })
-            .collect();
-        Ok(tightest(all))
+            .map_err(|_| StoreError(format!("no answer within {:?}", self.timeout * 4)))?
     }
+
+    async fn run_check(&self, plan: &Plan, commit: bool) -> Result<Verdict, StoreError> {
+        let mut inv = self.check.prepare_invoke();
+        inv.arg(plan.requests.len())
+            .arg(plan.tokens.len())
+            .arg(plan.concurrent.len())
+            .arg(plan.budgets.len())
+            .arg(u8::from(commit));
+        for r in &plan.requests {
+            inv.key(self.key(&r.key)).arg(millis(r.period)).arg(r.limit);
+        }
+        for t in &plan.tokens {
+            inv.key(self.key(&t.key))
+                .arg(millis(t.period))
+                .arg(t.limit)
+                .arg(t.amount);
+        }
+        for c in &plan.concurrent {
+            inv.key(self.key(&c.key))
+                .arg(c.limit)
+                .arg(&c.id)
+                .arg(millis(c.ttl));
+        }
+        for b in &plan.budgets {
+            inv.key(self.key(&b.key))
+                .arg(b.limit)
+                .arg(b.amount)
+                .arg(millis(b.ttl()));
+        }
+        let out: Vec<i64> = self
+            .with_connection(|mut con| async move { inv.invoke_async(&mut con).await })
+            .await?;
+        parse_verdict(plan, &out, commit)
+    }
+
+    pub async fn check(&self, plan: &Plan) -> Result<Verdict, StoreError> {
+        self.run_check(plan, true).await
+    }
+
+    pub async fn peek(&self, plan: &Plan) -> Result<Verdict, StoreError> {
+        self.run_check(plan, false).await
+    }
+
+    pub async fn settle(&self, s: &Settlement) -> Result<Vec<i64>, StoreError> {
+        let mut inv = self.settle.prepare_invoke();
+        inv.arg(s.tokens.len())
+            .arg(s.budgets.len())
+            .arg(s.leases.len())
+            .arg(u8::from(s.usage.is_some()));
+        for t in &s.tokens {
+            inv.key(self.key(&t.key))
+                .arg(millis(t.period))
+                .arg(t.limit)
+                .arg(t.delta);
+        }
+        for b in &s.budgets {
+            inv.key(self.key(&b.key)).arg(b.delta).arg(millis(b.ttl));
+        }
+        for (key, id) in &s.leases {
+            inv.key(self.key(key)).arg(id);
+        }
+        if let Some(u) = &s.usage {
+            inv.key(self.usage_key(&u.tenant, &u.day))
+                .key(self.usage_key(&u.tenant, &u.month))
+                .arg(millis(u.day_ttl))
+                .arg(millis(u.month_ttl));
+            for (field, value) in u.fields() {
+                inv.arg(field).arg(value);
+            }
+        }
+        self.with_connection(|mut con| async move { inv.invoke_async(&mut con).await })
+            .await
+    }
+
+    pub async fn mark_once(&self, marker: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key(marker))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl));
+        let set: Option<String> = self
+            .with_connection(|mut con| async move { cmd.query_async(&mut con).await })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    fn usage_key(&self, tenant: &str, period: &str) -> String {
+        self.key(&format!("usage|{tenant}@{period}"))
+    }
+
+    pub async fn usage(&self, tenant: &str, periods: &Periods) -> Result<TenantUsage, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGETALL")
+            .arg(self.usage_key(tenant, &periods.day))
+            .cmd("HGETALL")
+            .arg(self.usage_key(tenant, &periods.month));
+        let (day, month): (HashMap<String, i64>, HashMap<String, i64>) = self
+            .with_connection(|mut con| async move { pipe.query_async(&mut con).await })
+            .await?;
+        Ok(TenantUsage {
+            day: periods.day.clone(),
+            month: periods.month.clone(),
+            today: by_model(&day),
+            this_month: by_model(&month),
+        })
+    }
+}
+
+/// Reads the script's flat answer: `ok`, then 4 numbers per rate counter, 2 per slot
+/// counter and 2 per budget.
+fn parse_verdict(plan: &Plan, out: &[i64], commit: bool) -> Result<Verdict, StoreError> {
+    let expected = 1
+        + 4 * (plan.requests.len() + plan.tokens.len())
+        + 2 * (plan.concurrent.len() + plan.budgets.len());
+    if out.len() != expected {
+        return Err(StoreError(format!(
+            "unexpected answer of {} values (expected {expected})",
+            out.len()
+        )));
+    }
+    let allowed = out[0] == 1;
+    let mut rest = out[1..].iter().copied();
+    let mut next = || rest.next().unwrap_or(0);
+    let mut rate = |limit: u64| {
+        let (ok, remaining, retry_ms, reset_ms) = (next(), next(), next(), next());
+        Admission {
+            allowed: ok == 1,
+            limit,
+            remaining: (remaining.max(0) as u64).min(limit),
+            reset: Duration::from_millis(reset_ms.max(0) as u64),
+            retry_after: (ok != 1).then(|| Duration::from_millis(retry_ms.max(1) as u64)),
+        }
+    };
+    let requests = plan.requests.iter().map(|r| rate(r.limit)).collect();
+    let tokens = plan.tokens.iter().map(|t| rate(t.limit)).collect();
+    let mut rest = out[1 + 4 * (plan.requests.len() + plan.tokens.len())..]
+        .chunks_exact(2)
+        .map(|pair| (pair[0] == 1, pair[1]));
+    let concurrent = plan
+        .concurrent
+        .iter()
+        .filter_map(|_| rest.next())
+        .map(|(ok, n)| (ok, n.max(0) as u64 + u64::from(allowed && commit)))
+        .collect();
+    let budgets = plan
+        .budgets
+        .iter()
+        .filter_map(|b| rest.next().map(|r| (r, b.amount)))
+        .map(|((ok, used), amount)| (ok, if allowed { used + amount } else { used }))
+        .collect();
+    Ok(Verdict {
+        allowed,
+        requests,
+        tokens,
+        concurrent,
+        budgets,
+    })
 }

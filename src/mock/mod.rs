@@ -30,6 +30,8 @@ pub struct MockSettings {
     pub fail_status: Option<u16>,
     /// Break every stream (connection error) after this many chunks.
     pub fail_after_chunks: Option<usize>,
+    /// Never report token usage (whole responses and streams).
+    pub no_usage: bool,
 }
 
 /// Counters exposed at `GET /_mock/stats`.

@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use super::{MockSettings, MockStats, json_response};
 use crate::openai::sse;
+use crate::openai::{ApiRequest, Endpoint};
 use crate::provider::{BoxError, UpstreamBody};
+use crate::tokens::{self, Encoding};
 
 /// Words of the user's message echoed back at most.
 const ECHO_WORDS: usize = 32;
@@ -68,12 +70,13 @@ pub fn respond(
     match kind {
         Kind::Embedding => json_response(StatusCode::OK, &embeddings(body, &model)),
         Kind::Chat | Kind::Completion => {
-            let plan = Plan::new(kind, body, model);
+            let plan = Plan::new(kind, body, model, settings.no_usage);
             if stream {
-                let include_usage = body
-                    .pointer("/stream_options/include_usage")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                let include_usage = !settings.no_usage
+                    && body
+                        .pointer("/stream_options/include_usage")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
                 stream_response(plan.chunks(include_usage), settings, stats)
             } else {
                 json_response(StatusCode::OK, &plan.whole())
@@ -92,12 +95,17 @@ struct Plan {
     words: Vec<String>,
     tool_call: Option<(String, String)>,
     prompt_tokens: u64,
+    /// Counts like the provider it stands in for: OpenAI's tokenizers by model family.
+    encoding: Encoding,
+    no_usage: bool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Plan {
-    fn new(kind: Kind, body: &Value, model: String) -> Plan {
+    fn new(kind: Kind, body: &Value, model: String, no_usage: bool) -> Plan {
+        let encoding = Encoding::for_model(None, &model, std::path::Path::new("."))
+            .unwrap_or(Encoding::Estimate);
         let n = body
             .get("n")
             .and_then(Value::as_u64)
@@ -122,6 +130,14 @@ impl Plan {
             format!("You said: {}", summarize(&prompt_text))
         };
         let words = split_words(&reply);
+        let endpoint = match kind {
+            Kind::Chat => Endpoint::ChatCompletions,
+            Kind::Completion => Endpoint::Completions,
+            Kind::Embedding => Endpoint::Embeddings,
+        };
+        let prompt_tokens = ApiRequest::parse(endpoint, body.to_string().as_bytes())
+            .map(|r| tokens::prompt_tokens(&encoding, &r))
+            .unwrap_or(prompt_tokens);
         let seq = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let prefix = if kind == Kind::Chat {
             "chatcmpl-mock"
@@ -137,13 +153,15 @@ impl Plan {
             words,
             tool_call,
             prompt_tokens,
+            encoding,
+            no_usage,
         }
     }
 
     fn completion_tokens(&self) -> u64 {
         let per_choice = match &self.tool_call {
-            Some((name, args)) => count_tokens(name) + count_tokens(args),
-            None => self.words.len() as u64,
+            Some((name, args)) => self.encoding.count(&format!("{name}{args}")),
+            None => self.encoding.count(&self.words.concat()),
         };
         per_choice * self.n as u64
     }
@@ -187,7 +205,8 @@ impl Plan {
             "text_completion"
         };
         json!({"id": self.id, "object": object, "created": self.created, "model": self.model,
-               "choices": choices, "usage": self.usage(), "system_fingerprint": "fp_warden_mock"})
+               "choices": choices, "usage": if self.no_usage { Value::Null } else { self.usage() },
+               "system_fingerprint": "fp_warden_mock"})
     }
 
     fn chunk(&self, choices: Vec<Value>, usage: Option<Value>) -> Bytes {
@@ -573,7 +592,7 @@ mod tests {
     use crate::openai::sse::Parser;
 
     fn chat(body: Value) -> Plan {
-        Plan::new(Kind::Chat, &body, "m".into())
+        Plan::new(Kind::Chat, &body, "m".into(), false)
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
+    /// A budget is used up (OpenAI's `insufficient_quota`).
+    QuotaExceeded,
     UpstreamError,
     UpstreamTimeout,
     Unavailable,
@@ -34,7 +36,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimited | ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,6 +56,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::Forbidden => "permission_error",
             ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::QuotaExceeded => "insufficient_quota",
             ErrorKind::UpstreamError | ErrorKind::UpstreamTimeout | ErrorKind::Unavailable => {
                 "api_error"
             }
@@ -73,6 +76,7 @@ impl ErrorKind {
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::RateLimited => "rate_limit_exceeded",
+            ErrorKind::QuotaExceeded => "insufficient_quota",
             ErrorKind::UpstreamError => "upstream_error",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::Unavailable => "service_unavailable",

@@ -342,6 +342,15 @@ impl ApiRequest {
         }
     }
 
+    /// How many choices the client asked for (`n`, default 1).
+    pub fn choices(&self) -> u32 {
+        match self {
+            ApiRequest::Chat(r) => r.n.unwrap_or(1).max(1),
+            ApiRequest::Completion(r) => r.n.unwrap_or(1).max(1),
+            ApiRequest::Embedding(_) => 1,
+        }
+    }
+
     /// Asks for the final usage chunk of a stream (keeping other stream options).
     pub fn request_stream_usage(&mut self) {
         let opts = match self {

@@ -24,6 +24,8 @@ pub struct PolicySet {
     /// Hex SHA-256 over the policy files' names and contents.
     pub digest: String,
     pub files: Vec<String>,
+    /// Model prices from the directory's `kind: Pricing` files.
+    pub pricing: super::pricing::Pricing,
 }
 
 /// One problem in one file.
@@ -107,9 +109,34 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 continue;
             }
         };
+        let base = Path::new(file)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(file);
         match head.get("kind").and_then(|k| k.as_str()) {
             Some("Policy") => {}
-            Some(_) => continue, // other kinds (tests, pricing, tools) have their own loaders
+            Some("Pricing") => {
+                let added = serde_yaml_ng::from_str::<super::pricing::PricingFile>(text)
+                    .map_err(|e| yaml_error(&e))
+                    .and_then(|f| {
+                        set.pricing
+                            .add(f)
+                            .map_err(|m| (locate_key(text, "models"), m))
+                    });
+                match added {
+                    Ok(()) => {
+                        // Prices decide budgets: they are part of what the digest names.
+                        hasher.update(base.as_bytes());
+                        hasher.update([0]);
+                        hasher.update(text.as_bytes());
+                        hasher.update([0]);
+                        set.files.push(file.to_string());
+                    }
+                    Err((position, message)) => errors.push(err(position, message)),
+                }
+                continue;
+            }
+            Some(_) => continue, // other kinds (tests, tools) have their own loaders
             None => {
                 errors.push(err(
                     Some((1, 1)),
@@ -160,10 +187,6 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 file: file.to_string(),
             });
         }
-        let base = Path::new(file)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or(file);
         hasher.update(base.as_bytes());
         hasher.update([0]);
         hasher.update(text.as_bytes());

@@ -8,6 +8,7 @@ mod condition;
 mod decide;
 mod load;
 mod model;
+pub mod pricing;
 pub mod reload;
 pub mod testing;
 
@@ -15,6 +16,7 @@ pub use condition::Condition;
 pub use decide::{Decision, Effect, Facts};
 pub use load::{LoadError, PolicySet, load_dir, load_sources};
 pub use model::{EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
+pub use pricing::Pricing;
 pub use reload::PolicyStore;
 
 /// JSON Schema of policy files (`policies/schema.json`).

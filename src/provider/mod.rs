@@ -54,6 +54,10 @@ pub struct ModelRoute {
     pub name: String,
     pub owned_by: String,
     pub targets: Vec<Target>,
+    /// How this model's prompts and completions are counted.
+    pub encoding: crate::tokens::Encoding,
+    /// Completion tokens assumed for admission when a request sets no `max_tokens`.
+    pub default_max_tokens: u64,
 }
 
 /// Providers and models, built once from the configuration.
@@ -118,6 +122,13 @@ impl Upstreams {
                 });
             }
             let owned_by = m.owned_by.clone().unwrap_or_else(|| "warden".to_string());
+            let first_upstream = targets.first().map_or(name.as_str(), |t| &t.upstream_model);
+            let encoding = crate::tokens::Encoding::for_model(
+                m.tokenizer.as_deref(),
+                first_upstream,
+                std::path::Path::new("."),
+            )
+            .map_err(|e| anyhow::anyhow!("model `{name}`: {e}"))?;
             model_names.push(name.clone());
             models.insert(
                 name.clone(),
@@ -125,6 +136,8 @@ impl Upstreams {
                     name: name.clone(),
                     owned_by,
                     targets,
+                    encoding,
+                    default_max_tokens: m.default_max_tokens,
                 },
             );
         }

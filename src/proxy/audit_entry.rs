@@ -59,7 +59,7 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         client_disconnected: ctx.client_gone,
         tools: ctx.tools.clone(),
         usage: ctx.usage.clone(),
-        cost_usd: None,
+        cost_usd: ctx.cost.map(crate::policy::pricing::usd),
         pii: Vec::new(),
     };
     audit.record(record).map(|_| ()).map_err(|e| {

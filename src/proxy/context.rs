@@ -22,8 +22,23 @@ pub struct RequestCtx {
     pub audited: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
-    /// The tightest rate limit that applied, for the `x-ratelimit-*` headers.
-    pub rate: Option<crate::limits::Admission>,
+    /// The tightest request-rate and token-rate limits, for the `x-ratelimit-*` headers.
+    pub rate_requests: Option<crate::limits::Admission>,
+    pub rate_tokens: Option<crate::limits::Admission>,
+    /// The admission to settle once the response is done.
+    pub ticket: Option<crate::limits::Ticket>,
+    /// The model's tokenizer, once the model is known.
+    pub encoding: Option<crate::tokens::Encoding>,
+    /// Prompt tokens as Warden counted them.
+    pub prompt_tokens: u64,
+    /// The model's price in effect, when it has one.
+    pub price: Option<crate::policy::pricing::Price>,
+    /// Cost of the usage, in nanodollars.
+    pub cost: Option<crate::policy::pricing::Nanos>,
+    /// Whether `usage` was counted by Warden because the provider sent none.
+    pub usage_counted: bool,
+    /// Data of the stream's events, to count completion tokens if no usage arrives.
+    pub stream_events: Vec<String>,
     /// The provider was asked for a stream usage chunk the client did not request: it is
     /// removed from what the client sees.
     pub hide_stream_usage: bool,
@@ -60,7 +75,15 @@ impl RequestCtx {
             audited: false,
             tools: Vec::new(),
             usage: None,
-            rate: None,
+            rate_requests: None,
+            rate_tokens: None,
+            ticket: None,
+            encoding: None,
+            prompt_tokens: 0,
+            price: None,
+            cost: None,
+            usage_counted: false,
+            stream_events: Vec::new(),
             hide_stream_usage: false,
             route: "unknown",
             model: None,

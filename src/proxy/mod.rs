@@ -3,6 +3,8 @@
 //! client itself. Warden owns the body and calls providers with its own client, so bodies
 //! of any size up to the limit are seen whole before a provider is picked.
 
+mod accounting;
+mod admission;
 mod audit_entry;
 mod body;
 pub mod context;
@@ -22,7 +24,7 @@ use pingora::proxy::{ProxyHttp, Session};
 use crate::audit::Audit;
 use crate::auth::{Authenticator, Principal};
 use crate::config::Config;
-use crate::limits::{KeyFacts, Limiter, Outcome};
+use crate::limits::Limiter;
 use crate::openai::models::{ModelList, ModelObject};
 use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
 use crate::policy::{Facts, PolicyStore};
@@ -40,8 +42,10 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// Authorization policies; `None` when the config has no `policy` section.
     pub policy: Option<Arc<PolicyStore>>,
-    /// Rate limits; `None` when the config has no `limits` section.
-    pub limits: Option<Arc<Limiter>>,
+    /// Limits and usage counters (nothing is limited without a `limits` section).
+    pub limits: Arc<Limiter>,
+    /// How long a concurrency slot outlives a replica that vanished while holding it.
+    pub lease_ttl: Duration,
     /// The audit log; `None` when the config has no `audit` section.
     pub audit: Option<Arc<Audit>>,
     pub lifecycle: Lifecycle,
@@ -69,11 +73,29 @@ impl Gateway {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let limits = config
-            .limits
-            .as_ref()
-            .map(Limiter::from_config)
-            .transpose()?;
+        let limits = Limiter::from_config(config.limits.as_ref())?;
+        if let Some(store) = &policy {
+            let set = store.current();
+            let named = set
+                .rules
+                .iter()
+                .filter_map(|r| r.rule.settings.limits.as_deref());
+            let unknown = limits.unknown_profiles(named);
+            if !unknown.is_empty() {
+                tracing::warn!(
+                    profiles = ?unknown,
+                    "policy rules name limit profiles that are not configured; they use the default profile"
+                );
+            }
+        }
+        let lease_ttl = config
+            .providers
+            .values()
+            .map(|p| p.timeouts.total())
+            .max()
+            .unwrap_or_default()
+            * (config.retry.max_attempts.max(1))
+            + Duration::from_secs(60);
         let audit = match &config.audit {
             Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
             None => None,
@@ -84,6 +106,7 @@ impl Gateway {
             auth,
             policy,
             limits,
+            lease_ttl,
             audit,
             lifecycle: Lifecycle::default(),
             started_at,
@@ -149,7 +172,8 @@ impl WardenProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string());
-        rate_limit(gw, ctx, client_ip).await?;
+        let demand = admission::estimate(gw, ctx, &request, model);
+        admission::admit(gw, ctx, client_ip, demand).await?;
 
         let call = Call {
             request: &request,
@@ -170,7 +194,7 @@ impl WardenProxy {
                 body,
             } => {
                 if status.is_success() {
-                    ctx.usage = crate::openai::usage::Usage::from_body(&body);
+                    accounting::from_body(ctx, &body);
                 }
                 respond::full(session, ctx, status, &headers, body).await
             }
@@ -250,6 +274,10 @@ impl WardenProxy {
             provider = ctx.provider.as_deref().unwrap_or("-"),
             upstream_model = ctx.upstream_model.as_deref().unwrap_or("-"),
             attempts = ctx.attempts,
+            prompt_tokens = ctx.usage.as_ref().map_or(0, |u| u.prompt_tokens),
+            completion_tokens = ctx.usage.as_ref().map_or(0, |u| u.completion_tokens),
+            usage_counted = ctx.usage_counted,
+            cost_usd = ctx.cost.map_or(0.0, crate::policy::pricing::usd),
             upstream_ms = ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
             ttfb_ms = ctx.first_byte.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
             duration_ms = elapsed.as_secs_f64() * 1e3,
@@ -292,64 +320,6 @@ fn authorize(gw: &Gateway, ctx: &mut RequestCtx, request: &ApiRequest) -> Result
     });
     ctx.decision = Some(decision);
     denied.map_or(Ok(()), Err)
-}
-
-/// Stage 4, rate limits: charges the request to its profile's counters.
-async fn rate_limit(
-    gw: &Gateway,
-    ctx: &mut RequestCtx,
-    client_ip: Option<String>,
-) -> Result<(), ApiError> {
-    let Some(limiter) = &gw.limits else {
-        return Ok(());
-    };
-    let outcome = {
-        let principal = ctx.principal.as_ref();
-        let facts = KeyFacts {
-            tenant: principal.and_then(|p| p.tenant.as_deref()),
-            subject: principal.map(|p| p.subject.as_str()),
-            api_key: principal
-                .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
-                .map(|p| p.subject.as_str()),
-            model: ctx.model.as_deref(),
-            route: ctx.route,
-            client_ip,
-        };
-        let profile = ctx
-            .decision
-            .as_ref()
-            .and_then(|d| d.settings.limits.as_deref());
-        limiter.admit(profile, &facts).await
-    };
-    match outcome {
-        Outcome::Unlimited => Ok(()),
-        Outcome::Checked(admission) => {
-            let refused = (!admission.allowed).then(|| {
-                let wait = admission.retry_after.unwrap_or(Duration::from_secs(1));
-                ApiError::new(
-                    ErrorKind::RateLimited,
-                    format!(
-                        "Rate limit reached for requests: limit {}, retry in {}.",
-                        admission.limit,
-                        crate::limits::format_reset(wait)
-                    ),
-                )
-                .with_code("rate_limit_exceeded")
-                .with_header(
-                    "retry-after",
-                    wait.as_secs_f64().ceil().max(1.0).to_string(),
-                )
-            });
-            ctx.rate = Some(admission);
-            refused.map_or(Ok(()), Err)
-        }
-        Outcome::StoreDown => Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "Rate limits cannot be checked right now; retry later.",
-        )
-        .with_code("rate_limit_unavailable")
-        .with_header("retry-after", "1")),
-    }
 }
 
 /// Whether the caller may see `model` in `/v1/models`.
@@ -421,8 +391,10 @@ impl ProxyHttp for WardenProxy {
             respond::error(session, ctx, &err).await;
         }
         let status = ctx.status;
+        accounting::complete(ctx);
         // Requests that ended before an answer was written (client gone) still get one.
         let _ = audit_entry::append(ctx, status);
+        accounting::settle(&self.gateway, ctx);
         self.finish(ctx);
         Ok(true)
     }

@@ -20,16 +20,24 @@ fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<Res
     }
     h.insert_header("x-request-id", ctx.request_id.as_str())
         .ok()?;
-    if let Some(rate) = &ctx.rate {
-        h.insert_header("x-ratelimit-limit-requests", rate.limit.to_string())
+    for (kind, rate) in [
+        ("requests", &ctx.rate_requests),
+        ("tokens", &ctx.rate_tokens),
+    ] {
+        if let Some(rate) = rate {
+            h.insert_header(format!("x-ratelimit-limit-{kind}"), rate.limit.to_string())
+                .ok()?;
+            h.insert_header(
+                format!("x-ratelimit-remaining-{kind}"),
+                rate.remaining.to_string(),
+            )
             .ok()?;
-        h.insert_header("x-ratelimit-remaining-requests", rate.remaining.to_string())
+            h.insert_header(
+                format!("x-ratelimit-reset-{kind}"),
+                crate::limits::format_reset(rate.reset),
+            )
             .ok()?;
-        h.insert_header(
-            "x-ratelimit-reset-requests",
-            crate::limits::format_reset(rate.reset),
-        )
-        .ok()?;
+        }
     }
     Some(h)
 }
@@ -148,22 +156,25 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         };
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => (None, true),
-            Ok(chunk) if ctx.hide_stream_usage => {
-                let filtered = filter.push(&chunk, &mut ctx.usage);
-                if filtered.is_empty() {
-                    continue; // nothing the client asked for in this chunk
-                }
-                (Some(filtered), false)
-            }
             Ok(chunk) => {
                 if events.feed(&chunk, &mut parsed).is_ok() {
                     for event in parsed.drain(..) {
                         if let Some(usage) = Usage::from_event(&event.data) {
                             ctx.usage = Some(usage);
+                        } else if ctx.usage.is_none() && !event.is_done() {
+                            ctx.stream_events.push(event.data);
                         }
                     }
                 }
-                (Some(chunk), false)
+                if ctx.hide_stream_usage {
+                    let filtered = filter.push(&chunk, &mut ctx.usage);
+                    if filtered.is_empty() {
+                        continue; // nothing the client asked for in this chunk
+                    }
+                    (Some(filtered), false)
+                } else {
+                    (Some(chunk), false)
+                }
             }
             Err(e) => {
                 let err = e.to_api_error();
@@ -177,6 +188,7 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
             }
         };
         if end {
+            super::accounting::complete(ctx);
             // The stream's entry goes in before its last bytes.
             let status = ctx.status;
             let _ = super::audit_entry::append(ctx, status);

@@ -43,6 +43,16 @@ pub struct Metrics {
     pub rate_limit_decisions: IntCounterVec,
     /// Rate-limit store failures (Redis unreachable or slow).
     pub rate_limit_store_errors: IntCounter,
+    /// Refusals by profile and what refused (`requests`, `tokens`, `concurrent`, `budget`).
+    pub limit_refusals: IntCounterVec,
+    /// Budget soft thresholds crossed, by profile, budget and share.
+    pub budget_thresholds: IntCounterVec,
+    /// Tokens charged after responses, by model and kind (`prompt`, `completion`).
+    pub tokens: IntCounterVec,
+    /// Cost charged after responses, in USD, by model.
+    pub cost_usd: prometheus::CounterVec,
+    /// Requests to models without a price, by model.
+    pub unpriced_requests: IntCounterVec,
     /// Audit entries appended to the spool.
     pub audit_records: IntCounter,
     /// Bytes held in the audit spool (not yet shipped).
@@ -164,6 +174,33 @@ impl Metrics {
             rate_limit_store_errors: total(
                 "rate_limit_store_errors_total",
                 "Rate-limit store failures",
+            ),
+            limit_refusals: counter(
+                "limit_refusals_total",
+                "Requests refused by limits, by profile and kind",
+                &["profile", "kind"],
+            ),
+            budget_thresholds: counter(
+                "budget_threshold_crossings_total",
+                "Budget soft thresholds crossed",
+                &["profile", "budget", "share"],
+            ),
+            tokens: counter(
+                "tokens_total",
+                "Tokens charged, by model and kind",
+                &["model", "kind"],
+            ),
+            cost_usd: register(
+                &registry,
+                prometheus::CounterVec::new(
+                    Opts::new("cost_usd_total", "Cost charged in USD by model"),
+                    &["model"],
+                ),
+            ),
+            unpriced_requests: counter(
+                "unpriced_requests_total",
+                "Requests to models without a price",
+                &["model"],
             ),
             policy_decisions: counter(
                 "policy_decisions_total",

@@ -4,6 +4,7 @@
 //! o-series / gpt-5, cl100k_base for older families); self-hosted models a Hugging Face
 //! `tokenizer.json`; anything else a documented estimate.
 
+pub mod completion;
 mod prompt;
 
 use std::path::Path;
@@ -59,14 +60,16 @@ impl Encoding {
             Some(other) => anyhow::bail!(
                 "unknown tokenizer `{other}`: use o200k_base, cl100k_base, estimate or a path to a tokenizer.json"
             ),
-            None => Ok(match tiktoken_rs::tokenizer::get_tokenizer(upstream_model) {
-                Some(family @ (TiktokenFamily::O200kBase | TiktokenFamily::O200kHarmony)) => {
-                    let _ = family;
-                    tiktoken(TiktokenFamily::O200kBase)
-                }
-                Some(TiktokenFamily::Cl100kBase) => tiktoken(TiktokenFamily::Cl100kBase),
-                _ => Encoding::Estimate,
-            }),
+            None => Ok(
+                match tiktoken_rs::tokenizer::get_tokenizer(upstream_model) {
+                    Some(family @ (TiktokenFamily::O200kBase | TiktokenFamily::O200kHarmony)) => {
+                        let _ = family;
+                        tiktoken(TiktokenFamily::O200kBase)
+                    }
+                    Some(TiktokenFamily::Cl100kBase) => tiktoken(TiktokenFamily::Cl100kBase),
+                    _ => Encoding::Estimate,
+                },
+            ),
         }
     }
 

@@ -94,7 +94,11 @@ fn tools_tokens(enc: &Encoding, tools: &[Tool]) -> u64 {
     for f in functions {
         n += func_init;
         let desc = f.description.as_deref().unwrap_or("");
-        n += count(&format!("{}:{}", f.name, desc.strip_suffix('.').unwrap_or(desc)));
+        n += count(&format!(
+            "{}:{}",
+            f.name,
+            desc.strip_suffix('.').unwrap_or(desc)
+        ));
         let properties = f
             .parameters
             .as_ref()
@@ -180,7 +184,10 @@ mod tests {
             {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
                 "function": {"name": "lookup", "arguments": "{\"sku\":\"A1\"}"}}]}]}));
         let expected = (3 + 1 + 2 + ImageCost::LOW)
-            + (3 + enc.count("assistant") + enc.count("lookup") + enc.count("{\"sku\":\"A1\"}") + 1)
+            + (3 + enc.count("assistant")
+                + enc.count("lookup")
+                + enc.count("{\"sku\":\"A1\"}")
+                + 1)
             + 3;
         assert_eq!(prompt_tokens(&enc, &r), expected);
     }
@@ -194,8 +201,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(prompt_tokens(&enc, &c), 5);
-        let e = ApiRequest::parse(Endpoint::Embeddings, br#"{"model":"m","input":["a b","c"]}"#)
-            .unwrap();
+        let e = ApiRequest::parse(
+            Endpoint::Embeddings,
+            br#"{"model":"m","input":["a b","c"]}"#,
+        )
+        .unwrap();
         assert_eq!(prompt_tokens(&enc, &e), enc.count("a b") + enc.count("c"));
     }
 }

@@ -358,3 +358,10 @@ pub async fn client_credentials_token(issuer: &issuer::TestIssuer, scope: &str) 
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["access_token"].as_str().unwrap().to_string()
 }
+
+/// Tokens of `text` in o200k_base, the encoding of the gpt-4o family the mock stands in for.
+pub fn o200k_tokens(text: &str) -> u64 {
+    warden::tokens::Encoding::for_model(Some("o200k_base"), "", std::path::Path::new("."))
+        .map(|e| e.count(text))
+        .unwrap_or(0)
+}

@@ -1,0 +1,191 @@
+//! Stage 4, admission: the request's estimate (prompt tokens counted with the model's
+//! tokenizer + the completion tokens it may produce, priced) charged against its limit
+//! profile; refusals become OpenAI's 429s (`rate_limit_exceeded`, `insufficient_quota`).
+
+use std::time::Duration;
+
+use super::Gateway;
+use super::context::RequestCtx;
+use crate::limits::{Demand, KeyFacts, Refusal, format_reset};
+use crate::openai::{ApiError, ApiRequest, ErrorKind};
+use crate::policy::pricing::{Pricing, usd};
+use crate::provider::ModelRoute;
+use crate::telemetry::metrics;
+
+/// Counts the prompt, notes the model's tokenizer and price, and returns the estimate.
+pub fn estimate(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    request: &ApiRequest,
+    model: &ModelRoute,
+) -> Demand {
+    let prompt = crate::tokens::prompt_tokens(&model.encoding, request);
+    let completion = match request {
+        ApiRequest::Embedding(_) => 0,
+        _ => {
+            let per_choice = request
+                .max_output_tokens()
+                .unwrap_or(model.default_max_tokens);
+            per_choice.saturating_mul(u64::from(request.choices()))
+        }
+    };
+    ctx.prompt_tokens = prompt;
+    ctx.encoding = Some(model.encoding.clone());
+    let upstream = model
+        .targets
+        .first()
+        .map_or(model.name.as_str(), |t| &t.upstream_model);
+    ctx.price = gw.policy.as_ref().and_then(|p| {
+        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        p.current()
+            .pricing
+            .price(&[&model.name, upstream], &day)
+            .cloned()
+    });
+    if ctx.price.is_none() {
+        metrics()
+            .unpriced_requests
+            .with_label_values(&[&model.name])
+            .inc();
+    }
+    let tokens = prompt.saturating_add(completion);
+    let cost = ctx.price.as_ref().map_or(0, |price| {
+        Pricing::cost(
+            price,
+            &crate::openai::usage::Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                cached_tokens: 0,
+            },
+        )
+    });
+    Demand { tokens, cost }
+}
+
+/// Charges the request to its profile's counters.
+pub async fn admit(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    client_ip: Option<String>,
+    demand: Demand,
+) -> Result<(), ApiError> {
+    let outcome = {
+        let principal = ctx.principal.as_ref();
+        let facts = KeyFacts {
+            tenant: principal.and_then(|p| p.tenant.as_deref()),
+            subject: principal.map(|p| p.subject.as_str()),
+            api_key: principal
+                .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
+                .map(|p| p.subject.as_str()),
+            model: ctx.model.as_deref(),
+            route: ctx.route,
+            client_ip,
+        };
+        let profile = ctx
+            .decision
+            .as_ref()
+            .and_then(|d| d.settings.limits.as_deref());
+        // Lease ids are Warden's own: a client reusing a request id gets no shared slot.
+        let lease = uuid::Uuid::new_v4().to_string();
+        gw.limits
+            .admit(profile, &facts, demand, &lease, gw.lease_ttl)
+            .await
+    };
+    ctx.rate_requests = outcome.requests;
+    ctx.rate_tokens = outcome.tokens;
+    ctx.ticket = outcome.ticket;
+    match outcome.refusal {
+        None => Ok(()),
+        Some(refusal) => Err(refused(&refusal, demand)),
+    }
+}
+
+fn retry_header(e: ApiError, wait: Duration) -> ApiError {
+    e.with_header(
+        "retry-after",
+        wait.as_secs_f64().ceil().max(1.0).to_string(),
+    )
+}
+
+fn refused(refusal: &Refusal, demand: Demand) -> ApiError {
+    match refusal {
+        Refusal::Requests(a) => {
+            let wait = a.retry_after.unwrap_or(Duration::from_secs(1));
+            retry_header(
+                ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "Rate limit reached for requests: limit {}, retry in {}.",
+                        a.limit,
+                        format_reset(wait)
+                    ),
+                ),
+                wait,
+            )
+        }
+        Refusal::Tokens(a) if demand.tokens > a.limit => ApiError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "Request too large for the token rate limit: limit {}, requested {} (prompt + max_tokens); lower max_tokens or shorten the prompt.",
+                a.limit, demand.tokens
+            ),
+        ),
+        Refusal::Tokens(a) => {
+            let wait = a.retry_after.unwrap_or(Duration::from_secs(1));
+            retry_header(
+                ApiError::new(
+                    ErrorKind::RateLimited,
+                    format!(
+                        "Rate limit reached for tokens: limit {}, remaining {}, requested {}; retry in {}.",
+                        a.limit,
+                        a.remaining,
+                        demand.tokens,
+                        format_reset(wait)
+                    ),
+                ),
+                wait,
+            )
+        }
+        Refusal::Concurrent { limit } => retry_header(
+            ApiError::new(
+                ErrorKind::RateLimited,
+                format!("Too many concurrent requests: limit {limit}; retry when one finishes."),
+            ),
+            Duration::from_secs(1),
+        ),
+        Refusal::Budget {
+            name,
+            period,
+            usd: in_usd,
+            limit,
+            used,
+        } => {
+            let show = |n: i64| {
+                if *in_usd {
+                    format!("${:.4}", usd(n))
+                } else {
+                    format!("{n} tokens")
+                }
+            };
+            ApiError::new(
+                ErrorKind::QuotaExceeded,
+                format!(
+                    "You exceeded your current quota: the {period} budget `{name}` of {} has {} used, and this request may cost up to {}. It renews at the start of the next {period} (UTC).",
+                    show(*limit),
+                    show(*used),
+                    show(if *in_usd {
+                        demand.cost
+                    } else {
+                        demand.tokens as i64
+                    })
+                ),
+            )
+        }
+        Refusal::StoreDown => ApiError::new(
+            ErrorKind::Unavailable,
+            "Limits cannot be checked right now; retry later.",
+        )
+        .with_code("rate_limit_unavailable")
+        .with_header("retry-after", "1"),
+    }
+}
