@@ -59,3 +59,19 @@ fn counts_match_python_tiktoken() {
     }
     assert!(checked >= 38, "only {checked} reference cases");
 }
+
+#[test]
+fn a_hugging_face_tokenizer_json_counts_for_self_hosted_models() {
+    let enc = Encoding::for_model(
+        Some("tests/fixtures/tokens/wordlevel-tokenizer.json"),
+        "llama-3.1-8b-instruct",
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    )
+    .unwrap();
+    assert_eq!(enc.name(), "tokenizer.json");
+    // Whitespace pre-tokenizer: "Is", "the", "Alpine", "backpack", "in", "stock", "?"
+    assert_eq!(enc.count("Is the Alpine backpack in stock?"), 7);
+    let request = chat(&json!([{"role": "user", "content": "in stock?"}]), None);
+    // 3 framing + "user" (1, unknown word) + 3 content + 3 priming
+    assert_eq!(prompt_tokens(&enc, &request), 10);
+}

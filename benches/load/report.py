@@ -79,6 +79,14 @@ def main():
         "Every request appended to the spool before its answer (JCS, SHA-256 chain, group fsync every",
         "20 ms, file sink), compared with the plain proxy and the direct path of the same run.",
     ], "warden + audit")
+    scenario(work, rates, "limits-local", "With limits on, in process (non-stream)", [
+        "Request rate, token rate (prompt counted with o200k_base + max_tokens), a concurrency slot and",
+        "a token budget checked per request and settled with the usage afterwards, in process.",
+    ], "warden + limits (local)")
+    scenario(work, rates, "limits-redis", "With limits on, in Redis (non-stream)", [
+        "The same four counters in a Redis server on loopback: one Lua script per admission, one per",
+        "settlement.",
+    ], "warden + limits (redis)")
 
 
 def scenario(work, rates, name, title, intro, label):

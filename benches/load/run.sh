@@ -8,8 +8,10 @@
 #   RATES="1000" DURATION=20s benches/load/run.sh
 #
 # Besides the plain proxy it measures, non-stream, a Warden with authentication and policy
-# on (RS256 JWT verified against a JWKS, the policies/ set deciding) and one with the
-# audit log on (spool with group fsync, file sink).
+# on (RS256 JWT verified against a JWKS, the policies/ set deciding), one with the
+# audit log on (spool with group fsync, file sink), and two with limits on — request and
+# token rates, a concurrency cap and a budget, counted in process or in a Redis server
+# started here on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -45,6 +47,8 @@ wait_port() {
 mock_port=$(port); warden_port=$(port); admin_port=$(port)
 auth_port=$(port); auth_admin_port=$(port); jwks_port=$(port)
 audit_port=$(port); audit_admin_port=$(port)
+local_port=$(port); local_admin_port=$(port); redis_port=$(port)
+shared_port=$(port); shared_admin_port=$(port)
 "$bin" mock-provider --listen "127.0.0.1:$mock_port" >/dev/null 2>&1 &
 pids+=($!)
 cat > "$work/warden.yaml" <<YAML
@@ -111,7 +115,48 @@ audit:
 YAML
 "$bin" serve --config "$work/warden-audit.yaml" --listen "127.0.0.1:$audit_port" --admin-listen "127.0.0.1:$audit_admin_port" 2>"$work/warden-audit.log" &
 pids+=($!)
+# The same proxy with limits on: every request is checked against four counters and
+# settled with its usage afterwards.
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+pids+=($!)
+limits_config() { # backend file
+    cat > "$2" <<YAML
+log:
+  level: warn
+providers:
+  upstream:
+    kind: vllm
+    base_url: http://127.0.0.1:$mock_port/v1
+models:
+  gpt-4o-mini:
+    targets:
+      - provider: upstream
+limits:
+  backend: $1
+  redis:
+    url: redis://127.0.0.1:$redis_port/
+  default_profile: load
+  profiles:
+    load:
+      requests:
+        - {limit: 10000000, per: minute, key: [subject]}
+      tokens:
+        - {limit: 100000000000, per: minute, key: [tenant, model]}
+      concurrent:
+        - {limit: 100000, key: [subject]}
+      budgets:
+        - {tokens: 100000000000000, per: day, key: [tenant]}
+YAML
+}
+limits_config local "$work/warden-limits-local.yaml"
+limits_config redis "$work/warden-limits-redis.yaml"
+wait_port "$redis_port"
+"$bin" serve --config "$work/warden-limits-local.yaml" --listen "127.0.0.1:$local_port" --admin-listen "127.0.0.1:$local_admin_port" 2>"$work/warden-limits-local.log" &
+pids+=($!)
+"$bin" serve --config "$work/warden-limits-redis.yaml" --listen "127.0.0.1:$shared_port" --admin-listen "127.0.0.1:$shared_admin_port" 2>"$work/warden-limits-redis.log" &
+pids+=($!)
 wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$auth_port"; wait_port "$audit_port"
+wait_port "$local_port"; wait_port "$shared_port"
 sleep 0.5
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
@@ -126,6 +171,8 @@ run_k6 warmup-direct "http://127.0.0.1:$mock_port/v1" 200 0
 run_k6 warmup-warden "http://127.0.0.1:$warden_port/v1" 200 0
 run_k6 warmup-auth "http://127.0.0.1:$auth_port/v1" 200 0 "$token"
 run_k6 warmup-audit "http://127.0.0.1:$audit_port/v1" 200 0
+run_k6 warmup-limits-local "http://127.0.0.1:$local_port/v1" 200 0
+run_k6 warmup-limits-redis "http://127.0.0.1:$shared_port/v1" 200 0
 
 for stream in 0 1; do
     for rate in $RATES; do
@@ -134,6 +181,8 @@ for stream in 0 1; do
         if [ "$stream" = 0 ]; then
             run_k6 "auth-s0-r$rate" "http://127.0.0.1:$auth_port/v1" "$rate" 0 "$token"
             run_k6 "audit-s0-r$rate" "http://127.0.0.1:$audit_port/v1" "$rate" 0
+            run_k6 "limits-local-s0-r$rate" "http://127.0.0.1:$local_port/v1" "$rate" 0
+            run_k6 "limits-redis-s0-r$rate" "http://127.0.0.1:$shared_port/v1" "$rate" 0
         fi
     done
 done

@@ -240,7 +240,7 @@ pub struct ModelConfig {
     #[serde(default)]
     pub owned_by: Option<String>,
     /// How prompt tokens are counted: `o200k_base`, `cl100k_base`, `estimate`, or a path
-    /// to a Hugging Face `tokenizer.json`; by default chosen from the first target's
+    /// to a Hugging Face `tokenizer.json` (relative to the config file); by default chosen from the first target's
     /// upstream model name (OpenAI families), else the estimate.
     #[serde(default)]
     pub tokenizer: Option<String>,
@@ -317,6 +317,14 @@ impl Config {
             && policy.dir.is_relative()
         {
             policy.dir = base.join(&policy.dir);
+        }
+        for model in config.models.values_mut() {
+            if let Some(t) = model.tokenizer.as_mut()
+                && t.ends_with(".json")
+                && Path::new(t.as_str()).is_relative()
+            {
+                *t = base.join(&*t).display().to_string();
+            }
         }
         if let Some(audit) = config.audit.as_mut() {
             audit.spool_dir = base.join(&audit.spool_dir);
