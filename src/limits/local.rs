@@ -144,8 +144,13 @@ impl LocalStore {
                 }
             }
         };
-        st.rate_seen
-            .insert(c.key.clone(), (admission.remaining, now));
+        let seen = (admission.remaining, now);
+        match st.rate_seen.get_mut(&c.key) {
+            Some(slot) => *slot = seen,
+            None => {
+                st.rate_seen.insert(c.key.clone(), seen);
+            }
+        }
         admission
     }
 
@@ -241,8 +246,13 @@ impl LocalStore {
             return verdict;
         }
         for (t, (_, new_tat)) in plan.tokens.iter().zip(&tokens) {
-            if let Some(tat) = new_tat {
-                st.tats.insert(t.key.clone(), *tat);
+            if let Some(tat) = *new_tat {
+                match st.tats.get_mut(&t.key) {
+                    Some(slot) => *slot = tat,
+                    None => {
+                        st.tats.insert(t.key.clone(), tat);
+                    }
+                }
             }
         }
         for (l, slot) in plan.concurrent.iter().zip(verdict.concurrent.iter_mut()) {

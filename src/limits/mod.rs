@@ -78,7 +78,7 @@ pub struct Verdict {
 
 enum Store {
     Local(Box<local::LocalStore>),
-    Redis(Box<redis_store::RedisStore>),
+    Redis(Arc<redis_store::RedisStore>),
 }
 
 impl Store {
@@ -193,7 +193,7 @@ impl Limiter {
                     .redis
                     .as_ref()
                     .ok_or_else(|| anyhow::anyhow!("limits.redis is required"))?;
-                Store::Redis(Box::new(redis_store::RedisStore::new(redis)?))
+                Store::Redis(Arc::new(redis_store::RedisStore::new(redis)?))
             }
         };
         Ok(Arc::new(Limiter { config, store }))
@@ -246,8 +246,17 @@ impl Limiter {
         let Some((name, profile)) = self.profile(profile_name) else {
             return Outcome::unlimited();
         };
-        let periods = Periods::now();
-        let plan = Plan::build(name, profile, facts, demand, lease_id, lease_ttl, &periods);
+        // Calendar periods only matter to budgets; formatting dates is not free.
+        let periods = (!profile.budgets.is_empty()).then(Periods::now);
+        let plan = Plan::build(
+            name,
+            profile,
+            facts,
+            demand,
+            lease_id,
+            lease_ttl,
+            periods.as_ref(),
+        );
         if plan.is_empty() {
             return Outcome::unlimited();
         }
@@ -409,7 +418,7 @@ impl Limiter {
                 Demand::default(),
                 "",
                 Duration::ZERO,
-                &periods,
+                Some(&periods),
             );
             if plan.is_empty() {
                 continue;

@@ -64,9 +64,10 @@ impl Periods {
             t.and_then(|t| (t - now).to_std().ok())
                 .unwrap_or(Duration::from_secs(1))
         };
+        let month = format!("{:04}-{:02}", today.year(), today.month());
         Periods {
-            day: today.format("%Y-%m-%d").to_string(),
-            month: today.format("%Y-%m").to_string(),
+            day: format!("{month}-{:02}", today.day()),
+            month,
             day_left: left(tomorrow),
             month_left: left(next_month),
         }
@@ -185,7 +186,7 @@ impl Plan {
         demand: Demand,
         lease_id: &str,
         lease_ttl: Duration,
-        periods: &Periods,
+        periods: Option<&Periods>,
     ) -> Plan {
         let requests = profile
             .requests
@@ -223,7 +224,8 @@ impl Plan {
             .budgets
             .iter()
             .enumerate()
-            .map(|(i, b)| {
+            .filter_map(|(i, b)| {
+                let periods = periods?;
                 let (period_id, left) = match b.per {
                     crate::config::BudgetPeriod::Day => (&periods.day, periods.day_left),
                     crate::config::BudgetPeriod::Month => (&periods.month, periods.month_left),
@@ -238,13 +240,13 @@ impl Plan {
                         i64::try_from(demand.tokens).unwrap_or(i64::MAX),
                     ),
                 };
-                BudgetCharge {
+                Some(BudgetCharge {
                     key,
                     limit,
                     amount,
                     usd: b.usd.is_some(),
                     left,
-                }
+                })
             })
             .collect();
         Plan {

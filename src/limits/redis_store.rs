@@ -82,47 +82,58 @@ table.insert(out, 1, ok)
 return out
 "#;
 
-/// Applies a settlement; returns each budget's amount used afterwards.
+/// Applies a batch of settlements (ARGV[1] of them, each with its own counts and
+/// arguments); returns each settlement's budgets' amounts used afterwards, in order.
 const SETTLE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local nt, nb, nl, nu = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local a, k = 5, 1
+local a, k = 2, 1
 local out = {}
-for i = 1, nt do
-  local period, limit, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local tat = tonumber(redis.call('GET', KEYS[k]) or now)
-  if tat < now then tat = now end
-  tat = tat + delta * period / limit
-  if tat > now then
-    redis.call('SET', KEYS[k], tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
-  else
-    redis.call('DEL', KEYS[k])
+for s = 1, tonumber(ARGV[1]) do
+  local nt, nb, nl, nu = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  a = a + 4
+  for i = 1, nt do
+    local period, limit, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local tat = tonumber(redis.call('GET', KEYS[k]) or now)
+    if tat < now then tat = now end
+    tat = tat + delta * period / limit
+    if tat > now then
+      redis.call('SET', KEYS[k], tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
+    else
+      redis.call('DEL', KEYS[k])
+    end
+    a = a + 3; k = k + 1
   end
-  a = a + 3; k = k + 1
-end
-for i = 1, nb do
-  out[#out + 1] = redis.call('INCRBY', KEYS[k], ARGV[a])
-  redis.call('PEXPIRE', KEYS[k], ARGV[a + 1])
-  a = a + 2; k = k + 1
-end
-for i = 1, nl do
-  redis.call('ZREM', KEYS[k], ARGV[a])
-  a = a + 1; k = k + 1
-end
-if nu == 1 then
-  local day, month, day_ttl, month_ttl = KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1]
-  a = a + 2
-  while a < #ARGV do
-    redis.call('HINCRBY', day, ARGV[a], ARGV[a + 1])
-    redis.call('HINCRBY', month, ARGV[a], ARGV[a + 1])
-    a = a + 2
+  for i = 1, nb do
+    out[#out + 1] = redis.call('INCRBY', KEYS[k], ARGV[a])
+    redis.call('PEXPIRE', KEYS[k], ARGV[a + 1])
+    a = a + 2; k = k + 1
   end
-  redis.call('PEXPIRE', day, day_ttl)
-  redis.call('PEXPIRE', month, month_ttl)
+  for i = 1, nl do
+    redis.call('ZREM', KEYS[k], ARGV[a])
+    a = a + 1; k = k + 1
+  end
+  if nu > 0 then
+    local day, month, day_ttl, month_ttl = KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1]
+    a = a + 2; k = k + 2
+    for i = 1, nu do
+      redis.call('HINCRBY', day, ARGV[a], ARGV[a + 1])
+      redis.call('HINCRBY', month, ARGV[a], ARGV[a + 1])
+      a = a + 2
+    end
+    redis.call('PEXPIRE', day, day_ttl)
+    redis.call('PEXPIRE', month, month_ttl)
+  end
 end
 return out
 "#;
+
+/// Settlements wait this long to be sent together: they happen after the answer, and
+/// one script per batch keeps Redis round trips off busy request paths.
+const SETTLE_BATCH_WINDOW: Duration = Duration::from_millis(5);
+const SETTLE_BATCH_MAX: usize = 128;
+
+type SettleReply = tokio::sync::oneshot::Sender<Result<Vec<i64>, StoreError>>;
 
 pub struct RedisStore {
     client: redis::Client,
@@ -131,6 +142,7 @@ pub struct RedisStore {
     settle: redis::Script,
     timeout: Duration,
     prefix: String,
+    batcher: std::sync::OnceLock<tokio::sync::mpsc::Sender<(Settlement, SettleReply)>>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -146,6 +158,7 @@ impl RedisStore {
             settle: redis::Script::new(SETTLE),
             timeout: Duration::from_millis(config.timeout_ms),
             prefix: config.key_prefix.clone(),
+            batcher: std::sync::OnceLock::new(),
         })
     }
 
@@ -221,31 +234,89 @@ impl RedisStore {
         self.run_check(plan, false).await
     }
 
-    pub async fn settle(&self, s: &Settlement) -> Result<Vec<i64>, StoreError> {
+    /// Queues a settlement for the next batch and waits for its result.
+    pub async fn settle(
+        self: &std::sync::Arc<Self>,
+        s: &Settlement,
+    ) -> Result<Vec<i64>, StoreError> {
+        let tx = self.batcher.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4096);
+            tokio::spawn(Self::settle_batches(std::sync::Arc::downgrade(self), rx));
+            tx
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send((s.clone(), reply))
+            .await
+            .map_err(|_| StoreError("settlement queue closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError("settlement dropped".into()))?
+    }
+
+    /// Sends queued settlements in batches: one script per batch.
+    async fn settle_batches(
+        store: std::sync::Weak<Self>,
+        mut rx: tokio::sync::mpsc::Receiver<(Settlement, SettleReply)>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(SETTLE_BATCH_WINDOW).await;
+            let mut batch = vec![first];
+            while batch.len() < SETTLE_BATCH_MAX {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            let settlements: Vec<&Settlement> = batch.iter().map(|(s, _)| s).collect();
+            match store.settle_now(&settlements).await {
+                Ok(used) => {
+                    let mut used = used.into_iter();
+                    for (s, reply) in batch {
+                        let mine: Vec<i64> = used.by_ref().take(s.budgets.len()).collect();
+                        let _ = reply.send(Ok(mine));
+                    }
+                }
+                Err(e) => {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(StoreError(e.0.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn settle_now(&self, batch: &[&Settlement]) -> Result<Vec<i64>, StoreError> {
         let mut inv = self.settle.prepare_invoke();
-        inv.arg(s.tokens.len())
-            .arg(s.budgets.len())
-            .arg(s.leases.len())
-            .arg(u8::from(s.usage.is_some()));
-        for t in &s.tokens {
-            inv.key(self.key(&t.key))
-                .arg(millis(t.period))
-                .arg(t.limit)
-                .arg(t.delta);
-        }
-        for b in &s.budgets {
-            inv.key(self.key(&b.key)).arg(b.delta).arg(millis(b.ttl));
-        }
-        for (key, id) in &s.leases {
-            inv.key(self.key(key)).arg(id);
-        }
-        if let Some(u) = &s.usage {
-            inv.key(self.usage_key(&u.tenant, &u.day))
-                .key(self.usage_key(&u.tenant, &u.month))
-                .arg(millis(u.day_ttl))
-                .arg(millis(u.month_ttl));
-            for (field, value) in u.fields() {
-                inv.arg(field).arg(value);
+        inv.arg(batch.len());
+        for s in batch {
+            let fields: Vec<(String, i64)> = s.usage.iter().flat_map(|u| u.fields()).collect();
+            inv.arg(s.tokens.len())
+                .arg(s.budgets.len())
+                .arg(s.leases.len())
+                .arg(fields.len());
+            for t in &s.tokens {
+                inv.key(self.key(&t.key))
+                    .arg(millis(t.period))
+                    .arg(t.limit)
+                    .arg(t.delta);
+            }
+            for b in &s.budgets {
+                inv.key(self.key(&b.key)).arg(b.delta).arg(millis(b.ttl));
+            }
+            for (key, id) in &s.leases {
+                inv.key(self.key(key)).arg(id);
+            }
+            if let Some(u) = &s.usage {
+                inv.key(self.usage_key(&u.tenant, &u.day))
+                    .key(self.usage_key(&u.tenant, &u.month))
+                    .arg(millis(u.day_ttl))
+                    .arg(millis(u.month_ttl));
+                for (field, value) in fields {
+                    inv.arg(field).arg(value);
+                }
             }
         }
         self.with_connection(|mut con| async move { inv.invoke_async(&mut con).await })
