@@ -11,6 +11,7 @@ pub mod http_client;
 pub mod limits;
 pub mod mock;
 pub mod openai;
+pub mod pii;
 pub mod policy;
 pub mod provider;
 pub mod proxy;

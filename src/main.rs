@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Detect personal data as a PII profile does.
+    Pii {
+        #[command(subcommand)]
+        command: PiiCommand,
+    },
     /// Run the built-in mock provider on its own port (tests, benchmarks).
     MockProvider {
         #[arg(long, default_value = "127.0.0.1:8000")]
@@ -66,6 +71,9 @@ enum Command {
         /// Never report token usage, like providers that ignore `stream_options`.
         #[arg(long)]
         no_usage: bool,
+        /// Stream content in pieces of this many characters instead of word by word.
+        #[arg(long)]
+        chunk_chars: Option<usize>,
         /// Serve TLS with this PEM certificate chain (needs --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -107,6 +115,32 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum PiiCommand {
+    /// Print the findings in TEXT (or stdin) as JSON: types, character offsets, scores.
+    Scan {
+        text: Option<String>,
+        /// Print the text as the provider would receive it instead.
+        #[arg(long)]
+        redact: bool,
+        /// Take the profile from this configuration's `pii` section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The profile to use (default: the configuration's default profile).
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Per-type precision, recall and F1 on a labelled JSON-lines file, and the share of
+    /// commerce terms kept.
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate every policy file; prints `file:line:column: message` per error.
     Check {
@@ -136,6 +170,7 @@ fn main() -> ExitCode {
         } => serve(config, listen, admin_listen),
         Command::Policy { command } => policy(command),
         Command::Audit { command } => audit(command),
+        Command::Pii { command } => pii(command),
         Command::MockProvider {
             listen,
             latency_ms,
@@ -143,6 +178,7 @@ fn main() -> ExitCode {
             fail_status,
             fail_after_chunks,
             no_usage,
+            chunk_chars,
             tls_cert,
             tls_key,
         } => {
@@ -152,6 +188,7 @@ fn main() -> ExitCode {
                 fail_status,
                 fail_after_chunks,
                 no_usage,
+                chunk_chars,
             };
             let tls = tls_cert.as_deref().zip(tls_key.as_deref());
             mock_provider(listen, settings, tls)
@@ -245,6 +282,29 @@ fn audit(command: AuditCommand) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+fn pii(command: PiiCommand) -> ExitCode {
+    use warden::pii::cli;
+    let (config, profile) = match &command {
+        PiiCommand::Scan {
+            config, profile, ..
+        }
+        | PiiCommand::Eval {
+            config, profile, ..
+        } => (config.clone(), profile.clone()),
+    };
+    let profile = match cli::load_profile(config.as_deref(), profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        PiiCommand::Scan { text, redact, .. } => cli::scan(&profile, text, redact),
+        PiiCommand::Eval { file, .. } => cli::eval(&profile, &file),
     }
 }
 

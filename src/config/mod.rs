@@ -7,6 +7,7 @@ mod auth;
 mod env;
 mod limits;
 mod locate;
+mod pii;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
     OnStoreError, Period, RedisConfig, RequestLimit, TokenLimit,
 };
+pub use pii::{PiiAction, PiiConfig, PiiProfile};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +51,9 @@ pub struct Config {
     /// Rate limits; without this section requests are not rate-limited.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// PII redaction profiles; without this section prompts are forwarded as sent.
+    #[serde(default)]
+    pub pii: Option<PiiConfig>,
     /// The tamper-evident audit log; without this section no records are written.
     #[serde(default)]
     pub audit: Option<AuditConfig>,
@@ -535,6 +540,32 @@ impl Config {
                             ),
                         );
                     }
+                }
+            }
+        }
+        if let Some(p) = &self.pii {
+            if let Some(d) = &p.default_profile
+                && !p.profiles.contains_key(d)
+            {
+                return err(
+                    &["pii", "default_profile"],
+                    format!("unknown profile `{d}`"),
+                );
+            }
+            for (name, profile) in &p.profiles {
+                for entity in profile.actions.keys() {
+                    if crate::pii::Entity::from_name(entity).is_none() {
+                        return err(
+                            &["pii", "profiles", name.as_str(), "actions"],
+                            format!("unknown entity type `{entity}`"),
+                        );
+                    }
+                }
+                if !(0.0..=1.0).contains(&profile.min_score) {
+                    return err(
+                        &["pii", "profiles", name.as_str()],
+                        "`min_score` must be between 0 and 1".into(),
+                    );
                 }
             }
         }

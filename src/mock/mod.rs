@@ -32,6 +32,8 @@ pub struct MockSettings {
     pub fail_after_chunks: Option<usize>,
     /// Never report token usage (whole responses and streams).
     pub no_usage: bool,
+    /// Stream content in pieces of this many characters instead of words.
+    pub chunk_chars: Option<usize>,
 }
 
 /// Counters exposed at `GET /_mock/stats`.

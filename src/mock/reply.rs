@@ -70,7 +70,11 @@ pub fn respond(
     match kind {
         Kind::Embedding => json_response(StatusCode::OK, &embeddings(body, &model)),
         Kind::Chat | Kind::Completion => {
-            let plan = Plan::new(kind, body, model, settings.no_usage);
+            let mut plan = Plan::new(kind, body, model, settings.no_usage);
+            if let Some(n) = settings.chunk_chars.filter(|n| *n > 0) {
+                let chars: Vec<char> = plan.words.concat().chars().collect();
+                plan.words = chars.chunks(n).map(|c| c.iter().collect()).collect();
+            }
             if stream {
                 let include_usage = !settings.no_usage
                     && body

@@ -60,7 +60,7 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         tools: ctx.tools.clone(),
         usage: ctx.usage.clone(),
         cost_usd: ctx.cost.map(crate::policy::pricing::usd),
-        pii: Vec::new(),
+        pii: ctx.pii.clone(),
     };
     audit.record(record).map(|_| ()).map_err(|e| {
         metrics().audit_rejected.inc();

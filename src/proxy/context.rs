@@ -39,6 +39,10 @@ pub struct RequestCtx {
     pub usage_counted: bool,
     /// Data of the stream's events, to count completion tokens if no usage arrives.
     pub stream_events: Vec<String>,
+    /// PII findings by entity type and action, for the audit record.
+    pub pii: Vec<crate::audit::record::PiiCount>,
+    /// Placeholders issued for this request, to restore in the answer.
+    pub vault: Option<crate::pii::Vault>,
     /// The provider was asked for a stream usage chunk the client did not request: it is
     /// removed from what the client sees.
     pub hide_stream_usage: bool,
@@ -84,6 +88,8 @@ impl RequestCtx {
             cost: None,
             usage_counted: false,
             stream_events: Vec::new(),
+            pii: Vec::new(),
+            vault: None,
             hide_stream_usage: false,
             route: "unknown",
             model: None,

@@ -8,6 +8,7 @@ mod admission;
 mod audit_entry;
 mod body;
 pub mod context;
+mod redaction;
 mod respond;
 mod route;
 mod stream_usage;
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub limits: Arc<Limiter>,
     /// How long a concurrency slot outlives a replica that vanished while holding it.
     pub lease_ttl: Duration,
+    /// PII profiles (none configured: prompts are forwarded as sent).
+    pub pii: crate::pii::Profiles,
     /// The audit log; `None` when the config has no `audit` section.
     pub audit: Option<Arc<Audit>>,
     pub lifecycle: Lifecycle,
@@ -96,6 +99,7 @@ impl Gateway {
             .unwrap_or_default()
             * (config.retry.max_attempts.max(1))
             + Duration::from_secs(60);
+        let pii = crate::pii::Profiles::from_config(config.pii.as_ref())?;
         let audit = match &config.audit {
             Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
             None => None,
@@ -107,6 +111,7 @@ impl Gateway {
             policy,
             limits,
             lease_ttl,
+            pii,
             audit,
             lifecycle: Lifecycle::default(),
             started_at,
@@ -159,7 +164,7 @@ impl WardenProxy {
         )
         .await?;
         ctx.body_read = true;
-        let request = ApiRequest::parse(route.endpoint, &raw)?;
+        let mut request = ApiRequest::parse(route.endpoint, &raw)?;
         ctx.stream = request.is_stream();
         ctx.tools = request.tool_names();
         let model = gw
@@ -168,6 +173,7 @@ impl WardenProxy {
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
         authorize(gw, ctx, &request)?;
+        let body_changed = redaction::redact(gw, ctx, &mut request)?;
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -178,7 +184,7 @@ impl WardenProxy {
         let call = Call {
             request: &request,
             original: &raw,
-            body_changed: false,
+            body_changed,
             request_id: &ctx.request_id,
         };
         let dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
@@ -193,8 +199,16 @@ impl WardenProxy {
                 headers,
                 body,
             } => {
+                let mut body = body;
                 if status.is_success() {
                     accounting::from_body(ctx, &body);
+                    if let Some(restored) = ctx
+                        .vault
+                        .as_ref()
+                        .and_then(|v| crate::pii::response::restore_body(v, &body))
+                    {
+                        body = Bytes::from(restored);
+                    }
                 }
                 respond::full(session, ctx, status, &headers, body).await
             }

@@ -145,6 +145,11 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
     let mut events = sse::Parser::default();
     let mut parsed = Vec::new();
     let mut filter = super::stream_usage::UsageFilter::default();
+    // Puts pseudonymized values back, holding a split placeholder until it is complete.
+    let mut restore = ctx
+        .vault
+        .is_some()
+        .then(crate::pii::response::StreamRestore::default);
     loop {
         let item = match next.take() {
             Some(first) => first,
@@ -166,15 +171,18 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                         }
                     }
                 }
-                if ctx.hide_stream_usage {
-                    let filtered = filter.push(&chunk, &mut ctx.usage);
-                    if filtered.is_empty() {
-                        continue; // nothing the client asked for in this chunk
-                    }
-                    (Some(filtered), false)
+                let mut chunk = if ctx.hide_stream_usage {
+                    filter.push(&chunk, &mut ctx.usage)
                 } else {
-                    (Some(chunk), false)
+                    chunk
+                };
+                if let (Some(r), Some(vault)) = (restore.as_mut(), ctx.vault.as_ref()) {
+                    chunk = r.push(vault, &chunk);
                 }
+                if chunk.is_empty() {
+                    continue; // nothing to show yet
+                }
+                (Some(chunk), false)
             }
             Err(e) => {
                 let err = e.to_api_error();

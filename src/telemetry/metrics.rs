@@ -53,6 +53,8 @@ pub struct Metrics {
     pub cost_usd: prometheus::CounterVec,
     /// Requests to models without a price, by model.
     pub unpriced_requests: IntCounterVec,
+    /// PII findings in requests, by entity type and action taken.
+    pub pii_findings: IntCounterVec,
     /// Audit entries appended to the spool.
     pub audit_records: IntCounter,
     /// Bytes held in the audit spool (not yet shipped).
@@ -196,6 +198,11 @@ impl Metrics {
                     Opts::new("cost_usd_total", "Cost charged in USD by model"),
                     &["model"],
                 ),
+            ),
+            pii_findings: counter(
+                "pii_findings_total",
+                "PII findings by entity type and action",
+                &["entity", "action"],
             ),
             unpriced_requests: counter(
                 "unpriced_requests_total",

@@ -1,0 +1,127 @@
+//! `warden pii scan` and `warden pii eval`: the detection a profile performs, for security
+//! teams. The profile comes from `--config` (its `pii` section; `--profile` or the
+//! default), else the built-in one (every entity type pseudonymized, score ≥ 0.5).
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::{Profile, Redactor, eval};
+use crate::config::{Config, PiiProfile};
+
+/// The profile to use: from the config file when it has a `pii` section.
+pub fn load_profile(config: Option<&Path>, name: Option<&str>) -> Result<Profile, String> {
+    let builtin = || -> Result<Profile, String> {
+        let settings: PiiProfile =
+            serde_yaml_ng::from_str("{}").map_err(|e| format!("built-in profile: {e}"))?;
+        Profile::new("built-in", &settings).map_err(|e| e.to_string())
+    };
+    let Some(path) = config else {
+        return match name {
+            Some(n) => Err(format!("--profile {n} needs --config")),
+            None => builtin(),
+        };
+    };
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let Some(pii) = config.pii else {
+        return match name {
+            Some(n) => Err(format!(
+                "{} has no `pii` section for profile `{n}`",
+                path.display()
+            )),
+            None => builtin(),
+        };
+    };
+    let chosen = name
+        .map(str::to_string)
+        .or(pii.default_profile.clone())
+        .ok_or_else(|| {
+            format!(
+                "{} has no pii.default_profile; pass --profile",
+                path.display()
+            )
+        })?;
+    let settings = pii
+        .profiles
+        .get(&chosen)
+        .ok_or_else(|| format!("unknown PII profile `{chosen}`"))?;
+    Profile::new(&chosen, settings).map_err(|e| e.to_string())
+}
+
+/// `warden pii scan [TEXT] [--redact]`
+pub fn scan(profile: &Profile, text: Option<String>, redact: bool) -> ExitCode {
+    let text = match text {
+        Some(t) => t,
+        None => {
+            let mut s = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                eprintln!("error: cannot read stdin: {e}");
+                return ExitCode::from(2);
+            }
+            s
+        }
+    };
+    if redact {
+        let key = std::env::var("WARDEN_PII_HASH_KEY").unwrap_or_default();
+        let mut r = Redactor::new(profile, key.as_bytes(), None);
+        let out = r.text(&text).unwrap_or_else(|| text.clone());
+        if let Some(blocked) = r.blocked() {
+            let types: Vec<&str> = blocked.0.iter().map(|e| e.name()).collect();
+            eprintln!(
+                "blocked by profile `{}`: {}",
+                profile.name,
+                types.join(", ")
+            );
+            return ExitCode::from(1);
+        }
+        print!("{out}");
+        return ExitCode::SUCCESS;
+    }
+    let chars = |byte: usize| text[..byte].chars().count();
+    let findings: Vec<serde_json::Value> = profile
+        .detect(&text)
+        .iter()
+        .map(|f| {
+            json!({
+                "type": f.entity.name(),
+                "start": chars(f.start),
+                "end": chars(f.end),
+                "score": (f.score * 1000.0).round() / 1000.0,
+                "source": f.source,
+                "action": profile.action(f.entity).label(),
+            })
+        })
+        .collect();
+    let out = json!({"profile": profile.name, "findings": findings});
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    ExitCode::SUCCESS
+}
+
+/// `warden pii eval FILE`
+pub fn eval(profile: &Profile, file: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut examples = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<eval::Example>(line) {
+            Ok(e) => examples.push(e),
+            Err(e) => {
+                eprintln!("error: {}:{}: {e}", file.display(), i + 1);
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let report = eval::evaluate(profile, &examples);
+    println!("profile: {}\n{}", profile.name, eval::render(&report));
+    ExitCode::SUCCESS
+}

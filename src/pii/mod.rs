@@ -1,0 +1,234 @@
+//! PII redaction: detection (pattern recognizers with validators and context), the
+//! profile's action per entity type (allow, redact, mask, hash, pseudonymize, block), the
+//! walk over every text of a request the provider will see, and the restoration of
+//! pseudonymized values in answers, streams included. Values never leave this module in
+//! logs, metrics or errors: only entity types and counts do.
+
+pub mod cli;
+mod entity;
+pub mod eval;
+pub mod recognize;
+mod redact;
+pub mod request;
+pub mod response;
+mod validate;
+mod vault;
+
+use std::collections::HashSet;
+
+use regex::Regex;
+use serde::Serialize;
+
+use crate::config::{PiiAction, PiiConfig, PiiProfile};
+
+pub use entity::Entity;
+pub use redact::{Blocked, Redactor};
+pub use vault::{StreamRestorer, Vault};
+
+/// Who found a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Pattern,
+    Ner,
+    DenyList,
+}
+
+/// One detected span of `text[start..end]` (byte offsets).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub entity: Entity,
+    pub start: usize,
+    pub end: usize,
+    pub score: f64,
+    pub source: Source,
+}
+
+/// A profile ready to use: its settings plus the compiled allow- and deny-lists.
+#[derive(Debug)]
+pub struct Profile {
+    pub name: String,
+    pub settings: PiiProfile,
+    allow: HashSet<String>,
+    deny: Option<Regex>,
+}
+
+impl Profile {
+    pub fn new(name: &str, settings: &PiiProfile) -> anyhow::Result<Profile> {
+        let deny = if settings.deny.is_empty() {
+            None
+        } else {
+            let alternatives: Vec<String> =
+                settings.deny.iter().map(|t| regex::escape(t)).collect();
+            Some(Regex::new(&format!(
+                r"(?i)\b(?:{})\b",
+                alternatives.join("|")
+            ))?)
+        };
+        Ok(Profile {
+            name: name.to_string(),
+            settings: settings.clone(),
+            allow: settings.allow.iter().map(|a| a.to_lowercase()).collect(),
+            deny,
+        })
+    }
+
+    /// The action for an entity type.
+    pub fn action(&self, entity: Entity) -> PiiAction {
+        self.settings
+            .actions
+            .get(entity.name())
+            .copied()
+            .unwrap_or(self.settings.default_action)
+    }
+
+    /// The findings in `text` this profile acts on: scored at least `min_score`, not
+    /// allow-listed, overlaps resolved (higher score, then longer span, wins), in order.
+    pub fn detect(&self, text: &str) -> Vec<Finding> {
+        let mut found = Vec::new();
+        recognize::scan(text, &mut found);
+        if let Some(deny) = &self.deny {
+            found.extend(deny.find_iter(text).map(|m| Finding {
+                entity: Entity::Custom,
+                start: m.start(),
+                end: m.end(),
+                score: 1.0,
+                source: Source::DenyList,
+            }));
+        }
+        found.retain(|f| {
+            f.score >= self.settings.min_score
+                && !self.allow.contains(&text[f.start..f.end].to_lowercase())
+        });
+        resolve_overlaps(found)
+    }
+}
+
+/// Keeps the best of overlapping findings: higher score, then longer span.
+pub fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+    if found.len() < 2 {
+        return found;
+    }
+    found.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then((b.end - b.start).cmp(&(a.end - a.start)))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found {
+        if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
+            kept.push(f);
+        }
+    }
+    kept.sort_by_key(|f| f.start);
+    kept
+}
+
+/// Every configured profile, built once.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    default: Option<String>,
+    profiles: std::collections::HashMap<String, std::sync::Arc<Profile>>,
+    /// Key of the `hash` action (from the environment).
+    pub hash_key: Vec<u8>,
+}
+
+impl Profiles {
+    pub fn from_config(config: Option<&PiiConfig>) -> anyhow::Result<Profiles> {
+        let Some(config) = config else {
+            return Ok(Profiles::default());
+        };
+        recognize::warm();
+        let mut profiles = std::collections::HashMap::new();
+        for (name, p) in &config.profiles {
+            profiles.insert(name.clone(), std::sync::Arc::new(Profile::new(name, p)?));
+        }
+        let hash_key = match std::env::var(&config.hash_key_env) {
+            Ok(k) if !k.is_empty() => k.into_bytes(),
+            _ => {
+                let uses_hash = config.profiles.values().any(|p| {
+                    p.default_action == PiiAction::Hash
+                        || p.actions.values().any(|a| *a == PiiAction::Hash)
+                });
+                if uses_hash {
+                    tracing::warn!(
+                        env = %config.hash_key_env,
+                        "PII: no hash key set; using a random key, so hashed values change on restart"
+                    );
+                }
+                let mut key = vec![0u8; 32];
+                rand::Rng::fill(&mut rand::rng(), &mut key[..]);
+                key
+            }
+        };
+        Ok(Profiles {
+            default: config.default_profile.clone(),
+            profiles,
+            hash_key,
+        })
+    }
+
+    /// The profile a request uses: its policy rule's, else the default; `None` when PII
+    /// redaction is not configured for it.
+    pub fn select(&self, from_policy: Option<&str>) -> Option<std::sync::Arc<Profile>> {
+        from_policy
+            .and_then(|n| self.profiles.get(n))
+            .or_else(|| self.default.as_deref().and_then(|n| self.profiles.get(n)))
+            .cloned()
+    }
+
+    pub fn get(&self, name: &str) -> Option<std::sync::Arc<Profile>> {
+        self.profiles.get(name).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(yaml: &str) -> Profile {
+        let settings: PiiProfile = serde_yaml_ng::from_str(yaml).unwrap();
+        Profile::new("p", &settings).unwrap()
+    }
+
+    #[test]
+    fn allow_and_deny_lists() {
+        let p = profile("allow: [help@acme.example]\ndeny: [Project Falcon]\n");
+        let text = "Mail help@acme.example or jane@x.io about project falcon.";
+        let kinds: Vec<(Entity, &str)> = p
+            .detect(text)
+            .iter()
+            .map(|f| (f.entity, &text[f.start..f.end]))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Entity::Email, "jane@x.io"),
+                (Entity::Custom, "project falcon")
+            ]
+        );
+    }
+
+    #[test]
+    fn overlaps_keep_the_stronger_finding() {
+        let f = |entity, start, end, score| Finding {
+            entity,
+            start,
+            end,
+            score,
+            source: Source::Pattern,
+        };
+        let kept = resolve_overlaps(vec![
+            f(Entity::Phone, 0, 10, 0.6),
+            f(Entity::CreditCard, 0, 19, 0.9),
+            f(Entity::Email, 20, 30, 0.95),
+        ]);
+        let entities: Vec<Entity> = kept.iter().map(|k| k.entity).collect();
+        assert_eq!(entities, vec![Entity::CreditCard, Entity::Email]);
+    }
+}

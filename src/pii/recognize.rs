@@ -1,0 +1,344 @@
+//! Pattern recognizers: one regex per kind of identifier, a validator that must accept the
+//! match (checksums, structure), a base score, and context words that raise it (Presidio's
+//! idea) or, for commerce words such as "order" or "SKU", lower it. A `RegexSet` pass
+//! finds which recognizers can match at all, so text without PII costs one scan.
+
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+
+use super::entity::Entity;
+use super::validate;
+use super::{Finding, Source};
+
+/// Raised by a context word near the match.
+const CONTEXT_BOOST: f64 = 0.3;
+/// Lowered by a commerce word near the match (an order number is not a phone number).
+const CONTEXT_PENALTY: f64 = 0.4;
+/// Bytes before a match searched for context words.
+const CONTEXT_BEFORE: usize = 48;
+
+struct Recognizer {
+    entity: Entity,
+    pattern: &'static str,
+    /// The score of a validated match, or `None` to drop it.
+    check: fn(&str) -> Option<f64>,
+    context: &'static [&'static str],
+    penalty: &'static [&'static str],
+    /// The match must be a whole token: not glued to letters or digits by `-`, `_`, `/`
+    /// or `.` (`ORD-2026-000123` holds no phone number).
+    whole_token: bool,
+}
+
+/// Words that make a number more likely an identifier of goods than of a person.
+const COMMERCE: &[&str] = &[
+    "order",
+    "sku",
+    "item",
+    "article",
+    "art.",
+    "product",
+    "tracking",
+    "invoice",
+    "ref",
+    "reference",
+    "model",
+    "part",
+    "batch",
+    "lot",
+    "ean",
+    "upc",
+    "gtin",
+    "id:",
+    "#",
+];
+
+static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
+    vec![
+        Recognizer {
+            entity: Entity::Email,
+            pattern: r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b",
+            check: |_| Some(0.95),
+            context: &[],
+            penalty: &[],
+            whole_token: false,
+        },
+        Recognizer {
+            entity: Entity::UrlCredentials,
+            pattern: r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s/:@]+:[^\s/@]+@[^\s/]+",
+            check: |_| Some(0.95),
+            context: &[],
+            penalty: &[],
+            whole_token: false,
+        },
+        Recognizer {
+            entity: Entity::Secret,
+            pattern: r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|\bgh[pousr]_[A-Za-z0-9]{36,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bxox[abposr]-[A-Za-z0-9-]{10,}|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----",
+            check: |_| Some(0.99),
+            context: &[],
+            penalty: &[],
+            whole_token: false,
+        },
+        Recognizer {
+            entity: Entity::CreditCard,
+            pattern: r"\b(?:\d[ -]?){12,18}\d\b",
+            check: |s| validate::credit_card(s).then_some(0.85),
+            context: &[
+                "card",
+                "visa",
+                "mastercard",
+                "amex",
+                "credit",
+                "debit",
+                "cc",
+                "karte",
+                "carte",
+            ],
+            penalty: COMMERCE,
+            whole_token: true,
+        },
+        Recognizer {
+            entity: Entity::Iban,
+            pattern: r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            check: |s| validate::iban(s).then_some(0.95),
+            context: &[],
+            penalty: &[],
+            whole_token: true,
+        },
+        Recognizer {
+            entity: Entity::UsSsn,
+            pattern: r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b",
+            check: |s| validate::us_ssn(s).then_some(0.6),
+            context: &["ssn", "social security", "social-security"],
+            penalty: COMMERCE,
+            whole_token: true,
+        },
+        Recognizer {
+            entity: Entity::IpAddress,
+            pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?i:\b(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,6}:[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,5}(?::[0-9a-f]{1,4}){1,2}|(?:[0-9a-f]{1,4}:){1,4}(?::[0-9a-f]{1,4}){1,3}|(?:[0-9a-f]{1,4}:){1,3}(?::[0-9a-f]{1,4}){1,4}|(?:[0-9a-f]{1,4}:){1,2}(?::[0-9a-f]{1,4}){1,5}|[0-9a-f]{1,4}:(?::[0-9a-f]{1,4}){1,6})\b|\b(?:[0-9a-f]{1,4}:){1,7}:)",
+            check: |s| (validate::ipv4(s) || validate::ipv6(s)).then_some(0.75),
+            context: &["ip", "address", "host", "server", "client"],
+            penalty: &["version", "v.", "release", "firmware"],
+            whole_token: true,
+        },
+        Recognizer {
+            entity: Entity::Phone,
+            pattern: r"(?:\+|\b00)\d[\d ().-]{5,18}\d\b|\(?\b\d[\d ().-]{5,16}\d\b",
+            check: |s| match validate::phone(s).filter(|_| !looks_like_date(s)) {
+                Some(true) => Some(0.85),
+                Some(false) => Some(0.55),
+                None => None,
+            },
+            context: &[
+                "phone",
+                "call",
+                "tel",
+                "mobile",
+                "cell",
+                "whatsapp",
+                "sms",
+                "text me",
+                "number",
+                "telefon",
+                "handy",
+                "téléphone",
+                "portable",
+                "telefono",
+                "reach me",
+            ],
+            penalty: COMMERCE,
+            whole_token: true,
+        },
+        Recognizer {
+            entity: Entity::DateOfBirth,
+            pattern: r"(?i)\b\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}\b|\b(?:19|20)\d{2}-\d{2}-\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? (?:19|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}\b",
+            // A date is only a birth date in context.
+            check: |_| Some(0.2),
+            context: &[
+                "born",
+                "birth",
+                "dob",
+                "d.o.b",
+                "birthday",
+                "geboren",
+                "geburtsdatum",
+                "né le",
+                "née le",
+                "date de naissance",
+                "fecha de nacimiento",
+                "age",
+            ],
+            penalty: &[],
+            whole_token: true,
+        },
+    ]
+});
+
+static SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    RegexSet::new(RECOGNIZERS.iter().map(|r| r.pattern)).expect("recognizer patterns compile")
+});
+
+static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    RECOGNIZERS
+        .iter()
+        .map(|r| Regex::new(r.pattern).expect("recognizer pattern compiles"))
+        .collect()
+});
+
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{4}[./-]\d{1,2}[./-]\d{1,2}$")
+        .expect("date pattern")
+});
+
+fn looks_like_date(s: &str) -> bool {
+    DATE.is_match(s.trim())
+}
+
+/// Whether `text[start..end]` stands alone rather than inside a longer identifier.
+fn stands_alone(text: &str, start: usize, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    let joiner = |b: u8| matches!(b, b'-' | b'_' | b'/' | b'.');
+    let before_ok = match start {
+        0 => true,
+        1 => !bytes[0].is_ascii_alphanumeric(),
+        _ => {
+            let (a, b) = (bytes[start - 2], bytes[start - 1]);
+            !(b.is_ascii_alphanumeric() || joiner(b) && a.is_ascii_alphanumeric())
+        }
+    };
+    let after_ok = match bytes.len() - end {
+        0 => true,
+        1 => !bytes[end].is_ascii_alphanumeric(),
+        _ => {
+            let (a, b) = (bytes[end], bytes[end + 1]);
+            !(a.is_ascii_alphanumeric() || joiner(a) && b.is_ascii_alphanumeric())
+        }
+    };
+    before_ok && after_ok
+}
+
+/// Compiles every pattern now (the first request should not pay for it).
+pub fn warm() {
+    LazyLock::force(&SET);
+    LazyLock::force(&REGEXES);
+}
+
+/// Every validated match in `text`, with its score after context.
+pub fn scan(text: &str, out: &mut Vec<Finding>) {
+    let matched = SET.matches(text);
+    if !matched.matched_any() {
+        return;
+    }
+    let lower_cache = std::cell::OnceCell::new();
+    for index in matched.iter() {
+        let r = &RECOGNIZERS[index];
+        for m in REGEXES[index].find_iter(text) {
+            if r.whole_token && !stands_alone(text, m.start(), m.end()) {
+                continue;
+            }
+            let Some(mut score) = (r.check)(m.as_str()) else {
+                continue;
+            };
+            if !r.context.is_empty() || !r.penalty.is_empty() {
+                let lower: &String = lower_cache.get_or_init(|| text.to_lowercase());
+                let window = before(lower, text, m.start());
+                if r.context.iter().any(|w| window.contains(w)) {
+                    score += CONTEXT_BOOST;
+                }
+                if r.penalty.iter().any(|w| window.contains(w)) {
+                    score -= CONTEXT_PENALTY;
+                }
+            }
+            out.push(Finding {
+                entity: r.entity,
+                start: m.start(),
+                end: m.end(),
+                score: score.clamp(0.0, 1.0),
+                source: Source::Pattern,
+            });
+        }
+    }
+}
+
+/// The lowercased text just before byte `start` of `text` (lowercasing can change byte
+/// lengths, so non-ASCII text falls back to lowercasing the window itself).
+fn before<'a>(lower: &'a str, text: &str, start: usize) -> std::borrow::Cow<'a, str> {
+    let mut from = start.saturating_sub(CONTEXT_BEFORE);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    if lower.len() == text.len() {
+        std::borrow::Cow::Borrowed(&lower[from..start])
+    } else {
+        std::borrow::Cow::Owned(text[from..start].to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(text: &str) -> Vec<(Entity, String, f64)> {
+        let mut out = Vec::new();
+        scan(text, &mut out);
+        out.into_iter()
+            .map(|f| (f.entity, text[f.start..f.end].to_string(), f.score))
+            .collect()
+    }
+
+    fn kinds(text: &str, min: f64) -> Vec<Entity> {
+        found(text)
+            .into_iter()
+            .filter(|(_, _, s)| *s >= min)
+            .map(|(e, _, _)| e)
+            .collect()
+    }
+
+    #[test]
+    fn finds_identifiers_and_checks_them() {
+        let hits = found(
+            "Mail jane.doe@example.co.uk, card 4111-1111-1111-1111, IBAN DE89 3704 0044 0532 0130 00.",
+        );
+        let entities: Vec<Entity> = hits.iter().map(|h| h.0).collect();
+        assert!(entities.contains(&Entity::Email));
+        assert!(entities.contains(&Entity::CreditCard));
+        assert!(entities.contains(&Entity::Iban));
+        assert!(
+            found("card 4111-1111-1111-1112")
+                .iter()
+                .all(|h| h.0 != Entity::CreditCard)
+        );
+    }
+
+    #[test]
+    fn secrets_of_several_kinds() {
+        for s in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "sk-proj-abcdefghijklmnopqrstuvwxyz012345",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ] {
+            assert_eq!(
+                kinds(&format!("key: {s}"), 0.9),
+                vec![Entity::Secret],
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn context_raises_and_commerce_lowers() {
+        assert!(kinds("call me at (415) 555-2671", 0.5).contains(&Entity::Phone));
+        assert!(!kinds("order 4155552671 shipped", 0.5).contains(&Entity::Phone));
+        assert!(kinds("born 12.03.1987 in Lyon", 0.5).contains(&Entity::DateOfBirth));
+        assert!(!kinds("delivered 12.03.2026 to Lyon", 0.5).contains(&Entity::DateOfBirth));
+        assert!(kinds("my SSN is 536-22-1234", 0.5).contains(&Entity::UsSsn));
+    }
+
+    #[test]
+    fn commerce_text_has_no_findings() {
+        let text = "SKU-88231-XL, size 42, EUR 129.99, order ORD-2026-000123, 3 in stock in Rotterdam; Alpine 40L backpack v2.1.0";
+        assert_eq!(kinds(text, 0.5), Vec::<Entity>::new(), "{:?}", found(text));
+    }
+}

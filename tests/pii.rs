@@ -1,0 +1,222 @@
+//! PII redaction end to end, with the mock provider recording what it received: planted
+//! values never reach the provider; the client gets them back (whole answers, streams
+//! with placeholders split across chunks, tool-call arguments); tool results are
+//! redacted; `block` answers 400 naming types only; and no log line, metric, error body
+//! or audit record holds a planted value.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+const EMAIL: &str = "jane.doe@example.com";
+const PHONE: &str = "+44 20 7946 0958";
+const IBAN: &str = "DE89 3704 0044 0532 0130 00";
+const CARD: &str = "4111 1111 1111 1111";
+const PLANTED: [&str; 4] = [EMAIL, PHONE, IBAN, CARD];
+
+fn config(mock: &MockProvider, dir: &std::path::Path) -> String {
+    format!(
+        "providers:\n  up:\n    kind: openai\n    base_url: {url}\n    api_key: sk-test\n\
+         models:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
+         audit:\n  spool_dir: {dir}/spool\n  sink:\n    kind: file\n    dir: {dir}/archive\n  segment_max_age_seconds: 1\n\
+         pii:\n  default_profile: shop\n  profiles:\n    shop:\n      actions: {{EMAIL: pseudonymize, PHONE: pseudonymize, IBAN: redact, CREDIT_CARD: block}}\n      allow: [help@acme.example]\n",
+        url = mock.base_url(),
+        dir = dir.display()
+    )
+}
+
+fn assert_clean(what: &str, text: &str) {
+    for v in PLANTED {
+        assert!(
+            !text.contains(v),
+            "{what} contains a planted value {v:?}: {text}"
+        );
+    }
+}
+
+async fn provider_saw(mock: &MockProvider) -> String {
+    mock.last_request().await["body"].to_string()
+}
+
+#[tokio::test]
+async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(&config(&mock, dir.path()));
+    let prompt = format!("Reach me at {EMAIL} or {PHONE}, or help@acme.example");
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        format!("You said: {prompt}"),
+        "the customer sees the real values"
+    );
+    let seen = provider_saw(&mock).await;
+    assert_clean("the provider's request", &seen);
+    assert!(
+        seen.contains("<EMAIL_1>") && seen.contains("<PHONE_1>"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("help@acme.example"),
+        "allow-listed values pass"
+    );
+
+    // Tool results and earlier tool-call arguments are redacted too; IBANs are redacted.
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "look up my account"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "lookup", "arguments": json!({"email": EMAIL}).to_string()}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": json!({"iban": IBAN, "phone": PHONE}).to_string()}
+    ]});
+    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    assert_clean("the provider's request with tool messages", &seen);
+    assert!(seen.contains("[IBAN]"), "{seen}");
+    let args: Value = serde_json::from_str(
+        mock.last_request().await["body"]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        args,
+        json!({"email": "<EMAIL_1>"}),
+        "arguments stay valid JSON"
+    );
+
+    // A blocked type refuses the request, naming the type but not the value.
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("card {CARD}")}]}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["code"], "pii_blocked");
+    assert!(r.text().contains("CREDIT_CARD"));
+    assert_clean("the error body", &r.text());
+
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_pii_findings_total{action=\"pseudonymize\",entity=\"EMAIL\"}"),
+        "{metrics}"
+    );
+    assert_clean("the metrics", &metrics);
+    stop(w, dir.path()).await;
+}
+
+/// Stops Warden (flushing the audit log) and checks its log and audit files.
+async fn stop(mut w: Warden, dir: &std::path::Path) {
+    let log_path = w.log.clone();
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(log.contains("warden::access"), "the log was written");
+    assert_clean("the log", &log);
+    let mut audit = String::new();
+    for entry in walk(dir) {
+        if let Ok(text) = std::fs::read(&entry) {
+            audit.push_str(&String::from_utf8_lossy(&text));
+        }
+    }
+    assert!(
+        audit.contains("\"pii\":[{"),
+        "findings are recorded as counts"
+    );
+    assert_clean("the audit files", &audit);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn streams_restore_placeholders_split_across_chunks() {
+    // Three characters per chunk: every placeholder arrives in pieces.
+    let mock = MockProvider::start(&["--chunk-chars", "3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(&config(&mock, dir.path()));
+    let prompt = format!("Write to {EMAIL} today");
+    let (status, chunks) = post_stream(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "stream": true,
+                "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events = stream_events(&chunks);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(
+        stream_text(&events[..events.len() - 1]),
+        format!("You said: {prompt}")
+    );
+    assert_clean("the provider's request", &provider_saw(&mock).await);
+
+    // A streamed tool call whose arguments carry a placeholder split in three pieces.
+    let (status, chunks) = post_stream(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "stream": true, "tool_choice": "required",
+                "tools": [{"type": "function", "function": {"name": "notify",
+                    "parameters": {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]}}}],
+                "messages": [{"role": "user", "content": EMAIL}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut args = String::new();
+    for data in stream_events(&chunks) {
+        if let Ok(v) = serde_json::from_str::<Value>(&data)
+            && let Some(a) = v
+                .pointer("/choices/0/delta/tool_calls/0/function/arguments")
+                .and_then(Value::as_str)
+        {
+            args.push_str(a);
+        }
+    }
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"to": EMAIL})
+    );
+    stop(w, dir.path()).await;
+}
+
+/// The labelled evaluation set (tests/fixtures/pii/eval.jsonl) through the pattern
+/// recognizers: recall on every type they cover and commerce terms left untouched.
+#[test]
+fn evaluation_set_meets_recall_and_keeps_commerce_terms() {
+    use warden::pii::eval::{Example, evaluate};
+    let examples: Vec<Example> = include_str!("fixtures/pii/eval.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(examples.len() > 400);
+    let settings: warden::config::PiiProfile = serde_yaml_ng::from_str("{}").unwrap();
+    let profile = warden::pii::Profile::new("built-in", &settings).unwrap();
+    let report = evaluate(&profile, &examples);
+    let table = warden::pii::eval::render(&report);
+    for (kind, c) in &report.by_type {
+        if c.tp + c.fn_ > 0 {
+            assert!(
+                c.recall() >= 0.97,
+                "{kind} recall {:.3}\n{table}",
+                c.recall()
+            );
+        }
+    }
+    assert!(report.total.precision() >= 0.95, "{table}");
+    assert!(report.kept_share() >= 0.99, "{table}");
+}
