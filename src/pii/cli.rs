@@ -43,11 +43,16 @@ pub fn load_profile(config: Option<&Path>, name: Option<&str>) -> Result<Profile
                 path.display()
             )
         })?;
-    let settings = pii
-        .profiles
+    let profiles = super::Profiles::from_config(Some(&pii)).map_err(|e| e.to_string())?;
+    let profile = profiles
         .get(&chosen)
         .ok_or_else(|| format!("unknown PII profile `{chosen}`"))?;
-    Profile::new(&chosen, settings).map_err(|e| e.to_string())
+    if profile.ner_missing() {
+        return Err(format!(
+            "profile `{chosen}` requires the NER model, which is not loaded"
+        ));
+    }
+    Ok(std::sync::Arc::unwrap_or_clone(profile))
 }
 
 /// `warden pii scan [TEXT] [--redact]`

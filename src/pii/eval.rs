@@ -84,6 +84,9 @@ const PATTERN_TYPES: &[Entity] = &[
     Entity::DateOfBirth,
 ];
 
+/// Entity types only the NER model finds.
+const NER_TYPES: &[Entity] = &[Entity::Person, Entity::Address];
+
 /// Runs `profile`'s detection over every example.
 pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
     let mut report = Report {
@@ -94,8 +97,9 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
         let findings = profile.detect(&ex.text);
         let mut matched = vec![false; findings.len()];
         for planted in &ex.entities {
-            let supported =
-                Entity::from_name(&planted.kind).is_some_and(|e| PATTERN_TYPES.contains(&e));
+            let supported = Entity::from_name(&planted.kind).is_some_and(|e| {
+                PATTERN_TYPES.contains(&e) || (profile.ner().is_some() && NER_TYPES.contains(&e))
+            });
             let span = ex
                 .text
                 .find(&planted.value)

@@ -7,6 +7,7 @@
 pub mod cli;
 mod entity;
 pub mod eval;
+pub mod ner;
 pub mod recognize;
 mod redact;
 pub mod request;
@@ -15,11 +16,13 @@ mod validate;
 mod vault;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Serialize;
 
-use crate::config::{PiiAction, PiiConfig, PiiProfile};
+use crate::config::{NerMode, PiiAction, PiiConfig, PiiProfile};
+use ner::Ner;
 
 pub use entity::Entity;
 pub use redact::{Blocked, Redactor};
@@ -45,12 +48,14 @@ pub struct Finding {
 }
 
 /// A profile ready to use: its settings plus the compiled allow- and deny-lists.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Profile {
     pub name: String,
     pub settings: PiiProfile,
     allow: HashSet<String>,
     deny: Option<Regex>,
+    /// The NER model, when loaded and the profile uses it.
+    ner: Option<Arc<Ner>>,
 }
 
 impl Profile {
@@ -70,7 +75,23 @@ impl Profile {
             settings: settings.clone(),
             allow: settings.allow.iter().map(|a| a.to_lowercase()).collect(),
             deny,
+            ner: None,
         })
+    }
+
+    /// This profile with the NER model (unless its `ner` is `off`).
+    pub fn with_ner(mut self, ner: Option<Arc<Ner>>) -> Profile {
+        self.ner = ner.filter(|_| self.settings.ner != NerMode::Off);
+        self
+    }
+
+    pub fn ner(&self) -> Option<&Arc<Ner>> {
+        self.ner.as_ref()
+    }
+
+    /// The profile needs the model and it is not loaded.
+    pub fn ner_missing(&self) -> bool {
+        self.settings.ner == NerMode::Required && self.ner.is_none()
     }
 
     /// The action for an entity type.
@@ -87,6 +108,18 @@ impl Profile {
     pub fn detect(&self, text: &str) -> Vec<Finding> {
         let mut found = Vec::new();
         recognize::scan(text, &mut found);
+        if let Some(ner) = &self.ner {
+            match ner.detect(text) {
+                Ok(spans) => found.extend(spans.iter().cloned()),
+                Err(e) => {
+                    crate::telemetry::metrics()
+                        .pii_ner
+                        .with_label_values(&["error"])
+                        .inc();
+                    tracing::warn!(error = %e, "PII: NER inference failed; patterns only");
+                }
+            }
+        }
         if let Some(deny) = &self.deny {
             found.extend(deny.find_iter(text).map(|m| Finding {
                 entity: Entity::Custom,
@@ -104,14 +137,16 @@ impl Profile {
     }
 }
 
-/// Keeps the best of overlapping findings: higher score, then longer span.
+/// Keeps the best of overlapping findings: validated patterns and deny-list terms before
+/// the model, then the higher score, then the longer span.
 pub fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
     if found.len() < 2 {
         return found;
     }
     found.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
+        (a.source == Source::Ner)
+            .cmp(&(b.source == Source::Ner))
+            .then(b.score.total_cmp(&a.score))
             .then((b.end - b.start).cmp(&(a.end - a.start)))
             .then(a.start.cmp(&b.start))
     });
@@ -132,6 +167,8 @@ pub struct Profiles {
     profiles: std::collections::HashMap<String, std::sync::Arc<Profile>>,
     /// Key of the `hash` action (from the environment).
     pub hash_key: Vec<u8>,
+    /// Whether the configuration names a NER model (loaded or not).
+    pub ner_configured: bool,
 }
 
 impl Profiles {
@@ -140,9 +177,29 @@ impl Profiles {
             return Ok(Profiles::default());
         };
         recognize::warm();
+        let ner = match &config.ner {
+            Some(files) => match Ner::load(&ner::NerFiles {
+                model_dir: files.model_dir.clone(),
+                runtime: files.runtime.clone(),
+                cache_entries: files.cache_entries,
+                threads: files.threads,
+            }) {
+                Ok(n) => {
+                    tracing::info!("PII: NER model loaded");
+                    Some(Arc::new(n))
+                }
+                Err(e) => {
+                    // Profiles with `ner: required` refuse requests; others run patterns only.
+                    tracing::error!(error = %e, "PII: NER model not loaded (run scripts/fetch-models.sh)");
+                    None
+                }
+            },
+            None => None,
+        };
         let mut profiles = std::collections::HashMap::new();
         for (name, p) in &config.profiles {
-            profiles.insert(name.clone(), std::sync::Arc::new(Profile::new(name, p)?));
+            let profile = Profile::new(name, p)?.with_ner(ner.clone());
+            profiles.insert(name.clone(), Arc::new(profile));
         }
         let hash_key = match std::env::var(&config.hash_key_env) {
             Ok(k) if !k.is_empty() => k.into_bytes(),
@@ -166,6 +223,7 @@ impl Profiles {
             default: config.default_profile.clone(),
             profiles,
             hash_key,
+            ner_configured: config.ner.is_some(),
         })
     }
 

@@ -173,7 +173,7 @@ impl WardenProxy {
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
         authorize(gw, ctx, &request)?;
-        let body_changed = redaction::redact(gw, ctx, &mut request)?;
+        let body_changed = redaction::redact(gw, ctx, &mut request).await?;
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())

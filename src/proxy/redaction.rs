@@ -1,17 +1,44 @@
 //! Stage 3b, PII: the request's texts redacted by its profile (the policy rule's
 //! `settings.pii`, else the default) before anything is counted or forwarded; a blocked
-//! entity type refuses the request with 400 naming the types, never the values. The
-//! request's vault stays in its context so answers can be restored.
+//! entity type refuses the request with 400 naming the types, never the values. Profiles
+//! that use the NER model run off the request's worker (`spawn_blocking`). The request's
+//! vault stays in its context so answers can be restored.
+
+use std::collections::BTreeMap;
 
 use super::Gateway;
 use super::context::RequestCtx;
 use crate::audit::record::PiiCount;
+use crate::config::{NerMode, PiiAction};
 use crate::openai::{ApiError, ApiRequest, ErrorKind};
-use crate::pii::{Redactor, request};
+use crate::pii::{Blocked, Entity, Profile, Redactor, Vault, request};
 use crate::telemetry::metrics;
 
+struct Outcome {
+    changed: bool,
+    vault: Vault,
+    counts: BTreeMap<(Entity, PiiAction), u64>,
+    blocked: Option<Blocked>,
+}
+
+fn apply(profile: &Profile, key: &[u8], tenant: Option<&str>, req: &mut ApiRequest) -> Outcome {
+    let mut r = Redactor::new(profile, key, tenant);
+    let changed = request::redact(req, &mut r);
+    let blocked = r.blocked();
+    Outcome {
+        changed,
+        vault: r.vault,
+        counts: r.counts,
+        blocked,
+    }
+}
+
 /// Redacts `req` in place; returns whether its body changed.
-pub fn redact(gw: &Gateway, ctx: &mut RequestCtx, req: &mut ApiRequest) -> Result<bool, ApiError> {
+pub async fn redact(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    req: &mut ApiRequest,
+) -> Result<bool, ApiError> {
     let from_policy = ctx
         .decision
         .as_ref()
@@ -19,11 +46,36 @@ pub fn redact(gw: &Gateway, ctx: &mut RequestCtx, req: &mut ApiRequest) -> Resul
     let Some(profile) = gw.pii.select(from_policy) else {
         return Ok(false);
     };
-    let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.as_deref());
-    let mut redactor = Redactor::new(&profile, &gw.pii.hash_key, tenant);
-    let changed = request::redact(req, &mut redactor);
+    if profile.ner_missing() {
+        metrics().pii_ner.with_label_values(&["unavailable"]).inc();
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "Personal-data detection is not available right now (the NER model is not loaded); retry later.",
+        )
+        .with_code("pii_unavailable")
+        .with_header("retry-after", "5"));
+    }
+    if profile.settings.ner == NerMode::Optional && profile.ner().is_none() && gw.pii.ner_configured
+    {
+        metrics().pii_ner.with_label_values(&["unavailable"]).inc();
+    }
+    let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
+    let outcome = if profile.ner().is_some() {
+        let key = gw.pii.hash_key.clone();
+        let mut owned = req.clone();
+        let (done, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = apply(&profile, &key, tenant.as_deref(), &mut owned);
+            (owned, outcome)
+        })
+        .await
+        .map_err(|_| ApiError::new(ErrorKind::Internal, "Personal-data detection failed."))?;
+        *req = done;
+        outcome
+    } else {
+        apply(&profile, &gw.pii.hash_key, tenant.as_deref(), req)
+    };
     let m = metrics();
-    for ((entity, action), count) in &redactor.counts {
+    for ((entity, action), count) in &outcome.counts {
         m.pii_findings
             .with_label_values(&[entity.name(), action.label()])
             .inc_by(*count);
@@ -33,7 +85,7 @@ pub fn redact(gw: &Gateway, ctx: &mut RequestCtx, req: &mut ApiRequest) -> Resul
             count: *count,
         });
     }
-    if let Some(blocked) = redactor.blocked() {
+    if let Some(blocked) = outcome.blocked {
         let types: Vec<&str> = blocked.0.iter().map(|e| e.name()).collect();
         return Err(ApiError::new(
             ErrorKind::InvalidRequest,
@@ -44,8 +96,12 @@ pub fn redact(gw: &Gateway, ctx: &mut RequestCtx, req: &mut ApiRequest) -> Resul
         )
         .with_code("pii_blocked"));
     }
-    if profile.settings.restore && !redactor.vault.is_empty() {
-        ctx.vault = Some(redactor.vault);
+    let restore = gw
+        .pii
+        .select(from_policy)
+        .is_some_and(|p| p.settings.restore);
+    if restore && !outcome.vault.is_empty() {
+        ctx.vault = Some(outcome.vault);
     }
-    Ok(changed)
+    Ok(outcome.changed)
 }

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub unpriced_requests: IntCounterVec,
     /// PII findings in requests, by entity type and action taken.
     pub pii_findings: IntCounterVec,
+    /// NER lookups by outcome (`inferred`, `cache_hit`, `error`, `unavailable`).
+    pub pii_ner: IntCounterVec,
     /// Audit entries appended to the spool.
     pub audit_records: IntCounter,
     /// Bytes held in the audit spool (not yet shipped).
@@ -199,6 +201,7 @@ impl Metrics {
                     &["model"],
                 ),
             ),
+            pii_ner: counter("pii_ner_total", "NER lookups by outcome", &["outcome"]),
             pii_findings: counter(
                 "pii_findings_total",
                 "PII findings by entity type and action",
