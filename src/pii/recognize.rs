@@ -57,7 +57,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
     vec![
         Recognizer {
             entity: Entity::Email,
-            pattern: r"(?i)\b[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}\b",
+            pattern: r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?-u:\b)",
             check: |_| Some(0.95),
             context: &[],
             penalty: &[],
@@ -65,7 +65,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::UrlCredentials,
-            pattern: r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s/:@]+:[^\s/@]+@[^\s/]+",
+            pattern: r"(?i)(?-u:\b)[a-z][a-z0-9+.-]{1,15}://[^\s/:@]+:[^\s/@]+@[^\s/]+",
             check: |_| Some(0.95),
             context: &[],
             penalty: &[],
@@ -73,7 +73,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::Secret,
-            pattern: r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|\bgh[pousr]_[A-Za-z0-9]{36,}|\bgithub_pat_[A-Za-z0-9_]{22,}|\bxox[abposr]-[A-Za-z0-9-]{10,}|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----",
+            pattern: r"(?-u:\b)(?:AKIA|ASIA)[0-9A-Z]{16}(?-u:\b)|(?-u:\b)sk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}|(?-u:\b)(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|(?-u:\b)gh[pousr]_[A-Za-z0-9]{36,}|(?-u:\b)github_pat_[A-Za-z0-9_]{22,}|(?-u:\b)xox[abposr]-[A-Za-z0-9-]{10,}|(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )*PRIVATE KEY-----",
             check: |_| Some(0.99),
             context: &[],
             penalty: &[],
@@ -81,7 +81,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::CreditCard,
-            pattern: r"\b(?:\d[ -]?){12,18}\d\b",
+            pattern: r"(?-u:\b)(?:\d[ -]?){12,18}\d(?-u:\b)",
             check: |s| validate::credit_card(s).then_some(0.85),
             context: &[
                 "card",
@@ -99,7 +99,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::Iban,
-            pattern: r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b",
+            pattern: r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?-u:\b)",
             check: |s| validate::iban(s).then_some(0.95),
             context: &[],
             penalty: &[],
@@ -107,7 +107,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::UsSsn,
-            pattern: r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b",
+            pattern: r"(?-u:\b)\d{3}-\d{2}-\d{4}(?-u:\b)|(?-u:\b)\d{3} \d{2} \d{4}(?-u:\b)",
             check: |s| validate::us_ssn(s).then_some(0.6),
             context: &["ssn", "social security", "social-security"],
             penalty: COMMERCE,
@@ -115,7 +115,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::IpAddress,
-            pattern: r"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?i:\b(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,6}:[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,5}(?::[0-9a-f]{1,4}){1,2}|(?:[0-9a-f]{1,4}:){1,4}(?::[0-9a-f]{1,4}){1,3}|(?:[0-9a-f]{1,4}:){1,3}(?::[0-9a-f]{1,4}){1,4}|(?:[0-9a-f]{1,4}:){1,2}(?::[0-9a-f]{1,4}){1,5}|[0-9a-f]{1,4}:(?::[0-9a-f]{1,4}){1,6})\b|\b(?:[0-9a-f]{1,4}:){1,7}:)",
+            pattern: r"(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)|(?i:(?-u:\b)(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,6}:[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,5}(?::[0-9a-f]{1,4}){1,2}|(?:[0-9a-f]{1,4}:){1,4}(?::[0-9a-f]{1,4}){1,3}|(?:[0-9a-f]{1,4}:){1,3}(?::[0-9a-f]{1,4}){1,4}|(?:[0-9a-f]{1,4}:){1,2}(?::[0-9a-f]{1,4}){1,5}|[0-9a-f]{1,4}:(?::[0-9a-f]{1,4}){1,6})(?-u:\b)|(?-u:\b)(?:[0-9a-f]{1,4}:){1,7}:)",
             check: |s| (validate::ipv4(s) || validate::ipv6(s)).then_some(0.75),
             context: &["ip", "address", "host", "server", "client"],
             penalty: &["version", "v.", "release", "firmware"],
@@ -123,8 +123,8 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::Phone,
-            pattern: r"(?:\+|\b00)\d[\d ().-]{5,18}\d\b|\(?\b\d[\d ().-]{5,16}\d\b",
-            check: |s| match validate::phone(s).filter(|_| !looks_like_date(s)) {
+            pattern: r"(?:\+|(?-u:\b)00)\d[\d ().-]{5,18}\d(?-u:\b)|\(?(?-u:\b)\d[\d ().-]{5,16}\d(?-u:\b)",
+            check: |s| match (!looks_like_date(s)).then(|| validate::phone(s)).flatten() {
                 Some(true) => Some(0.85),
                 Some(false) => Some(0.55),
                 None => None,
@@ -151,7 +151,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::DateOfBirth,
-            pattern: r"(?i)\b\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}\b|\b(?:19|20)\d{2}-\d{2}-\d{2}\b|\b\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? (?:19|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}\b",
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}(?-u:\b)|(?-u:\b)(?:19|20)\d{2}-\d{2}-\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? (?:19|20)\d{2}(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}(?-u:\b)",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
