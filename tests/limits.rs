@@ -229,19 +229,6 @@ fn priced_chat(max_tokens: u64) -> (Value, u64, u64) {
     (body, prompt, completion)
 }
 
-async fn call_body(w: &Warden, key: &str, body: &Value) -> Reply {
-    send(
-        "POST",
-        &w.url("/v1/chat/completions"),
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &format!("Bearer {key}")),
-        ],
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await
-}
-
 async fn admin(w: &Warden, path: &str) -> Reply {
     send(
         "GET",
@@ -271,7 +258,7 @@ async fn token_limits_charge_the_estimate_and_settle_with_usage() {
         "{ADMIN}limits:\n  default_profile: standard\n  profiles:\n    standard:\n      tokens:\n        - {{limit: 1000, per: day, key: [tenant]}}\n"
     )));
     let (body, prompt, completion) = priced_chat(100);
-    let r = call_body(&w, "key-a", &body).await;
+    let r = chat_with_key(&w, "key-a", &body).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-ratelimit-limit-tokens"), Some("1000"));
     let after_estimate = 1000 - (prompt + 100);
@@ -298,7 +285,7 @@ async fn token_limits_charge_the_estimate_and_settle_with_usage() {
         Some((prompt + completion) as f64),
         "{tokens}"
     );
-    let r = call_body(&w, "key-b", &body).await;
+    let r = chat_with_key(&w, "key-b", &body).await;
     assert_eq!(
         r.header("x-ratelimit-remaining-tokens"),
         Some(
@@ -310,7 +297,7 @@ async fn token_limits_charge_the_estimate_and_settle_with_usage() {
     );
 
     let (huge, _, _) = priced_chat(5000);
-    let refused = call_body(&w, "key-a", &huge).await;
+    let refused = chat_with_key(&w, "key-a", &huge).await;
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
     assert!(
@@ -329,7 +316,7 @@ async fn token_limits_charge_the_estimate_and_settle_with_usage() {
 async fn budget_cuts_off_at_the_boundary(w: &Warden, body: &Value, per_request_settled: f64) {
     let mut statuses = Vec::new();
     for i in 0..5 {
-        let r = call_body(w, "key-a", body).await;
+        let r = chat_with_key(w, "key-a", body).await;
         statuses.push(r.status);
         if r.status == 200 {
             settled(w, i + 1).await;
@@ -470,7 +457,7 @@ async fn stream_usage_is_the_providers_or_counted_from_the_deltas() {
     body["stream"] = json!(true);
     for mock in [&reporting, &silent] {
         let w = Warden::start(&config(mock));
-        let r = call_body(&w, "key-a", &body).await;
+        let r = chat_with_key(&w, "key-a", &body).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert!(
             !r.text().contains("\"usage\":{"),
@@ -487,7 +474,7 @@ async fn stream_usage_is_the_providers_or_counted_from_the_deltas() {
 
         // A whole response without usage is counted from its body.
         body["stream"] = json!(false);
-        let r = call_body(&w, "key-a", &body).await;
+        let r = chat_with_key(&w, "key-a", &body).await;
         assert_eq!(r.status, 200);
         let usage = settled(&w, 2).await;
         assert_eq!(
@@ -500,7 +487,8 @@ async fn stream_usage_is_the_providers_or_counted_from_the_deltas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_slots_are_held_for_the_whole_stream() {
-    let slow = MockProvider::start(&["--tokens-per-sec", "10"]);
+    // About five seconds of stream: the slot is held long enough to be seen on a busy machine.
+    let slow = MockProvider::start(&["--tokens-per-sec", "2"]);
     let w = Warden::start(&format!(
         "{ADMIN}providers:\n  up:\n    kind: openai\n    base_url: {}\n    api_key: sk-test\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n{}\
          limits:\n  default_profile: one\n  profiles:\n    one:\n      concurrent:\n        - {{limit: 1, key: [tenant]}}\n",

@@ -127,19 +127,6 @@ fn keyed_config(policy_dir: &Path) -> String {
     )
 }
 
-async fn call(w: &Warden, key: &str, body: &Value) -> Reply {
-    send(
-        "POST",
-        &w.url("/v1/chat/completions"),
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &format!("Bearer {key}")),
-        ],
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await
-}
-
 async fn models(w: &Warden, key: &str) -> Vec<String> {
     let r = send(
         "GET",
@@ -163,10 +150,10 @@ fn chat(model: &str) -> Value {
 #[tokio::test]
 async fn decisions_gate_requests_and_model_listing() {
     let w = Warden::start(&keyed_config(Path::new(&repo("policies"))));
-    let ok = call(&w, STOREFRONT_KEY, &chat("gpt-4o-mini")).await;
+    let ok = chat_with_key(&w, STOREFRONT_KEY, &chat("gpt-4o-mini")).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
 
-    let denied = call(&w, STOREFRONT_KEY, &chat("gpt-4o")).await;
+    let denied = chat_with_key(&w, STOREFRONT_KEY, &chat("gpt-4o")).await;
     assert_eq!(denied.status, 403, "{}", denied.text());
     let e = denied.json();
     assert_eq!(e["error"]["type"], "permission_error");
@@ -181,7 +168,7 @@ async fn decisions_gate_requests_and_model_listing() {
 
     let mut with_tool = chat("gpt-4o-mini");
     with_tool["tools"] = json!([{"type": "function", "function": {"name": "update_price"}}]);
-    let denied = call(&w, STOREFRONT_KEY, &with_tool).await;
+    let denied = chat_with_key(&w, STOREFRONT_KEY, &with_tool).await;
     assert_eq!(denied.status, 403);
     assert!(
         denied.text().contains("price-writes-need-scope"),
@@ -233,8 +220,16 @@ async fn hot_reload_applies_good_edits_and_keeps_the_last_good_policy() {
     let file = dir.path().join("p.yaml");
     std::fs::write(&file, ALLOW_MINI).unwrap();
     let w = Warden::start(&keyed_config(dir.path()));
-    assert_eq!(call(&w, BATCH_KEY, &chat("gpt-4o-mini")).await.status, 200);
-    assert_eq!(call(&w, BATCH_KEY, &chat("gpt-4o")).await.status, 403);
+    assert_eq!(
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o-mini"))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status,
+        403
+    );
 
     // A good edit takes effect within a second.
     std::fs::write(
@@ -243,7 +238,7 @@ async fn hot_reload_applies_good_edits_and_keeps_the_last_good_policy() {
     )
     .unwrap();
     let applied = eventually(Duration::from_secs(1), || async {
-        call(&w, BATCH_KEY, &chat("gpt-4o")).await.status == 200
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status == 200
     })
     .await;
     assert!(applied, "edit not applied within 1 s");
@@ -260,7 +255,7 @@ async fn hot_reload_applies_good_edits_and_keeps_the_last_good_policy() {
     .await;
     assert!(refused, "broken edit not reported");
     assert_eq!(
-        call(&w, BATCH_KEY, &chat("gpt-4o")).await.status,
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status,
         200,
         "last good policy stays active"
     );
@@ -283,7 +278,7 @@ async fn hot_reload_applies_good_edits_and_keeps_the_last_good_policy() {
         .status()
         .unwrap();
     let restored = eventually(Duration::from_secs(2), || async {
-        call(&w, BATCH_KEY, &chat("gpt-4o")).await.status == 403
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status == 403
     })
     .await;
     assert!(restored);

@@ -49,9 +49,9 @@ auth_port=$(port); auth_admin_port=$(port); jwks_port=$(port)
 audit_port=$(port); audit_admin_port=$(port)
 local_port=$(port); local_admin_port=$(port); redis_port=$(port)
 shared_port=$(port); shared_admin_port=$(port)
-"$bin" mock-provider --listen "127.0.0.1:$mock_port" >/dev/null 2>&1 &
-pids+=($!)
-cat > "$work/warden.yaml" <<YAML
+# The part every measured Warden shares: quiet logs and the mock as its only provider.
+common_yaml() {
+    cat <<YAML
 log:
   level: warn
 providers:
@@ -63,6 +63,10 @@ models:
     targets:
       - provider: upstream
 YAML
+}
+"$bin" mock-provider --listen "127.0.0.1:$mock_port" >/dev/null 2>&1 &
+pids+=($!)
+common_yaml > "$work/warden.yaml"
 "$bin" serve --config "$work/warden.yaml" --listen "127.0.0.1:$warden_port" --admin-listen "127.0.0.1:$admin_port" 2>"$work/warden.log" &
 warden_pid=$!
 pids+=($warden_pid)
@@ -71,17 +75,7 @@ mkdir -p "$work/jwks"
 token=$(.venv/bin/python benches/load/make_token.py "$work/jwks" "http://127.0.0.1:$jwks_port")
 python3 -m http.server "$jwks_port" --bind 127.0.0.1 --directory "$work/jwks" >/dev/null 2>&1 &
 pids+=($!)
-cat > "$work/warden-auth.yaml" <<YAML
-log:
-  level: warn
-providers:
-  upstream:
-    kind: vllm
-    base_url: http://127.0.0.1:$mock_port/v1
-models:
-  gpt-4o-mini:
-    targets:
-      - provider: upstream
+{ common_yaml; cat <<YAML
 auth:
   jwt_issuers:
     - issuer: http://127.0.0.1:$jwks_port
@@ -92,27 +86,19 @@ auth:
 policy:
   dir: $PWD/policies
 YAML
+} > "$work/warden-auth.yaml"
 wait_port "$jwks_port"
 "$bin" serve --config "$work/warden-auth.yaml" --listen "127.0.0.1:$auth_port" --admin-listen "127.0.0.1:$auth_admin_port" 2>"$work/warden-auth.log" &
 pids+=($!)
 # The same proxy with the audit log on.
-cat > "$work/warden-audit.yaml" <<YAML
-log:
-  level: warn
-providers:
-  upstream:
-    kind: vllm
-    base_url: http://127.0.0.1:$mock_port/v1
-models:
-  gpt-4o-mini:
-    targets:
-      - provider: upstream
+{ common_yaml; cat <<YAML
 audit:
   spool_dir: $work/audit-spool
   sink:
     kind: file
     dir: $work/audit-archive
 YAML
+} > "$work/warden-audit.yaml"
 "$bin" serve --config "$work/warden-audit.yaml" --listen "127.0.0.1:$audit_port" --admin-listen "127.0.0.1:$audit_admin_port" 2>"$work/warden-audit.log" &
 pids+=($!)
 # The same proxy with limits on: every request is checked against four counters and
@@ -120,17 +106,7 @@ pids+=($!)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 pids+=($!)
 limits_config() { # backend file
-    cat > "$2" <<YAML
-log:
-  level: warn
-providers:
-  upstream:
-    kind: vllm
-    base_url: http://127.0.0.1:$mock_port/v1
-models:
-  gpt-4o-mini:
-    targets:
-      - provider: upstream
+    { common_yaml; cat <<YAML
 limits:
   backend: $1
   redis:
@@ -147,6 +123,7 @@ limits:
       budgets:
         - {tokens: 100000000000000, per: day, key: [tenant]}
 YAML
+    } > "$2"
 }
 limits_config local "$work/warden-limits-local.yaml"
 limits_config redis "$work/warden-limits-redis.yaml"

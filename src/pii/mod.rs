@@ -245,13 +245,19 @@ impl Profiles {
     }
 }
 
+/// A profile from its YAML settings, for tests.
+#[cfg(test)]
+pub(crate) fn test_profile(yaml: &str) -> Profile {
+    let settings: PiiProfile = serde_yaml_ng::from_str(yaml).expect("profile YAML");
+    Profile::new("p", &settings).expect("profile")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn profile(yaml: &str) -> Profile {
-        let settings: PiiProfile = serde_yaml_ng::from_str(yaml).unwrap();
-        Profile::new("p", &settings).unwrap()
+        test_profile(yaml)
     }
 
     #[test]

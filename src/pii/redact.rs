@@ -119,12 +119,7 @@ fn mask(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PiiProfile;
-
-    fn profile(yaml: &str) -> Profile {
-        let settings: PiiProfile = serde_yaml_ng::from_str(yaml).unwrap();
-        Profile::new("p", &settings).unwrap()
-    }
+    use crate::pii::test_profile as profile;
 
     #[test]
     fn each_action_rewrites_its_way() {

@@ -82,14 +82,12 @@ fn value(v: &mut Value, r: &mut Redactor<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PiiProfile;
     use crate::openai::Endpoint;
-    use crate::pii::Profile;
+    use crate::pii::test_profile;
 
     #[test]
     fn covers_contents_parts_tool_arguments_and_results() {
-        let settings: PiiProfile = serde_yaml_ng::from_str("{}").unwrap();
-        let p = Profile::new("p", &settings).unwrap();
+        let p = test_profile("{}");
         let mut r = Redactor::new(&p, b"k", None);
         let body = serde_json::json!({"model": "m", "messages": [
             {"role": "user", "content": "I am jane@x.io"},
@@ -115,8 +113,7 @@ mod tests {
 
     #[test]
     fn embeddings_and_prompts() {
-        let settings: PiiProfile = serde_yaml_ng::from_str("default_action: redact").unwrap();
-        let p = Profile::new("p", &settings).unwrap();
+        let p = test_profile("default_action: redact");
         let mut r = Redactor::new(&p, b"k", None);
         let mut e = ApiRequest::parse(
             Endpoint::Embeddings,

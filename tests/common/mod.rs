@@ -365,3 +365,17 @@ pub fn o200k_tokens(text: &str) -> u64 {
         .map(|e| e.count(text))
         .unwrap_or(0)
 }
+
+/// POSTs a chat completion with `Authorization: Bearer {key}`.
+pub async fn chat_with_key(w: &Warden, key: &str, body: &Value) -> Reply {
+    send(
+        "POST",
+        &w.url("/v1/chat/completions"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {key}")),
+        ],
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await
+}
