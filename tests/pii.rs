@@ -222,12 +222,16 @@ fn evaluation_set_meets_recall_and_keeps_commerce_terms() {
 }
 
 fn ner_config(mock: &MockProvider, model_dir: &str) -> String {
+    ner_config_with(mock, model_dir, "required", "")
+}
+
+fn ner_config_with(mock: &MockProvider, model_dir: &str, mode: &str, extra: &str) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
     format!(
         "providers:\n  up:\n    kind: openai\n    base_url: {url}\n    api_key: sk-test\n\
          models:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
          pii:\n  default_profile: names\n  ner:\n    model_dir: {model_dir}\n    runtime: {root}/ner-models/libonnxruntime.so.1.32.0\n\
-         \x20 profiles:\n    names:\n      ner: required\n",
+         \x20 profiles:\n    names:\n      ner: {mode}\n{extra}",
         url = mock.base_url(),
     )
 }
@@ -284,4 +288,45 @@ async fn names_are_found_by_the_ner_model_and_cached_across_turns() {
     .await;
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "pii_unavailable");
+}
+
+/// `ner: optional` without the model: patterns only, counted in the metric and flagged
+/// in the audit record.
+#[tokio::test]
+async fn optional_ner_falls_back_to_patterns_and_says_so_in_the_audit_record() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = format!(
+        "audit:\n  spool_dir: {0}/spool\n  sink:\n    kind: file\n    dir: {0}/archive\n",
+        dir.path().display()
+    );
+    let mut w = Warden::start(&ner_config_with(
+        &mock,
+        "/nonexistent/model",
+        "optional",
+        &audit,
+    ));
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": format!("mail {EMAIL}")}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        provider_saw(&mock).await.contains("<EMAIL_1>"),
+        "patterns still run"
+    );
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_pii_ner_total{outcome=\"unavailable\"} 1"),
+        "{metrics}"
+    );
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let records: String = walk(dir.path())
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .collect();
+    assert!(records.contains("\"pii_ner_skipped\":true"), "{records}");
 }

@@ -44,6 +44,10 @@ pub struct RequestRecord {
     pub cost_usd: Option<f64>,
     /// PII findings by entity type and action: counts only.
     pub pii: Vec<PiiCount>,
+    /// The PII profile wanted the NER model but ran on patterns only (`ner: optional`
+    /// with the model not loaded). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pii_ner_skipped: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

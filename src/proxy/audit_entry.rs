@@ -61,6 +61,7 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         usage: ctx.usage.clone(),
         cost_usd: ctx.cost.map(crate::policy::pricing::usd),
         pii: ctx.pii.clone(),
+        pii_ner_skipped: ctx.pii_ner_skipped,
     };
     audit.record(record).map(|_| ()).map_err(|e| {
         metrics().audit_rejected.inc();

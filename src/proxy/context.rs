@@ -43,6 +43,8 @@ pub struct RequestCtx {
     pub pii: Vec<crate::audit::record::PiiCount>,
     /// Placeholders issued for this request, to restore in the answer.
     pub vault: Option<crate::pii::Vault>,
+    /// The PII profile ran without the NER model it would have used.
+    pub pii_ner_skipped: bool,
     /// The provider was asked for a stream usage chunk the client did not request: it is
     /// removed from what the client sees.
     pub hide_stream_usage: bool,
@@ -90,6 +92,7 @@ impl RequestCtx {
             stream_events: Vec::new(),
             pii: Vec::new(),
             vault: None,
+            pii_ner_skipped: false,
             hide_stream_usage: false,
             route: "unknown",
             model: None,

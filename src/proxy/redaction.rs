@@ -58,6 +58,7 @@ pub async fn redact(
     if profile.settings.ner == NerMode::Optional && profile.ner().is_none() && gw.pii.ner_configured
     {
         metrics().pii_ner.with_label_values(&["unavailable"]).inc();
+        ctx.pii_ner_skipped = true;
     }
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
     let outcome = if profile.ner().is_some() {
