@@ -295,7 +295,7 @@ fn pii(command: PiiCommand) -> ExitCode {
             config, profile, ..
         } => (config.clone(), profile.clone()),
     };
-    let profile = match cli::load_profile(config.as_deref(), profile.as_deref()) {
+    let (profile, hash_key) = match cli::load_profile(config.as_deref(), profile.as_deref()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -303,7 +303,7 @@ fn pii(command: PiiCommand) -> ExitCode {
         }
     };
     match command {
-        PiiCommand::Scan { text, redact, .. } => cli::scan(&profile, text, redact),
+        PiiCommand::Scan { text, redact, .. } => cli::scan(&profile, &hash_key, text, redact),
         PiiCommand::Eval { file, .. } => cli::eval(&profile, &file),
     }
 }

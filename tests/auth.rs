@@ -33,17 +33,10 @@ fn policy_dir() -> tempfile::TempDir {
 }
 
 async fn call(w: &Warden, token: &str) -> Reply {
-    send(
-        "POST",
-        &w.url("/v1/chat/completions"),
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &format!("Bearer {token}")),
-        ],
-        serde_json::to_vec(
-            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .unwrap(),
+    chat_with_key(
+        w,
+        token,
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await
 }

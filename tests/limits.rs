@@ -35,17 +35,10 @@ fn base(limits: &str) -> String {
 }
 
 async fn call(w: &Warden, key: &str) -> Reply {
-    send(
-        "POST",
-        &w.url("/v1/chat/completions"),
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &format!("Bearer {key}")),
-        ],
-        serde_json::to_vec(
-            &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .unwrap(),
+    chat_with_key(
+        w,
+        key,
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
     )
     .await
 }

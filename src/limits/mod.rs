@@ -199,10 +199,6 @@ impl Limiter {
         Ok(Arc::new(Limiter { config, store }))
     }
 
-    pub fn config(&self) -> &LimitsConfig {
-        &self.config
-    }
-
     /// The profile a request uses: its policy rule's, else (also when the rule names a
     /// profile that is not configured) the default.
     pub fn profile<'a>(
@@ -346,10 +342,9 @@ impl Limiter {
         let profile = ticket
             .as_ref()
             .and_then(|t| self.config.profiles.get(&t.profile));
-        let settlement = match (&ticket, profile) {
-            (Some(t), Some(profile)) => Settlement::for_ticket(&t.plan, profile, t.demand, spent),
-            _ => Settlement::default(),
-        };
+        let settlement = ticket.as_ref().map_or_else(Settlement::default, |t| {
+            Settlement::for_ticket(&t.plan, t.demand, spent)
+        });
         let settlement = settlement.with_usage(usage::UsageEntry::new(
             ticket
                 .as_ref()

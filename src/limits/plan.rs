@@ -402,7 +402,7 @@ impl Plan {
 
 impl Settlement {
     /// Corrections of a ticket's estimate by what was spent.
-    pub fn for_ticket(plan: &Plan, profile: &LimitProfile, demand: Demand, spent: Spent) -> Self {
+    pub fn for_ticket(plan: &Plan, demand: Demand, spent: Spent) -> Self {
         let token_delta = spent.tokens() as i64 - demand.tokens as i64;
         let tokens = plan
             .tokens
@@ -418,15 +418,14 @@ impl Settlement {
         let budgets = plan
             .budgets
             .iter()
-            .zip(&profile.budgets)
-            .map(|(b, _)| BudgetDelta {
+            .map(|b| BudgetDelta {
                 key: b.key.clone(),
                 delta: if b.usd {
                     spent.cost - demand.cost
                 } else {
                     token_delta
                 },
-                ttl: b.left + BUDGET_GRACE,
+                ttl: b.ttl(),
             })
             .collect();
         let leases = plan

@@ -9,39 +9,37 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use super::{Profile, Redactor, eval};
-use crate::config::{Config, PiiProfile};
+use crate::config::{Config, PiiConfig};
 
-/// The profile to use: from the config file when it has a `pii` section.
-pub fn load_profile(config: Option<&Path>, name: Option<&str>) -> Result<Profile, String> {
-    let builtin = || -> Result<Profile, String> {
-        let settings: PiiProfile =
-            serde_yaml_ng::from_str("{}").map_err(|e| format!("built-in profile: {e}"))?;
-        Profile::new("built-in", &settings).map_err(|e| e.to_string())
+/// The profile to use — from the config file when it has a `pii` section, else the
+/// built-in one — and the key its `hash` action uses, resolved as the proxy does.
+pub fn load_profile(
+    config: Option<&Path>,
+    name: Option<&str>,
+) -> Result<(Profile, Vec<u8>), String> {
+    let pii = match config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?.pii,
+        None => None,
     };
-    let Some(path) = config else {
-        return match name {
-            Some(n) => Err(format!("--profile {n} needs --config")),
-            None => builtin(),
-        };
-    };
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    let Some(pii) = config.pii else {
-        return match name {
-            Some(n) => Err(format!(
+    let pii: PiiConfig = match (pii, name, config) {
+        (Some(pii), _, _) => pii,
+        (None, Some(n), None) => return Err(format!("--profile {n} needs --config")),
+        (None, Some(n), Some(path)) => {
+            return Err(format!(
                 "{} has no `pii` section for profile `{n}`",
                 path.display()
-            )),
-            None => builtin(),
-        };
+            ));
+        }
+        (None, None, _) => {
+            serde_yaml_ng::from_str("default_profile: built-in\nprofiles:\n  built-in: {}\n")
+                .map_err(|e| format!("built-in profile: {e}"))?
+        }
     };
     let chosen = name
         .map(str::to_string)
         .or(pii.default_profile.clone())
         .ok_or_else(|| {
-            format!(
-                "{} has no pii.default_profile; pass --profile",
-                path.display()
-            )
+            "the configuration has no pii.default_profile; pass --profile".to_string()
         })?;
     let profiles = super::Profiles::from_config(Some(&pii)).map_err(|e| e.to_string())?;
     let profile = profiles
@@ -52,11 +50,11 @@ pub fn load_profile(config: Option<&Path>, name: Option<&str>) -> Result<Profile
             "profile `{chosen}` requires the NER model, which is not loaded"
         ));
     }
-    Ok(std::sync::Arc::unwrap_or_clone(profile))
+    Ok((std::sync::Arc::unwrap_or_clone(profile), profiles.hash_key))
 }
 
 /// `warden pii scan [TEXT] [--redact]`
-pub fn scan(profile: &Profile, text: Option<String>, redact: bool) -> ExitCode {
+pub fn scan(profile: &Profile, hash_key: &[u8], text: Option<String>, redact: bool) -> ExitCode {
     let text = match text {
         Some(t) => t,
         None => {
@@ -69,8 +67,7 @@ pub fn scan(profile: &Profile, text: Option<String>, redact: bool) -> ExitCode {
         }
     };
     if redact {
-        let key = std::env::var("WARDEN_PII_HASH_KEY").unwrap_or_default();
-        let mut r = Redactor::new(profile, key.as_bytes(), None);
+        let mut r = Redactor::new(profile, hash_key, None);
         let out = r.text(&text).unwrap_or_else(|| text.clone());
         if let Some(blocked) = r.blocked() {
             let types: Vec<&str> = blocked.0.iter().map(|e| e.name()).collect();

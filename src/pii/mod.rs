@@ -239,10 +239,6 @@ impl Profiles {
     pub fn get(&self, name: &str) -> Option<std::sync::Arc<Profile>> {
         self.profiles.get(name).cloned()
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.profiles.keys().map(String::as_str)
-    }
 }
 
 /// A profile from its YAML settings, for tests.

@@ -178,12 +178,6 @@ impl Ner {
         Ok(found)
     }
 
-    /// Whether `text` is cached already.
-    pub fn is_cached(&self, text: &str) -> bool {
-        let key = self.key(text);
-        self.lock_cache().contains(&key)
-    }
-
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], Arc<Vec<Finding>>>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }

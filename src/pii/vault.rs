@@ -93,10 +93,6 @@ impl StreamRestorer {
         let rest = std::mem::take(&mut self.held);
         vault.restore(&rest, self.json_escape).into_owned()
     }
-
-    pub fn is_holding(&self) -> bool {
-        !self.held.is_empty()
-    }
 }
 
 /// Where an unfinished placeholder starts in `s` (`s.len()` when there is none): a `<`

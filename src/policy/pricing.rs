@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::openai::usage::Usage;
@@ -48,26 +49,27 @@ pub fn nanos(usd: f64) -> Nanos {
     (usd * 1e9).round() as Nanos
 }
 
-/// Every model's prices, each list sorted by `effective_from`.
+/// Every model's prices with their parsed start dates, each list sorted by date.
 #[derive(Debug, Clone, Default)]
 pub struct Pricing {
-    models: HashMap<String, Vec<Price>>,
+    models: HashMap<String, Vec<(NaiveDate, Price)>>,
 }
 
 impl Pricing {
     /// Adds a file's models; returns a message for a model priced twice or a bad entry.
     pub fn add(&mut self, file: PricingFile) -> Result<(), String> {
-        for (model, mut prices) in file.models {
+        for (model, prices) in file.models {
             if self.models.contains_key(&model) {
                 return Err(format!("model `{model}` is priced in more than one file"));
             }
-            for p in &prices {
-                if chrono::NaiveDate::parse_from_str(&p.effective_from, "%Y-%m-%d").is_err() {
+            let mut dated = Vec::with_capacity(prices.len());
+            for p in prices {
+                let Ok(from) = NaiveDate::parse_from_str(&p.effective_from, "%Y-%m-%d") else {
                     return Err(format!(
                         "model `{model}`: effective_from `{}` is not a YYYY-MM-DD date",
                         p.effective_from
                     ));
-                }
+                };
                 let all = [Some(p.input), p.cached_input, Some(p.output)];
                 if all
                     .into_iter()
@@ -76,9 +78,10 @@ impl Pricing {
                 {
                     return Err(format!("model `{model}`: prices must be 0 or more"));
                 }
+                dated.push((from, p));
             }
-            prices.sort_by(|a, b| a.effective_from.cmp(&b.effective_from));
-            self.models.insert(model, prices);
+            dated.sort_by_key(|(from, _)| *from);
+            self.models.insert(model, dated);
         }
         Ok(())
     }
@@ -87,14 +90,15 @@ impl Pricing {
         self.models.is_empty()
     }
 
-    /// The price of the first of `names` that is priced, in effect on `day` (YYYY-MM-DD).
-    pub fn price(&self, names: &[&str], day: &str) -> Option<&Price> {
+    /// The price of the first of `names` that is priced, in effect on `day`.
+    pub fn price(&self, names: &[&str], day: NaiveDate) -> Option<&Price> {
         names.iter().find_map(|name| {
             self.models
                 .get(*name)?
                 .iter()
                 .rev()
-                .find(|p| p.effective_from.as_str() <= day)
+                .find(|(from, _)| *from <= day)
+                .map(|(_, price)| price)
         })
     }
 
@@ -113,6 +117,10 @@ impl Pricing {
 mod tests {
     use super::*;
 
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
     fn pricing() -> Pricing {
         let file: PricingFile = serde_yaml_ng::from_str(
             "kind: Pricing\nmodels:\n  gpt-4o-mini:\n    - {effective_from: 2024-07-18, input: 0.15, cached_input: 0.075, output: 0.6}\n    - {effective_from: 2026-01-01, input: 0.2, output: 0.8}\n",
@@ -126,19 +134,24 @@ mod tests {
     #[test]
     fn picks_the_price_in_effect() {
         let p = pricing();
-        assert_eq!(p.price(&["gpt-4o-mini"], "2025-05-01").unwrap().input, 0.15);
         assert_eq!(
-            p.price(&["x", "gpt-4o-mini"], "2026-11-26").unwrap().input,
+            p.price(&["gpt-4o-mini"], day("2025-05-01")).unwrap().input,
+            0.15
+        );
+        assert_eq!(
+            p.price(&["x", "gpt-4o-mini"], day("2026-11-26"))
+                .unwrap()
+                .input,
             0.2
         );
-        assert!(p.price(&["gpt-4o-mini"], "2024-01-01").is_none());
-        assert!(p.price(&["other"], "2026-11-26").is_none());
+        assert!(p.price(&["gpt-4o-mini"], day("2024-01-01")).is_none());
+        assert!(p.price(&["other"], day("2026-11-26")).is_none());
     }
 
     #[test]
     fn costs_input_cached_and_output_tokens() {
         let p = pricing();
-        let price = p.price(&["gpt-4o-mini"], "2025-05-01").unwrap();
+        let price = p.price(&["gpt-4o-mini"], day("2025-05-01")).unwrap();
         let usage = Usage {
             prompt_tokens: 1_000_000,
             completion_tokens: 500_000,

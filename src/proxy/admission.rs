@@ -36,10 +36,10 @@ pub fn estimate(
         .first()
         .map_or(model.name.as_str(), |t| &t.upstream_model);
     ctx.price = gw.policy.as_ref().and_then(|p| {
-        let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+        let today = chrono::Utc::now().date_naive();
         p.current()
             .pricing
-            .price(&[&model.name, upstream], &day)
+            .price(&[&model.name, upstream], today)
             .cloned()
     });
     if ctx.price.is_none() {

@@ -60,6 +60,7 @@ pub async fn redact(
         metrics().pii_ner.with_label_values(&["unavailable"]).inc();
         ctx.pii_ner_skipped = true;
     }
+    let restore = profile.settings.restore;
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
     let outcome = if profile.ner().is_some() {
         let key = gw.pii.hash_key.clone();
@@ -97,10 +98,6 @@ pub async fn redact(
         )
         .with_code("pii_blocked"));
     }
-    let restore = gw
-        .pii
-        .select(from_policy)
-        .is_some_and(|p| p.settings.restore);
     if restore && !outcome.vault.is_empty() {
         ctx.vault = Some(outcome.vault);
     }

@@ -62,8 +62,7 @@ impl Encoding {
             ),
             None => Ok(
                 match tiktoken_rs::tokenizer::get_tokenizer(upstream_model) {
-                    Some(family @ (TiktokenFamily::O200kBase | TiktokenFamily::O200kHarmony)) => {
-                        let _ = family;
+                    Some(TiktokenFamily::O200kBase | TiktokenFamily::O200kHarmony) => {
                         tiktoken(TiktokenFamily::O200kBase)
                     }
                     Some(TiktokenFamily::Cl100kBase) => tiktoken(TiktokenFamily::Cl100kBase),
