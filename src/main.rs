@@ -74,6 +74,10 @@ enum Command {
         /// Stream content in pieces of this many characters instead of word by word.
         #[arg(long)]
         chunk_chars: Option<usize>,
+        /// Add this sentence to every chat and completion answer (as a model quoting a
+        /// retrieved document would).
+        #[arg(long)]
+        also_say: Option<String>,
         /// Serve TLS with this PEM certificate chain (needs --tls-key).
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -179,6 +183,7 @@ fn main() -> ExitCode {
             fail_after_chunks,
             no_usage,
             chunk_chars,
+            also_say,
             tls_cert,
             tls_key,
         } => {
@@ -189,6 +194,7 @@ fn main() -> ExitCode {
                 fail_after_chunks,
                 no_usage,
                 chunk_chars,
+                also_say,
             };
             let tls = tls_cert.as_deref().zip(tls_key.as_deref());
             mock_provider(listen, settings, tls)

@@ -104,7 +104,9 @@ async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
 
     let metrics = get(&w.admin_url("/metrics")).await.text();
     assert!(
-        metrics.contains("warden_pii_findings_total{action=\"pseudonymize\",entity=\"EMAIL\"}"),
+        metrics.contains(
+            "warden_pii_findings_total{action=\"pseudonymize\",entity=\"EMAIL\",stage=\"request\"}"
+        ),
         "{metrics}"
     );
     assert_clean("the metrics", &metrics);
@@ -192,6 +194,67 @@ async fn streams_restore_placeholders_split_across_chunks() {
         json!({"to": EMAIL})
     );
     stop(w, dir.path()).await;
+}
+
+/// `scan_output`: personal data the model writes itself (here: a sentence it "quotes"
+/// from a retrieved document) is withheld as the profile says, in whole answers and in
+/// streams cut into 3-character chunks, while the customer's own value still comes back;
+/// the findings are counted as the answer's, never logged.
+#[tokio::test]
+async fn output_scanning_withholds_personal_data_the_model_emits() {
+    const QUOTED: &str = "Your account manager is bob.smith@corp.example, +1 415 555 2671.";
+    let mock = MockProvider::start(&["--chunk-chars", "3", "--also-say", QUOTED]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&mock, dir.path()).replace(
+        "      allow: [help@acme.example]\n",
+        "      allow: [help@acme.example]\n      scan_output: true\n      output_holdback_bytes: 32\n",
+    );
+    let mut w = Warden::start(&config);
+    let prompt = format!("Write to {EMAIL} today");
+    let expected = format!("You said: {prompt} Your account manager is [EMAIL], [PHONE].");
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]});
+    let r = post_json(&w.url("/v1/chat/completions"), &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["choices"][0]["message"]["content"], expected);
+
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let (status, chunks) = post_stream(&w.url("/v1/chat/completions"), &streamed).await;
+    assert_eq!(status, 200);
+    let events = stream_events(&chunks);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(stream_text(&events[..events.len() - 1]), expected);
+    let first_text = events
+        .iter()
+        .position(|e| e.contains("\"content\":\"") && !e.contains("\"content\":\"\""))
+        .unwrap();
+    assert!(
+        first_text < events.len() / 2,
+        "text flows before the end of the stream (first at event {first_text} of {})",
+        events.len()
+    );
+
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    for entity in ["EMAIL", "PHONE"] {
+        let line = format!(
+            "warden_pii_findings_total{{action=\"redact\",entity=\"{entity}\",stage=\"answer\"}} 2"
+        );
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let records: String = walk(dir.path())
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect();
+    assert!(
+        records.contains(r#"{"action":"redact","count":1,"entity":"PHONE","stage":"answer"}"#),
+        "{records}"
+    );
+    for text in [records, w.logs(), metrics] {
+        assert!(!text.contains("bob.smith") && !text.contains("555 2671"));
+        assert_clean("records, logs and metrics", &text);
+    }
 }
 
 /// The labelled evaluation set (tests/fixtures/pii/eval.jsonl) through the pattern

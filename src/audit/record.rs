@@ -55,6 +55,10 @@ pub struct PiiCount {
     pub entity: String,
     pub action: String,
     pub count: u64,
+    /// `answer` for what output scanning found in the model's answer; absent for the
+    /// request's findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// The body of a chained entry.

@@ -85,6 +85,20 @@ pub struct PiiProfile {
     /// Use of the NER model (person names, street addresses, ids): off, optional, required.
     #[serde(default)]
     pub ner: NerMode,
+    /// Scan answers for personal data the model emits (from retrieved documents, tool
+    /// results or its training data) with the pattern recognizers and the deny-list;
+    /// `pseudonymize` and `block` withhold such values as `redact` does.
+    #[serde(default)]
+    pub scan_output: bool,
+    /// How much of a streamed answer output scanning may hold back to see a value whole
+    /// (bytes; a value without spaces, such as a key or an address, is held until it ends,
+    /// up to 4 KiB).
+    #[serde(default = "default_output_holdback")]
+    pub output_holdback_bytes: usize,
+}
+
+fn default_output_holdback() -> usize {
+    64
 }
 
 fn default_action() -> PiiAction {

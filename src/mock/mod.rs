@@ -34,6 +34,9 @@ pub struct MockSettings {
     pub no_usage: bool,
     /// Stream content in pieces of this many characters instead of words.
     pub chunk_chars: Option<usize>,
+    /// A sentence added to every chat and completion answer, as a model quoting a
+    /// retrieved document would (output-scanning tests).
+    pub also_say: Option<String>,
 }
 
 /// Counters exposed at `GET /_mock/stats`.

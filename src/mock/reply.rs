@@ -70,7 +70,7 @@ pub fn respond(
     match kind {
         Kind::Embedding => json_response(StatusCode::OK, &embeddings(body, &model)),
         Kind::Chat | Kind::Completion => {
-            let mut plan = Plan::new(kind, body, model, settings.no_usage);
+            let mut plan = Plan::new(kind, body, model, settings);
             if let Some(n) = settings.chunk_chars.filter(|n| *n > 0) {
                 let chars: Vec<char> = plan.words.concat().chars().collect();
                 plan.words = chars.chunks(n).map(|c| c.iter().collect()).collect();
@@ -107,7 +107,8 @@ struct Plan {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Plan {
-    fn new(kind: Kind, body: &Value, model: String, no_usage: bool) -> Plan {
+    fn new(kind: Kind, body: &Value, model: String, settings: &MockSettings) -> Plan {
+        let no_usage = settings.no_usage;
         let encoding = Encoding::for_model(None, &model, std::path::Path::new("."))
             .unwrap_or(Encoding::Estimate);
         let n = body
@@ -128,11 +129,15 @@ impl Plan {
         } else {
             None
         };
-        let reply = if let Some(result) = tool_result_text(body) {
+        let mut reply = if let Some(result) = tool_result_text(body) {
             format!("Tool result received: {}", summarize(&result))
         } else {
             format!("You said: {}", summarize(&prompt_text))
         };
+        if let Some(extra) = &settings.also_say {
+            reply.push(' ');
+            reply.push_str(extra);
+        }
         let words = split_words(&reply);
         let endpoint = match kind {
             Kind::Chat => Endpoint::ChatCompletions,
@@ -596,7 +601,7 @@ mod tests {
     use crate::openai::sse::Parser;
 
     fn chat(body: Value) -> Plan {
-        Plan::new(Kind::Chat, &body, "m".into(), false)
+        Plan::new(Kind::Chat, &body, "m".into(), &MockSettings::default())
     }
 
     #[test]

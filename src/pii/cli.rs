@@ -50,7 +50,10 @@ pub fn load_profile(
             "profile `{chosen}` requires the NER model, which is not loaded"
         ));
     }
-    Ok((std::sync::Arc::unwrap_or_clone(profile), profiles.hash_key))
+    Ok((
+        std::sync::Arc::unwrap_or_clone(profile),
+        profiles.hash_key.to_vec(),
+    ))
 }
 
 /// `warden pii scan [TEXT] [--redact]`

@@ -8,6 +8,7 @@ pub mod cli;
 mod entity;
 pub mod eval;
 pub mod ner;
+pub mod output;
 pub mod recognize;
 mod redact;
 pub mod request;
@@ -106,9 +107,19 @@ impl Profile {
     /// The findings in `text` this profile acts on: scored at least `min_score`, not
     /// allow-listed, overlaps resolved (higher score, then longer span, wins), in order.
     pub fn detect(&self, text: &str) -> Vec<Finding> {
+        self.find(text, true)
+    }
+
+    /// [`Profile::detect`] without the NER model: what output scanning runs on answers,
+    /// where it must keep pace with a stream.
+    pub fn detect_output(&self, text: &str) -> Vec<Finding> {
+        self.find(text, false)
+    }
+
+    fn find(&self, text: &str, use_ner: bool) -> Vec<Finding> {
         let mut found = Vec::new();
         recognize::scan(text, &mut found);
-        if let Some(ner) = &self.ner {
+        if let Some(ner) = self.ner.as_ref().filter(|_| use_ner) {
             match ner.detect(text) {
                 Ok(spans) => found.extend(spans.iter().cloned()),
                 Err(e) => {
@@ -166,7 +177,7 @@ pub struct Profiles {
     default: Option<String>,
     profiles: std::collections::HashMap<String, std::sync::Arc<Profile>>,
     /// Key of the `hash` action (from the environment).
-    pub hash_key: Vec<u8>,
+    pub hash_key: Arc<[u8]>,
     /// Whether the configuration names a NER model (loaded or not).
     pub ner_configured: bool,
 }
@@ -222,7 +233,7 @@ impl Profiles {
         Ok(Profiles {
             default: config.default_profile.clone(),
             profiles,
-            hash_key,
+            hash_key: hash_key.into(),
             ner_configured: config.ner.is_some(),
         })
     }

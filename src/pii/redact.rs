@@ -18,6 +18,10 @@ pub struct Blocked(pub Vec<Entity>);
 
 pub struct Redactor<'a> {
     profile: &'a Profile,
+    /// Applying the profile to an answer: nothing is pseudonymized or blocked there (the
+    /// answer exists already and a placeholder means nothing to its reader), so both
+    /// withhold the value as `redact` does.
+    output: bool,
     hash_key: &'a [u8],
     tenant: &'a str,
     pub vault: Vault,
@@ -29,6 +33,7 @@ impl<'a> Redactor<'a> {
     pub fn new(profile: &'a Profile, hash_key: &'a [u8], tenant: Option<&'a str>) -> Self {
         Redactor {
             profile,
+            output: false,
             hash_key,
             tenant: tenant.unwrap_or(""),
             vault: Vault::default(),
@@ -37,13 +42,32 @@ impl<'a> Redactor<'a> {
         }
     }
 
+    /// A redactor for the model's answer (see [`Redactor::output`]).
+    pub fn for_output(profile: &'a Profile, hash_key: &'a [u8], tenant: Option<&'a str>) -> Self {
+        Redactor {
+            output: true,
+            ..Redactor::new(profile, hash_key, tenant)
+        }
+    }
+
     pub fn profile(&self) -> &Profile {
         self.profile
     }
 
+    fn action(&self, entity: Entity) -> PiiAction {
+        match self.profile.action(entity) {
+            PiiAction::Pseudonymize | PiiAction::Block if self.output => PiiAction::Redact,
+            action => action,
+        }
+    }
+
     /// The redacted text, or `None` when nothing in it changes.
     pub fn text(&mut self, text: &str) -> Option<String> {
-        let findings = self.profile.detect(text);
+        let findings = if self.output {
+            self.profile.detect_output(text)
+        } else {
+            self.profile.detect(text)
+        };
         self.apply(text, &findings)
     }
 
@@ -56,7 +80,7 @@ impl<'a> Redactor<'a> {
         let mut last = 0;
         let mut changed = false;
         for f in findings {
-            let action = self.profile.action(f.entity);
+            let action = self.action(f.entity);
             *self.counts.entry((f.entity, action)).or_default() += 1;
             let value = &text[f.start..f.end];
             let replacement = match action {

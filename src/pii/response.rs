@@ -1,57 +1,120 @@
-//! Restoring pseudonymized values in answers: whole JSON responses (message content,
-//! tool-call arguments, legacy `text`) and SSE streams, where a placeholder split across
-//! chunks is held back only until it is complete and released at the latest when its
-//! choice finishes.
+//! What the PII stage does to a request's answer: personal data the model emits is found
+//! and replaced (output scanning, when the profile asks for it), then pseudonymized values
+//! are put back (restoration) — in message content, tool-call arguments (JSON-escaped)
+//! and legacy `text`, for whole JSON responses and for streams, one SSE event at a time.
+//! In a stream, a placeholder split across chunks is held back only until it is complete,
+//! output scanning holds back a bounded window, and both are released at the latest when
+//! their choice finishes or the stream ends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value, json};
 
+use super::output::ScanWindow;
+use super::redact::Redactor;
 use super::vault::{StreamRestorer, Vault};
-use crate::openai::sse::{self, Parser};
+use super::{Entity, Profile, request};
+use crate::config::PiiAction;
 
-/// The restored body, or `None` when nothing changed (or it is not JSON).
-pub fn restore_body(vault: &Vault, body: &[u8]) -> Option<Vec<u8>> {
-    if vault.is_empty() || memchr::memchr(b'<', body).is_none() {
-        return None;
+/// Output scanning settings of one request: its profile and the `hash` action's key.
+#[derive(Debug, Clone)]
+pub struct OutputScan {
+    pub profile: Arc<Profile>,
+    pub hash_key: Arc<[u8]>,
+    pub tenant: Option<String>,
+}
+
+/// One request's answer filter.
+#[derive(Debug)]
+pub struct Answer {
+    vault: Option<Vault>,
+    scan: Option<OutputScan>,
+    /// Findings of output scanning by entity type and the action taken.
+    pub counts: BTreeMap<(Entity, PiiAction), u64>,
+}
+
+impl Answer {
+    /// The filter, or `None` when the answer needs neither scanning nor restoring.
+    pub fn new(vault: Option<Vault>, scan: Option<OutputScan>) -> Option<Answer> {
+        let vault = vault.filter(|v| !v.is_empty());
+        (vault.is_some() || scan.is_some()).then(|| Answer {
+            vault,
+            scan,
+            counts: BTreeMap::new(),
+        })
     }
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    let mut changed = false;
-    for choice in v
-        .get_mut("choices")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        changed |= restore_field(vault, choice, "text", false);
-        if let Some(m) = choice.get_mut("message") {
-            changed |= restore_field(vault, m, "content", false);
-            for call in m
-                .get_mut("tool_calls")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(f) = call.get_mut("function") {
-                    changed |= restore_field(vault, f, "arguments", true);
+
+    /// The filtered body, or `None` when nothing changed (or it is not JSON).
+    pub fn body(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        if self.scan.is_none() && memchr::memchr(b'<', body).is_none() {
+            return None;
+        }
+        let mut v: Value = serde_json::from_slice(body).ok()?;
+        let mut changed = false;
+        for choice in v
+            .get_mut("choices")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            changed |= self.field(choice, "text", false);
+            if let Some(m) = choice.get_mut("message") {
+                changed |= self.field(m, "content", false);
+                for call in m
+                    .get_mut("tool_calls")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(f) = call.get_mut("function") {
+                        changed |= self.field(f, "arguments", true);
+                    }
                 }
             }
         }
+        changed.then(|| v.to_string().into_bytes())
     }
-    changed.then(|| v.to_string().into_bytes())
+
+    fn field(&mut self, obj: &mut Value, field: &str, json: bool) -> bool {
+        let Some(Value::String(s)) = obj.get_mut(field) else {
+            return false;
+        };
+        let mut changed = false;
+        if let Some(scan) = &self.scan {
+            let mut r = Redactor::for_output(&scan.profile, &scan.hash_key, scan.tenant.as_deref());
+            let scanned = if json {
+                request::json_text(s, &mut r)
+            } else {
+                r.text(s)
+            };
+            merge(&mut self.counts, r.counts);
+            if let Some(new) = scanned {
+                *s = new;
+                changed = true;
+            }
+        }
+        if let Some(vault) = &self.vault
+            && let std::borrow::Cow::Owned(new) = vault.restore(s, json)
+        {
+            *s = new;
+            changed = true;
+        }
+        changed
+    }
+
+    /// A filter for this answer as a stream of events.
+    pub fn into_stream(self) -> AnswerStream {
+        AnswerStream {
+            answer: self,
+            fields: BTreeMap::new(),
+        }
+    }
 }
 
-fn restore_field(vault: &Vault, obj: &mut Value, field: &str, json: bool) -> bool {
-    let Some(Value::String(s)) = obj.get_mut(field) else {
-        return false;
-    };
-    match vault.restore(s, json) {
-        std::borrow::Cow::Owned(new) => {
-            *s = new;
-            true
-        }
-        std::borrow::Cow::Borrowed(_) => false,
+fn merge(into: &mut BTreeMap<(Entity, PiiAction), u64>, from: BTreeMap<(Entity, PiiAction), u64>) {
+    for (k, n) in from {
+        *into.entry(k).or_default() += n;
     }
 }
 
@@ -62,106 +125,39 @@ enum Field {
     Arguments(u64),
 }
 
-/// Restores one SSE stream, event by event.
-#[derive(Default)]
-pub struct StreamRestore {
-    parser: Parser,
-    events: Vec<sse::Event>,
-    pending: BTreeMap<(u64, Field), StreamRestorer>,
+/// The state of one streamed text: its scanning window and its placeholder restorer.
+struct FieldState {
+    window: Option<ScanWindow>,
+    restorer: Option<StreamRestorer>,
 }
 
-impl StreamRestore {
-    /// The bytes to forward for one upstream chunk (possibly empty while an event is
-    /// incomplete).
-    pub fn push(&mut self, vault: &Vault, chunk: &[u8]) -> Bytes {
-        if self.parser.feed(chunk, &mut self.events).is_err() {
-            return Bytes::copy_from_slice(chunk);
-        }
-        let mut out = BytesMut::new();
-        for event in std::mem::take(&mut self.events) {
-            if event.is_done() {
-                if let Some(rest) = self.flush_all(vault) {
-                    out.extend_from_slice(&sse::data_event(rest.as_bytes()));
-                }
-                out.extend_from_slice(&sse::done_event());
-                continue;
-            }
-            match serde_json::from_str::<Value>(&event.data) {
-                Ok(mut v) if v.get("choices").is_some() => {
-                    self.restore_event(vault, &mut v);
-                    out.extend_from_slice(&sse::data_event(v.to_string().as_bytes()));
-                }
-                _ => out.extend_from_slice(&sse::data_event(event.data.as_bytes())),
-            }
-        }
-        out.freeze()
+/// Filters one SSE stream, event by event.
+pub struct AnswerStream {
+    answer: Answer,
+    fields: BTreeMap<(u64, Field), FieldState>,
+}
+
+impl AnswerStream {
+    /// Findings of output scanning so far.
+    pub fn counts(&self) -> &BTreeMap<(Entity, PiiAction), u64> {
+        &self.answer.counts
     }
 
-    fn restorer(&mut self, vault: &Vault, key: (u64, Field)) -> &mut StreamRestorer {
-        self.pending
-            .entry(key)
-            .or_insert_with(|| vault.stream(matches!(key.1, Field::Arguments(_))))
-    }
-
-    fn restore_event(&mut self, vault: &Vault, v: &mut Value) {
-        let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) else {
-            return;
-        };
+    /// One event's data as the client should see it; `None` when it passes unchanged.
+    pub fn event(&mut self, data: &str) -> Option<String> {
+        let mut v: Value = serde_json::from_str(data).ok()?;
+        let choices = v.get_mut("choices").and_then(Value::as_array_mut)?;
         for choice in choices {
-            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
-            if let Some(Value::String(s)) = choice.get_mut("text") {
-                *s = self.restorer(vault, (index, Field::Text)).push(vault, s);
-            }
-            if let Some(delta) = choice.get_mut("delta") {
-                if let Some(Value::String(s)) = delta.get_mut("content") {
-                    *s = self.restorer(vault, (index, Field::Content)).push(vault, s);
-                }
-                for call in delta
-                    .get_mut("tool_calls")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    let call_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                    if let Some(Value::String(s)) = call.pointer_mut("/function/arguments") {
-                        *s = self
-                            .restorer(vault, (index, Field::Arguments(call_index)))
-                            .push(vault, s);
-                    }
-                }
-            }
-            let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
-            if finished {
-                self.flush_choice(vault, index, choice);
-            }
+            self.choice(choice);
         }
+        Some(v.to_string())
     }
 
-    /// Appends whatever a finished choice still holds to its last event.
-    fn flush_choice(&mut self, vault: &Vault, index: u64, choice: &mut Value) {
-        let keys: Vec<(u64, Field)> = self
-            .pending
-            .keys()
-            .filter(|(i, _)| *i == index)
-            .copied()
-            .collect();
-        for key in keys {
-            let Some(mut r) = self.pending.remove(&key) else {
-                continue;
-            };
-            let rest = r.flush(vault);
-            if rest.is_empty() {
-                continue;
-            }
-            append(choice, key.1, &rest);
-        }
-    }
-
-    /// A final chunk for text still held when the stream ends without finish reasons.
-    fn flush_all(&mut self, vault: &Vault) -> Option<String> {
+    /// A last event for text still held when the stream ends (before `[DONE]`).
+    pub fn finish(&mut self) -> Option<String> {
         let mut choices: BTreeMap<u64, Value> = BTreeMap::new();
-        for ((index, field), mut r) in std::mem::take(&mut self.pending) {
-            let rest = r.flush(vault);
+        for ((index, field), state) in std::mem::take(&mut self.fields) {
+            let rest = self.flush(state);
             if rest.is_empty() {
                 continue;
             }
@@ -170,8 +166,104 @@ impl StreamRestore {
                 .or_insert_with(|| json!({"index": index, "delta": {}}));
             append(choice, field, &rest);
         }
-        (!choices.is_empty())
-            .then(|| json!({"object": "chat.completion.chunk", "choices": choices.into_values().collect::<Vec<_>>()}).to_string())
+        (!choices.is_empty()).then(|| {
+            json!({"object": "chat.completion.chunk", "choices": choices.into_values().collect::<Vec<_>>()})
+                .to_string()
+        })
+    }
+
+    fn choice(&mut self, choice: &mut Value) {
+        let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(Value::String(s)) = choice.get_mut("text") {
+            *s = self.push((index, Field::Text), s);
+        }
+        if let Some(delta) = choice.get_mut("delta") {
+            if let Some(Value::String(s)) = delta.get_mut("content") {
+                *s = self.push((index, Field::Content), s);
+            }
+            for call in delta
+                .get_mut("tool_calls")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                let call_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if let Some(Value::String(s)) = call.pointer_mut("/function/arguments") {
+                    *s = self.push((index, Field::Arguments(call_index)), s);
+                }
+            }
+        }
+        if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
+            self.finish_choice(index, choice);
+        }
+    }
+
+    /// What a field's fragment releases: scanned first, then restored.
+    fn push(&mut self, key: (u64, Field), fragment: &str) -> String {
+        let answer = &mut self.answer;
+        let state = self.fields.entry(key).or_insert_with(|| FieldState {
+            window: answer
+                .scan
+                .as_ref()
+                .map(|s| ScanWindow::new(s.profile.settings.output_holdback_bytes)),
+            restorer: answer
+                .vault
+                .as_ref()
+                .map(|v| v.stream(matches!(key.1, Field::Arguments(_)))),
+        });
+        let scanned = match (&mut state.window, &answer.scan) {
+            (Some(w), Some(scan)) => {
+                let mut r =
+                    Redactor::for_output(&scan.profile, &scan.hash_key, scan.tenant.as_deref());
+                let out = w.push(&mut r, fragment);
+                merge(&mut answer.counts, r.counts);
+                out
+            }
+            _ => fragment.to_string(),
+        };
+        match (&mut state.restorer, &answer.vault) {
+            (Some(r), Some(vault)) => r.push(vault, &scanned),
+            _ => scanned,
+        }
+    }
+
+    /// Everything a field still holds, scanned and restored.
+    fn flush(&mut self, mut state: FieldState) -> String {
+        let answer = &mut self.answer;
+        let mut rest = match (&mut state.window, &answer.scan) {
+            (Some(w), Some(scan)) => {
+                let mut r =
+                    Redactor::for_output(&scan.profile, &scan.hash_key, scan.tenant.as_deref());
+                let out = w.flush(&mut r);
+                merge(&mut answer.counts, r.counts);
+                out
+            }
+            _ => String::new(),
+        };
+        if let (Some(r), Some(vault)) = (&mut state.restorer, &answer.vault) {
+            rest = r.push(vault, &rest);
+            rest.push_str(&r.flush(vault));
+        }
+        rest
+    }
+
+    /// Appends whatever a finished choice still holds to its last event.
+    fn finish_choice(&mut self, index: u64, choice: &mut Value) {
+        let keys: Vec<(u64, Field)> = self
+            .fields
+            .keys()
+            .filter(|(i, _)| *i == index)
+            .copied()
+            .collect();
+        for key in keys {
+            let Some(state) = self.fields.remove(&key) else {
+                continue;
+            };
+            let rest = self.flush(state);
+            if !rest.is_empty() {
+                append(choice, key.1, &rest);
+            }
+        }
     }
 }
 
@@ -215,7 +307,7 @@ fn append(choice: &mut Value, field: Field, rest: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pii::Entity;
+    use crate::pii::{Entity, test_profile};
 
     fn vault() -> Vault {
         let mut v = Vault::default();
@@ -224,10 +316,25 @@ mod tests {
         v
     }
 
+    fn restoring() -> Answer {
+        Answer::new(Some(vault()), None).unwrap()
+    }
+
+    fn scanning_and_restoring() -> Answer {
+        let scan = OutputScan {
+            profile: Arc::new(test_profile(
+                "actions: {PHONE: hash}\noutput_holdback_bytes: 24\n",
+            )),
+            hash_key: Arc::from(&b"k"[..]),
+            tenant: None,
+        };
+        Answer::new(Some(vault()), Some(scan)).unwrap()
+    }
+
     #[test]
     fn whole_bodies_restore_content_and_arguments() {
         let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Sent to <EMAIL_1>.","tool_calls":[{"id":"c","type":"function","function":{"name":"mail","arguments":"{\"to\":\"<PERSON_1>\"}"}}]}}]}"#;
-        let out: Value = serde_json::from_slice(&restore_body(&vault(), body).unwrap()).unwrap();
+        let out: Value = serde_json::from_slice(&restoring().body(body).unwrap()).unwrap();
         assert_eq!(
             out["choices"][0]["message"]["content"],
             "Sent to jane@x.io."
@@ -239,74 +346,119 @@ mod tests {
         )
         .unwrap();
         assert_eq!(args["to"], "Zoë \"Z\" Ortiz", "arguments stay valid JSON");
-        assert!(restore_body(&vault(), br#"{"choices":[]}"#).is_none());
+        assert!(restoring().body(br#"{"choices":[]}"#).is_none());
+        assert!(Answer::new(Some(Vault::default()), None).is_none());
     }
 
-    fn chunk(delta: Value, finish: Option<&str>) -> String {
-        let v = json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-        format!("data: {v}\n\n")
+    #[test]
+    fn whole_bodies_are_scanned_before_they_are_restored() {
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"I wrote to <EMAIL_1> and cc'd bob@corp.example.","tool_calls":[{"id":"c","type":"function","function":{"name":"mail","arguments":"{\"cc\":\"bob@corp.example\"}"}}]}}]}"#;
+        let mut answer = scanning_and_restoring();
+        let out: Value = serde_json::from_slice(&answer.body(body).unwrap()).unwrap();
+        assert_eq!(
+            out["choices"][0]["message"]["content"], "I wrote to jane@x.io and cc'd [EMAIL].",
+            "the customer's own value comes back, the model's is withheld"
+        );
+        assert_eq!(
+            out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            r#"{"cc":"[EMAIL]"}"#
+        );
+        assert_eq!(answer.counts[&(Entity::Email, PiiAction::Redact)], 2);
+    }
+
+    /// The events a client sees for `data` events, as the proxy runs the filter.
+    fn relay(stream: &mut AnswerStream, events: &[Value]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for e in events {
+            let data = e.to_string();
+            let shown = stream.event(&data).unwrap_or(data);
+            out.push(serde_json::from_str(&shown).unwrap());
+        }
+        if let Some(last) = stream.finish() {
+            out.push(serde_json::from_str(&last).unwrap());
+        }
+        out
+    }
+
+    fn chunk(delta: Value, finish: Option<&str>) -> Value {
+        json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    }
+
+    fn content(events: &[Value]) -> String {
+        events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect()
     }
 
     #[test]
     fn streams_restore_a_placeholder_split_across_chunks() {
-        let v = vault();
-        let mut s = StreamRestore::default();
-        let input = [
-            chunk(json!({"content": "Hi, I wrote to <EM"}), None),
-            chunk(json!({"content": "AIL_1"}), None),
-            chunk(json!({"content": "> and <PERS"}), None),
-            chunk(json!({}), Some("stop")),
-        ];
-        let mut text = String::new();
-        let mut raw = String::new();
-        for c in &input {
-            let out = s.push(&v, c.as_bytes());
-            raw.push_str(std::str::from_utf8(&out).unwrap());
-        }
-        raw.push_str(std::str::from_utf8(&s.push(&v, b"data: [DONE]\n\n")).unwrap());
-        for line in raw.lines().filter_map(|l| l.strip_prefix("data: ")) {
-            if line == "[DONE]" {
-                continue;
-            }
-            let e: Value = serde_json::from_str(line).unwrap();
-            if let Some(c) = e["choices"][0]["delta"]["content"].as_str() {
-                text.push_str(c);
-            }
-        }
+        let mut s = restoring().into_stream();
+        let out = relay(
+            &mut s,
+            &[
+                chunk(json!({"content": "Hi, I wrote to <EM"}), None),
+                chunk(json!({"content": "AIL_1"}), None),
+                chunk(json!({"content": "> and <PERS"}), None),
+            ],
+        );
         assert_eq!(
-            text, "Hi, I wrote to jane@x.io and <PERS",
+            content(&out),
+            "Hi, I wrote to jane@x.io and <PERS",
             "an unfinished placeholder is released at the end"
         );
-        assert!(raw.ends_with("data: [DONE]\n\n"));
     }
 
     #[test]
     fn streamed_tool_arguments_are_restored_with_json_escaping() {
-        let v = vault();
-        let mut s = StreamRestore::default();
+        let mut s = restoring().into_stream();
         let call =
             |args: &str| json!({"tool_calls": [{"index": 0, "function": {"arguments": args}}]});
-        let mut args = String::new();
-        for c in [
-            chunk(call("{\"to\":\"<PER"), None),
-            chunk(call("SON_1>\"}"), None),
-            chunk(json!({}), Some("tool_calls")),
-        ] {
-            let out = s.push(&v, c.as_bytes());
-            for line in std::str::from_utf8(&out)
-                .unwrap()
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-            {
-                let e: Value = serde_json::from_str(line).unwrap();
-                if let Some(a) =
-                    e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
-                {
-                    args.push_str(a);
-                }
-            }
-        }
+        let out = relay(
+            &mut s,
+            &[
+                chunk(call("{\"to\":\"<PER"), None),
+                chunk(call("SON_1>\"}"), None),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        let args: String = out
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
         let parsed: Value = serde_json::from_str(&args).unwrap();
         assert_eq!(parsed["to"], "Zoë \"Z\" Ortiz");
+    }
+
+    #[test]
+    fn streams_are_scanned_in_a_bounded_window_and_restored() {
+        let text = "Done: <EMAIL_1> is on the order; the courier will call +1 415 555 2671 tomorrow before noon.";
+        let events: Vec<Value> = text
+            .as_bytes()
+            .chunks(4)
+            .map(|c| chunk(json!({"content": std::str::from_utf8(c).unwrap()}), None))
+            .chain([chunk(json!({}), Some("stop"))])
+            .collect();
+        let mut s = scanning_and_restoring().into_stream();
+        let out = relay(&mut s, &events);
+        let shown = content(&out);
+        assert!(
+            shown.starts_with("Done: jane@x.io is on the order; the courier will call [PHONE:"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("] tomorrow before noon."), "{shown}");
+        assert_eq!(s.counts()[&(Entity::Phone, PiiAction::Hash)], 1);
+        // The first text shows long before the end: the window is bounded.
+        let first = out
+            .iter()
+            .position(|e| {
+                e["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .is_some_and(|c| !c.is_empty())
+            })
+            .unwrap();
+        assert!(first < 12, "first text in event {first}");
     }
 }

@@ -41,8 +41,8 @@ pub struct RequestCtx {
     pub stream_events: Vec<String>,
     /// PII findings by entity type and action, for the audit record.
     pub pii: Vec<crate::audit::record::PiiCount>,
-    /// Placeholders issued for this request, to restore in the answer.
-    pub vault: Option<crate::pii::Vault>,
+    /// What the PII stage does to the answer: restore placeholders, scan for PII.
+    pub answer: Option<crate::pii::response::Answer>,
     /// The PII profile ran without the NER model it would have used.
     pub pii_ner_skipped: bool,
     /// The provider was asked for a stream usage chunk the client did not request: it is
@@ -91,7 +91,7 @@ impl RequestCtx {
             usage_counted: false,
             stream_events: Vec::new(),
             pii: Vec::new(),
-            vault: None,
+            answer: None,
             pii_ner_skipped: false,
             hide_stream_usage: false,
             route: "unknown",

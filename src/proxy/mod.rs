@@ -202,12 +202,11 @@ impl WardenProxy {
                 let mut body = body;
                 if status.is_success() {
                     accounting::from_body(ctx, &body);
-                    if let Some(restored) = ctx
-                        .vault
-                        .as_ref()
-                        .and_then(|v| crate::pii::response::restore_body(v, &body))
-                    {
-                        body = Bytes::from(restored);
+                    if let Some(mut answer) = ctx.answer.take() {
+                        if let Some(filtered) = answer.body(&body) {
+                            body = Bytes::from(filtered);
+                        }
+                        redaction::record(ctx, &answer.counts, redaction::Stage::Answer);
                     }
                 }
                 respond::full(session, ctx, status, &headers, body).await

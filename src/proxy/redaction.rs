@@ -1,8 +1,8 @@
 //! Stage 3b, PII: the request's texts redacted by its profile (the policy rule's
 //! `settings.pii`, else the default) before anything is counted or forwarded; a blocked
 //! entity type refuses the request with 400 naming the types, never the values. Profiles
-//! that use the NER model run off the request's worker (`spawn_blocking`). The request's
-//! vault stays in its context so answers can be restored.
+//! that use the NER model run off the request's worker (`spawn_blocking`). What the answer
+//! needs — the vault to restore from, output scanning — stays in the request's context.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +11,7 @@ use super::context::RequestCtx;
 use crate::audit::record::PiiCount;
 use crate::config::{NerMode, PiiAction};
 use crate::openai::{ApiError, ApiRequest, ErrorKind};
+use crate::pii::response::{Answer, OutputScan};
 use crate::pii::{Blocked, Entity, Profile, Redactor, Vault, request};
 use crate::telemetry::metrics;
 
@@ -62,6 +63,11 @@ pub async fn redact(
     }
     let restore = profile.settings.restore;
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
+    let scan = profile.settings.scan_output.then(|| OutputScan {
+        profile: profile.clone(),
+        hash_key: gw.pii.hash_key.clone(),
+        tenant: tenant.clone(),
+    });
     let outcome = if profile.ner().is_some() {
         let key = gw.pii.hash_key.clone();
         let mut owned = req.clone();
@@ -76,17 +82,7 @@ pub async fn redact(
     } else {
         apply(&profile, &gw.pii.hash_key, tenant.as_deref(), req)
     };
-    let m = metrics();
-    for ((entity, action), count) in &outcome.counts {
-        m.pii_findings
-            .with_label_values(&[entity.name(), action.label()])
-            .inc_by(*count);
-        ctx.pii.push(PiiCount {
-            entity: entity.name().to_string(),
-            action: action.label().to_string(),
-            count: *count,
-        });
-    }
+    record(ctx, &outcome.counts, Stage::Request);
     if let Some(blocked) = outcome.blocked {
         let types: Vec<&str> = blocked.0.iter().map(|e| e.name()).collect();
         return Err(ApiError::new(
@@ -98,8 +94,33 @@ pub async fn redact(
         )
         .with_code("pii_blocked"));
     }
-    if restore && !outcome.vault.is_empty() {
-        ctx.vault = Some(outcome.vault);
-    }
+    ctx.answer = Answer::new(restore.then_some(outcome.vault), scan);
     Ok(outcome.changed)
+}
+
+/// Where PII was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Request,
+    Answer,
+}
+
+/// Counts findings in the metrics and the audit record.
+pub fn record(ctx: &mut RequestCtx, counts: &BTreeMap<(Entity, PiiAction), u64>, stage: Stage) {
+    let m = metrics();
+    let label = match stage {
+        Stage::Request => "request",
+        Stage::Answer => "answer",
+    };
+    for ((entity, action), count) in counts {
+        m.pii_findings
+            .with_label_values(&[entity.name(), action.label(), label])
+            .inc_by(*count);
+        ctx.pii.push(PiiCount {
+            entity: entity.name().to_string(),
+            action: action.label().to_string(),
+            count: *count,
+            stage: (stage == Stage::Answer).then(|| label.to_string()),
+        });
+    }
 }

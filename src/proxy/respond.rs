@@ -2,14 +2,18 @@
 //! provider streams relayed chunk by chunk as they arrive. A failed write means the client
 //! went away; the caller then drops the upstream stream, which cancels the provider call.
 
-use bytes::Bytes;
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::context::RequestCtx;
+use super::redaction::{self, Stage};
 use crate::openai::usage::Usage;
 use crate::openai::{ApiError, sse};
+use crate::pii::response::AnswerStream;
 use crate::provider::UpstreamStream;
 use crate::telemetry::metrics;
 
@@ -141,15 +145,13 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         return;
     }
     let mut next = upstream.first.take().map(Ok);
-    // Watches the events for the provider's usage chunk; the bytes pass unchanged.
+    // The events are parsed once: watched for the provider's usage and, when the client
+    // must not see them as sent (usage it did not ask for, PII), rewritten one by one.
+    // Otherwise the provider's bytes pass unchanged.
     let mut events = sse::Parser::default();
     let mut parsed = Vec::new();
-    let mut filter = super::stream_usage::UsageFilter::default();
-    // Puts pseudonymized values back, holding a split placeholder until it is complete.
-    let mut restore = ctx
-        .vault
-        .is_some()
-        .then(crate::pii::response::StreamRestore::default);
+    let mut answer = ctx.answer.take().map(|a| a.into_stream());
+    let rewrite = ctx.hide_stream_usage || answer.is_some();
     loop {
         let item = match next.take() {
             Some(first) => first,
@@ -162,23 +164,30 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => (None, true),
             Ok(chunk) => {
-                if events.feed(&chunk, &mut parsed).is_ok() {
-                    for event in parsed.drain(..) {
-                        if let Some(usage) = Usage::from_event(&event.data) {
-                            ctx.usage = Some(usage);
-                        } else if ctx.usage.is_none() && !event.is_done() {
-                            ctx.stream_events.push(event.data);
-                        }
+                // An event beyond the parser's bound passes as raw bytes rather than stall.
+                let whole = events.feed(&chunk, &mut parsed).is_ok();
+                let mut out = BytesMut::new();
+                for event in parsed.drain(..) {
+                    if rewrite && whole {
+                        rewrite_event(
+                            &event,
+                            ctx.hide_stream_usage,
+                            answer.as_mut(),
+                            &mut ctx.usage,
+                            &mut out,
+                        );
+                    }
+                    if let Some(usage) = Usage::from_event(&event.data) {
+                        ctx.usage = Some(usage);
+                    } else if ctx.usage.is_none() && !event.is_done() {
+                        ctx.stream_events.push(event.data);
                     }
                 }
-                let mut chunk = if ctx.hide_stream_usage {
-                    filter.push(&chunk, &mut ctx.usage)
+                let chunk = if rewrite && whole {
+                    out.freeze()
                 } else {
                     chunk
                 };
-                if let (Some(r), Some(vault)) = (restore.as_mut(), ctx.vault.as_ref()) {
-                    chunk = r.push(vault, &chunk);
-                }
                 if chunk.is_empty() {
                     continue; // nothing to show yet
                 }
@@ -195,6 +204,9 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                 (Some(Bytes::from(err.to_sse_event())), true)
             }
         };
+        if let Some(a) = answer.as_ref().filter(|_| end) {
+            redaction::record(ctx, a.counts(), Stage::Answer);
+        }
         if end {
             super::accounting::complete(ctx);
             // The stream's entry goes in before its last bytes.
@@ -203,6 +215,9 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         }
         if session.write_response_body(chunk, end).await.is_err() {
             ctx.client_gone = true;
+            if let Some(a) = answer.as_ref().filter(|_| !end) {
+                redaction::record(ctx, a.counts(), Stage::Answer);
+            }
             metrics()
                 .client_disconnects
                 .with_label_values(&[ctx.route])
@@ -213,4 +228,35 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
             return;
         }
     }
+}
+
+/// Appends what the client sees of one event: usage it did not ask for removed, the
+/// answer's PII filtered; at `[DONE]`, whatever the answer filter still held comes first.
+fn rewrite_event(
+    event: &sse::Event,
+    hide_usage: bool,
+    answer: Option<&mut AnswerStream>,
+    usage: &mut Option<Usage>,
+    out: &mut BytesMut,
+) {
+    if event.is_done() {
+        if let Some(last) = answer.and_then(AnswerStream::finish) {
+            out.extend_from_slice(&sse::data_event(last.as_bytes()));
+        }
+        out.extend_from_slice(&sse::done_event());
+        return;
+    }
+    let data = if hide_usage {
+        match super::stream_usage::visible(&event.data, usage) {
+            Some(data) => data,
+            None => return,
+        }
+    } else {
+        Cow::Borrowed(event.data.as_str())
+    };
+    let data = match answer.and_then(|a| a.event(&data)) {
+        Some(filtered) => Cow::Owned(filtered),
+        None => data,
+    };
+    out.extend_from_slice(&sse::data_event(data.as_bytes()));
 }

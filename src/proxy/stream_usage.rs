@@ -1,66 +1,42 @@
 //! Streams for which Warden asked the provider for usage that the client did not request:
 //! the usage-only chunk is taken out (its numbers kept for accounting) and the `usage`
 //! field the provider adds to every other chunk is removed, so the client sees exactly
-//! the stream it asked for. Events are re-emitted whole; `[DONE]` and error events pass.
+//! the stream it asked for. Works on parsed events (one SSE parse per stream, in
+//! `respond::stream`); `[DONE]` and error events pass.
 //! The common case — a compact `"usage":null` — is cut out of the text, leaving every
 //! other byte (numbers in logprobs included) exactly as the provider sent it.
 
-use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use crate::openai::sse::{self, Parser};
 use crate::openai::usage::Usage;
 
-#[derive(Default)]
-pub struct UsageFilter {
-    parser: Parser,
-    events: Vec<sse::Event>,
-}
-
-impl UsageFilter {
-    /// The bytes to forward for one upstream chunk (possibly empty); usage found is stored.
-    pub fn push(&mut self, chunk: &[u8], usage: &mut Option<Usage>) -> Bytes {
-        if self.parser.feed(chunk, &mut self.events).is_err() {
-            // An event beyond the parser's bound: forward the raw bytes rather than stall.
-            return Bytes::copy_from_slice(chunk);
-        }
-        let mut out = BytesMut::new();
-        for event in self.events.drain(..) {
-            if event.is_done() {
-                out.extend_from_slice(&sse::done_event());
-                continue;
-            }
-            if let Some(cut) = without_null_usage(&event.data) {
-                out.extend_from_slice(&sse::data_event(cut.as_bytes()));
-                continue;
-            }
-            if !event.data.contains("\"usage\"") {
-                out.extend_from_slice(&sse::data_event(event.data.as_bytes()));
-                continue;
-            }
-            match serde_json::from_str::<Value>(&event.data) {
-                Ok(Value::Object(mut obj)) => {
-                    let only_usage = obj
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(|c| c.is_empty());
-                    match obj.remove("usage") {
-                        Some(u) if !u.is_null() && only_usage => {
-                            *usage = Usage::from_value(&u);
-                            continue; // the client did not ask for this chunk
-                        }
-                        Some(u) if !u.is_null() => *usage = Usage::from_value(&u),
-                        _ => {}
-                    }
-                    out.extend_from_slice(&sse::data_event(
-                        &serde_json::to_vec(&obj).unwrap_or_default(),
-                    ));
-                }
-                _ => out.extend_from_slice(&sse::data_event(event.data.as_bytes())),
-            }
-        }
-        out.freeze()
+/// The event's data as the client should see it, or `None` for the usage-only chunk the
+/// client did not ask for; usage found on the way is stored.
+pub fn visible<'a>(data: &'a str, usage: &mut Option<Usage>) -> Option<Cow<'a, str>> {
+    if let Some(cut) = without_null_usage(data) {
+        return Some(Cow::Owned(cut));
     }
+    if !data.contains("\"usage\"") {
+        return Some(Cow::Borrowed(data));
+    }
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(data) else {
+        return Some(Cow::Borrowed(data));
+    };
+    let only_usage = obj
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.is_empty());
+    match obj.remove("usage") {
+        Some(u) if !u.is_null() && only_usage => {
+            *usage = Usage::from_value(&u);
+            return None; // the client did not ask for this chunk
+        }
+        Some(u) if !u.is_null() => *usage = Usage::from_value(&u),
+        _ => {}
+    }
+    Some(Cow::Owned(Value::Object(obj).to_string()))
 }
 
 /// The event without its compact top-level `"usage":null` member, when it has one.
@@ -81,45 +57,47 @@ fn without_null_usage(data: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn relay(events: &[&str], usage: &mut Option<Usage>) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| visible(e, usage).map(Cow::into_owned))
+            .collect()
+    }
+
     #[test]
     fn removes_usage_chunk_and_null_fields_keeping_the_rest() {
-        let stream = concat!(
-            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
-            "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n",
-            "data: [DONE]\n\n"
-        );
-        let mut f = UsageFilter::default();
         let mut usage = None;
-        let mut out = Vec::new();
-        for piece in stream.as_bytes().chunks(7) {
-            out.extend_from_slice(&f.push(piece, &mut usage));
-        }
-        let text = String::from_utf8(out).unwrap();
+        let out = relay(
+            &[
+                "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}",
+                "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}",
+            ],
+            &mut usage,
+        );
         assert_eq!(
-            text,
-            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: [DONE]\n\n"
+            out,
+            ["{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}"]
         );
         assert_eq!(usage.unwrap().prompt_tokens, 3);
     }
 
     #[test]
     fn keeps_provider_bytes_and_handles_other_spellings() {
-        let stream = concat!(
-            "data: {\"usage\":null,\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1.0e-5}]}}]}\n\n",
-            "data: {\"choices\":[{\"delta\":{}}], \"usage\": null}\n\n",
-            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":7}}\n\n",
-        );
-        let mut f = UsageFilter::default();
         let mut usage = None;
-        let out = f.push(stream.as_bytes(), &mut usage);
-        let text = String::from_utf8(out.to_vec()).unwrap();
-        assert!(
-            text.starts_with(
-                "data: {\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1.0e-5}]}}]}\n\n"
-            ),
-            "{text}"
+        let out = relay(
+            &[
+                "{\"usage\":null,\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1.0e-5}]}}]}",
+                "{\"choices\":[{\"delta\":{}}], \"usage\": null}",
+                "{\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":7}}",
+            ],
+            &mut usage,
         );
-        assert!(!text.contains("usage"), "{text}");
+        assert_eq!(
+            out[0],
+            "{\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1.0e-5}]}}]}"
+        );
+        assert_eq!(out.len(), 2);
+        assert!(!out.concat().contains("usage"), "{out:?}");
         assert_eq!(usage.unwrap().completion_tokens, 7);
     }
 }

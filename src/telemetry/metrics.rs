@@ -204,8 +204,8 @@ impl Metrics {
             pii_ner: counter("pii_ner_total", "NER lookups by outcome", &["outcome"]),
             pii_findings: counter(
                 "pii_findings_total",
-                "PII findings by entity type and action",
-                &["entity", "action"],
+                "PII findings by entity type, action and stage (request, answer)",
+                &["entity", "action", "stage"],
             ),
             unpriced_requests: counter(
                 "unpriced_requests_total",
