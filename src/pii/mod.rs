@@ -191,6 +191,7 @@ impl Profiles {
         let ner = match &config.ner {
             Some(files) => match Ner::load(&ner::NerFiles {
                 model_dir: files.model_dir.clone(),
+                model_file: files.model_file.clone(),
                 runtime: files.runtime.clone(),
                 cache_entries: files.cache_entries,
                 threads: files.threads,

@@ -57,8 +57,10 @@ fn label(name: &str) -> Label {
 /// Where the model and the ONNX Runtime library are.
 #[derive(Debug, Clone)]
 pub struct NerFiles {
-    /// Directory with `onnx/model_q4.onnx`, `tokenizer.json` and `config.json`.
+    /// Directory with the model, `tokenizer.json` and `config.json`.
     pub model_dir: PathBuf,
+    /// The ONNX model, relative to `model_dir`.
+    pub model_file: PathBuf,
     /// `libonnxruntime.so` to load.
     pub runtime: PathBuf,
     pub cache_entries: usize,
@@ -113,7 +115,7 @@ impl std::fmt::Debug for Ner {
 impl Ner {
     pub fn load(files: &NerFiles) -> anyhow::Result<Ner> {
         let env = runtime(&files.runtime)?;
-        let model = files.model_dir.join("onnx").join("model_q4.onnx");
+        let model = files.model_dir.join(&files.model_file);
         let session = session(env, &model, files.threads.max(1))
             .map_err(|e| anyhow::anyhow!("NER model {}: {e}", model.display()))?;
         let tokenizer_path = files.model_dir.join("tokenizer.json");
