@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use warden::audit::record::RequestRecord;
-use warden::config::{AuditConfig, OnFull, SinkConfig};
+use warden::config::AuditConfig;
 
 fn record(i: u64) -> RequestRecord {
     RequestRecord {
@@ -38,21 +38,13 @@ fn record(i: u64) -> RequestRecord {
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let config = AuditConfig {
-        chain_id: "bench".into(),
-        spool_dir: dir.path().join("spool"),
-        segment_max_bytes: 64 * 1024 * 1024,
-        segment_max_age_seconds: 3600,
-        fsync_interval_ms: 20,
-        spool_max_bytes: u64::MAX,
-        on_full: OnFull::Reject,
-        sink: SinkConfig::File {
-            dir: dir.path().join("archive"),
-        },
-        digest_interval_seconds: 3600,
-        signing_key_file: None,
-        subject_key_env: "WARDEN_BENCH_UNSET".into(),
-    };
+    let config: AuditConfig = serde_yaml_ng::from_str(&format!(
+        "chain_id: bench\nspool_dir: {0}/spool\nsegment_max_bytes: 67108864\n\
+         segment_max_age_seconds: 3600\nsink: {{kind: file, dir: {0}/archive}}\n\
+         subject_key_env: WARDEN_BENCH_UNSET\n",
+        dir.path().display()
+    ))
+    .unwrap();
     let audit = warden::audit::Audit::start(&config).unwrap();
     let mut group = c.benchmark_group("audit");
     group.throughput(Throughput::Elements(1));

@@ -1,6 +1,8 @@
 //! The audit log end to end: records from a running Warden reach the archive and verify;
 //! tampering (a flipped byte, a deleted segment, swapped records, a forged digest) is
-//! caught; `kill -9` and restart keep the chain verifiable; a full spool refuses requests.
+//! caught; `kill -9` and restart keep the chain verifiable; a full spool refuses requests;
+//! records carry per-tool decisions, the tools the model called, the subject as the policy
+//! says, and (with `capture: redacted`) the redacted prompt and answer.
 
 mod common;
 
@@ -8,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::issuer::{Key, TestIssuer};
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const PLANTED_EMAIL: &str = "jane.doe.planted@example.com";
 const PLANTED_CARD: &str = "4111 1111 1111 1111";
@@ -106,6 +109,7 @@ fn all_text(dir: &Path) -> String {
                 stack.push(p);
             } else {
                 text.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+                text.push('\n');
             }
         }
     }
@@ -319,4 +323,170 @@ async fn a_full_spool_refuses_requests_instead_of_losing_records() {
     assert!(refused, "a full spool must refuse requests");
     let metrics = get(&w.admin_url("/metrics")).await.text();
     assert!(metrics.contains("warden_audit_rejected_total"), "{metrics}");
+}
+
+const AUDIT_POLICY: &str = r#"apiVersion: warden/v1
+kind: Policy
+rules:
+  - name: pricing-service
+    effect: allow
+    match:
+      roles: [pricing-service]
+    settings:
+      audit: {subject: plain}
+  - name: shoppers
+    effect: allow
+    match:
+      roles: [storefront-assistant]
+    settings:
+      pii: shop
+      tools: {deny: ["refund_*"]}
+      audit: {capture: redacted}
+"#;
+
+fn records(d: &Dirs) -> Vec<Value> {
+    let mut out: Vec<Value> = all_text(&d.archive)
+        .lines()
+        .chain(all_text(&d.spool).lines())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "request")
+        .collect();
+    out.sort_by_key(|v| v["seq"].as_u64());
+    out.dedup_by_key(|v| v["seq"].as_u64());
+    out
+}
+
+/// Policy rules decide how a request is recorded: the shoppers' rule captures the
+/// redacted prompt and answer (placeholders, never the planted value; the model's tool
+/// call included) and forbids refund tools, which shows per tool; the pricing service's
+/// subject is written as its token says, a shopper's (an e-mail address) only as an HMAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_follow_the_policy_for_tools_subjects_and_capture() {
+    let d = dirs();
+    let key = Key::rsa("k1");
+    let issuer = TestIssuer::start(vec![key.clone()]).await;
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(policies.path().join("p.yaml"), AUDIT_POLICY).unwrap();
+    let extra = format!(
+        "auth:\n  jwt_issuers:\n    - issuer: {}\n      audiences: [warden]\n      claims:\n        tenant: tenant_id\n\
+         policy:\n  dir: {}\n\
+         pii:\n  profiles:\n    shop:\n      actions: {{EMAIL: pseudonymize}}\n",
+        issuer.url(),
+        policies.path().display()
+    );
+    let w = Warden::start(&(config(&d, MOCK, "") + &extra));
+    let token = |sub: &str, role: &str| {
+        let now = jsonwebtoken::get_current_timestamp();
+        key.sign(
+            &json!({"iss": issuer.url(), "sub": sub, "aud": "warden", "exp": now + 300,
+                    "iat": now, "tenant_id": "acme-retail", "roles": [role]}),
+            None,
+        )
+    };
+    let shopper = token(PLANTED_EMAIL, "storefront-assistant");
+    let lookup = json!({"type": "function", "function": {"name": "lookup_order",
+        "parameters": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]}}});
+    let refund = json!({"type": "function", "function": {"name": "refund_order", "parameters": {"type": "object"}}});
+    let ask = format!("where is the order of {PLANTED_EMAIL}?");
+    let r = chat_with_key(
+        &w,
+        &shopper,
+        &json!({"model": "gpt-4o-mini", "tool_choice": "required",
+        "tools": [lookup], "messages": [{"role": "user", "content": ask}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = chat_with_key(
+        &w,
+        &shopper,
+        &json!({"model": "gpt-4o-mini",
+        "tools": [lookup, refund], "messages": [{"role": "user", "content": "refund it"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let (status, _) = send_stream(
+        &w,
+        &shopper,
+        &json!({"model": "gpt-4o-mini", "stream": true,
+        "messages": [{"role": "user", "content": format!("mail {PLANTED_EMAIL} the invoice")}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let service = token("svc-pricing-bot", "pricing-service");
+    let r = chat_with_key(
+        &w,
+        &service,
+        &json!({"model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "price check"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    stop(w);
+
+    let recs = records(&d);
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    let [called, denied, streamed, service] = &recs[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        called["tool_decisions"],
+        json!([{"name": "lookup_order", "decision": "allow"}])
+    );
+    assert_eq!(
+        called["tool_calls"],
+        json!([{"name": "lookup_order", "count": 1}])
+    );
+    let prompt = called["capture"]["prompt"].as_str().unwrap();
+    assert!(
+        prompt.contains("where is the order of <EMAIL_1>?"),
+        "{prompt}"
+    );
+    let answer = called["capture"]["answer"].as_str().unwrap();
+    assert!(
+        answer.contains("[tool call] lookup_order(") && answer.contains("<EMAIL_1>"),
+        "{answer}"
+    );
+    assert_eq!(
+        denied["tool_decisions"],
+        json!([{"name": "lookup_order", "decision": "allow"}, {"name": "refund_order", "decision": "deny"}])
+    );
+    assert_eq!(denied["decision"], "deny");
+    assert!(
+        denied.get("capture").is_none(),
+        "nothing was sent, nothing captured"
+    );
+    assert_eq!(
+        streamed["capture"]["answer"], "You said: mail <EMAIL_1> the invoice",
+        "the stream's answer as the provider wrote it"
+    );
+    assert_eq!(service["subject"], "svc-pricing-bot");
+    assert_eq!(service["subject_plain"], true);
+    assert!(service.get("capture").is_none());
+    let hashed = called["subject"].as_str().unwrap();
+    assert!(
+        hashed.len() == 64 && called.get("subject_plain").is_none(),
+        "{hashed}"
+    );
+    let everything = all_text(&d.archive) + &all_text(&d.spool);
+    assert!(
+        !everything.contains(PLANTED_EMAIL),
+        "no raw value in any record"
+    );
+    let (ok, report) = verify(&d.archive, &public_key(&d));
+    assert!(ok, "{report}");
+}
+
+async fn send_stream(w: &Warden, key: &str, body: &Value) -> (u16, String) {
+    let auth = format!("Bearer {key}");
+    let r = send(
+        "POST",
+        &w.url("/v1/chat/completions"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        body.to_string(),
+    )
+    .await;
+    (r.status, r.text())
 }

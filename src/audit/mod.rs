@@ -146,6 +146,10 @@ impl Audit {
         self.full.load(Ordering::Acquire)
     }
 
+    pub fn config(&self) -> &AuditConfig {
+        &self.config
+    }
+
     pub fn on_full(&self) -> OnFull {
         self.config.on_full
     }

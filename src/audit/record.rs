@@ -1,6 +1,7 @@
 //! The audit record (schema version 1). It holds counts, names, hashes and decisions —
-//! never prompt text, PII values, tokens or keys. Fields that later stages fill (usage,
-//! cost, PII findings, tool decisions) are already part of the schema.
+//! never raw prompt text, PII values, tokens or keys (`capture: redacted` adds text only
+//! after PII redaction). Fields are added without a version change when they are optional
+//! and readers may ignore them; the version changes when a field changes meaning or type.
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +49,44 @@ pub struct RequestRecord {
     /// with the model not loaded). Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pii_ner_skipped: bool,
+    /// Each offered tool with the policy's verdict (`allow`/`deny`); absent without a
+    /// policy or when no rule allowed the request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_decisions: Vec<ToolDecision>,
+    /// Tools the model called in its answer, with how often.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCalls>,
+    /// The subject is written as the token says (`subject: plain`), not pseudonymized.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub subject_plain: bool,
+    /// With `capture: redacted`: the redacted prompt and answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolDecision {
+    pub name: String,
+    pub decision: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolCalls {
+    pub name: String,
+    pub count: u64,
+}
+
+/// Text kept with `capture: redacted`; never raw text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Capture {
+    /// The request body as the provider received it (JSON text, after PII redaction).
+    pub prompt: String,
+    /// The answer's text as the provider wrote it (placeholders, not restored values),
+    /// scanned for personal data the model wrote.
+    pub answer: String,
+    /// Either text was cut at `capture_max_bytes`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +35,42 @@ pub struct AuditConfig {
     /// Environment variable holding the HMAC key that pseudonymises subjects.
     #[serde(default = "default_subject_key_env")]
     pub subject_key_env: String,
+    /// How token subjects are written; a policy rule's `settings.audit.subject` overrides.
+    #[serde(default)]
+    pub subject: SubjectMode,
+    /// Whether records carry the redacted prompt and answer; a policy rule's
+    /// `settings.audit.capture` overrides.
+    #[serde(default)]
+    pub capture: CaptureMode,
+    /// Most bytes of captured prompt and of captured answer per record (cut at a character
+    /// boundary, marked `truncated`).
+    #[serde(default = "default_capture_bytes")]
+    pub capture_max_bytes: usize,
+}
+
+/// How the subject of an OAuth2 token appears in audit records (API key ids always appear
+/// as they are: they name a key, not a person).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SubjectMode {
+    /// HMAC-SHA256 with the key in `subject_key_env`: linkable, not readable.
+    #[default]
+    Pseudonymize,
+    /// As the token says (service accounts, where the subject names no person).
+    Plain,
+}
+
+/// Whether prompt and answer text is kept in audit records.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureMode {
+    /// Counts, names and decisions only.
+    #[default]
+    None,
+    /// The request as the provider received it (after PII redaction) and the answer with
+    /// its placeholders, scanned for personal data the model wrote; only for requests a
+    /// PII profile redacted. Raw text is never stored.
+    Redacted,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
@@ -123,6 +160,9 @@ fn default_spool_bytes() -> u64 {
 }
 fn default_digest_interval() -> u64 {
     3600
+}
+fn default_capture_bytes() -> usize {
+    16 * 1024
 }
 fn default_subject_key_env() -> String {
     "WARDEN_AUDIT_SUBJECT_KEY".into()

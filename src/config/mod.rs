@@ -15,7 +15,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use audit::{AuditConfig, LockMode, ObjectLockConfig, OnFull, S3SinkConfig, SinkConfig};
+pub use audit::{
+    AuditConfig, CaptureMode, LockMode, ObjectLockConfig, OnFull, S3SinkConfig, SinkConfig,
+    SubjectMode,
+};
 pub use auth::{
     ApiKeyConfig, AuthConfig, ClaimMapping, IntrospectionConfig, JwksSettings, JwtAlgorithm,
     JwtIssuerConfig,

@@ -29,6 +29,9 @@ pub struct Decision {
     pub reason: String,
     /// Settings of the allowing rule (empty when denied).
     pub settings: RuleSettings,
+    /// Each offered tool with the deciding rule's verdict (empty when no `allow` rule
+    /// matched).
+    pub tools: Vec<(String, Effect)>,
 }
 
 impl Decision {
@@ -87,18 +90,32 @@ impl PolicySet {
                     rule: rule.rule.name.clone(),
                     reason,
                     settings: RuleSettings::default(),
+                    tools: Vec::new(),
                 };
             }
             first_allow.get_or_insert(rule);
         }
         match first_allow {
             Some(rule) => {
-                if let Some(tool) = forbidden_tool(&rule.rule.settings, facts.tools) {
+                let tools: Vec<(String, Effect)> = facts
+                    .tools
+                    .iter()
+                    .map(|t| {
+                        let effect = if tool_permitted(&rule.rule.settings, t) {
+                            Effect::Allow
+                        } else {
+                            Effect::Deny
+                        };
+                        (t.clone(), effect)
+                    })
+                    .collect();
+                if let Some((tool, _)) = tools.iter().find(|(_, e)| *e == Effect::Deny) {
                     return Decision {
                         effect: Effect::Deny,
                         rule: rule.rule.name.clone(),
                         reason: format!("tool `{tool}` is not permitted"),
                         settings: RuleSettings::default(),
+                        tools,
                     };
                 }
                 Decision {
@@ -106,6 +123,7 @@ impl PolicySet {
                     rule: rule.rule.name.clone(),
                     reason: "allowed".into(),
                     settings: rule.rule.settings.clone(),
+                    tools,
                 }
             }
             None => Decision {
@@ -113,6 +131,7 @@ impl PolicySet {
                 rule: DEFAULT_DENY.into(),
                 reason: "no policy rule allows this request".into(),
                 settings: RuleSettings::default(),
+                tools: Vec::new(),
             },
         }
     }
@@ -168,18 +187,16 @@ fn matches(rule: &CompiledRule, facts: &Facts<'_>) -> bool {
         })
 }
 
-fn forbidden_tool<'a>(settings: &RuleSettings, tools: &'a [String]) -> Option<&'a str> {
-    let perms = settings.tools.as_ref()?;
-    tools
-        .iter()
-        .find(|t| {
-            perms.deny.iter().any(|p| glob(p, t))
-                || perms
-                    .allow
-                    .as_ref()
-                    .is_some_and(|allow| !allow.iter().any(|p| glob(p, t)))
-        })
-        .map(String::as_str)
+/// Whether a rule's tool permissions let the model be offered (and call) `tool`.
+pub fn tool_permitted(settings: &RuleSettings, tool: &str) -> bool {
+    let Some(perms) = settings.tools.as_ref() else {
+        return true;
+    };
+    !perms.deny.iter().any(|p| glob(p, tool))
+        && perms
+            .allow
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(|p| glob(p, tool)))
 }
 
 fn method_name(m: AuthMethod) -> AuthMethodName {

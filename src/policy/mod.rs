@@ -15,7 +15,7 @@ pub mod testing;
 pub use condition::Condition;
 pub use decide::{Decision, Effect, Facts};
 pub use load::{LoadError, PolicySet, load_dir, load_sources};
-pub use model::{EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
+pub use model::{AuditSettings, EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
 pub use pricing::Pricing;
 pub use reload::PolicyStore;
 

@@ -145,6 +145,21 @@ pub struct RuleSettings {
     /// Which tools the model may be offered and may call.
     #[serde(default)]
     pub tools: Option<ToolPermissions>,
+    /// How the audit log records requests this rule decides.
+    #[serde(default)]
+    pub audit: Option<AuditSettings>,
+}
+
+/// Per-rule overrides of the audit log's `subject` and `capture` settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// `pseudonymize` (HMAC, the default) or `plain` (e.g. service accounts).
+    #[serde(default)]
+    pub subject: Option<crate::config::SubjectMode>,
+    /// `none` or `redacted` (the redacted prompt and answer in the record).
+    #[serde(default)]
+    pub capture: Option<crate::config::CaptureMode>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]

@@ -5,8 +5,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::context::RequestCtx;
-use crate::audit::record::RequestRecord;
+use crate::audit::Audit;
+use crate::audit::record::{RequestRecord, ToolCalls, ToolDecision};
 use crate::auth::AuthMethod;
+use crate::config::{CaptureMode, SubjectMode};
 use crate::openai::{ApiError, ErrorKind};
 use crate::policy::Effect;
 use crate::telemetry::metrics;
@@ -21,10 +23,15 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
     }
     ctx.audited = true;
     let principal = ctx.principal.as_ref();
+    let plain = subject_mode(&audit, ctx) == SubjectMode::Plain;
     let subject = principal.map(|p| match p.method {
         AuthMethod::ApiKey | AuthMethod::Anonymous => p.subject.clone(),
+        _ if plain => p.subject.clone(),
         _ => audit.pseudonymize(p.tenant.as_deref(), &p.subject),
     });
+    let subject_plain = plain
+        && principal
+            .is_some_and(|p| !matches!(p.method, AuthMethod::ApiKey | AuthMethod::Anonymous));
     let decision = ctx.decision.as_ref();
     let record = RequestRecord {
         time: DateTime::<Utc>::from(ctx.started_at).to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -38,14 +45,7 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         upstream_model: ctx.upstream_model.clone(),
         policy_digest: ctx.policy_digest.as_ref().map(|d| format!("sha256:{d}")),
         rule: decision.map(|d| d.rule.clone()),
-        decision: decision.map(|d| {
-            if d.effect == Effect::Allow {
-                "allow"
-            } else {
-                "deny"
-            }
-            .to_string()
-        }),
+        decision: decision.map(|d| effect_label(d.effect).to_string()),
         reason: decision
             .filter(|d| d.effect == Effect::Deny)
             .map(|d| d.reason.clone()),
@@ -62,12 +62,58 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         cost_usd: ctx.cost.map(crate::policy::pricing::usd),
         pii: ctx.pii.clone(),
         pii_ner_skipped: ctx.pii_ner_skipped,
+        tool_decisions: decision
+            .map(|d| {
+                d.tools
+                    .iter()
+                    .map(|(name, effect)| ToolDecision {
+                        name: name.clone(),
+                        decision: effect_label(*effect).to_string(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        tool_calls: ctx
+            .tool_calls
+            .iter()
+            .map(|(name, count)| ToolCalls {
+                name: name.clone(),
+                count: *count,
+            })
+            .collect(),
+        subject_plain,
+        capture: ctx.capture.take().map(|c| c.finish()),
     };
     audit.record(record).map(|_| ()).map_err(|e| {
         metrics().audit_rejected.inc();
         tracing::error!(request_id = %ctx.request_id, error = %e, "audit: record not written");
         unavailable()
     })
+}
+
+fn effect_label(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Allow => "allow",
+        Effect::Deny => "deny",
+    }
+}
+
+fn rule_settings(ctx: &RequestCtx) -> Option<&crate::policy::AuditSettings> {
+    ctx.decision.as_ref()?.settings.audit.as_ref()
+}
+
+/// How this request's subject is written: its policy rule's choice, else the config's.
+fn subject_mode(audit: &Audit, ctx: &RequestCtx) -> SubjectMode {
+    rule_settings(ctx)
+        .and_then(|s| s.subject)
+        .unwrap_or(audit.config().subject)
+}
+
+/// Whether this request's record keeps its redacted prompt and answer.
+pub fn capture_mode(audit: &Audit, ctx: &RequestCtx) -> CaptureMode {
+    rule_settings(ctx)
+        .and_then(|s| s.capture)
+        .unwrap_or(audit.config().capture)
 }
 
 /// The answer when the audit log cannot take records.

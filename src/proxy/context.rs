@@ -22,6 +22,10 @@ pub struct RequestCtx {
     pub audited: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
+    /// Tools the model called in its answer, with how often.
+    pub tool_calls: std::collections::BTreeMap<String, u64>,
+    /// The redacted prompt and answer, with `capture: redacted`.
+    pub capture: Option<super::answer_watch::Capture>,
     /// The tightest request-rate and token-rate limits, for the `x-ratelimit-*` headers.
     pub rate_requests: Option<crate::limits::Admission>,
     pub rate_tokens: Option<crate::limits::Admission>,
@@ -80,6 +84,8 @@ impl RequestCtx {
             audit: None,
             audited: false,
             tools: Vec::new(),
+            tool_calls: std::collections::BTreeMap::new(),
+            capture: None,
             usage: None,
             rate_requests: None,
             rate_tokens: None,

@@ -5,6 +5,7 @@
 
 mod accounting;
 mod admission;
+mod answer_watch;
 mod audit_entry;
 mod body;
 pub mod context;
@@ -104,6 +105,16 @@ impl Gateway {
             Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
             None => None,
         };
+        if config
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.capture == crate::config::CaptureMode::Redacted)
+            && config.pii.is_none()
+        {
+            tracing::warn!(
+                "audit: capture: redacted keeps text only for requests a PII profile redacted, and no `pii` section is configured: nothing will be captured"
+            );
+        }
         Ok(Gateway {
             config,
             upstreams,
@@ -202,6 +213,7 @@ impl WardenProxy {
                 let mut body = body;
                 if status.is_success() {
                     accounting::from_body(ctx, &body);
+                    answer_watch::body(ctx, &body);
                     if let Some(mut answer) = ctx.answer.take() {
                         if let Some(filtered) = answer.body(&body) {
                             body = Bytes::from(filtered);

@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 
 use super::Gateway;
+use super::answer_watch::Capture;
 use super::context::RequestCtx;
 use crate::audit::record::PiiCount;
-use crate::config::{NerMode, PiiAction};
+use crate::config::{CaptureMode, NerMode, PiiAction};
 use crate::openai::{ApiError, ApiRequest, ErrorKind};
 use crate::pii::response::{Answer, OutputScan};
 use crate::pii::{Blocked, Entity, Profile, Redactor, Vault, request};
@@ -63,11 +64,12 @@ pub async fn redact(
     }
     let restore = profile.settings.restore;
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
-    let scan = profile.settings.scan_output.then(|| OutputScan {
+    let output_scan = OutputScan {
         profile: profile.clone(),
         hash_key: gw.pii.hash_key.clone(),
         tenant: tenant.clone(),
-    });
+    };
+    let scan = profile.settings.scan_output.then(|| output_scan.clone());
     let outcome = if profile.ner().is_some() {
         let key = gw.pii.hash_key.clone();
         let mut owned = req.clone();
@@ -95,6 +97,12 @@ pub async fn redact(
         .with_code("pii_blocked"));
     }
     ctx.answer = Answer::new(restore.then_some(outcome.vault), scan);
+    if let Some(audit) = &gw.audit
+        && super::audit_entry::capture_mode(audit, ctx) == CaptureMode::Redacted
+    {
+        let max = audit.config().capture_max_bytes;
+        ctx.capture = Some(Capture::new(output_scan, max, &req.to_json()));
+    }
     Ok(outcome.changed)
 }
 

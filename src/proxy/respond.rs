@@ -168,6 +168,7 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                 let whole = events.feed(&chunk, &mut parsed).is_ok();
                 let mut out = BytesMut::new();
                 for event in parsed.drain(..) {
+                    super::answer_watch::event(ctx, &event.data);
                     if rewrite && whole {
                         rewrite_event(
                             &event,

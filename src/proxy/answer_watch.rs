@@ -1,0 +1,212 @@
+//! What the audit record learns from the answer as it passes, before anything in it is
+//! restored: the tools the model called and, with `capture: redacted`, the text of the
+//! first choice as the provider wrote it (placeholders, not the values behind them), which
+//! is scanned for personal data the model wrote when the record is made.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::context::RequestCtx;
+use crate::audit::record;
+use crate::pii::Redactor;
+use crate::pii::response::OutputScan;
+
+/// Bytes kept past the cap so a value cut by it is still recognised, and withheld, whole.
+const LOOKAHEAD: usize = 256;
+
+/// The text kept for `capture: redacted`, at most `max` bytes of prompt and of answer.
+#[derive(Debug)]
+pub struct Capture {
+    scan: OutputScan,
+    max: usize,
+    prompt: String,
+    content: String,
+    /// Tool calls of the first choice by index: name and arguments.
+    calls: BTreeMap<u64, (String, String)>,
+    truncated: bool,
+}
+
+impl Capture {
+    /// `prompt` is the request body after PII redaction.
+    pub fn new(scan: OutputScan, max: usize, prompt: &[u8]) -> Capture {
+        let prompt = String::from_utf8_lossy(prompt);
+        let cut = prompt.floor_char_boundary(max);
+        Capture {
+            scan,
+            max,
+            truncated: cut < prompt.len(),
+            prompt: prompt[..cut].to_string(),
+            content: String::new(),
+            calls: BTreeMap::new(),
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        let room = (self.max + LOOKAHEAD).saturating_sub(self.content.len());
+        let cut = text.floor_char_boundary(room.min(text.len()));
+        self.content.push_str(&text[..cut]);
+    }
+
+    /// The record's capture: the answer scanned with the request's PII profile (patterns
+    /// and deny-list; `pseudonymize` and `block` withhold values as `redact` does).
+    pub fn finish(mut self) -> record::Capture {
+        for (name, args) in std::mem::take(&mut self.calls).into_values() {
+            let call = format!("\n[tool call] {name}({args})");
+            self.push(&call);
+        }
+        let s = &self.scan;
+        let mut r = Redactor::for_output(&s.profile, &s.hash_key, s.tenant.as_deref());
+        let mut answer = r.text(&self.content).unwrap_or(self.content);
+        let mut truncated = self.truncated;
+        if answer.len() > self.max {
+            answer.truncate(answer.floor_char_boundary(self.max));
+            truncated = true;
+        }
+        record::Capture {
+            prompt: self.prompt,
+            answer,
+            truncated,
+        }
+    }
+}
+
+/// A whole JSON answer.
+pub fn body(ctx: &mut RequestCtx, body: &[u8]) {
+    if ctx.capture.is_none() && memchr::memmem::find(body, b"\"tool_calls\"").is_none() {
+        return;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return;
+    };
+    for choice in v
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let first = choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0;
+        let message = choice.get("message");
+        for (i, call) in calls(message).enumerate() {
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            if let Some(name) = name {
+                *ctx.tool_calls.entry(name.to_string()).or_default() += 1;
+            }
+            if let (Some(c), true) = (ctx.capture.as_mut(), first) {
+                let args = call.pointer("/function/arguments").and_then(Value::as_str);
+                c.calls.insert(
+                    i as u64,
+                    (name.unwrap_or("").into(), args.unwrap_or("").into()),
+                );
+            }
+        }
+        if let (Some(c), true) = (ctx.capture.as_mut(), first) {
+            let text = message
+                .and_then(|m| m.get("content"))
+                .or_else(|| choice.get("text"))
+                .and_then(Value::as_str);
+            c.push(text.unwrap_or(""));
+        }
+    }
+}
+
+/// One event of a stream (its data, as the provider sent it).
+pub fn event(ctx: &mut RequestCtx, data: &str) {
+    if ctx.capture.is_none() && !data.contains("\"tool_calls\"") {
+        return;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(data) else {
+        return;
+    };
+    for choice in v
+        .get("choices")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let first = choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0;
+        let delta = choice.get("delta");
+        for call in calls(delta) {
+            let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            // The first chunk of each call carries its name; later ones only arguments.
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            if let Some(name) = name {
+                *ctx.tool_calls.entry(name.to_string()).or_default() += 1;
+            }
+            if let (Some(c), true) = (ctx.capture.as_mut(), first) {
+                let max = c.max + LOOKAHEAD;
+                let entry = c.calls.entry(index).or_default();
+                if let Some(name) = name {
+                    entry.0.push_str(name);
+                }
+                if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
+                    && entry.1.len() < max
+                {
+                    entry.1.push_str(args);
+                }
+            }
+        }
+        if let (Some(c), true) = (ctx.capture.as_mut(), first) {
+            let text = delta
+                .and_then(|d| d.get("content"))
+                .or_else(|| choice.get("text"))
+                .and_then(Value::as_str);
+            c.push(text.unwrap_or(""));
+        }
+    }
+}
+
+fn calls(message: Option<&Value>) -> impl Iterator<Item = &Value> {
+    message
+        .and_then(|m| m.get("tool_calls"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn capture(max: usize) -> Capture {
+        let profile: crate::config::PiiProfile = serde_yaml_ng::from_str("{}").unwrap();
+        let scan = OutputScan {
+            profile: Arc::new(crate::pii::Profile::new("p", &profile).unwrap()),
+            hash_key: Arc::from(&b"k"[..]),
+            tenant: None,
+        };
+        Capture::new(
+            scan,
+            max,
+            br#"{"messages":[{"role":"user","content":"mail <EMAIL_1>"}]}"#,
+        )
+    }
+
+    #[test]
+    fn the_answer_is_scanned_and_placeholders_stay() {
+        let mut c = capture(1024);
+        c.push("Sure, I wrote to <EMAIL_1>; my colleague is bob@corp.example.");
+        let r = c.finish();
+        assert_eq!(
+            r.answer,
+            "Sure, I wrote to <EMAIL_1>; my colleague is [EMAIL]."
+        );
+        assert!(r.prompt.contains("<EMAIL_1>") && !r.truncated);
+    }
+
+    #[test]
+    fn a_value_cut_by_the_cap_is_withheld_whole() {
+        let mut c = capture(30);
+        c.push("Write to him: bob.smith@corp.example today, or call.");
+        let r = c.finish();
+        assert!(r.truncated);
+        assert!(r.answer.len() <= 30, "{}", r.answer);
+        assert!(!r.answer.contains("bob"), "{}", r.answer);
+        assert!(
+            r.answer.starts_with("Write to him: [EMAIL]"),
+            "{}",
+            r.answer
+        );
+    }
+}
