@@ -119,9 +119,8 @@ fn main() {
             let segments = objects
                 .iter()
                 .filter(|o| o.key().is_some_and(|k| k.ends_with(".jsonl.zst")));
-            let (count, bytes) = segments.fold((0u64, 0i64), |(c, b), o| {
-                (c + 1, b + o.size().unwrap_or(0))
-            });
+            let (count, bytes) =
+                segments.fold((0u64, 0i64), |(c, b), o| (c + 1, b + o.size().unwrap_or(0)));
             (count, bytes as u64)
         });
     let download = tempfile::tempdir().unwrap();

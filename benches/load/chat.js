@@ -46,28 +46,35 @@ for (let turn = 1; turn <= 9; turn++) {
     : { role: 'assistant', content: `I have checked order ORD-2026-${1000 + turn}: the parcel is at the Leipzig hub and ships today.` });
 }
 
+const plainBody = JSON.stringify({
+  model: __ENV.MODEL || 'gpt-4o-mini',
+  stream: stream,
+  messages: [
+    { role: 'system', content: 'You are the storefront assistant of Acme Outdoor.' },
+    { role: 'user', content: 'Do you have the trail runner 2 in size 44, and when would it ship to Lyon?' },
+  ],
+});
+
+// Differs between runs (and VUs), so no text of one run is in the NER cache of another.
+const salt = Math.floor(Math.random() * 1e9);
+
+// A new body per iteration (PII modes): the order number makes the text new.
 function body() {
-  const n = `${__VU}-${__ITER}`;
-  let messages;
-  if (mode === 'pii1') {
-    messages = [system, { role: 'user', content: supportMessage(n) }];
-  } else if (mode === 'pii10') {
-    messages = history.concat([{ role: 'user', content: `Thanks. Please send the invoice for ORD-2026-${n} to maria.schneider@example.org as well.` }]);
-  } else {
-    messages = [
-      { role: 'system', content: 'You are the storefront assistant of Acme Outdoor.' },
-      { role: 'user', content: 'Do you have the trail runner 2 in size 44, and when would it ship to Lyon?' },
-    ];
+  if (mode === 'plain') {
+    return plainBody;
   }
+  const n = `${salt}-${__VU}-${__ITER}`;
+  const messages = mode === 'pii1'
+    ? [system, { role: 'user', content: supportMessage(n) }]
+    : history.concat([{ role: 'user', content: `Thanks. Please send the invoice for ORD-2026-${n} to maria.schneider@example.org as well.` }]);
   return JSON.stringify({ model: __ENV.MODEL || 'gpt-4o-mini', stream: stream, messages: messages });
 }
-const plainBody = body();
 const params = {
   headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${__ENV.TOKEN || 'load-test'}` },
 };
 
 export default function () {
-  const res = http.post(`${__ENV.TARGET}/chat/completions`, mode === 'plain' ? plainBody : body(), params);
+  const res = http.post(`${__ENV.TARGET}/chat/completions`, body(), params);
   check(res, {
     'status 200': (r) => r.status === 200,
     'complete': (r) => (stream ? r.body.includes('[DONE]') : r.body.includes('"usage"')),

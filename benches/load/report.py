@@ -59,6 +59,8 @@ def main():
         print("| rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms | TTFB p50 ms | TTFB p99 ms |")
         print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
         for rate in rates.split():
+            if not os.path.exists(os.path.join(work, f"direct-s{stream}-r{rate}.json")):
+                continue  # not measured in this run (SCENARIOS)
             d = load(work, f"direct-s{stream}-r{rate}")
             w = load(work, f"warden-s{stream}-r{rate}")
             for name, r in (("direct", d), ("warden", w)):
@@ -88,6 +90,31 @@ def main():
         "settlement.",
     ], "warden + limits (redis)")
     pii(work, pii_rate, inferred, hits)
+    audit_ab(work, rates.split()[0])
+
+
+def audit_ab(work, rate):
+    """Alternating plain / audit-on cells and the median of their differences."""
+    pairs = []
+    i = 1
+    while os.path.exists(os.path.join(work, f"ab-plain-{i}.json")):
+        pairs.append((load(work, f"ab-plain-{i}"), load(work, f"ab-audit-{i}")))
+        i += 1
+    if not pairs:
+        return
+    print(f"## Audit on vs off, alternating (non-stream, {rate} RPS)\n")
+    print("The plain proxy and the same proxy with the audit log on (spool, group fsync, file sink),")
+    print("measured one after the other in ABBA order, so a change in the machine's load hits both.\n")
+    print("| pair | plain p50 | audit p50 | Δ p50 | plain p99 | audit p99 | Δ p99 | failed |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    d50, d99 = [], []
+    for n, (p, a) in enumerate(pairs, 1):
+        d50.append(a["p50"] - p["p50"])
+        d99.append(a["p99"] - p["p99"])
+        print(f"| {n} | {p['p50']:.3f} | {a['p50']:.3f} | {d50[-1]:+.3f} | {p['p99']:.3f} | {a['p99']:.3f} | {d99[-1]:+.3f} | {(p['failed'] + a['failed']) * 100:.2f}% |")
+    med = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
+    print(f"| **median** | | | **{med(d50):+.3f}** | | | **{med(d99):+.3f}** | |")
+    print()
 
 
 def pii(work, rate, inferred, hits):

@@ -6,6 +6,9 @@
 #
 #   benches/load/run.sh                      # rates 500 1000 2000, 10 s each
 #   RATES="1000" DURATION=20s benches/load/run.sh
+#   SCENARIOS=pii PII_RATE=20 benches/load/run.sh   # only the PII cells
+#   SCENARIOS=audit-ab AB_REPEATS=6 benches/load/run.sh
+#       # the plain proxy and the audit-on proxy alternately (ABBA order) at the first rate
 #
 # Besides the plain proxy it measures, non-stream, a Warden with authentication and policy
 # on (RS256 JWT verified against a JWKS, the policies/ set deciding), one with the
@@ -20,6 +23,8 @@ DURATION="${DURATION:-10s}"
 # PII cells run at their own rate: every request pays one NER inference (~25-35 ms on one
 # core), so two cores serve well under 100 such requests per second.
 PII_RATE="${PII_RATE:-20}"
+SCENARIOS="${SCENARIOS:-main pii}"
+has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 bin="$target/release/warden"
 
@@ -98,6 +103,7 @@ pids+=($!)
 { common_yaml; cat <<YAML
 audit:
   spool_dir: $work/audit-spool
+  fsync_interval_ms: ${AUDIT_FSYNC_MS:-20}
   sink:
     kind: file
     dir: $work/audit-archive
@@ -165,13 +171,13 @@ run_k6() { # name target rate stream [token] [mode]
 }
 
 # Warm both paths (connection pools, page cache) before measuring.
+if has main; then
 run_k6 warmup-direct "http://127.0.0.1:$mock_port/v1" 200 0
 run_k6 warmup-warden "http://127.0.0.1:$warden_port/v1" 200 0
 run_k6 warmup-auth "http://127.0.0.1:$auth_port/v1" 200 0 "$token"
 run_k6 warmup-audit "http://127.0.0.1:$audit_port/v1" 200 0
 run_k6 warmup-limits-local "http://127.0.0.1:$local_port/v1" 200 0
 run_k6 warmup-limits-redis "http://127.0.0.1:$shared_port/v1" 200 0
-run_k6 warmup-pii "http://127.0.0.1:$pii_port/v1" "$PII_RATE" 0 "" pii10
 
 for stream in 0 1; do
     for rate in $RATES; do
@@ -185,8 +191,28 @@ for stream in 0 1; do
         fi
     done
 done
+fi
+# Audit A/B: the plain and the audit-on proxy measured alternately, ABBA, so drift in the
+# machine's load affects both alike; the report gives each pair and the median difference.
+if has audit-ab; then
+ab_rate="${RATES%% *}"
+run_k6 warmup-ab-plain "http://127.0.0.1:$warden_port/v1" 200 0
+run_k6 warmup-ab-audit "http://127.0.0.1:$audit_port/v1" 200 0
+for i in $(seq 1 "${AB_REPEATS:-6}"); do
+    if [ $((i % 2)) = 1 ]; then
+        run_k6 "ab-plain-$i" "http://127.0.0.1:$warden_port/v1" "$ab_rate" 0
+        run_k6 "ab-audit-$i" "http://127.0.0.1:$audit_port/v1" "$ab_rate" 0
+    else
+        run_k6 "ab-audit-$i" "http://127.0.0.1:$audit_port/v1" "$ab_rate" 0
+        run_k6 "ab-plain-$i" "http://127.0.0.1:$warden_port/v1" "$ab_rate" 0
+    fi
+done
+fi
 # PII: a one-turn chat (NER on the new message) and the 10th turn of a conversation whose
 # nine earlier turns are in the NER cache, each against the direct path in the same run.
+if has pii; then
+# Warms the cache with the nine earlier turns (and the connection pools).
+run_k6 warmup-pii "http://127.0.0.1:$pii_port/v1" "$PII_RATE" 0 "" pii10
 for mode in pii1 pii10; do
     run_k6 "direct-$mode" "http://127.0.0.1:$mock_port/v1" "$PII_RATE" 0 "" "$mode"
     run_k6 "warden-$mode" "http://127.0.0.1:$pii_port/v1" "$PII_RATE" 0 "" "$mode"
@@ -194,9 +220,11 @@ done
 pii_inferred=$(curl -s "http://127.0.0.1:$pii_admin_port/metrics" | awk '/^warden_pii_ner_total\{outcome="inferred"\}/ {print $2}')
 pii_hits=$(curl -s "http://127.0.0.1:$pii_admin_port/metrics" | awk '/^warden_pii_ner_total\{outcome="cache_hit"\}/ {print $2}')
 echo "NER: $pii_inferred inferences, $pii_hits cache hits" >&2
+fi
 loaded_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
 out="benches/load/results/$(date -u +%Y-%m-%d).md"
+[ "$SCENARIOS" = "main pii" ] || out="benches/load/results/$(date -u +%Y-%m-%d)-${SCENARIOS// /-}.md"
 audit_records=$(curl -s "http://127.0.0.1:$audit_admin_port/metrics" | awk '/^warden_audit_records_total/ {print $2}')
 echo "audit records appended during the run: $audit_records" >&2
 python3 benches/load/report.py "$work" "$RATES" "$DURATION" "$idle_rss_kb" "$loaded_rss_kb" \

@@ -167,8 +167,16 @@ impl Audit {
 
     /// Appends a request's entry (to the page cache; fsync follows in the next group).
     pub fn record(&self, record: RequestRecord) -> Result<u64, AuditError> {
+        // The canonical JSON is made before taking the lock; only placing it in the chain
+        // and writing it happen under the lock.
+        let prepared = chain::prepare(
+            record::SCHEMA_VERSION,
+            &self.chain,
+            &Body::Request(Box::new(record)),
+        )
+        .map_err(SpoolError::from)?;
         let mut spool = self.spool.lock().map_err(|_| AuditError::Full)?;
-        let seq = spool.append(Body::Request(Box::new(record)))?;
+        let seq = spool.append_prepared(&prepared)?;
         metrics().audit_records.inc();
         Ok(seq)
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::chain::{GENESIS, entry_hash, seal_line};
+use super::chain::{self, GENESIS, Prepared, entry_hash};
 use super::record::{Body, Entry, SCHEMA_VERSION};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -118,24 +118,22 @@ impl Spool {
 
     /// Appends one entry; returns its seq. Seals the segment when it is full.
     pub fn append(&mut self, body: Body) -> Result<u64, SpoolError> {
+        let prepared = chain::prepare(SCHEMA_VERSION, &self.chain, &body)?;
+        self.append_prepared(&prepared)
+    }
+
+    /// Appends an entry prepared (for this chain) outside the lock appends share.
+    pub fn append_prepared(&mut self, entry: &Prepared) -> Result<u64, SpoolError> {
         if self.open.is_none() {
             self.open_segment()?;
         }
         let seq = self.next_seq;
-        let mut entry = Entry {
-            v: SCHEMA_VERSION,
-            chain: self.chain.clone(),
-            seq,
-            prev_hash: self.prev_hash.clone(),
-            body,
-            hash: String::new(),
-        };
-        let line = seal_line(&mut entry)?;
+        let (line, hash) = chain::place(entry, seq, &self.prev_hash);
         let seg = self.open.as_mut().expect("segment opened above");
         seg.file.write_all(&line)?;
         seg.bytes += line.len() as u64;
         self.next_seq += 1;
-        self.prev_hash = entry.hash;
+        self.prev_hash = hash;
         if seg.bytes >= self.max_bytes {
             self.rotate();
         }
