@@ -1,40 +1,15 @@
-//! Criterion benchmarks of the audit log's hot path: appending a hash-chained entry to the
-//! spool (JCS canonicalisation, SHA-256, write to the page cache; fsync runs in groups on
-//! its own thread in production), and verifying entries as `warden audit verify` does.
+//! Criterion benchmark of the audit log's hot path: appending a hash-chained entry to the
+//! spool (JCS canonicalisation, chain placement, SHA-256, write to the page cache; fsync
+//! runs in groups on its own thread). Shipping to S3 is measured by `benches/audit_s3.rs`.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use warden::audit::record::RequestRecord;
 use warden::config::AuditConfig;
 
-fn record(i: u64) -> RequestRecord {
-    RequestRecord {
-        time: "2026-11-26T12:00:00.000Z".into(),
-        request_id: format!("9f1c2a7e-0000-4000-8000-{i:012}"),
-        tenant: Some("acme-retail".into()),
-        subject: Some("5d41402abc4b2a76b9719d911017c592b1b4b5e1a2c3d4e5f60718293a4b5c6d".into()),
-        auth_method: Some("jwt".into()),
-        endpoint: "chat_completions".into(),
-        model: Some("gpt-4o-mini".into()),
-        provider: Some("openai".into()),
-        upstream_model: Some("gpt-4o-mini-2024-07-18".into()),
-        policy_digest: Some(
-            "sha256:571696a5dee709930a76520a86b848be51fd21e306f0db8af256053d4846ce66".into(),
-        ),
-        rule: Some("storefront-assistant-chat".into()),
-        decision: Some("allow".into()),
-        status: 200,
-        stream: true,
-        attempts: 1,
-        latency_ms: 812.4,
-        upstream_latency_ms: Some(790.1),
-        time_to_first_byte_ms: Some(210.7),
-        tools: vec!["search_catalog".into(), "check_inventory".into()],
-        ..Default::default()
-    }
-}
+#[path = "support/records.rs"]
+mod records;
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -53,7 +28,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("append_entry", |b| {
         b.iter(|| {
             i += 1;
-            black_box(audit.record(record(i)).unwrap())
+            black_box(audit.record(records::record(i)).unwrap())
         })
     });
     group.finish();

@@ -76,37 +76,8 @@ pub fn body(ctx: &mut RequestCtx, body: &[u8]) {
     if ctx.capture.is_none() && memchr::memmem::find(body, b"\"tool_calls\"").is_none() {
         return;
     }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return;
-    };
-    for choice in v
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let first = choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0;
-        let message = choice.get("message");
-        for (i, call) in calls(message).enumerate() {
-            let name = call.pointer("/function/name").and_then(Value::as_str);
-            if let Some(name) = name {
-                *ctx.tool_calls.entry(name.to_string()).or_default() += 1;
-            }
-            if let (Some(c), true) = (ctx.capture.as_mut(), first) {
-                let args = call.pointer("/function/arguments").and_then(Value::as_str);
-                c.calls.insert(
-                    i as u64,
-                    (name.unwrap_or("").into(), args.unwrap_or("").into()),
-                );
-            }
-        }
-        if let (Some(c), true) = (ctx.capture.as_mut(), first) {
-            let text = message
-                .and_then(|m| m.get("content"))
-                .or_else(|| choice.get("text"))
-                .and_then(Value::as_str);
-            c.push(text.unwrap_or(""));
-        }
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        watch(ctx, &v, "message");
     }
 }
 
@@ -115,9 +86,14 @@ pub fn event(ctx: &mut RequestCtx, data: &str) {
     if ctx.capture.is_none() && !data.contains("\"tool_calls\"") {
         return;
     }
-    let Ok(v) = serde_json::from_str::<Value>(data) else {
-        return;
-    };
+    if let Ok(v) = serde_json::from_str::<Value>(data) {
+        watch(ctx, &v, "delta");
+    }
+}
+
+/// Reads the choices' `message` (whole answers) or `delta` (stream events). A streamed
+/// call's first delta carries its name, later ones only pieces of its arguments.
+fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
     for choice in v
         .get("choices")
         .and_then(Value::as_array)
@@ -125,10 +101,12 @@ pub fn event(ctx: &mut RequestCtx, data: &str) {
         .flatten()
     {
         let first = choice.get("index").and_then(Value::as_u64).unwrap_or(0) == 0;
-        let delta = choice.get("delta");
-        for call in calls(delta) {
-            let index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-            // The first chunk of each call carries its name; later ones only arguments.
+        let message = choice.get(part);
+        for (i, call) in calls(message).enumerate() {
+            let index = call
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(i as u64);
             let name = call.pointer("/function/name").and_then(Value::as_str);
             if let Some(name) = name {
                 *ctx.tool_calls.entry(name.to_string()).or_default() += 1;
@@ -136,9 +114,7 @@ pub fn event(ctx: &mut RequestCtx, data: &str) {
             if let (Some(c), true) = (ctx.capture.as_mut(), first) {
                 let max = c.max + LOOKAHEAD;
                 let entry = c.calls.entry(index).or_default();
-                if let Some(name) = name {
-                    entry.0.push_str(name);
-                }
+                entry.0.push_str(name.unwrap_or(""));
                 if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
                     && entry.1.len() < max
                 {
@@ -147,8 +123,8 @@ pub fn event(ctx: &mut RequestCtx, data: &str) {
             }
         }
         if let (Some(c), true) = (ctx.capture.as_mut(), first) {
-            let text = delta
-                .and_then(|d| d.get("content"))
+            let text = message
+                .and_then(|m| m.get("content"))
                 .or_else(|| choice.get("text"))
                 .and_then(Value::as_str);
             c.push(text.unwrap_or(""));
