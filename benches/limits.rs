@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let facts = KeyFacts {
         tenant: Some("acme-retail"),
-        subject: Some("storefront-web"),
+        subject: Some(warden::limits::subject_id("storefront-web")),
         model: Some("gpt-4o-mini"),
         route: "chat_completions",
         ..Default::default()

@@ -116,6 +116,43 @@ fn redis_limits(port: u16, limit: u32, on_error: &str) -> String {
     ))
 }
 
+/// Counter keys in a shared store name subjects only by a hash, so a token subject that is
+/// an e-mail address never becomes a Redis key name; the admin API still finds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keys_name_subjects_only_by_a_hash() {
+    let redis = Redis::start(free_port());
+    let w = Warden::start(&format!(
+        "{ADMIN}{}",
+        base(&format!(
+            "limits:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:{}/\n  default_profile: s\n  \
+             profiles:\n    s:\n      requests:\n        - {{limit: 5, per: minute, key: [subject]}}\n",
+            redis.port
+        ))
+    ));
+    let first = call(&w, "key-a").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-ratelimit-remaining-requests"), Some("4"));
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port)).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let names: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let hashed = format!("subject={}", warden::limits::subject_id("app-a"));
+    assert!(names.iter().any(|n| n.contains(&hashed)), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("app-a")), "{names:?}");
+    let r = send(
+        "GET",
+        &w.admin_url("/admin/v1/limits?key=subject:app-a"),
+        &[("authorization", "Bearer admin-secret")],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("\"remaining\":4"), "{}", r.text());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_share_one_redis_limit_exactly() {
     let redis = Redis::start(free_port());

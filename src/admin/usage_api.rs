@@ -11,7 +11,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use crate::limits::{KeyFacts, LimitState};
+use crate::limits::{KeyFacts, LimitState, subject_id};
 use crate::proxy::Gateway;
 
 /// An answer: status and JSON body.
@@ -143,7 +143,7 @@ pub async fn limits(gw: &Gateway, query: Option<&str>) -> Answer {
         for route in &routes {
             let facts = KeyFacts {
                 tenant: parts.get("tenant").map(String::as_str),
-                subject: parts.get("subject").map(String::as_str),
+                subject: parts.get("subject").map(|s| subject_id(s)),
                 api_key: parts.get("api_key").map(String::as_str),
                 model: Some(model),
                 route,

@@ -19,7 +19,7 @@ use crate::config::{LimitBackend, LimitProfile, LimitsConfig, OnStoreError};
 use crate::policy::pricing::Nanos;
 use crate::telemetry::metrics;
 
-pub use plan::{KeyFacts, Periods};
+pub use plan::{KeyFacts, Periods, subject_id};
 pub use usage::{ModelUsage, TenantUsage};
 
 use plan::{Plan, Settlement};

@@ -17,7 +17,8 @@ use crate::policy::pricing::usd;
 #[derive(Debug, Clone, Default)]
 pub struct KeyFacts<'a> {
     pub tenant: Option<&'a str>,
-    pub subject: Option<&'a str>,
+    /// The subject as [`subject_id`] writes it.
+    pub subject: Option<String>,
     pub api_key: Option<&'a str>,
     pub model: Option<&'a str>,
     pub route: &'a str,
@@ -28,13 +29,21 @@ impl KeyFacts<'_> {
     fn value(&self, part: KeyPart) -> (&'static str, Option<&str>) {
         match part {
             KeyPart::Tenant => ("tenant", self.tenant),
-            KeyPart::Subject => ("subject", self.subject),
+            KeyPart::Subject => ("subject", self.subject.as_deref()),
             KeyPart::ApiKey => ("api_key", self.api_key),
             KeyPart::Model => ("model", self.model),
             KeyPart::Route => ("route", Some(self.route).filter(|r| !r.is_empty())),
             KeyPart::ClientIp => ("ip", self.client_ip.as_deref()),
         }
     }
+}
+
+/// How a subject appears in counter keys: the first 96 bits of its SHA-256, hex. Token
+/// subjects are often e-mail addresses; a shared store (Redis) never holds them in its key
+/// names, and the admin API, given a subject, finds its counters the same way.
+pub fn subject_id(subject: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(subject.as_bytes())[..12])
 }
 
 /// The calendar periods budgets are counted in (UTC).
@@ -489,6 +498,13 @@ mod tests {
             ),
             "p|t0|tenant=acme|subject=-|model=m"
         );
+        let with_subject = KeyFacts {
+            subject: Some(subject_id("jane.doe@example.com")),
+            ..f
+        };
+        let key = key_for("p", 't', 0, &[KeyPart::Subject], &with_subject);
+        assert!(!key.contains("jane"), "{key}");
+        assert_eq!(key.len(), "p|t0|subject=".len() + 24, "{key}");
     }
 
     #[test]

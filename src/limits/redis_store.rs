@@ -29,7 +29,8 @@ local out = {}
 local function push(...) for _, v in ipairs({...}) do out[#out + 1] = v end end
 local tats, leases, budgets = {}, {}, {}
 for i = 1, nr + nt do
-  local period, limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), 1
+  -- A peek (the admin API) reads request counters without counting itself.
+  local period, limit, amount = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), commit and 1 or 0
   if i > nr then amount = tonumber(ARGV[a + 2]); a = a + 3 else a = a + 2 end
   local interval = period / limit
   local tat = tonumber(redis.call('GET', KEYS[k]) or now)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Gateway;
 use super::context::RequestCtx;
-use crate::limits::{Demand, KeyFacts, Refusal, format_reset};
+use crate::limits::{Demand, KeyFacts, Refusal, format_reset, subject_id};
 use crate::openai::{ApiError, ApiRequest, ErrorKind};
 use crate::policy::pricing::{Pricing, usd};
 use crate::provider::ModelRoute;
@@ -73,7 +73,7 @@ pub async fn admit(
         let principal = ctx.principal.as_ref();
         let facts = KeyFacts {
             tenant: principal.and_then(|p| p.tenant.as_deref()),
-            subject: principal.map(|p| p.subject.as_str()),
+            subject: principal.map(|p| subject_id(&p.subject)),
             api_key: principal
                 .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
                 .map(|p| p.subject.as_str()),
