@@ -56,6 +56,9 @@ pub struct Audit {
     state_path: PathBuf,
     last_digest: Mutex<Instant>,
     full: AtomicBool,
+    /// Held by whoever ships (the shipping thread, or a flush at shutdown), so a flush
+    /// waits for a pass in progress and then ships everything that is left.
+    shipping: Mutex<()>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -108,6 +111,7 @@ impl Audit {
             state_path,
             last_digest: Mutex::new(Instant::now()),
             full: AtomicBool::new(false),
+            shipping: Mutex::new(()),
         });
         let committer = audit.clone();
         std::thread::Builder::new()
@@ -184,6 +188,7 @@ impl Audit {
     /// Seals old segments, ships sealed ones, writes a digest when due; false when the
     /// sink refused something (it is retried).
     fn ship(&self) -> bool {
+        let _shipping = self.shipping.lock().unwrap_or_else(|p| p.into_inner());
         // Only cheap bookkeeping under the lock appends take; fsyncs happen outside it.
         let (dir, rotated) = match self.spool.lock() {
             Ok(mut spool) => {
@@ -194,8 +199,11 @@ impl Audit {
             }
             Err(_) => return false,
         };
-        if let Err(e) = spool::seal_rotated(&dir, rotated) {
-            tracing::error!(error = %e, "audit: sealing failed");
+        if let Err((e, rest)) = spool::seal_rotated(&dir, rotated) {
+            tracing::error!(error = %e, "audit: sealing failed; will retry");
+            if let Ok(mut spool) = self.spool.lock() {
+                spool.requeue(rest);
+            }
         }
         let bytes = spool::spool_bytes(&dir);
         metrics().audit_spool_bytes.set(bytes as i64);
@@ -316,10 +324,9 @@ impl Audit {
 
     /// Seals the open segment, ships everything and writes a final digest (shutdown).
     pub fn flush(&self) {
-        if let Ok(mut spool) = self.spool.lock()
-            && let Err(e) = spool.seal()
-        {
-            tracing::error!(error = %e, "audit: sealing at shutdown failed");
+        // The shipping pass seals it, so there is one sealer at a time.
+        if let Ok(mut spool) = self.spool.lock() {
+            spool.close();
         }
         self.ship();
         if !self.write_digest() {
@@ -343,4 +350,47 @@ fn first_record_date(bytes: &[u8]) -> Option<String> {
         time.get(5..7)?,
         time.get(8..10)?
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flush (shutdown) while the shipping thread is in the middle of a pass waits for
+    /// it, then ships the rest: every record is in the archive and under the final digest.
+    #[test]
+    fn flush_ships_everything_even_while_the_shipper_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
+            "chain_id: c\nspool_dir: {0}/spool\nsegment_max_bytes: 4096\n\
+             sink: {{kind: file, dir: {0}/archive}}\nsubject_key_env: WARDEN_TEST_UNSET\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let audit = Audit::start(&config).unwrap();
+        let records = 3000;
+        for i in 0..records {
+            let record = RequestRecord {
+                request_id: format!("r{i}"),
+                status: 200,
+                ..Default::default()
+            };
+            audit.record(record).unwrap();
+        }
+        audit.flush();
+        let key =
+            digest::load_public_key(&dir.path().join("spool/digest-signing-key.pub.pem")).unwrap();
+        let report = verify::verify_dir(
+            &dir.path().join("archive"),
+            &key,
+            &verify::Range::default(),
+            |_| {},
+        );
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!(report.records, records);
+        assert!(
+            !report.problems.iter().any(|p| p.contains("unsigned")),
+            "the final digest covers every segment"
+        );
+    }
 }

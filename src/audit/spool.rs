@@ -52,24 +52,36 @@ pub struct Rotated {
 }
 
 /// Seals closed segments in order: fsync, rename to `seg-FIRST-LAST`, record the head.
-pub fn seal_rotated(dir: &Path, rotated: Vec<Rotated>) -> Result<(), SpoolError> {
-    for r in rotated {
-        r.seg.file.sync_all()?;
-        let Some(last) = r.last_seq else {
-            fs::remove_file(&r.seg.path)?;
-            continue;
-        };
-        fs::rename(&r.seg.path, dir.join(sealed_name(r.seg.first_seq, last)))?;
-        write_head(
-            dir,
-            &Head {
-                seq: last,
-                hash: r.last_hash,
-            },
-        )?;
-        sync_dir(dir)?;
+/// One sealer at a time (the shipping pass, or recovery). On an error, the segments not
+/// sealed yet come back with it, to be put back with [`Spool::requeue`].
+pub fn seal_rotated(dir: &Path, rotated: Vec<Rotated>) -> Result<(), (SpoolError, Vec<Rotated>)> {
+    let mut rest = rotated.into_iter();
+    while let Some(r) = rest.next() {
+        if let Err(e) = seal_one(dir, &r) {
+            return Err((e, std::iter::once(r).chain(rest).collect()));
+        }
     }
     Ok(())
+}
+
+fn seal_one(dir: &Path, r: &Rotated) -> Result<(), SpoolError> {
+    r.seg.file.sync_all()?;
+    let Some(last) = r.last_seq else {
+        fs::remove_file(&r.seg.path)?;
+        return Ok(());
+    };
+    let sealed = dir.join(sealed_name(r.seg.first_seq, last));
+    if !sealed.exists() {
+        fs::rename(&r.seg.path, &sealed)?;
+    }
+    write_head(
+        dir,
+        &Head {
+            seq: last,
+            hash: r.last_hash.clone(),
+        },
+    )?;
+    Ok(sync_dir(dir)?)
 }
 
 struct OpenSegment {
@@ -175,11 +187,24 @@ impl Spool {
         Ok(())
     }
 
-    /// Seals the open segment and every rotated one now (shutdown, recovery).
+    /// Seals the open segment and every rotated one now (recovery, before any shipping).
     pub fn seal(&mut self) -> Result<(), SpoolError> {
         self.rotate();
         let rotated = self.take_rotated();
-        seal_rotated(&self.dir, rotated)
+        seal_rotated(&self.dir, rotated).map_err(|(e, rest)| {
+            self.requeue(rest);
+            e
+        })
+    }
+
+    /// Puts segments a failed sealing pass returned back in front of the queue.
+    pub fn requeue(&mut self, rest: Vec<Rotated>) {
+        self.rotated.splice(0..0, rest);
+    }
+
+    /// Closes the open segment now (shutdown); the shipping pass seals it.
+    pub fn close(&mut self) {
+        self.rotate();
     }
 
     fn open_segment(&mut self) -> Result<(), SpoolError> {
@@ -401,7 +426,9 @@ mod tests {
             list_sealed(s.dir()).unwrap().is_empty(),
             "appends only rotate; sealing is separate"
         );
-        seal_rotated(dir.path().join("c").as_path(), s.take_rotated()).unwrap();
+        seal_rotated(dir.path().join("c").as_path(), s.take_rotated())
+            .map_err(|(e, _)| e)
+            .unwrap();
         assert!(list_sealed(s.dir()).unwrap().len() >= 2);
     }
 
