@@ -1,4 +1,5 @@
 //! `${VAR}` / `${VAR:-default}` substitution in config text, with `$$` for a literal `$`.
+//! YAML comments are left as they are, so a commented-out `${VAR}` needs no variable.
 //! Errors carry the line and column of the reference and the variable's name, never a value.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +16,8 @@ pub fn substitute(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<String, SubstError> {
     let mut out = String::with_capacity(text.len());
-    for (idx, line) in text.split_inclusive('\n').enumerate() {
+    for (idx, whole) in text.split_inclusive('\n').enumerate() {
+        let (line, comment) = whole.split_at(comment_start(whole));
         let mut rest = line;
         let mut col = 1;
         while let Some(pos) = rest.find('$') {
@@ -66,8 +68,29 @@ pub fn substitute(
             rest = &body[end + 1..];
         }
         out.push_str(rest);
+        out.push_str(comment);
     }
     Ok(out)
+}
+
+/// Where a line's YAML comment starts (its length when it has none): a `#` at the start
+/// or after a blank, outside quotes.
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') if prev.is_whitespace() || matches!(prev, ':' | '[' | '{' | ',') => {
+                quote = Some(c)
+            }
+            (None, '#') if prev.is_whitespace() => return i,
+            _ => {}
+        }
+        prev = c;
+    }
+    line.len()
 }
 
 #[cfg(test)]
@@ -86,6 +109,15 @@ mod tests {
     fn substitutes_and_escapes() {
         let out = substitute("a: ${KEY}\nb: ${NOPE:-x}\nc: $$5 $x\nd: ${EMPTY:-d}\n", env).unwrap();
         assert_eq!(out, "a: sk-123\nb: x\nc: $5 $x\nd: d\n");
+    }
+
+    #[test]
+    fn comments_are_left_alone() {
+        let text = "# api_key: ${UNSET}\na: ${KEY} # or ${UNSET}\nb: \"x # ${KEY}\"\nc: x#${KEY}\n";
+        assert_eq!(
+            substitute(text, env).unwrap(),
+            "# api_key: ${UNSET}\na: sk-123 # or ${UNSET}\nb: \"x # sk-123\"\nc: x#sk-123\n"
+        );
     }
 
     #[test]
