@@ -33,8 +33,7 @@ pub fn complete(ctx: &mut RequestCtx) {
         && ctx.status == 200
         && let Some(enc) = &ctx.encoding
     {
-        let completion_tokens =
-            completion::from_events(enc, ctx.stream_events.iter().map(String::as_str));
+        let completion_tokens = std::mem::take(&mut ctx.stream_text).count(enc);
         ctx.usage = Some(Usage {
             prompt_tokens: ctx.prompt_tokens,
             completion_tokens,
@@ -42,7 +41,7 @@ pub fn complete(ctx: &mut RequestCtx) {
         });
         ctx.usage_counted = true;
     }
-    ctx.stream_events = Vec::new();
+    ctx.stream_text = Default::default();
     if ctx.cost.is_none()
         && let (Some(price), Some(usage)) = (&ctx.price, &ctx.usage)
     {

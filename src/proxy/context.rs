@@ -41,8 +41,8 @@ pub struct RequestCtx {
     pub cost: Option<crate::policy::pricing::Nanos>,
     /// Whether `usage` was counted by Warden because the provider sent none.
     pub usage_counted: bool,
-    /// Data of the stream's events, to count completion tokens if no usage arrives.
-    pub stream_events: Vec<String>,
+    /// What the stream generated, to count completion tokens if no usage arrives.
+    pub stream_text: crate::tokens::completion::StreamText,
     /// PII findings by entity type and action, for the audit record.
     pub pii: Vec<crate::audit::record::PiiCount>,
     /// What the PII stage does to the answer: restore placeholders, scan for PII.
@@ -95,7 +95,7 @@ impl RequestCtx {
             price: None,
             cost: None,
             usage_counted: false,
-            stream_events: Vec::new(),
+            stream_text: Default::default(),
             pii: Vec::new(),
             answer: None,
             pii_ner_skipped: false,

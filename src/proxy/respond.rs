@@ -181,7 +181,7 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                     if let Some(usage) = Usage::from_event(&event.data) {
                         ctx.usage = Some(usage);
                     } else if ctx.usage.is_none() && !event.is_done() {
-                        ctx.stream_events.push(event.data);
+                        ctx.stream_text.push(event.data);
                     }
                 }
                 let chunk = if rewrite && whole {

@@ -1,6 +1,8 @@
 //! Completion tokens counted from the answer itself, for providers that report no usage:
 //! the text, refusal and tool-call names and arguments of every choice, whole responses
-//! and stream deltas alike (each choice's pieces joined before counting).
+//! and stream deltas alike (each choice's pieces joined before counting). A stream's
+//! events are kept as they come and only read when no usage arrives; past a bound they
+//! are folded into each choice's text, so a long stream holds its text, not its events.
 
 use std::collections::BTreeMap;
 
@@ -16,15 +18,41 @@ pub fn from_body(enc: &Encoding, body: &[u8]) -> Option<u64> {
     Some(count(enc, &texts))
 }
 
-/// Completion tokens of a stream, from its events' data.
-pub fn from_events<'a>(enc: &Encoding, events: impl IntoIterator<Item = &'a str>) -> u64 {
-    let mut texts = BTreeMap::new();
-    for data in events {
-        if let Ok(value) = serde_json::from_str::<Value>(data) {
-            collect(&value, "delta", &mut texts);
+/// Event data kept before it is folded into text.
+const FOLD_AT: usize = 64 * 1024;
+
+/// What a stream generated, for counting its completion tokens if no usage arrives.
+#[derive(Debug, Default)]
+pub struct StreamText {
+    events: Vec<String>,
+    event_bytes: usize,
+    texts: BTreeMap<u64, String>,
+}
+
+impl StreamText {
+    /// Keeps one event's data (parsed only when kept events pass [`FOLD_AT`] bytes).
+    pub fn push(&mut self, data: String) {
+        self.event_bytes += data.len();
+        self.events.push(data);
+        if self.event_bytes > FOLD_AT {
+            self.fold();
         }
     }
-    count(enc, &texts)
+
+    fn fold(&mut self) {
+        for data in self.events.drain(..) {
+            if let Ok(value) = serde_json::from_str::<Value>(&data) {
+                collect(&value, "delta", &mut self.texts);
+            }
+        }
+        self.event_bytes = 0;
+    }
+
+    /// Completion tokens of everything kept.
+    pub fn count(mut self, enc: &Encoding) -> u64 {
+        self.fold();
+        count(enc, &self.texts)
+    }
 }
 
 fn count(enc: &Encoding, texts: &BTreeMap<u64, String>) -> u64 {
@@ -80,11 +108,23 @@ mod tests {
             r#"{"choices":[{"index":1,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#,
             "[DONE]",
         ];
+        let mut text = StreamText::default();
+        for e in events {
+            text.push(e.to_string());
+        }
         assert_eq!(
-            from_events(&enc, events),
+            text.count(&enc),
             2 + enc.count("lookup{}"),
             "pieces of a choice are joined before counting"
         );
+        // A long stream is folded as it goes and counts the same.
+        let piece = r#"{"choices":[{"index":0,"delta":{"content":" word"}}]}"#;
+        let mut long = StreamText::default();
+        for _ in 0..5000 {
+            long.push(piece.to_string());
+        }
+        assert!(long.event_bytes <= FOLD_AT && long.events.len() < 5000);
+        assert_eq!(long.count(&enc), enc.count(&" word".repeat(5000)));
         assert_eq!(from_body(&enc, b"not json"), None);
     }
 }
