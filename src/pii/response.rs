@@ -25,13 +25,33 @@ pub struct OutputScan {
     pub tenant: Option<String>,
 }
 
+impl OutputScan {
+    /// A redactor applying the profile to the model's answer.
+    pub fn redactor(&self) -> Redactor<'_> {
+        Redactor::for_output(&self.profile, &self.hash_key, self.tenant.as_deref())
+    }
+
+    /// Runs `f` with a redactor and adds its findings to `counts`.
+    fn run<T>(&self, counts: &mut Counts, f: impl FnOnce(&mut Redactor<'_>) -> T) -> T {
+        let mut r = self.redactor();
+        let out = f(&mut r);
+        for (k, n) in r.counts {
+            *counts.entry(k).or_default() += n;
+        }
+        out
+    }
+}
+
+/// Findings by entity type and the action taken.
+type Counts = BTreeMap<(Entity, PiiAction), u64>;
+
 /// One request's answer filter.
 #[derive(Debug)]
 pub struct Answer {
     vault: Option<Vault>,
     scan: Option<OutputScan>,
     /// Findings of output scanning by entity type and the action taken.
-    pub counts: BTreeMap<(Entity, PiiAction), u64>,
+    pub counts: Counts,
 }
 
 impl Answer {
@@ -82,13 +102,13 @@ impl Answer {
         };
         let mut changed = false;
         if let Some(scan) = &self.scan {
-            let mut r = Redactor::for_output(&scan.profile, &scan.hash_key, scan.tenant.as_deref());
-            let scanned = if json {
-                request::json_text(s, &mut r)
-            } else {
-                r.text(s)
-            };
-            merge(&mut self.counts, r.counts);
+            let scanned = scan.run(&mut self.counts, |r| {
+                if json {
+                    request::json_text(s, r)
+                } else {
+                    r.text(s)
+                }
+            });
             if let Some(new) = scanned {
                 *s = new;
                 changed = true;
@@ -109,12 +129,6 @@ impl Answer {
             answer: self,
             fields: BTreeMap::new(),
         }
-    }
-}
-
-fn merge(into: &mut BTreeMap<(Entity, PiiAction), u64>, from: BTreeMap<(Entity, PiiAction), u64>) {
-    for (k, n) in from {
-        *into.entry(k).or_default() += n;
     }
 }
 
@@ -139,7 +153,7 @@ pub struct AnswerStream {
 
 impl AnswerStream {
     /// Findings of output scanning so far.
-    pub fn counts(&self) -> &BTreeMap<(Entity, PiiAction), u64> {
+    pub fn counts(&self) -> &Counts {
         &self.answer.counts
     }
 
@@ -212,13 +226,7 @@ impl AnswerStream {
                 .map(|v| v.stream(matches!(key.1, Field::Arguments(_)))),
         });
         let scanned = match (&mut state.window, &answer.scan) {
-            (Some(w), Some(scan)) => {
-                let mut r =
-                    Redactor::for_output(&scan.profile, &scan.hash_key, scan.tenant.as_deref());
-                let out = w.push(&mut r, fragment);
-                merge(&mut answer.counts, r.counts);
-                out
-            }
+            (Some(w), Some(scan)) => scan.run(&mut answer.counts, |r| w.push(r, fragment)),
             _ => fragment.to_string(),
         };
         match (&mut state.restorer, &answer.vault) {
@@ -231,13 +239,7 @@ impl AnswerStream {
     fn flush(&mut self, mut state: FieldState) -> String {
         let answer = &mut self.answer;
         let mut rest = match (&mut state.window, &answer.scan) {
-            (Some(w), Some(scan)) => {
-                let mut r =
-                    Redactor::for_output(&scan.profile, &scan.hash_key, scan.tenant.as_deref());
-                let out = w.flush(&mut r);
-                merge(&mut answer.counts, r.counts);
-                out
-            }
+            (Some(w), Some(scan)) => scan.run(&mut answer.counts, |r| w.flush(r)),
             _ => String::new(),
         };
         if let (Some(r), Some(vault)) = (&mut state.restorer, &answer.vault) {

@@ -9,7 +9,6 @@ use serde_json::Value;
 
 use super::context::RequestCtx;
 use crate::audit::record;
-use crate::pii::Redactor;
 use crate::pii::response::OutputScan;
 
 /// Bytes kept past the cap so a value cut by it is still recognised, and withheld, whole.
@@ -55,9 +54,11 @@ impl Capture {
             let call = format!("\n[tool call] {name}({args})");
             self.push(&call);
         }
-        let s = &self.scan;
-        let mut r = Redactor::for_output(&s.profile, &s.hash_key, s.tenant.as_deref());
-        let mut answer = r.text(&self.content).unwrap_or(self.content);
+        let mut answer = self
+            .scan
+            .redactor()
+            .text(&self.content)
+            .unwrap_or(self.content);
         let mut truncated = self.truncated;
         if answer.len() > self.max {
             answer.truncate(answer.floor_char_boundary(self.max));

@@ -24,14 +24,19 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
     ctx.audited = true;
     let principal = ctx.principal.as_ref();
     let plain = subject_mode(&audit, ctx) == SubjectMode::Plain;
-    let subject = principal.map(|p| match p.method {
-        AuthMethod::ApiKey | AuthMethod::Anonymous => p.subject.clone(),
-        _ if plain => p.subject.clone(),
-        _ => audit.pseudonymize(p.tenant.as_deref(), &p.subject),
-    });
-    let subject_plain = plain
-        && principal
-            .is_some_and(|p| !matches!(p.method, AuthMethod::ApiKey | AuthMethod::Anonymous));
+    // API key ids name a key, not a person: always as they are. Token subjects are
+    // pseudonymized unless the policy says plain, which the record then says too.
+    let (subject, subject_plain) = match principal {
+        None => (None, false),
+        Some(p) => match p.method {
+            AuthMethod::ApiKey | AuthMethod::Anonymous => (Some(p.subject.clone()), false),
+            _ if plain => (Some(p.subject.clone()), true),
+            _ => (
+                Some(audit.pseudonymize(p.tenant.as_deref(), &p.subject)),
+                false,
+            ),
+        },
+    };
     let decision = ctx.decision.as_ref();
     let record = RequestRecord {
         time: DateTime::<Utc>::from(ctx.started_at).to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -205,10 +205,8 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                 (Some(Bytes::from(err.to_sse_event())), true)
             }
         };
-        if let Some(a) = answer.as_ref().filter(|_| end) {
-            redaction::record(ctx, a.counts(), Stage::Answer);
-        }
         if end {
+            record_answer(ctx, answer.take());
             super::accounting::complete(ctx);
             // The stream's entry goes in before its last bytes.
             let status = ctx.status;
@@ -216,9 +214,7 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         }
         if session.write_response_body(chunk, end).await.is_err() {
             ctx.client_gone = true;
-            if let Some(a) = answer.as_ref().filter(|_| !end) {
-                redaction::record(ctx, a.counts(), Stage::Answer);
-            }
+            record_answer(ctx, answer.take());
             metrics()
                 .client_disconnects
                 .with_label_values(&[ctx.route])
@@ -228,6 +224,14 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         if end {
             return;
         }
+    }
+}
+
+/// Counts what output scanning found in the answer (once: at the end or when the client
+/// went away).
+fn record_answer(ctx: &mut RequestCtx, answer: Option<AnswerStream>) {
+    if let Some(a) = answer {
+        redaction::record(ctx, a.counts(), Stage::Answer);
     }
 }
 
