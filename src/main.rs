@@ -399,6 +399,7 @@ fn serve(path: PathBuf, listen: Option<SocketAddr>, admin_listen: Option<SocketA
         config.admin_listen = addr.to_string();
     }
     warden::telemetry::init_logging(&config.log);
+    warden::telemetry::install_panic_hook();
     match warden::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

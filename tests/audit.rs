@@ -72,16 +72,6 @@ async fn chat(w: &Warden, text: &str) -> u16 {
     .status
 }
 
-fn stop(mut w: Warden) {
-    w.terminate();
-    assert_eq!(
-        w.wait_exit(Duration::from_secs(10)),
-        Some(0),
-        "{}",
-        w.logs()
-    );
-}
-
 fn segments(archive: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![archive.to_path_buf()];
@@ -97,23 +87,6 @@ fn segments(archive: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
-}
-
-fn all_text(dir: &Path) -> String {
-    let mut text = String::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                text.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
-                text.push('\n');
-            }
-        }
-    }
-    text
 }
 
 #[tokio::test]
@@ -345,15 +318,7 @@ rules:
 "#;
 
 fn records(d: &Dirs) -> Vec<Value> {
-    let mut out: Vec<Value> = all_text(&d.archive)
-        .lines()
-        .chain(all_text(&d.spool).lines())
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "request")
-        .collect();
-    out.sort_by_key(|v| v["seq"].as_u64());
-    out.dedup_by_key(|v| v["seq"].as_u64());
-    out
+    audit_records(&d.archive, &d.spool)
 }
 
 /// Policy rules decide how a request is recorded: the shoppers' rule captures the
@@ -436,12 +401,12 @@ async fn records_follow_the_policy_for_tools_subjects_and_capture() {
         called["tool_calls"],
         json!([{"name": "lookup_order", "count": 1}])
     );
-    let prompt = called["capture"]["prompt"].as_str().unwrap();
+    let prompt = without_nonces(called["capture"]["prompt"].as_str().unwrap());
     assert!(
         prompt.contains("where is the order of <EMAIL_1>?"),
         "{prompt}"
     );
-    let answer = called["capture"]["answer"].as_str().unwrap();
+    let answer = without_nonces(called["capture"]["answer"].as_str().unwrap());
     assert!(
         answer.contains("[tool call] lookup_order(") && answer.contains("<EMAIL_1>"),
         "{answer}"
@@ -456,7 +421,8 @@ async fn records_follow_the_policy_for_tools_subjects_and_capture() {
         "nothing was sent, nothing captured"
     );
     assert_eq!(
-        streamed["capture"]["answer"], "You said: mail <EMAIL_1> the invoice",
+        without_nonces(streamed["capture"]["answer"].as_str().unwrap()),
+        "You said: mail <EMAIL_1> the invoice",
         "the stream's answer as the provider wrote it"
     );
     assert_eq!(service["subject"], "svc-pricing-bot");

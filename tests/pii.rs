@@ -35,8 +35,9 @@ fn assert_clean(what: &str, text: &str) {
     }
 }
 
+/// What the provider received, with placeholder nonces left out.
 async fn provider_saw(mock: &MockProvider) -> String {
-    mock.last_request().await["body"].to_string()
+    without_nonces(&mock.last_request().await["body"].to_string())
 }
 
 #[tokio::test]
@@ -79,11 +80,11 @@ async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
     let seen = provider_saw(&mock).await;
     assert_clean("the provider's request with tool messages", &seen);
     assert!(seen.contains("[IBAN]"), "{seen}");
-    let args: Value = serde_json::from_str(
+    let args: Value = serde_json::from_str(&without_nonces(
         mock.last_request().await["body"]["messages"][1]["tool_calls"][0]["function"]["arguments"]
             .as_str()
             .unwrap(),
-    )
+    ))
     .unwrap();
     assert_eq!(
         args,
@@ -110,41 +111,23 @@ async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
         "{metrics}"
     );
     assert_clean("the metrics", &metrics);
-    stop(w, dir.path()).await;
+    stop_and_check(w, dir.path()).await;
 }
 
 /// Stops Warden (flushing the audit log) and checks its log and audit files.
-async fn stop(mut w: Warden, dir: &std::path::Path) {
+async fn stop_and_check(mut w: Warden, dir: &std::path::Path) {
     let log_path = w.log.clone();
     w.terminate();
     assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(log.contains("warden::access"), "the log was written");
     assert_clean("the log", &log);
-    let mut audit = String::new();
-    for entry in walk(dir) {
-        if let Ok(text) = std::fs::read(&entry) {
-            audit.push_str(&String::from_utf8_lossy(&text));
-        }
-    }
+    let audit = all_text(dir);
     assert!(
         audit.contains("\"pii\":[{"),
         "findings are recorded as counts"
     );
     assert_clean("the audit files", &audit);
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -193,7 +176,7 @@ async fn streams_restore_placeholders_split_across_chunks() {
         serde_json::from_str::<Value>(&args).unwrap(),
         json!({"to": EMAIL})
     );
-    stop(w, dir.path()).await;
+    stop_and_check(w, dir.path()).await;
 }
 
 /// `scan_output`: personal data the model writes itself (here: a sentence it "quotes"
@@ -243,10 +226,7 @@ async fn output_scanning_withholds_personal_data_the_model_emits() {
     }
     w.terminate();
     assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
-    let records: String = walk(dir.path())
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .collect();
+    let records = all_text(dir.path());
     assert!(
         records.contains(r#"{"action":"redact","count":1,"entity":"PHONE","stage":"answer"}"#),
         "{records}"
@@ -416,10 +396,6 @@ async fn optional_ner_falls_back_to_patterns_and_says_so_in_the_audit_record() {
     );
     w.terminate();
     assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
-    let records: String = walk(dir.path())
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .collect();
+    let records = all_text(dir.path());
     assert!(records.contains("\"pii_ner_skipped\":true"), "{records}");
 }

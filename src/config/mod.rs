@@ -28,7 +28,7 @@ pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
     OnStoreError, Period, RedisConfig, RequestLimit, TokenLimit,
 };
-pub use pii::{NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile};
+pub use pii::{NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile, RestoreSource, TokenInput};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]

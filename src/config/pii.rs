@@ -90,6 +90,17 @@ pub struct PiiProfile {
     /// Restore pseudonymized values in answers (streams included).
     #[serde(default = "yes")]
     pub restore: bool,
+    /// Where in the request a value must have come from to be restored in the answer: the
+    /// role of its message (`system`, `developer`, `user`, `assistant`, `tool`,
+    /// `function`), a completion's `prompt`, or `other` fields. A placeholder of a value
+    /// from elsewhere is shown as `[TYPE]`. Default: every source.
+    #[serde(default = "RestoreSource::all")]
+    pub restore_sources: Vec<RestoreSource>,
+    /// Inputs given as token ids (embeddings, completions): `redact` decodes them with the
+    /// model's tokenizer and redacts the text (sent as text when anything changed);
+    /// `refuse` answers 400. A model whose tokenizer cannot decode is refused either way.
+    #[serde(default)]
+    pub token_input: TokenInput,
     /// Use of the NER model (person names, street addresses, ids): off, optional, required.
     #[serde(default)]
     pub ner: NerMode,
@@ -103,6 +114,55 @@ pub struct PiiProfile {
     /// up to 4 KiB).
     #[serde(default = "default_output_holdback")]
     pub output_holdback_bytes: usize,
+}
+
+/// Where a pseudonymized value came from in the request.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreSource {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    Function,
+    /// A legacy completion's `prompt` or `suffix`.
+    Prompt,
+    /// Any other field (tool definitions, `metadata`, `user`, unknown fields, …).
+    Other,
+}
+
+impl RestoreSource {
+    pub fn all() -> Vec<RestoreSource> {
+        use RestoreSource::*;
+        vec![
+            System, Developer, User, Assistant, Tool, Function, Prompt, Other,
+        ]
+    }
+
+    /// The source of a chat message with this role.
+    pub fn of_role(role: &str) -> RestoreSource {
+        match role {
+            "system" => RestoreSource::System,
+            "developer" => RestoreSource::Developer,
+            "user" => RestoreSource::User,
+            "assistant" => RestoreSource::Assistant,
+            "tool" => RestoreSource::Tool,
+            "function" => RestoreSource::Function,
+            _ => RestoreSource::Other,
+        }
+    }
+}
+
+/// What happens to inputs given as token ids.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenInput {
+    /// Decode with the model's tokenizer and redact the text.
+    #[default]
+    Redact,
+    /// Refuse the request (400).
+    Refuse,
 }
 
 fn default_output_holdback() -> usize {
@@ -130,7 +190,8 @@ pub enum PiiAction {
     Mask,
     /// Replace with a keyed hash, stable per tenant (`[EMAIL:3f9a0c2b7d1e]`).
     Hash,
-    /// Replace with a placeholder (`<EMAIL_1>`) restored in the answer.
+    /// Replace with a placeholder (`<EMAIL_1_k3f9qz>`: type, counter, the request's
+    /// nonce) restored in the answer.
     Pseudonymize,
     /// Refuse the request (400) naming the entity types found.
     Block,

@@ -131,6 +131,12 @@ impl Plan {
         };
         let mut reply = if let Some(result) = tool_result_text(body) {
             format!("Tool result received: {}", summarize(&result))
+        } else if prompt_text
+            .to_lowercase()
+            .contains("repeat your instructions")
+        {
+            // A model that follows an injected request and quotes its system prompt.
+            format!("My instructions: {}", summarize(&system_text(body)))
         } else {
             format!("You said: {}", summarize(&prompt_text))
         };
@@ -438,6 +444,23 @@ fn last_user_text(body: &Value) -> (String, u64) {
         }
     }
     (last, tokens)
+}
+
+/// The system (or developer) messages' text.
+fn system_text(body: &Value) -> String {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("system" | "developer")
+            )
+        })
+        .map(|m| content_text(m.get("content")))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// When the conversation ends with tool results, their text.

@@ -320,17 +320,68 @@ impl ApiRequest {
         }
     }
 
-    /// Names of the function tools the request offers the model.
-    pub fn tool_names(&self) -> Vec<String> {
+    /// Every tool the provider could call, by name: `tools[]` (`function` and `custom`),
+    /// the legacy `functions[]`, and whatever `tool_choice` or `function_call` names. A
+    /// tool Warden cannot name (another type, no name, a name outside OpenAI's
+    /// `^[a-zA-Z0-9_-]{1,64}$`) makes the request invalid, so policy never misses one;
+    /// endpoints without tools refuse tool fields.
+    pub fn offered_tools(&self) -> Result<Vec<String>, ApiError> {
+        let mut names = Vec::new();
         match self {
-            ApiRequest::Chat(r) => r
-                .tools
-                .iter()
-                .flatten()
-                .filter_map(|t| t.function.as_ref().map(|f| f.name.clone()))
-                .collect(),
-            _ => Vec::new(),
+            ApiRequest::Chat(r) => {
+                for tool in r.tools.iter().flatten() {
+                    let name = match (tool.kind.as_str(), &tool.function) {
+                        ("function", Some(f)) => Some(f.name.as_str()),
+                        ("custom", _) => tool
+                            .extra
+                            .get("custom")
+                            .and_then(|c| c.get("name"))
+                            .and_then(Value::as_str),
+                        _ => None,
+                    };
+                    let name = name.ok_or_else(|| {
+                        ApiError::invalid(
+                            "Each entry of 'tools' must be a `function` or `custom` tool with a name.",
+                        )
+                        .with_param("tools")
+                    })?;
+                    push_tool(&mut names, name, "tools")?;
+                }
+                for f in r
+                    .extra
+                    .get("functions")
+                    .map(|v| v.as_array().ok_or(()))
+                    .transpose()
+                    .map_err(|()| {
+                        ApiError::invalid("'functions' must be an array.").with_param("functions")
+                    })?
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+                        ApiError::invalid("Each entry of 'functions' must have a name.")
+                            .with_param("functions")
+                    })?;
+                    push_tool(&mut names, name, "functions")?;
+                }
+                if let Some(choice) = &r.tool_choice {
+                    chosen_tools(choice, &mut names, "tool_choice")?;
+                }
+                if let Some(call) = r.extra.get("function_call") {
+                    chosen_tools(call, &mut names, "function_call")?;
+                }
+            }
+            ApiRequest::Completion(CompletionRequest { extra, .. })
+            | ApiRequest::Embedding(EmbeddingRequest { extra, .. }) => {
+                if let Some(field) = TOOL_FIELDS.iter().find(|f| extra.contains_key(**f)) {
+                    return Err(ApiError::invalid(format!(
+                        "'{field}' is only accepted on chat completions."
+                    ))
+                    .with_param(*field));
+                }
+            }
         }
+        Ok(names)
     }
 
     /// The output-token cap the client set (`max_completion_tokens` or `max_tokens`).
@@ -383,6 +434,68 @@ impl ApiRequest {
         };
         // Serialising values that were just deserialised from JSON cannot fail.
         out.unwrap_or_default()
+    }
+}
+
+/// Request fields that offer the model tools.
+const TOOL_FIELDS: &[&str] = &["tools", "functions", "tool_choice", "function_call"];
+
+/// OpenAI's rule for function names: `^[a-zA-Z0-9_-]{1,64}$`.
+pub fn valid_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn push_tool(names: &mut Vec<String>, name: &str, param: &str) -> Result<(), ApiError> {
+    if !valid_tool_name(name) {
+        return Err(ApiError::invalid(format!(
+            "Tool names in '{param}' must match ^[a-zA-Z0-9_-]{{1,64}}$."
+        ))
+        .with_param(param));
+    }
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_string());
+    }
+    Ok(())
+}
+
+/// The tools a `tool_choice` or `function_call` value names: a string mode (`auto`,
+/// `none`, `required`), `{type: function, function: {name}}`, `{type: custom, custom:
+/// {name}}`, `{name}` (legacy) or `{type: allowed_tools, allowed_tools: {tools: […]}}`.
+fn chosen_tools(choice: &Value, names: &mut Vec<String>, param: &str) -> Result<(), ApiError> {
+    let bad = || {
+        ApiError::invalid(format!("'{param}' names no tool Warden can identify.")).with_param(param)
+    };
+    match choice {
+        Value::String(mode) if matches!(mode.as_str(), "auto" | "none" | "required") => Ok(()),
+        Value::Object(o) => {
+            let kind = o.get("type").and_then(Value::as_str);
+            match kind {
+                None | Some("function") | Some("custom") => {
+                    let name = o
+                        .get("name")
+                        .or_else(|| {
+                            o.get(kind.unwrap_or("function"))
+                                .and_then(|f| f.get("name"))
+                        })
+                        .and_then(Value::as_str)
+                        .ok_or_else(bad)?;
+                    push_tool(names, name, param)
+                }
+                Some("allowed_tools") => {
+                    let tools = o
+                        .get("allowed_tools")
+                        .and_then(|a| a.get("tools"))
+                        .and_then(Value::as_array)
+                        .ok_or_else(bad)?;
+                    tools.iter().try_for_each(|t| chosen_tools(t, names, param))
+                }
+                Some(_) => Err(bad()),
+            }
+        }
+        _ => Err(bad()),
     }
 }
 
@@ -504,6 +617,62 @@ mod tests {
             let back: Value = serde_json::from_slice(&req.to_json()).unwrap();
             assert_eq!(back["input"], serde_json::from_str::<Value>(input).unwrap());
         }
+    }
+
+    fn tools_of(body: Value) -> Result<Vec<String>, ApiError> {
+        ApiRequest::parse(Endpoint::ChatCompletions, body.to_string().as_bytes())?.offered_tools()
+    }
+
+    #[test]
+    fn every_tool_shape_is_named_for_policy() {
+        let msgs = serde_json::json!([{"role": "user", "content": "x"}]);
+        let names = tools_of(serde_json::json!({"model": "m", "messages": msgs,
+            "tools": [
+                {"type": "function", "function": {"name": "lookup_order"}},
+                {"type": "custom", "custom": {"name": "refund_order"}}
+            ],
+            "functions": [{"name": "legacy_fn", "parameters": {}}],
+            "function_call": {"name": "forced_fn"},
+            "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto",
+                "tools": [{"type": "function", "function": {"name": "lookup_order"}}]}}
+        }))
+        .unwrap();
+        assert_eq!(
+            names,
+            ["lookup_order", "refund_order", "legacy_fn", "forced_fn"]
+        );
+        let forced = tools_of(serde_json::json!({"model": "m", "messages": msgs,
+            "tool_choice": {"type": "function", "function": {"name": "refund_order"}}}))
+        .unwrap();
+        assert_eq!(forced, ["refund_order"]);
+    }
+
+    #[test]
+    fn tools_warden_cannot_name_are_refused() {
+        let msgs = serde_json::json!([{"role": "user", "content": "x"}]);
+        for bad in [
+            serde_json::json!({"tools": [{"type": "web_search"}]}),
+            serde_json::json!({"tools": [{"type": "custom", "custom": {}}]}),
+            serde_json::json!({"tools": [{"type": "function", "function": {"name": "refund order"}}]}),
+            serde_json::json!({"tools": [{"type": "function", "function": {"name": "refund_\u{43e}rder"}}]}),
+            serde_json::json!({"functions": [{"description": "no name"}]}),
+            serde_json::json!({"functions": {"name": "not-a-list"}}),
+            serde_json::json!({"function_call": {"nom": "x"}}),
+            serde_json::json!({"tool_choice": "sometimes"}),
+            serde_json::json!({"tool_choice": {"type": "file_search"}}),
+        ] {
+            let mut body = bad.clone();
+            body["model"] = "m".into();
+            body["messages"] = msgs.clone();
+            let err = tools_of(body).unwrap_err();
+            assert_eq!(err.status(), http::StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let completion = ApiRequest::parse(
+            Endpoint::Completions,
+            br#"{"model":"m","prompt":"x","tools":[{"type":"function","function":{"name":"f"}}]}"#,
+        )
+        .unwrap();
+        assert!(completion.offered_tools().is_err());
     }
 
     #[test]

@@ -142,7 +142,9 @@ impl Profile {
         }
         found.retain(|f| {
             f.score >= self.settings.min_score
-                && !self.allow.contains(&text[f.start..f.end].to_lowercase())
+                && text
+                    .get(f.start..f.end)
+                    .is_some_and(|value| !self.allow.contains(&value.to_lowercase()))
         });
         resolve_overlaps(found)
     }

@@ -197,23 +197,17 @@ fn looks_like_date(s: &str) -> bool {
 /// Whether `text[start..end]` stands alone rather than inside a longer identifier.
 fn stands_alone(text: &str, start: usize, end: usize) -> bool {
     let bytes = text.as_bytes();
+    let at = |i: usize| bytes.get(i).copied();
     let joiner = |b: u8| matches!(b, b'-' | b'_' | b'/' | b'.');
-    let before_ok = match start {
-        0 => true,
-        1 => !bytes[0].is_ascii_alphanumeric(),
-        _ => {
-            let (a, b) = (bytes[start - 2], bytes[start - 1]);
-            !(b.is_ascii_alphanumeric() || joiner(b) && a.is_ascii_alphanumeric())
-        }
-    };
-    let after_ok = match bytes.len() - end {
-        0 => true,
-        1 => !bytes[end].is_ascii_alphanumeric(),
-        _ => {
-            let (a, b) = (bytes[end], bytes[end + 1]);
-            !(a.is_ascii_alphanumeric() || joiner(a) && b.is_ascii_alphanumeric())
-        }
-    };
+    let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    // Before: not a letter or digit, nor a joiner that follows one.
+    let prev = start.checked_sub(1).and_then(at);
+    let prev2 = start.checked_sub(2).and_then(at);
+    let before_ok = !(alnum(prev) || prev.is_some_and(joiner) && alnum(prev2));
+    // After: the same, mirrored.
+    let next = at(end);
+    let next2 = end.checked_add(1).and_then(at);
+    let after_ok = !(alnum(next) || next.is_some_and(joiner) && alnum(next2));
     before_ok && after_ok
 }
 
@@ -229,7 +223,6 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
     if !matched.matched_any() {
         return;
     }
-    let lower_cache = std::cell::OnceCell::new();
     for index in matched.iter() {
         let r = &RECOGNIZERS[index];
         for m in REGEXES[index].find_iter(text) {
@@ -240,8 +233,7 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
                 continue;
             };
             if !r.context.is_empty() || !r.penalty.is_empty() {
-                let lower: &String = lower_cache.get_or_init(|| text.to_lowercase());
-                let window = before(lower, text, m.start());
+                let window = before(text, m.start());
                 if r.context.iter().any(|w| window.contains(w)) {
                     score += CONTEXT_BOOST;
                 }
@@ -260,18 +252,15 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
     }
 }
 
-/// The lowercased text just before byte `start` of `text` (lowercasing can change byte
-/// lengths, so non-ASCII text falls back to lowercasing the window itself).
-fn before<'a>(lower: &'a str, text: &str, start: usize) -> std::borrow::Cow<'a, str> {
-    let mut from = start.saturating_sub(CONTEXT_BEFORE);
-    while !text.is_char_boundary(from) {
-        from -= 1;
-    }
-    if lower.len() == text.len() {
-        std::borrow::Cow::Borrowed(&lower[from..start])
-    } else {
-        std::borrow::Cow::Owned(text[from..start].to_lowercase())
-    }
+/// The lowercased text just before byte `start` of `text`. Only the window itself is
+/// lowercased: lowercasing changes the byte length of some characters (`İ`, `ẞ`), so no
+/// offset of `text` is ever used on a lowercased copy.
+fn before(text: &str, start: usize) -> String {
+    let start = text.floor_char_boundary(start.min(text.len()));
+    let from = text.floor_char_boundary(start.saturating_sub(CONTEXT_BEFORE));
+    text.get(from..start)
+        .map(str::to_lowercase)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -334,6 +323,22 @@ mod tests {
         assert!(kinds("born 12.03.1987 in Lyon", 0.5).contains(&Entity::DateOfBirth));
         assert!(!kinds("delivered 12.03.2026 to Lyon", 0.5).contains(&Entity::DateOfBirth));
         assert!(kinds("my SSN is 536-22-1234", 0.5).contains(&Entity::UsSsn));
+    }
+
+    #[test]
+    fn characters_whose_lowercase_changes_length_keep_context_windows_in_bounds() {
+        // `İ` grows and `ẞ` shrinks when lowercased: the total length stays the same but
+        // every offset between them moves.
+        for prefix in ["İẞ", "ẞİ", "İİİ", "ẞẞ", "Σ", "ǅ"] {
+            for pad in 0..50 {
+                let text = format!(
+                    "{prefix}{} ip 10.0.0.7, call +1 415 555 2671",
+                    "a".repeat(pad)
+                );
+                let hits = found(&text);
+                assert!(hits.iter().any(|h| h.0 == Entity::IpAddress), "{text}");
+            }
+        }
     }
 
     #[test]

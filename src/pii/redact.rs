@@ -10,7 +10,7 @@ use sha2::Sha256;
 use super::entity::Entity;
 use super::vault::Vault;
 use super::{Finding, Profile};
-use crate::config::PiiAction;
+use crate::config::{PiiAction, RestoreSource};
 
 /// The request carried entity types its profile blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct Redactor<'a> {
     output: bool,
     hash_key: &'a [u8],
     tenant: &'a str,
+    /// Where the text being redacted comes from in the request (for `restore_sources`).
+    origin: RestoreSource,
     pub vault: Vault,
     pub counts: BTreeMap<(Entity, PiiAction), u64>,
     blocked: BTreeSet<Entity>,
@@ -36,6 +38,7 @@ impl<'a> Redactor<'a> {
             output: false,
             hash_key,
             tenant: tenant.unwrap_or(""),
+            origin: RestoreSource::Other,
             vault: Vault::default(),
             counts: BTreeMap::new(),
             blocked: BTreeSet::new(),
@@ -52,6 +55,11 @@ impl<'a> Redactor<'a> {
 
     pub fn profile(&self) -> &Profile {
         self.profile
+    }
+
+    /// Notes where the next texts come from; returns the previous origin.
+    pub fn set_origin(&mut self, origin: RestoreSource) -> RestoreSource {
+        std::mem::replace(&mut self.origin, origin)
     }
 
     fn action(&self, entity: Entity) -> PiiAction {
@@ -80,9 +88,14 @@ impl<'a> Redactor<'a> {
         let mut last = 0;
         let mut changed = false;
         for f in findings {
+            // Findings are sorted and apart; one that is not (or not on character
+            // boundaries) is skipped rather than trusted.
+            let (Some(before), Some(value)) = (text.get(last..f.start), text.get(f.start..f.end))
+            else {
+                continue;
+            };
             let action = self.action(f.entity);
             *self.counts.entry((f.entity, action)).or_default() += 1;
-            let value = &text[f.start..f.end];
             let replacement = match action {
                 PiiAction::Allow => continue,
                 PiiAction::Block => {
@@ -92,9 +105,9 @@ impl<'a> Redactor<'a> {
                 PiiAction::Redact => format!("[{}]", f.entity.name()),
                 PiiAction::Mask => mask(value),
                 PiiAction::Hash => self.hash(f.entity, value),
-                PiiAction::Pseudonymize => self.vault.placeholder(f.entity, value),
+                PiiAction::Pseudonymize => self.vault.placeholder(f.entity, value, self.origin),
             };
-            out.push_str(&text[last..f.start]);
+            out.push_str(before);
             out.push_str(&replacement);
             last = f.end;
             changed = true;
@@ -102,7 +115,7 @@ impl<'a> Redactor<'a> {
         if !changed {
             return None;
         }
-        out.push_str(&text[last..]);
+        out.push_str(text.get(last..).unwrap_or_default());
         Some(out)
     }
 
@@ -153,11 +166,14 @@ mod tests {
         let mut r = Redactor::new(&p, b"key", Some("acme"));
         let text = "jane@x.io paid with 4111 1111 1111 1111 from DE89 3704 0044 0532 0130 00, call +1 415 555 2671, ip 10.0.0.7; cc jane@x.io";
         let out = r.text(text).unwrap();
+        let email = format!("<EMAIL_1_{}>", r.vault.nonce());
         assert!(
-            out.starts_with("<EMAIL_1> paid with **** **** **** 1111 from [IBAN], call [PHONE:"),
+            out.starts_with(&format!(
+                "{email} paid with **** **** **** 1111 from [IBAN], call [PHONE:"
+            )),
             "{out}"
         );
-        assert!(out.ends_with("ip 10.0.0.7; cc <EMAIL_1>"), "{out}");
+        assert!(out.ends_with(&format!("ip 10.0.0.7; cc {email}")), "{out}");
         assert_eq!(r.counts[&(Entity::Email, PiiAction::Pseudonymize)], 2);
         assert!(r.blocked().is_none());
         // The hash is stable per tenant and differs between tenants.

@@ -1,10 +1,15 @@
 //! What the PII stage does to a request's answer: personal data the model emits is found
 //! and replaced (output scanning, when the profile asks for it), then pseudonymized values
-//! are put back (restoration) — in message content, tool-call arguments (JSON-escaped)
-//! and legacy `text`, for whole JSON responses and for streams, one SSE event at a time.
-//! In a stream, a placeholder split across chunks is held back only until it is complete,
-//! output scanning holds back a bounded window, and both are released at the latest when
-//! their choice finishes or the stream ends.
+//! are put back (restoration) — in every text of an answer a client can read: message
+//! content, refusals, reasoning text, audio transcripts, legacy `text`, and tool-call and
+//! legacy `function_call` arguments (JSON-escaped); for whole JSON responses and for
+//! streams, one SSE event at a time. What cannot be scanned is withheld when scanning is
+//! on: log-probability tokens spell out the answer token by token, so a whole answer whose
+//! text had a finding loses its `logprobs`, and a scanned stream carries none; audio is
+//! dropped with a transcript that had a finding, and from scanned streams. In a stream, a
+//! placeholder split across chunks is held back only until it is complete, output
+//! scanning holds back a bounded window, and both are released at the latest when their
+//! choice finishes or the stream ends.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +50,9 @@ impl OutputScan {
 /// Findings by entity type and the action taken.
 type Counts = BTreeMap<(Entity, PiiAction), u64>;
 
+/// The plain-text fields of an answer's `message` (and of a stream's `delta`).
+const MESSAGE_TEXTS: [&str; 4] = ["content", "refusal", "reasoning_content", "reasoning"];
+
 /// One request's answer filter.
 #[derive(Debug)]
 pub struct Answer {
@@ -78,24 +86,65 @@ impl Answer {
             .into_iter()
             .flatten()
         {
-            changed |= self.field(choice, "text", false);
-            if let Some(m) = choice.get_mut("message") {
-                changed |= self.field(m, "content", false);
-                for call in m
-                    .get_mut("tool_calls")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(f) = call.get_mut("function") {
-                        changed |= self.field(f, "arguments", true);
-                    }
-                }
-            }
+            changed |= self.choice(choice);
         }
         changed.then(|| v.to_string().into_bytes())
     }
 
+    /// One choice of a whole answer; true when it changed.
+    fn choice(&mut self, choice: &mut Value) -> bool {
+        let found_before = self.found();
+        let mut changed = self.field(choice, "text", false);
+        if let Some(m) = choice.get_mut("message") {
+            for key in MESSAGE_TEXTS {
+                changed |= self.field(m, key, false);
+            }
+            for call in m
+                .get_mut("tool_calls")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(f) = call.get_mut("function") {
+                    changed |= self.field(f, "arguments", true);
+                }
+            }
+            if let Some(f) = m.get_mut("function_call") {
+                changed |= self.field(f, "arguments", true);
+            }
+            if let Some(audio) = m.get_mut("audio") {
+                let before = self.found();
+                changed |= self.field(audio, "transcript", false);
+                if self.found() > before
+                    && let Some(data) = audio.get_mut("data")
+                {
+                    // The audio says what its transcript no longer does.
+                    *data = Value::String(String::new());
+                    changed = true;
+                }
+            }
+        }
+        if self.found() > found_before
+            && let Some(logprobs) = choice.get_mut("logprobs")
+            && !logprobs.is_null()
+        {
+            // Token by token, log-probabilities spell out what scanning withheld.
+            *logprobs = Value::Null;
+            changed = true;
+        }
+        changed
+    }
+
+    /// Values output scanning acted on so far (findings not allowed through).
+    fn found(&self) -> u64 {
+        self.counts
+            .iter()
+            .filter(|((_, action), _)| *action != PiiAction::Allow)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Scans and restores the string `obj[field]`; true when it changed.
     fn field(&mut self, obj: &mut Value, field: &str, json: bool) -> bool {
         let Some(Value::String(s)) = obj.get_mut(field) else {
             return false;
@@ -132,11 +181,25 @@ impl Answer {
     }
 }
 
+/// A streamed text of one choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Field {
-    Content,
+    /// Legacy completions' `choice.text`.
     Text,
+    /// `delta.<key>` for one of [`MESSAGE_TEXTS`].
+    Delta(&'static str),
+    /// `delta.audio.transcript`.
+    Transcript,
+    /// `delta.tool_calls[index].function.arguments`.
     Arguments(u64),
+    /// `delta.function_call.arguments` (legacy functions).
+    FunctionCall,
+}
+
+impl Field {
+    fn json(self) -> bool {
+        matches!(self, Field::Arguments(_) | Field::FunctionCall)
+    }
 }
 
 /// The state of one streamed text: its scanning window and its placeholder restorer.
@@ -188,12 +251,15 @@ impl AnswerStream {
 
     fn choice(&mut self, choice: &mut Value) {
         let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let scanning = self.answer.scan.is_some();
         if let Some(Value::String(s)) = choice.get_mut("text") {
             *s = self.push((index, Field::Text), s);
         }
         if let Some(delta) = choice.get_mut("delta") {
-            if let Some(Value::String(s)) = delta.get_mut("content") {
-                *s = self.push((index, Field::Content), s);
+            for key in MESSAGE_TEXTS {
+                if let Some(Value::String(s)) = delta.get_mut(key) {
+                    *s = self.push((index, Field::Delta(key)), s);
+                }
             }
             for call in delta
                 .get_mut("tool_calls")
@@ -206,6 +272,24 @@ impl AnswerStream {
                     *s = self.push((index, Field::Arguments(call_index)), s);
                 }
             }
+            if let Some(Value::String(s)) = delta.pointer_mut("/function_call/arguments") {
+                *s = self.push((index, Field::FunctionCall), s);
+            }
+            if let Some(audio) = delta.get_mut("audio").and_then(Value::as_object_mut) {
+                if let Some(Value::String(s)) = audio.get_mut("transcript") {
+                    *s = self.push((index, Field::Transcript), s);
+                }
+                if scanning {
+                    // Audio cannot be scanned; its transcript is.
+                    audio.remove("data");
+                }
+            }
+        }
+        if scanning
+            && let Some(logprobs) = choice.get_mut("logprobs")
+        {
+            // Tokens of a stream are released before the window sees what they spell.
+            *logprobs = Value::Null;
         }
         if choice.get("finish_reason").is_some_and(|f| !f.is_null()) {
             self.finish_choice(index, choice);
@@ -220,10 +304,7 @@ impl AnswerStream {
                 .scan
                 .as_ref()
                 .map(|s| ScanWindow::new(s.profile.settings.output_holdback_bytes)),
-            restorer: answer
-                .vault
-                .as_ref()
-                .map(|v| v.stream(matches!(key.1, Field::Arguments(_)))),
+            restorer: answer.vault.as_ref().map(|v| v.stream(key.1.json())),
         });
         let scanned = match (&mut state.window, &answer.scan) {
             (Some(w), Some(scan)) => scan.run(&mut answer.counts, |r| w.push(r, fragment)),
@@ -269,38 +350,53 @@ impl AnswerStream {
     }
 }
 
+/// Appends held text to a field of a choice (creating the objects on the way).
 fn append(choice: &mut Value, field: Field, rest: &str) {
+    let Some(obj) = choice.as_object_mut() else {
+        return;
+    };
     let push = |slot: &mut Value| match slot {
         Value::String(s) => s.push_str(rest),
         other => *other = Value::String(rest.to_string()),
     };
+    if field == Field::Text {
+        push(obj.entry("text").or_insert(Value::Null));
+        return;
+    }
+    let delta = obj
+        .entry("delta")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(delta) = delta.as_object_mut() else {
+        return;
+    };
+    let object = |slot: &mut Value| {
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+    };
     match field {
-        Field::Text => push(
-            choice
-                .as_object_mut()
-                .map_or(&mut Value::Null, |o| o.entry("text").or_insert(Value::Null)),
-        ),
-        Field::Content | Field::Arguments(_) => {
-            let Some(obj) = choice.as_object_mut() else {
-                return;
-            };
-            let delta = obj
-                .entry("delta")
-                .or_insert_with(|| Value::Object(Map::new()));
-            let Some(delta) = delta.as_object_mut() else {
-                return;
-            };
-            match field {
-                Field::Content => push(delta.entry("content").or_insert(Value::Null)),
-                Field::Arguments(i) => {
-                    let calls = delta
-                        .entry("tool_calls")
-                        .or_insert_with(|| Value::Array(Vec::new()));
-                    if let Some(calls) = calls.as_array_mut() {
-                        calls.push(json!({"index": i, "function": {"arguments": rest}}));
-                    }
-                }
-                Field::Text => {}
+        Field::Text => {}
+        Field::Delta(key) => push(delta.entry(key).or_insert(Value::Null)),
+        Field::Transcript => {
+            let audio = delta.entry("audio").or_insert(Value::Null);
+            object(audio);
+            if let Some(audio) = audio.as_object_mut() {
+                push(audio.entry("transcript").or_insert(Value::Null));
+            }
+        }
+        Field::FunctionCall => {
+            let call = delta.entry("function_call").or_insert(Value::Null);
+            object(call);
+            if let Some(call) = call.as_object_mut() {
+                push(call.entry("arguments").or_insert(Value::Null));
+            }
+        }
+        Field::Arguments(i) => {
+            let calls = delta
+                .entry("tool_calls")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Some(calls) = calls.as_array_mut() {
+                calls.push(json!({"index": i, "function": {"arguments": rest}}));
             }
         }
     }
@@ -309,12 +405,13 @@ fn append(choice: &mut Value, field: Field, rest: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RestoreSource;
     use crate::pii::{Entity, test_profile};
 
     fn vault() -> Vault {
-        let mut v = Vault::default();
-        v.placeholder(Entity::Email, "jane@x.io");
-        v.placeholder(Entity::Person, "Zoë \"Z\" Ortiz");
+        let mut v = Vault::with_nonce("tstnce");
+        v.placeholder(Entity::Email, "jane@x.io", RestoreSource::User);
+        v.placeholder(Entity::Person, "Zoë \"Z\" Ortiz", RestoreSource::User);
         v
     }
 
@@ -335,7 +432,7 @@ mod tests {
 
     #[test]
     fn whole_bodies_restore_content_and_arguments() {
-        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Sent to <EMAIL_1>.","tool_calls":[{"id":"c","type":"function","function":{"name":"mail","arguments":"{\"to\":\"<PERSON_1>\"}"}}]}}]}"#;
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Sent to <EMAIL_1_tstnce>.","tool_calls":[{"id":"c","type":"function","function":{"name":"mail","arguments":"{\"to\":\"<PERSON_1_tstnce>\"}"}}]}}]}"#;
         let out: Value = serde_json::from_slice(&restoring().body(body).unwrap()).unwrap();
         assert_eq!(
             out["choices"][0]["message"]["content"],
@@ -354,7 +451,7 @@ mod tests {
 
     #[test]
     fn whole_bodies_are_scanned_before_they_are_restored() {
-        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"I wrote to <EMAIL_1> and cc'd bob@corp.example.","tool_calls":[{"id":"c","type":"function","function":{"name":"mail","arguments":"{\"cc\":\"bob@corp.example\"}"}}]}}]}"#;
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"I wrote to <EMAIL_1_tstnce> and cc'd bob@corp.example.","tool_calls":[{"id":"c","type":"function","function":{"name":"mail","arguments":"{\"cc\":\"bob@corp.example\"}"}}]}}]}"#;
         let mut answer = scanning_and_restoring();
         let out: Value = serde_json::from_slice(&answer.body(body).unwrap()).unwrap();
         assert_eq!(
@@ -400,8 +497,8 @@ mod tests {
             &mut s,
             &[
                 chunk(json!({"content": "Hi, I wrote to <EM"}), None),
-                chunk(json!({"content": "AIL_1"}), None),
-                chunk(json!({"content": "> and <PERS"}), None),
+                chunk(json!({"content": "AIL_1_tst"}), None),
+                chunk(json!({"content": "nce> and <PERS"}), None),
             ],
         );
         assert_eq!(
@@ -420,7 +517,7 @@ mod tests {
             &mut s,
             &[
                 chunk(call("{\"to\":\"<PER"), None),
-                chunk(call("SON_1>\"}"), None),
+                chunk(call("SON_1_tstnce>\"}"), None),
                 chunk(json!({}), Some("tool_calls")),
             ],
         );
@@ -436,7 +533,7 @@ mod tests {
 
     #[test]
     fn streams_are_scanned_in_a_bounded_window_and_restored() {
-        let text = "Done: <EMAIL_1> is on the order; the courier will call +1 415 555 2671 tomorrow before noon.";
+        let text = "Done: <EMAIL_1_tstnce> is on the order; the courier will call +1 415 555 2671 tomorrow before noon.";
         let events: Vec<Value> = text
             .as_bytes()
             .chunks(4)
@@ -462,5 +559,78 @@ mod tests {
             })
             .unwrap();
         assert!(first < 12, "first text in event {first}");
+    }
+
+    #[test]
+    fn every_text_of_a_whole_answer_is_scanned_and_restored() {
+        let body = json!({"choices": [{"index": 0,
+            "logprobs": {"content": [{"token": "bob", "logprob": -0.1, "top_logprobs": [{"token": "bob", "logprob": -0.1}]}]},
+            "message": {"role": "assistant", "content": "ok",
+                "refusal": "I won't mail bob@corp.example or <EMAIL_1_tstnce>",
+                "reasoning_content": "user is <PERSON_1_tstnce>, cc bob@corp.example",
+                "audio": {"id": "a1", "data": "UklGRg==", "transcript": "call bob@corp.example"},
+                "function_call": {"name": "mail", "arguments": "{\"to\":\"<EMAIL_1_tstnce>\",\"cc\":\"bob@corp.example\"}"}}}]});
+        let mut answer = scanning_and_restoring();
+        let out: Value =
+            serde_json::from_slice(&answer.body(body.to_string().as_bytes()).unwrap()).unwrap();
+        let m = &out["choices"][0]["message"];
+        assert_eq!(m["refusal"], "I won't mail [EMAIL] or jane@x.io");
+        assert_eq!(m["reasoning_content"], "user is Zoë \"Z\" Ortiz, cc [EMAIL]");
+        assert_eq!(m["audio"]["transcript"], "call [EMAIL]");
+        assert_eq!(m["audio"]["data"], "", "audio whose transcript had a finding");
+        let args: Value = serde_json::from_str(m["function_call"]["arguments"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(args, json!({"to": "jane@x.io", "cc": "[EMAIL]"}));
+        assert!(out["choices"][0]["logprobs"].is_null(), "{out}");
+        assert!(!out.to_string().contains("bob@corp"), "{out}");
+
+        // Without a finding, log-probabilities and audio stay.
+        let clean = json!({"choices": [{"index": 0, "logprobs": {"content": []},
+            "message": {"role": "assistant", "content": "Hi <EMAIL_1_tstnce>",
+                "audio": {"id": "a1", "data": "UklGRg==", "transcript": "hello"}}}]});
+        let out: Value = serde_json::from_slice(
+            &scanning_and_restoring()
+                .body(clean.to_string().as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(out["choices"][0]["logprobs"], json!({"content": []}));
+        assert_eq!(out["choices"][0]["message"]["audio"]["data"], "UklGRg==");
+        assert_eq!(out["choices"][0]["message"]["content"], "Hi jane@x.io");
+    }
+
+    #[test]
+    fn every_text_of_a_stream_is_scanned_and_restored() {
+        let mut s = scanning_and_restoring().into_stream();
+        let events = [
+            json!({"choices": [{"index": 0, "delta": {"refusal": "no mail to bob@co"},
+                "logprobs": {"content": [{"token": "bob", "logprob": -0.1}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"refusal": "rp.example, <EMAIL_1_tst",
+                "reasoning_content": "it is <PERSON_1_tstnce>",
+                "audio": {"data": "UklGRg==", "transcript": "bob@corp.example"}}}]}),
+            json!({"choices": [{"index": 0, "delta": {"refusal": "nce> ok",
+                "function_call": {"arguments": "{\"to\":\"<EMAIL_1_tstnce>\"}"}},
+                "finish_reason": "stop"}]}),
+        ];
+        let out = relay(&mut s, &events);
+        let text = |key: &str| -> String {
+            out.iter()
+                .filter_map(|e| e["choices"][0]["delta"][key].as_str())
+                .collect()
+        };
+        assert_eq!(text("refusal"), "no mail to [EMAIL], jane@x.io ok");
+        assert_eq!(text("reasoning_content"), "it is Zoë \"Z\" Ortiz");
+        let transcript: String = out
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["audio"]["transcript"].as_str())
+            .collect();
+        assert_eq!(transcript, "[EMAIL]");
+        let args: String = out
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["function_call"]["arguments"].as_str())
+            .collect();
+        assert_eq!(args, "{\"to\":\"jane@x.io\"}");
+        let all = serde_json::to_string(&out).unwrap();
+        assert!(!all.contains("bob") && !all.contains("UklGRg"), "{all}");
     }
 }

@@ -1,7 +1,13 @@
-//! The per-request vault of reversible placeholders: the same value always gets the same
-//! `<ENTITY_n>` within a request, and answers are restored from it — whole texts, JSON
-//! strings inside tool-call arguments, and streams whose placeholders arrive split across
-//! chunks. The vault lives only as long as its request.
+//! The per-request vault of reversible placeholders. A placeholder names its entity type,
+//! a counter and the request's nonce (`<EMAIL_1_k3f9qz>`): the same value always gets the
+//! same placeholder within a request, and the nonce — random, and never a string the
+//! client's body contains — makes placeholders unguessable, so text a client types in
+//! placeholder shape is plain text and never restored. Each value remembers where in the
+//! request it came from (a message role, the prompt, another field); answers are restored
+//! only from the origins the profile allows (`restore_sources`), and a known placeholder
+//! whose origin is not allowed is shown as `[ENTITY]`. Restoration covers whole texts,
+//! JSON strings inside tool-call arguments, and streams whose placeholders arrive split
+//! across chunks. The vault lives only as long as its request.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -10,51 +16,149 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::entity::Entity;
+use crate::config::RestoreSource;
 
-/// Longest placeholder a stream holds back for (`<DRIVERS_LICENSE_99999>` fits).
+/// Longest placeholder a stream holds back for (`<URL_CREDENTIALS_99999_abcdef>` fits).
 const MAX_PLACEHOLDER: usize = 32;
+/// Characters of the per-request nonce.
+const NONCE_LEN: usize = 6;
+const NONCE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-static PLACEHOLDER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"<([A-Z][A-Z_]*)_(\d{1,5})>").expect("placeholder pattern"));
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<[A-Z][A-Z_]*_\d{1,5}_[a-z0-9]{6}>").expect("placeholder pattern")
+});
 
-#[derive(Debug, Default, Clone)]
+/// One pseudonymized value and the origins it was seen in.
+#[derive(Debug, Clone)]
+struct Held {
+    entity: Entity,
+    value: String,
+    /// Bit set of [`RestoreSource`]s.
+    origins: u16,
+}
+
+#[derive(Debug, Clone)]
 pub struct Vault {
+    nonce: String,
     by_value: HashMap<(Entity, String), String>,
-    by_placeholder: HashMap<String, String>,
+    by_placeholder: HashMap<String, Held>,
     counters: HashMap<Entity, u32>,
+    /// Bit set of the origins whose values are restored.
+    restorable: u16,
+}
+
+impl Default for Vault {
+    fn default() -> Self {
+        Vault::for_request(b"")
+    }
+}
+
+fn bit(origin: RestoreSource) -> u16 {
+    1 << (origin as u16)
 }
 
 impl Vault {
+    /// A vault for one request whose client-sent body is `body`: its nonce appears nowhere
+    /// in the body, so no placeholder the client wrote can match one issued here.
+    pub fn for_request(body: &[u8]) -> Vault {
+        let nonce = loop {
+            let candidate: String = (0..NONCE_LEN)
+                .map(|_| {
+                    let i = rand::random_range(0..NONCE_ALPHABET.len());
+                    char::from(NONCE_ALPHABET.get(i).copied().unwrap_or(b'a'))
+                })
+                .collect();
+            if memchr::memmem::find(body, candidate.as_bytes()).is_none() {
+                break candidate;
+            }
+        };
+        Vault {
+            nonce,
+            by_value: HashMap::new(),
+            by_placeholder: HashMap::new(),
+            counters: HashMap::new(),
+            restorable: u16::MAX,
+        }
+    }
+
+    /// Restores only values seen in these origins (the profile's `restore_sources`).
+    pub fn restoring_only(mut self, origins: &[RestoreSource]) -> Vault {
+        self.restorable = origins.iter().fold(0, |acc, o| acc | bit(*o));
+        self
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_placeholder.is_empty()
     }
 
-    /// The placeholder for `value`, issuing a new one the first time.
-    pub fn placeholder(&mut self, entity: Entity, value: &str) -> String {
+    #[cfg(test)]
+    pub(crate) fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
+    /// A vault with a fixed nonce, for tests.
+    #[cfg(test)]
+    pub(crate) fn with_nonce(nonce: &str) -> Vault {
+        Vault {
+            nonce: nonce.to_string(),
+            ..Vault::default()
+        }
+    }
+
+    /// The placeholder for `value` seen in `origin`, issuing a new one the first time.
+    pub fn placeholder(&mut self, entity: Entity, value: &str, origin: RestoreSource) -> String {
         if let Some(p) = self.by_value.get(&(entity, value.to_string())) {
+            if let Some(held) = self.by_placeholder.get_mut(p) {
+                held.origins |= bit(origin);
+            }
             return p.clone();
         }
         let n = self.counters.entry(entity).or_default();
         *n += 1;
-        let p = format!("<{}_{}>", entity.name(), n);
+        let p = format!("<{}_{}_{}>", entity.name(), n, self.nonce);
         self.by_value.insert((entity, value.to_string()), p.clone());
-        self.by_placeholder.insert(p.clone(), value.to_string());
+        self.by_placeholder.insert(
+            p.clone(),
+            Held {
+                entity,
+                value: value.to_string(),
+                origins: bit(origin),
+            },
+        );
         p
     }
 
-    /// `text` with every known placeholder replaced by its value; `json_escape` when the
-    /// text sits inside a JSON string literal (tool-call arguments).
+    /// What the answer shows for a placeholder of this vault: its value when one of its
+    /// origins is restorable, else `[ENTITY]`; `None` for any other text.
+    fn resolve(&self, placeholder: &str) -> Option<Cow<'_, str>> {
+        let held = self.by_placeholder.get(placeholder)?;
+        Some(if held.origins & self.restorable != 0 {
+            Cow::Borrowed(held.value.as_str())
+        } else {
+            Cow::Owned(format!("[{}]", held.entity.name()))
+        })
+    }
+
+    /// `text` with every placeholder of this vault resolved; `json_escape` when the text
+    /// sits inside a JSON string literal (tool-call arguments).
     pub fn restore<'a>(&self, text: &'a str, json_escape: bool) -> Cow<'a, str> {
         if self.is_empty() || !text.contains('<') {
             return Cow::Borrowed(text);
         }
         PLACEHOLDER.replace_all(text, |c: &regex::Captures<'_>| {
-            match self.by_placeholder.get(&c[0]) {
-                Some(value) if json_escape => escape_json(value),
-                Some(value) => value.clone(),
-                None => c[0].to_string(),
+            let whole = c.get(0).map_or("", |m| m.as_str());
+            match self.resolve(whole) {
+                Some(value) if json_escape => escape_json(&value),
+                Some(value) => value.into_owned(),
+                None => whole.to_string(),
             }
         })
+    }
+
+    /// Whether `tail` (text from a `<` to the end) may still grow into one of this
+    /// vault's placeholders.
+    fn may_complete(&self, tail: &str) -> bool {
+        tail.len() < MAX_PLACEHOLDER && self.by_placeholder.keys().any(|p| p.starts_with(tail))
     }
 
     /// A restorer for one stream of text fragments.
@@ -68,11 +172,15 @@ impl Vault {
 
 fn escape_json(value: &str) -> String {
     let quoted = serde_json::to_string(value).unwrap_or_default();
-    quoted[1..quoted.len().saturating_sub(1)].to_string()
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_string()
 }
 
-/// Restores placeholders in a stream of fragments, holding back only a tail that may be
-/// the start of a placeholder (at most [`MAX_PLACEHOLDER`] bytes).
+/// Restores placeholders in a stream of fragments, holding back only a tail that may
+/// still become one of the vault's placeholders (at most [`MAX_PLACEHOLDER`] bytes).
 #[derive(Debug, Default, Clone)]
 pub struct StreamRestorer {
     held: String,
@@ -83,7 +191,10 @@ impl StreamRestorer {
     /// The text that can be shown now.
     pub fn push(&mut self, vault: &Vault, fragment: &str) -> String {
         self.held.push_str(fragment);
-        let cut = pending_start(&self.held);
+        let cut = match self.held.rfind('<') {
+            Some(open) if self.held.get(open..).is_some_and(|t| vault.may_complete(t)) => open,
+            _ => self.held.len(),
+        };
         let ready: String = self.held.drain(..cut).collect();
         vault.restore(&ready, self.json_escape).into_owned()
     }
@@ -95,45 +206,70 @@ impl StreamRestorer {
     }
 }
 
-/// Where an unfinished placeholder starts in `s` (`s.len()` when there is none): a `<`
-/// followed only by what a placeholder may continue with.
-fn pending_start(s: &str) -> usize {
-    let Some(open) = s.rfind('<') else {
-        return s.len();
-    };
-    let tail = &s[open + 1..];
-    let could_continue = tail.len() < MAX_PLACEHOLDER
-        && !tail.contains('>')
-        && tail
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b == b'_' || b.is_ascii_digit());
-    if could_continue { open } else { s.len() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const USER: RestoreSource = RestoreSource::User;
+
     #[test]
-    fn same_value_same_placeholder() {
-        let mut v = Vault::default();
-        let a = v.placeholder(Entity::Email, "a@x.io");
-        let b = v.placeholder(Entity::Email, "b@x.io");
-        assert_eq!((a.as_str(), b.as_str()), ("<EMAIL_1>", "<EMAIL_2>"));
-        assert_eq!(v.placeholder(Entity::Email, "a@x.io"), "<EMAIL_1>");
-        assert_eq!(v.placeholder(Entity::Person, "Jane"), "<PERSON_1>");
+    fn same_value_same_placeholder_with_the_request_nonce() {
+        let mut v = Vault::with_nonce("k3f9qz");
+        let a = v.placeholder(Entity::Email, "a@x.io", USER);
+        let b = v.placeholder(Entity::Email, "b@x.io", USER);
+        assert_eq!(a, "<EMAIL_1_k3f9qz>");
+        assert_eq!(b, "<EMAIL_2_k3f9qz>");
+        assert_eq!(v.placeholder(Entity::Email, "a@x.io", USER), a);
+        let p = v.placeholder(Entity::Person, "Jane", USER);
         assert_eq!(
-            v.restore("Hi <PERSON_1>, mail <EMAIL_2> or <EMAIL_9>", false),
-            "Hi Jane, mail b@x.io or <EMAIL_9>"
+            v.restore(&format!("Hi {p}, mail {b} or <EMAIL_9_k3f9qz>"), false),
+            "Hi Jane, mail b@x.io or <EMAIL_9_k3f9qz>"
         );
+    }
+
+    #[test]
+    fn placeholder_shaped_text_without_the_nonce_is_plain_text() {
+        let mut v = Vault::default();
+        v.placeholder(Entity::Email, "a@x.io", USER);
+        for typed in ["<EMAIL_1>", "<EMAIL_1_aaaaaa>", "<EMAIL_1_zzzzzz>"] {
+            if !typed.contains(&v.nonce) {
+                assert_eq!(v.restore(typed, false), typed);
+            }
+        }
+    }
+
+    #[test]
+    fn the_nonce_never_appears_in_the_client_body() {
+        // A body holding every 1-character prefix cannot force a collision, and a body
+        // holding a specific candidate never gets it.
+        for _ in 0..200 {
+            let v = Vault::for_request(b"abc <EMAIL_1_abcdef> 012345");
+            assert_ne!(v.nonce, "abcdef");
+            assert_eq!(v.nonce.len(), NONCE_LEN);
+        }
+    }
+
+    #[test]
+    fn only_restorable_origins_come_back() {
+        let mut v = Vault::default().restoring_only(&[RestoreSource::User]);
+        let mine = v.placeholder(Entity::Email, "me@x.io", USER);
+        let system = v.placeholder(Entity::Email, "ops@x.io", RestoreSource::System);
+        let tool = v.placeholder(Entity::Phone, "+1 415 555 2671", RestoreSource::Tool);
+        assert_eq!(
+            v.restore(&format!("{mine} {system} {tool}"), false),
+            "me@x.io [EMAIL] [PHONE]"
+        );
+        // A value the user also typed is theirs to see.
+        v.placeholder(Entity::Email, "ops@x.io", USER);
+        assert_eq!(v.restore(&system, false), "ops@x.io");
     }
 
     #[test]
     fn json_strings_are_escaped() {
         let mut v = Vault::default();
-        v.placeholder(Entity::Person, "Jane \"JJ\" Doe");
+        let p = v.placeholder(Entity::Person, "Jane \"JJ\" Doe", USER);
         assert_eq!(
-            v.restore(r#"{"name":"<PERSON_1>"}"#, true),
+            v.restore(&format!(r#"{{"name":"{p}"}}"#), true),
             r#"{"name":"Jane \"JJ\" Doe"}"#
         );
     }
@@ -141,12 +277,15 @@ mod tests {
     #[test]
     fn streams_hold_back_only_a_split_placeholder() {
         let mut v = Vault::default();
-        v.placeholder(Entity::Email, "jane@x.io");
+        let p = v.placeholder(Entity::Email, "jane@x.io", USER);
         let mut r = v.stream(false);
         let mut out = String::new();
-        for piece in ["Write to <EM", "AIL_", "1> today", " a<b", " c"] {
+        let text = format!("Write to {p} today a<b c");
+        let (head, tail) = text.split_at(12); // "Write to <EM"
+        let (mid, rest) = tail.split_at(8);
+        for piece in [head, mid, rest] {
             let shown = r.push(&v, piece);
-            if piece == "Write to <EM" {
+            if piece == head {
                 assert_eq!(
                     shown, "Write to ",
                     "text before the placeholder is not held"
@@ -160,5 +299,6 @@ mod tests {
         assert_eq!(r.push(&v, "x < y"), "x < y", "a lone < is not held");
         assert_eq!(r.push(&v, " <"), " ");
         assert_eq!(r.flush(&v), "<");
+        assert_eq!(r.push(&v, "<Bob>"), "<Bob>", "other tags pass at once");
     }
 }

@@ -9,6 +9,7 @@ mod answer_watch;
 mod audit_entry;
 mod body;
 pub mod context;
+mod fault;
 mod redaction;
 mod respond;
 mod route;
@@ -177,20 +178,21 @@ impl WardenProxy {
         ctx.body_read = true;
         let mut request = ApiRequest::parse(route.endpoint, &raw)?;
         ctx.stream = request.is_stream();
-        ctx.tools = request.tool_names();
+        ctx.tools = request.offered_tools()?;
         let model = gw
             .upstreams
             .route(request.model())
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
         authorize(gw, ctx, &request)?;
-        let body_changed = redaction::redact(gw, ctx, &mut request).await?;
+        let body_changed = redaction::redact(gw, ctx, &mut request, &raw, &model.encoding).await?;
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_string());
         let demand = admission::estimate(gw, ctx, &request, model);
         admission::admit(gw, ctx, client_ip, demand).await?;
+        fault::inject(&request);
 
         let call = Call {
             request: &request,
@@ -405,15 +407,21 @@ impl ProxyHttp for WardenProxy {
         ctx.started = std::time::Instant::now();
         ctx.request_id = context::request_id(session.req_header());
         let admitted = self.admit_audit(ctx).await;
-        if let Err(err) = match admitted {
-            Ok(()) => self.handle(session, ctx).await,
+        let handled = match admitted {
+            Ok(()) => fault::catch(self.handle(session, ctx)).await,
             Err(e) => Err(e),
-        } {
+        };
+        if let Err(err) = handled {
             if !ctx.body_read && body::declares_body(session) {
                 // The body was not consumed: the connection cannot carry another request.
                 session.set_keepalive(None);
             }
-            respond::error(session, ctx, &err).await;
+            if ctx.first_byte.is_none() {
+                respond::error(session, ctx, &err).await;
+            } else {
+                // The answer has started (a stream): end it with an error event.
+                respond::abort(session, ctx, &err).await;
+            }
         }
         let status = ctx.status;
         accounting::complete(ctx);

@@ -5,6 +5,7 @@
 //! needs — the vault to restore from, output scanning — stays in the request's context.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::Gateway;
 use super::answer_watch::Capture;
@@ -15,31 +16,48 @@ use crate::openai::{ApiError, ApiRequest, ErrorKind};
 use crate::pii::response::{Answer, OutputScan};
 use crate::pii::{Blocked, Entity, Profile, Redactor, Vault, request};
 use crate::telemetry::metrics;
+use crate::tokens::Encoding;
 
 struct Outcome {
     changed: bool,
     vault: Vault,
     counts: BTreeMap<(Entity, PiiAction), u64>,
     blocked: Option<Blocked>,
+    tokens_refused: bool,
 }
 
-fn apply(profile: &Profile, key: &[u8], tenant: Option<&str>, req: &mut ApiRequest) -> Outcome {
-    let mut r = Redactor::new(profile, key, tenant);
-    let changed = request::redact(req, &mut r);
+/// What one request's redaction works with.
+struct Job {
+    profile: Arc<Profile>,
+    key: Arc<[u8]>,
+    tenant: Option<String>,
+    vault: Vault,
+    encoding: Encoding,
+}
+
+fn apply(job: Job, req: &mut ApiRequest) -> Outcome {
+    let mut r = Redactor::new(&job.profile, &job.key, job.tenant.as_deref());
+    r.vault = job.vault;
+    let walked = request::redact(req, &mut r, Some(&job.encoding));
     let blocked = r.blocked();
     Outcome {
-        changed,
+        changed: walked.unwrap_or(false),
         vault: r.vault,
         counts: r.counts,
         blocked,
+        tokens_refused: walked.is_err(),
     }
 }
 
-/// Redacts `req` in place; returns whether its body changed.
+/// Redacts `req` in place; returns whether its body changed. `raw` is the body as the
+/// client sent it (placeholder nonces never occur in it); `encoding` decodes token-id
+/// inputs.
 pub async fn redact(
     gw: &Gateway,
     ctx: &mut RequestCtx,
     req: &mut ApiRequest,
+    raw: &[u8],
+    encoding: &Encoding,
 ) -> Result<bool, ApiError> {
     let from_policy = ctx
         .decision
@@ -70,11 +88,17 @@ pub async fn redact(
         tenant: tenant.clone(),
     };
     let scan = profile.settings.scan_output.then(|| output_scan.clone());
+    let job = Job {
+        vault: Vault::for_request(raw).restoring_only(&profile.settings.restore_sources),
+        profile: profile.clone(),
+        key: gw.pii.hash_key.clone(),
+        tenant,
+        encoding: encoding.clone(),
+    };
     let outcome = if profile.ner().is_some() {
-        let key = gw.pii.hash_key.clone();
         let mut owned = req.clone();
         let (done, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = apply(&profile, &key, tenant.as_deref(), &mut owned);
+            let outcome = apply(job, &mut owned);
             (owned, outcome)
         })
         .await
@@ -82,9 +106,15 @@ pub async fn redact(
         *req = done;
         outcome
     } else {
-        apply(&profile, &gw.pii.hash_key, tenant.as_deref(), req)
+        apply(job, req)
     };
     record(ctx, &outcome.counts, Stage::Request);
+    if outcome.tokens_refused {
+        return Err(ApiError::invalid(
+            "Inputs given as token ids cannot be checked for personal data for this model; send text instead.",
+        )
+        .with_code("pii_token_input"));
+    }
     if let Some(blocked) = outcome.blocked {
         let types: Vec<&str> = blocked.0.iter().map(|e| e.name()).collect();
         return Err(ApiError::new(

@@ -122,6 +122,23 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
     .await;
 }
 
+/// Ends an answer whose head is already written (a stream) with an error event.
+pub async fn abort(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) {
+    ctx.error_code = err.code.clone();
+    metrics()
+        .stream_errors
+        .with_label_values(&[err.kind.default_code()])
+        .inc();
+    let event = Bytes::from(err.to_sse_event());
+    if session
+        .write_response_body(Some(event), true)
+        .await
+        .is_err()
+    {
+        ctx.client_gone = true;
+    }
+}
+
 fn error_headers(err: &ApiError) -> HeaderMap {
     let mut extra = HeaderMap::new();
     for (name, value) in &err.headers {

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub policy_valid: IntGauge,
     /// Rules in the active policy set.
     pub policy_rules: IntGauge,
+    /// Panics caught in request tasks (each answered 500 and recorded).
+    pub panics: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -227,6 +229,10 @@ impl Metrics {
                 "1 when the last policy load succeeded, 0 when an edit was refused",
             ),
             policy_rules: gauge("policy_rules", "Rules in the active policy set"),
+            panics: total(
+                "panics_total",
+                "Panics caught in request tasks (answered 500, recorded)",
+            ),
             registry,
         }
     }

@@ -27,3 +27,20 @@ pub fn init_logging(settings: &LogSettings) {
         let _ = tracing_log::LogTracer::init();
     }
 }
+
+/// Replaces the default panic hook, whose message can quote the data a panic was about
+/// (a slice of a prompt, a header value): a panic is logged with its place only.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        let thread = std::thread::current();
+        tracing::error!(
+            location = %location,
+            thread = thread.name().unwrap_or("-"),
+            "panic (message withheld: it may quote request data)"
+        );
+    }));
+}

@@ -96,6 +96,25 @@ impl Encoding {
         }
     }
 
+    /// The text of token ids, when this encoding knows every id (the estimate knows none).
+    /// Bytes that are not UTF-8 on their own (a token splitting a character) become U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> Option<String> {
+        match self {
+            Encoding::Tiktoken { bpe, .. } => bpe
+                .decode_bytes(ids)
+                .ok()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            Encoding::HuggingFace(tokenizer) => {
+                let vocab = tokenizer.get_vocab_size(true);
+                if ids.iter().any(|&id| id as usize >= vocab) {
+                    return None;
+                }
+                tokenizer.decode(ids, false).ok()
+            }
+            Encoding::Estimate => None,
+        }
+    }
+
     pub(crate) fn legacy_tools(&self) -> bool {
         matches!(
             self,

@@ -99,6 +99,11 @@ pub struct Warden {
 
 impl Warden {
     pub fn start(config: &str) -> Warden {
+        Warden::start_with_env(config, &[])
+    }
+
+    /// Starts Warden with extra environment variables.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Warden {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("warden.yaml");
         std::fs::write(&path, config).unwrap();
@@ -116,6 +121,7 @@ impl Warden {
                 &admin.to_string(),
             ])
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -378,4 +384,61 @@ pub async fn chat_with_key(w: &Warden, key: &str, body: &Value) -> Reply {
         serde_json::to_vec(body).unwrap(),
     )
     .await
+}
+
+/// Every file under `dir`, concatenated as text (audit archives and spools).
+pub fn all_text(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                text.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+/// The request records of an audit log, from its archive and its spool, in chain order.
+pub fn audit_records(archive: &std::path::Path, spool: &std::path::Path) -> Vec<Value> {
+    let mut out: Vec<Value> = all_text(archive)
+        .lines()
+        .chain(all_text(spool).lines())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "request")
+        .collect();
+    out.sort_by_key(|v| v["seq"].as_u64());
+    out.dedup_by_key(|v| v["seq"].as_u64());
+    out
+}
+
+/// SIGTERM, then requires a clean exit (0) within 10 s.
+pub fn stop(mut w: Warden) {
+    w.terminate();
+    assert_eq!(
+        w.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        w.logs()
+    );
+}
+
+/// `text` with each placeholder's request nonce left out (`<EMAIL_1_k3f9qz>` → `<EMAIL_1>`),
+/// so tests can name placeholders; panics if a placeholder-like text has no nonce.
+pub fn without_nonces(text: &str) -> String {
+    let bare = regex::Regex::new(r"<[A-Z][A-Z_]*_\d{1,5}>").unwrap();
+    assert!(
+        !bare.is_match(text),
+        "a placeholder without a nonce: {text}"
+    );
+    let placeholder = regex::Regex::new(r"<([A-Z][A-Z_]*_\d{1,5})_[a-z0-9]{6}>").unwrap();
+    placeholder.replace_all(text, "<$1>").into_owned()
 }
