@@ -182,17 +182,56 @@ async fn attack_suite_is_refused_with_401() {
         "token from a second, untrusted issuer",
         stranger.sign(&c, None),
     ));
+    // RFC 7515 §4.1.11: a critical extension Warden does not understand is refused, even
+    // under the trusted key.
+    let mut header = jsonwebtoken::Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    header.crit = Some(vec!["x-warden-unknown".into()]);
+    header.extras.insert("x-warden-unknown", true);
+    cases.push(("crit names an unknown extension", key.sign_with(&claims(&issuer), header)));
+    // Keys carried or pointed to by the token are never used: only the issuer's JWKS.
+    let mut header = jsonwebtoken::Header::new(stranger.alg);
+    header.kid = Some(key.kid.clone());
+    header.jwk = Some(serde_json::from_value(stranger.jwk.clone()).unwrap());
+    cases.push(("embedded jwk of the signer", stranger.sign_with(&claims(&issuer), header)));
+    let mut header = jsonwebtoken::Header::new(stranger.alg);
+    header.jwk = Some(serde_json::from_value(stranger.jwk.clone()).unwrap());
+    cases.push((
+        "embedded jwk, no kid",
+        stranger.sign_with(&claims(&issuer), header),
+    ));
+    let mut header = jsonwebtoken::Header::new(stranger.alg);
+    header.kid = Some(stranger.kid.clone());
+    header.jku = Some(format!("{}/jwks", other_issuer.url()));
+    header.x5u = Some(format!("{}/cert.pem", other_issuer.url()));
+    cases.push((
+        "jku and x5u at the signer's server",
+        stranger.sign_with(&claims(&issuer), header),
+    ));
+    let mut header = jsonwebtoken::Header::new(stranger.alg);
+    header.kid = Some(key.kid.clone());
+    header.x5c = Some(vec![stranger.self_signed_x5c()]);
+    cases.push((
+        "x5c with the signer's certificate",
+        stranger.sign_with(&claims(&issuer), header),
+    ));
     let mut tampered: Vec<String> = good.split('.').map(str::to_string).collect();
     let mut c = claims(&issuer);
     c["roles"] = json!(["admin"]);
     tampered[1] = b64(&c);
     cases.push(("tampered payload", tampered.join(".")));
 
+    let signer_fetches = other_issuer.jwks_fetches();
     for (what, token) in &cases {
         // Header values must be visible ASCII; every case here is.
         let r = call(&w, token).await;
         assert_401(&r, token, what);
     }
+    assert_eq!(
+        other_issuer.jwks_fetches(),
+        signer_fetches,
+        "a token's jku never makes Warden fetch keys"
+    );
 
     // A flood of random kids cannot hammer the issuer: refreshes are rate-limited.
     let before = issuer.jwks_fetches();

@@ -1,7 +1,9 @@
 //! JWT bearer tokens: the issuer is chosen by the token's `iss` among the trusted ones,
-//! the algorithm must be one the issuer allows (never `none`, never HMAC), the key comes
-//! from the issuer's JWKS by `kid`, and `iss`, `aud`, `exp`, `nbf` (with clock skew) and
-//! the required claims are checked before the claims become a principal.
+//! the algorithm must be one the issuer allows (never `none`, never HMAC), a token with
+//! critical header extensions (`crit`) is refused, the key comes only from the issuer's
+//! JWKS by `kid` (never from `jku`, `x5u`, `x5c` or an embedded `jwk`), and `iss`, `aud`,
+//! `exp`, `nbf` (with clock skew) and the required claims are checked before the claims
+//! become a principal.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -89,6 +91,15 @@ impl JwtVerifier {
     ) -> Result<(usize, Principal, Option<Instant>), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::invalid("the token is malformed"))?;
+        if header.crit.is_some() {
+            // RFC 7515 §4.1.11: Warden understands no header extension, so a token that
+            // makes any of them critical cannot be accepted.
+            return Err(AuthError::invalid(
+                "the token requires header extensions that are not supported",
+            ));
+        }
+        // The key is found only by `kid` in the issuer's JWKS: `jku`, `x5u`, `x5c` and an
+        // embedded `jwk` are never read.
         let iss = peek_issuer(token).ok_or_else(|| AuthError::invalid("the token is malformed"))?;
         let index = self
             .issuers

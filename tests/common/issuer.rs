@@ -110,10 +110,30 @@ impl Key {
         }
     }
 
+    /// A self-signed certificate for this key, DER, base64 (standard): an `x5c` entry.
+    pub fn self_signed_x5c(&self) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k.pem"), &self.private_pem).unwrap();
+        let der = openssl(
+            dir.path(),
+            &[
+                "req", "-x509", "-key", "k.pem", "-subj", "/CN=attacker", "-days", "1",
+                "-outform", "DER",
+            ],
+        );
+        base64::engine::general_purpose::STANDARD.encode(der)
+    }
+
     /// Signs `claims` with this key (header `kid` overridable).
     pub fn sign(&self, claims: &Value, kid: Option<&str>) -> String {
         let mut header = Header::new(self.alg);
         header.kid = Some(kid.unwrap_or(&self.kid).to_string());
+        self.sign_with(claims, header)
+    }
+
+    /// Signs `claims` under a header of the caller's making (`alg` is set to this key's).
+    pub fn sign_with(&self, claims: &Value, mut header: Header) -> String {
+        header.alg = self.alg;
         let key = match self.alg {
             Algorithm::ES256 => EncodingKey::from_ec_pem(&self.private_pem).unwrap(),
             _ => EncodingKey::from_rsa_pem(&self.private_pem).unwrap(),
