@@ -188,12 +188,18 @@ async fn attack_suite_is_refused_with_401() {
     header.kid = Some(key.kid.clone());
     header.crit = Some(vec!["x-warden-unknown".into()]);
     header.extras.insert("x-warden-unknown", true);
-    cases.push(("crit names an unknown extension", key.sign_with(&claims(&issuer), header)));
+    cases.push((
+        "crit names an unknown extension",
+        key.sign_with(&claims(&issuer), header),
+    ));
     // Keys carried or pointed to by the token are never used: only the issuer's JWKS.
     let mut header = jsonwebtoken::Header::new(stranger.alg);
     header.kid = Some(key.kid.clone());
     header.jwk = Some(serde_json::from_value(stranger.jwk.clone()).unwrap());
-    cases.push(("embedded jwk of the signer", stranger.sign_with(&claims(&issuer), header)));
+    cases.push((
+        "embedded jwk of the signer",
+        stranger.sign_with(&claims(&issuer), header),
+    ));
     let mut header = jsonwebtoken::Header::new(stranger.alg);
     header.jwk = Some(serde_json::from_value(stranger.jwk.clone()).unwrap());
     cases.push((

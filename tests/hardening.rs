@@ -270,3 +270,37 @@ async fn the_provider_receives_no_planted_value_in_any_field() {
     assert_eq!(seen["x_vendor"]["nested"][0], "[EMAIL]");
     assert_eq!(seen["tools"][0]["function"]["name"], "lookup_order");
 }
+
+/// The output cap is the larger of `max_tokens` and `max_completion_tokens`: a small one
+/// next to a huge other no longer slips past the shipped `cap-output-tokens` rule or
+/// under-reserves a token limit.
+#[tokio::test]
+async fn the_larger_output_cap_meets_policy_and_limits() {
+    let policies = format!("{}/policies", env!("CARGO_MANIFEST_DIR"));
+    let w = Warden::start(&mock_config(&format!(
+        "policy:\n  dir: {policies}\n\
+         limits:\n  default_profile: small\n  profiles:\n    small:\n      tokens:\n        - {{limit: 6000, per: minute, key: [route]}}\n"
+    )));
+    let ask = |caps: serde_json::Value| {
+        let mut body = json!({"model": "gpt-4o-mini",
+                              "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in caps.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let url = w.url("/v1/chat/completions");
+        async move { post_json(&url, &body).await }
+    };
+    for caps in [
+        json!({"max_completion_tokens": 10, "max_tokens": 9000}),
+        json!({"max_completion_tokens": 9000, "max_tokens": 10}),
+    ] {
+        let r = ask(caps.clone()).await;
+        assert_eq!(r.status, 403, "{caps}: {}", r.text());
+        assert!(r.text().contains("cap-output-tokens"), "{}", r.text());
+    }
+    let r = ask(json!({"max_tokens": 10, "max_completion_tokens": 7000})).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("Request too large"), "{}", r.text());
+    let r = ask(json!({"max_tokens": 10, "max_completion_tokens": 20})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

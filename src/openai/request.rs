@@ -384,10 +384,15 @@ impl ApiRequest {
         Ok(names)
     }
 
-    /// The output-token cap the client set (`max_completion_tokens` or `max_tokens`).
+    /// The output-token cap the client set: the larger of `max_completion_tokens` and
+    /// `max_tokens` (providers differ in which one wins, so the estimate and the policy
+    /// assume the larger).
     pub fn max_output_tokens(&self) -> Option<u64> {
         match self {
-            ApiRequest::Chat(r) => r.max_completion_tokens.or(r.max_tokens),
+            ApiRequest::Chat(r) => match (r.max_completion_tokens, r.max_tokens) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
             ApiRequest::Completion(r) => r.max_tokens,
             ApiRequest::Embedding(_) => None,
         }
@@ -673,6 +678,29 @@ mod tests {
         )
         .unwrap();
         assert!(completion.offered_tools().is_err());
+    }
+
+    #[test]
+    fn the_output_cap_is_the_larger_of_both_fields() {
+        let cap = |extra: &str| {
+            ApiRequest::parse(
+                Endpoint::ChatCompletions,
+                format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#)
+                    .as_bytes(),
+            )
+            .unwrap()
+            .max_output_tokens()
+        };
+        assert_eq!(
+            cap(r#","max_completion_tokens":10,"max_tokens":90000"#),
+            Some(90000)
+        );
+        assert_eq!(
+            cap(r#","max_completion_tokens":90000,"max_tokens":10"#),
+            Some(90000)
+        );
+        assert_eq!(cap(r#","max_tokens":10"#), Some(10));
+        assert_eq!(cap(""), None);
     }
 
     #[test]

@@ -285,9 +285,7 @@ impl AnswerStream {
                 }
             }
         }
-        if scanning
-            && let Some(logprobs) = choice.get_mut("logprobs")
-        {
+        if scanning && let Some(logprobs) = choice.get_mut("logprobs") {
             // Tokens of a stream are released before the window sees what they spell.
             *logprobs = Value::Null;
         }
@@ -575,11 +573,17 @@ mod tests {
             serde_json::from_slice(&answer.body(body.to_string().as_bytes()).unwrap()).unwrap();
         let m = &out["choices"][0]["message"];
         assert_eq!(m["refusal"], "I won't mail [EMAIL] or jane@x.io");
-        assert_eq!(m["reasoning_content"], "user is Zoë \"Z\" Ortiz, cc [EMAIL]");
+        assert_eq!(
+            m["reasoning_content"],
+            "user is Zoë \"Z\" Ortiz, cc [EMAIL]"
+        );
         assert_eq!(m["audio"]["transcript"], "call [EMAIL]");
-        assert_eq!(m["audio"]["data"], "", "audio whose transcript had a finding");
-        let args: Value = serde_json::from_str(m["function_call"]["arguments"].as_str().unwrap())
-            .unwrap();
+        assert_eq!(
+            m["audio"]["data"], "",
+            "audio whose transcript had a finding"
+        );
+        let args: Value =
+            serde_json::from_str(m["function_call"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"to": "jane@x.io", "cc": "[EMAIL]"}));
         assert!(out["choices"][0]["logprobs"].is_null(), "{out}");
         assert!(!out.to_string().contains("bob@corp"), "{out}");

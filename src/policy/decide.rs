@@ -47,6 +47,8 @@ pub struct Facts<'a> {
     pub endpoint: EndpointName,
     pub model: Option<&'a str>,
     pub tools: &'a [String],
+    /// The output cap the request may use (the larger of `max_tokens` and
+    /// `max_completion_tokens`, else the model's default); `None` for embeddings.
     pub max_tokens: Option<u64>,
     pub stream: bool,
 }
@@ -213,7 +215,9 @@ fn cel_input(facts: &Facts<'_>) -> Result<CelInput, String> {
         "endpoint": facts.endpoint,
         "model": facts.model,
         "tools": facts.tools,
+        // Both names carry the request's output cap, so a rule written with either sees it.
         "max_tokens": facts.max_tokens,
+        "max_completion_tokens": facts.max_tokens,
         "stream": facts.stream,
     });
     let claims = Value::Object(facts.principal.claims.clone());

@@ -184,7 +184,7 @@ impl WardenProxy {
             .route(request.model())
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
-        authorize(gw, ctx, &request)?;
+        authorize(gw, ctx, &request, model.default_max_tokens)?;
         let body_changed = redaction::redact(gw, ctx, &mut request, &raw, &model.encoding).await?;
         let client_ip = session
             .client_addr()
@@ -314,8 +314,15 @@ impl WardenProxy {
     }
 }
 
-/// Stage 3, authorization: the policy decision for this principal and request.
-fn authorize(gw: &Gateway, ctx: &mut RequestCtx, request: &ApiRequest) -> Result<(), ApiError> {
+/// Stage 3, authorization: the policy decision for this principal and request. The
+/// output cap policies see is what the request may really produce: the larger of its two
+/// cap fields, or the model's `default_max_tokens` when it sets neither.
+fn authorize(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    request: &ApiRequest,
+    default_max_tokens: u64,
+) -> Result<(), ApiError> {
     let (Some(store), Some(principal)) = (&gw.policy, &ctx.principal) else {
         return Ok(());
     };
@@ -325,7 +332,10 @@ fn authorize(gw: &Gateway, ctx: &mut RequestCtx, request: &ApiRequest) -> Result
         endpoint: request.endpoint().policy_name(),
         model: Some(request.model()),
         tools: &ctx.tools,
-        max_tokens: request.max_output_tokens(),
+        max_tokens: match request {
+            ApiRequest::Embedding(_) => None,
+            _ => Some(request.max_output_tokens().unwrap_or(default_max_tokens)),
+        },
         stream: request.is_stream(),
     };
     let decision = set.decide(&facts);

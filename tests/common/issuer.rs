@@ -117,8 +117,16 @@ impl Key {
         let der = openssl(
             dir.path(),
             &[
-                "req", "-x509", "-key", "k.pem", "-subj", "/CN=attacker", "-days", "1",
-                "-outform", "DER",
+                "req",
+                "-x509",
+                "-key",
+                "k.pem",
+                "-subj",
+                "/CN=attacker",
+                "-days",
+                "1",
+                "-outform",
+                "DER",
             ],
         );
         base64::engine::general_purpose::STANDARD.encode(der)
