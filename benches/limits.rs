@@ -10,8 +10,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use warden::config::{
-    Budget, BudgetPeriod, KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError, Period,
-    RedisConfig, RequestLimit, TokenLimit,
+    Budget, BudgetPeriod, KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError,
+    OnUnpriced, Period, RedisConfig, RequestLimit, TokenLimit,
 };
 use warden::limits::{Demand, KeyFacts, Limiter};
 use warden::openai::{ApiRequest, Endpoint};
@@ -45,6 +45,7 @@ fn config(backend: LimitBackend, redis_port: u16) -> LimitsConfig {
             key: vec![KeyPart::Tenant],
             soft: vec![0.8],
             on_store_error: OnStoreError::Deny,
+            on_unpriced: OnUnpriced::Deny,
         }],
         on_store_error: OnStoreError::Deny,
     };
@@ -75,6 +76,7 @@ fn bench(c: &mut Criterion) {
     let demand = Demand {
         tokens: 1200,
         cost: 0,
+        priced: true,
     };
     let ttl = std::time::Duration::from_secs(60);
     let admit = |limiter: &Limiter| {

@@ -150,6 +150,9 @@ enum PolicyCommand {
     Check {
         #[arg(default_value = "policies")]
         dir: PathBuf,
+        /// Also check that rules name PII and limit profiles this config defines.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the decision tests in DIR/tests/*.yaml against the policies in DIR.
     Test {
@@ -329,8 +332,30 @@ fn policy(command: PolicyCommand) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        PolicyCommand::Check { dir } => match policy::load_dir(&dir) {
+        PolicyCommand::Check { dir, config } => match policy::load_dir(&dir) {
             Ok(set) => {
+                if let Some(path) = config {
+                    let config = match Config::load(&path) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(2);
+                        }
+                    };
+                    let configured = policy::references::Configured::of(&config);
+                    let errors = policy::references::check(&set, &configured);
+                    if !errors.is_empty() {
+                        for e in &errors {
+                            eprintln!("{e}");
+                        }
+                        eprintln!("{} error(s)", errors.len());
+                        return ExitCode::from(1);
+                    }
+                } else {
+                    eprintln!(
+                        "note: profile names in settings are not checked; pass --config warden.yaml"
+                    );
+                }
                 println!(
                     "ok: {} rules in {} files, digest sha256:{}",
                     set.rules.len(),

@@ -304,3 +304,106 @@ async fn the_larger_output_cap_meets_policy_and_limits() {
     let r = ask(json!({"max_tokens": 10, "max_completion_tokens": 20})).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+const SHOP_POLICY: &str = "apiVersion: warden/v1\nkind: Policy\nrules:\n  - name: anyone\n    effect: allow\n    match:\n      auth_methods: [anonymous]\n    settings:\n      pii: shop\n";
+
+/// A rule naming a PII or limits profile that `warden.yaml` does not configure is an
+/// error: `serve` refuses to start, `policy check --config` names the place, and a reload
+/// introducing one is refused while the last good policy keeps deciding.
+#[tokio::test]
+async fn a_policy_naming_an_unconfigured_profile_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let file = policies.join("p.yaml");
+    std::fs::write(&file, SHOP_POLICY.replace("pii: shop", "pii: shopp")).unwrap();
+    let config = mock_config(&format!(
+        "policy:\n  dir: {}\npii:\n  profiles:\n    shop:\n      default_action: redact\n",
+        policies.display()
+    ));
+    let config_path = dir.path().join("warden.yaml");
+    std::fs::write(&config_path, &config).unwrap();
+
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("p.yaml:9:7") && err.contains("`shopp`"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(BIN)
+        .args(["policy", "check"])
+        .arg(&policies)
+        .arg("--config")
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("p.yaml:9:7: rule `anyone`: settings.pii"),
+        "{err}"
+    );
+
+    std::fs::write(&file, SHOP_POLICY).unwrap();
+    let w = Warden::start(&config);
+    let ask = || async {
+        post_json(
+            &w.url("/v1/chat/completions"),
+            &json!({"model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "mail jane.doe@example.com"}]}),
+        )
+        .await
+    };
+    assert!(ask().await.text().contains("[EMAIL]"));
+    std::fs::write(&file, SHOP_POLICY.replace("pii: shop", "pii: none-such")).unwrap();
+    let refused = eventually(Duration::from_secs(3), || async {
+        get(&w.admin_url("/readyz")).await.json()["policy"]["last_reload_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("none-such"))
+    })
+    .await;
+    assert!(refused, "the dangling name was not refused");
+    assert!(
+        ask().await.text().contains("[EMAIL]"),
+        "the last good policy still redacts"
+    );
+}
+
+/// A USD budget cannot charge a model without a price: such requests are refused unless
+/// the budget says `on_unpriced: allow`, and start-up names the unpriced models.
+#[tokio::test]
+async fn usd_budgets_refuse_models_without_a_price() {
+    let budget = |extra: &str| {
+        mock_config(&format!(
+            "limits:\n  default_profile: b\n  profiles:\n    b:\n      budgets:\n        - {{usd: 10, per: day, key: [tenant]{extra}}}\n"
+        ))
+    };
+    let w = Warden::start(&budget(""));
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "model_not_priced");
+    assert!(
+        w.logs().contains("models without a price") && w.logs().contains("gpt-4o-mini"),
+        "{}",
+        w.logs()
+    );
+    let open = Warden::start(&budget(", on_unpriced: allow"));
+    let r = post_json(
+        &open.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}

@@ -54,10 +54,6 @@ impl ApiKeys {
         Ok(ApiKeys { keys: out })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     /// Looks the presented key up by its hash; every entry is compared.
     pub fn check(&self, presented: &str) -> KeyCheck {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();

@@ -131,6 +131,9 @@ fn unauthorized(message: &str, bearer_error: &str, description: &str) -> ApiErro
 }
 
 pub struct Authenticator {
+    /// Whether the configuration turns authentication on (then it stays on, whatever the
+    /// key sets hold).
+    enabled: bool,
     api_keys: ApiKeys,
     jwt: Option<Arc<JwtVerifier>>,
     introspection: Option<Introspector>,
@@ -149,6 +152,7 @@ impl Authenticator {
             .map(Introspector::from_config)
             .transpose()?;
         Ok(Authenticator {
+            enabled: config.enabled(),
             api_keys: ApiKeys::from_config(&config.api_keys)?,
             jwt,
             introspection,
@@ -156,7 +160,7 @@ impl Authenticator {
     }
 
     pub fn enabled(&self) -> bool {
-        !self.api_keys.is_empty() || self.jwt.is_some() || self.introspection.is_some()
+        self.enabled
     }
 
     /// Authenticates a request's credential (see [`credential`]).

@@ -109,6 +109,19 @@ pub struct Budget {
     /// When the store cannot be reached: `deny` (default for budgets) or `allow`.
     #[serde(default = "deny")]
     pub on_store_error: OnStoreError,
+    /// A USD budget and a model without a price: `deny` (default: the request is refused,
+    /// since it could not be charged) or `allow` (it passes uncharged).
+    #[serde(default)]
+    pub on_unpriced: OnUnpriced,
+}
+
+/// What a USD budget does with requests to a model that has no price.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnpriced {
+    #[default]
+    Deny,
+    Allow,
 }
 
 fn default_soft() -> Vec<f64> {

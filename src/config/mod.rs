@@ -26,7 +26,7 @@ pub use auth::{
 pub use env::substitute;
 pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
-    OnStoreError, Period, RedisConfig, RequestLimit, TokenLimit,
+    OnStoreError, OnUnpriced, Period, RedisConfig, RequestLimit, TokenLimit,
 };
 pub use pii::{NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile, RestoreSource, TokenInput};
 
@@ -355,14 +355,27 @@ impl Config {
                 position: None,
                 message: format!("cannot read: {e}"),
             })?;
-            let keys: Vec<ApiKeyConfig> = serde_yaml_ng::from_str(&text).map_err(|e| {
-                let (position, message) = yaml_error(&e);
-                ConfigError {
-                    file: keys_name.clone(),
-                    position,
-                    message,
-                }
-            })?;
+            let keys: Vec<ApiKeyConfig> = if text.trim().is_empty() {
+                Vec::new()
+            } else {
+                serde_yaml_ng::from_str(&text).map_err(|e| {
+                    let (position, message) = yaml_error(&e);
+                    ConfigError {
+                        file: keys_name.clone(),
+                        position,
+                        message,
+                    }
+                })?
+            };
+            if keys.is_empty() {
+                // Authentication stays on: an empty key set would make every caller
+                // anonymous instead.
+                return Err(ConfigError {
+                    file: keys_name,
+                    position: None,
+                    message: "holds no API keys; with `auth.api_keys_file` set, at least one key is required".into(),
+                });
+            }
             if let Some(bad) = keys.iter().find(|k| !is_sha256_hex(&k.sha256)) {
                 return Err(ConfigError {
                     file: keys_name,
@@ -640,6 +653,21 @@ mod tests {
         let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(8));
         assert!(e.message.contains("WARDEN_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn an_api_keys_file_without_keys_is_a_start_up_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("w.yaml"),
+            format!("{MINIMAL}auth:\n  api_keys_file: keys.yaml\n"),
+        )
+        .unwrap();
+        for empty in ["", "\n# rotated out\n", "[]\n"] {
+            std::fs::write(dir.path().join("keys.yaml"), empty).unwrap();
+            let err = Config::load(&dir.path().join("w.yaml")).unwrap_err();
+            assert!(err.to_string().contains("holds no API keys"), "{err}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod usage;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{LimitBackend, LimitProfile, LimitsConfig, OnStoreError};
+use crate::config::{LimitBackend, LimitProfile, LimitsConfig, OnStoreError, OnUnpriced};
 use crate::policy::pricing::Nanos;
 use crate::telemetry::metrics;
 
@@ -43,6 +43,8 @@ pub struct Demand {
     pub tokens: u64,
     /// The estimate priced, in nanodollars (0 when the model has no price).
     pub cost: Nanos,
+    /// Whether the model has a price (USD budgets refuse unpriced models by default).
+    pub priced: bool,
 }
 
 /// What one request really cost, from the provider's usage.
@@ -143,6 +145,10 @@ pub enum Refusal {
     },
     /// The store failed and the profile (or budget) says `deny`.
     StoreDown,
+    /// A USD budget applies and the model has no price (`on_unpriced: deny`).
+    Unpriced {
+        budget: String,
+    },
 }
 
 /// What [`Limiter::admit`] decided.
@@ -179,6 +185,14 @@ pub struct Ticket {
 impl Limiter {
     /// A limiter for `config`; without one, nothing is limited and usage is counted in
     /// process for the admin API.
+    /// Whether any profile has a USD budget (models without a price matter then).
+    pub fn has_usd_budgets(&self) -> bool {
+        self.config
+            .profiles
+            .values()
+            .any(|p| p.budgets.iter().any(|b| b.usd.is_some()))
+    }
+
     pub fn from_config(config: Option<&LimitsConfig>) -> anyhow::Result<Arc<Limiter>> {
         let config = config.cloned().unwrap_or_else(|| LimitsConfig {
             backend: LimitBackend::Local,
@@ -199,8 +213,8 @@ impl Limiter {
         Ok(Arc::new(Limiter { config, store }))
     }
 
-    /// The profile a request uses: its policy rule's, else (also when the rule names a
-    /// profile that is not configured) the default.
+    /// The profile a request uses: its policy rule's, else the default. (Policies that
+    /// name a profile that is not configured are refused when they load.)
     pub fn profile<'a>(
         &'a self,
         from_policy: Option<&'a str>,
@@ -216,19 +230,6 @@ impl Limiter {
             .or_else(|| self.config.default_profile.as_deref().and_then(lookup))
     }
 
-    /// Profile names used by `rules` that are not configured (they fall back to the
-    /// default profile).
-    pub fn unknown_profiles<'a>(&self, rules: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        let mut unknown: Vec<String> = rules
-            .into_iter()
-            .filter(|name| !self.config.profiles.contains_key(*name))
-            .map(str::to_string)
-            .collect();
-        unknown.sort();
-        unknown.dedup();
-        unknown
-    }
-
     /// Checks every counter of the request's profile and, only if all admit, charges them
     /// (one request, the demand's tokens and cost, one concurrency slot).
     pub async fn admit(
@@ -242,6 +243,24 @@ impl Limiter {
         let Some((name, profile)) = self.profile(profile_name) else {
             return Outcome::unlimited();
         };
+        if !demand.priced
+            && let Some(budget) = profile
+                .budgets
+                .iter()
+                .find(|b| b.usd.is_some() && b.on_unpriced == OnUnpriced::Deny)
+        {
+            // It could not be charged: a USD budget fails closed on unpriced models.
+            metrics()
+                .limit_refusals
+                .with_label_values(&[name, "unpriced"])
+                .inc();
+            return Outcome {
+                refusal: Some(Refusal::Unpriced {
+                    budget: budget.label(),
+                }),
+                ..Outcome::unlimited()
+            };
+        }
         // Calendar periods only matter to budgets; formatting dates is not free.
         let periods = (!profile.budgets.is_empty()).then(Periods::now);
         let plan = Plan::build(
@@ -470,6 +489,7 @@ impl Refusal {
             Refusal::Concurrent { .. } => "concurrent",
             Refusal::Budget { .. } => "budget",
             Refusal::StoreDown => "store_down",
+            Refusal::Unpriced { .. } => "unpriced",
         }
     }
 }

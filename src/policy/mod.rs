@@ -1,7 +1,8 @@
 //! Policies that security teams edit as YAML (`apiVersion: warden/v1`, `kind: Policy`):
 //! the typed model and its JSON Schema, loading with `file:line:column` errors, the
 //! decision for a principal and request (deny overrides allow, default deny), the
-//! table-driven test runner, and hot reload that keeps the last good set.
+//! table-driven test runner, the check that rules name configured profiles, and hot
+//! reload that keeps the last good set.
 //! A decision's reason is written for clients: it never contains request content.
 
 mod condition;
@@ -9,6 +10,7 @@ mod decide;
 mod load;
 mod model;
 pub mod pricing;
+pub mod references;
 pub mod reload;
 pub mod testing;
 

@@ -1,7 +1,8 @@
 //! The active policy set and its hot reload. Readers take an immutable snapshot (arc-swap,
 //! no locks); a file change (notify) or SIGHUP reloads the whole directory atomically. An
-//! invalid edit is refused: the last good set stays active and the refusal is logged,
-//! counted and shown in `/readyz`.
+//! invalid edit — including one naming a profile `warden.yaml` does not configure — is
+//! refused: the last good set stays active and the refusal is logged, counted and shown
+//! in `/readyz`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -11,21 +12,26 @@ use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 
 use super::load::{LoadError, PolicySet, load_dir};
+use super::references::{self, Configured};
 use crate::telemetry::metrics;
 
 pub struct PolicyStore {
     dir: PathBuf,
+    /// The profiles rules may name.
+    configured: Configured,
     current: ArcSwap<PolicySet>,
     last_error: Mutex<Option<String>>,
 }
 
 impl PolicyStore {
-    /// Loads `dir`; fails when the initial set is invalid.
-    pub fn open(dir: &Path) -> Result<PolicyStore, Vec<LoadError>> {
-        let set = load_dir(dir)?;
+    /// Loads `dir`; fails when the initial set is invalid or names profiles that are not
+    /// `configured`.
+    pub fn open(dir: &Path, configured: Configured) -> Result<PolicyStore, Vec<LoadError>> {
+        let set = load_checked(dir, &configured)?;
         record_active(&set);
         Ok(PolicyStore {
             dir: dir.to_path_buf(),
+            configured,
             current: ArcSwap::from_pointee(set),
             last_error: Mutex::new(None),
         })
@@ -43,7 +49,7 @@ impl PolicyStore {
 
     /// Reloads the directory; keeps the active set when the new one is invalid.
     pub fn reload(&self) -> Result<(), Vec<LoadError>> {
-        match load_dir(&self.dir) {
+        match load_checked(&self.dir, &self.configured) {
             Ok(set) => {
                 let changed = set.digest != self.current.load().digest;
                 if changed {
@@ -123,6 +129,16 @@ impl PolicyStore {
             }
         })?;
         Ok(())
+    }
+}
+
+fn load_checked(dir: &Path, configured: &Configured) -> Result<PolicySet, Vec<LoadError>> {
+    let set = load_dir(dir)?;
+    let dangling = references::check(&set, configured);
+    if dangling.is_empty() {
+        Ok(set)
+    } else {
+        Err(dangling)
     }
 }
 

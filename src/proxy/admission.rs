@@ -59,7 +59,11 @@ pub fn estimate(
             },
         )
     });
-    Demand { tokens, cost }
+    Demand {
+        tokens,
+        cost,
+        priced: ctx.price.is_some(),
+    }
 }
 
 /// Charges the request to its profile's counters.
@@ -181,6 +185,13 @@ fn refused(refusal: &Refusal, demand: Demand) -> ApiError {
                 ),
             )
         }
+        Refusal::Unpriced { budget } => ApiError::new(
+            ErrorKind::Forbidden,
+            format!(
+                "This model has no price, and the USD budget `{budget}` cannot charge it; add the model to the policy directory's pricing (or set the budget's on_unpriced: allow)."
+            ),
+        )
+        .with_code("model_not_priced"),
         Refusal::StoreDown => ApiError::new(
             ErrorKind::Unavailable,
             "Limits cannot be checked right now; retry later.",

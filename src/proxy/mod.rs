@@ -30,6 +30,7 @@ use crate::config::Config;
 use crate::limits::Limiter;
 use crate::openai::models::{ModelList, ModelObject};
 use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
+use crate::policy::references::Configured;
 use crate::policy::{Facts, PolicyStore};
 use crate::provider::dispatch::{Call, dispatch};
 use crate::provider::{Reply, Upstreams};
@@ -63,10 +64,12 @@ impl Gateway {
         let upstreams = Upstreams::from_config(&config)?;
         let auth = Authenticator::from_config(&config.auth)?;
         let policy = match &config.policy {
-            Some(p) => Some(Arc::new(PolicyStore::open(&p.dir).map_err(|errors| {
-                let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
-            })?)),
+            Some(p) => Some(Arc::new(
+                PolicyStore::open(&p.dir, Configured::of(&config)).map_err(|errors| {
+                    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+                    anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
+                })?,
+            )),
             None => {
                 tracing::warn!(
                     "no `policy` configured: every authenticated caller may use every model"
@@ -79,17 +82,12 @@ impl Gateway {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let limits = Limiter::from_config(config.limits.as_ref())?;
-        if let Some(store) = &policy {
-            let set = store.current();
-            let named = set
-                .rules
-                .iter()
-                .filter_map(|r| r.rule.settings.limits.as_deref());
-            let unknown = limits.unknown_profiles(named);
-            if !unknown.is_empty() {
+        if limits.has_usd_budgets() {
+            let unpriced = unpriced_models(&upstreams, policy.as_deref());
+            if !unpriced.is_empty() {
                 tracing::warn!(
-                    profiles = ?unknown,
-                    "policy rules name limit profiles that are not configured; they use the default profile"
+                    models = %unpriced.join(", "),
+                    "models without a price: USD budgets refuse them unless a budget sets on_unpriced: allow"
                 );
             }
         }
@@ -357,6 +355,24 @@ fn authorize(
     });
     ctx.decision = Some(decision);
     denied.map_or(Ok(()), Err)
+}
+
+/// Configured models the policy directory's pricing has no price for today.
+fn unpriced_models(upstreams: &Upstreams, policy: Option<&PolicyStore>) -> Vec<String> {
+    let today = chrono::Utc::now().date_naive();
+    let set = policy.map(PolicyStore::current);
+    upstreams
+        .model_names
+        .iter()
+        .filter_map(|name| upstreams.route(name))
+        .filter(|m| {
+            let mut names: Vec<&str> = vec![m.name.as_str()];
+            names.extend(m.targets.iter().map(|t| t.upstream_model.as_str()));
+            set.as_ref()
+                .is_none_or(|s| s.pricing.price(&names, today).is_none())
+        })
+        .map(|m| m.name.clone())
+        .collect()
 }
 
 /// Whether the caller may see `model` in `/v1/models`.
