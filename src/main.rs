@@ -90,32 +90,42 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check every record hash, chain link, digest signature and listed segment.
-    Verify {
-        /// The audit sink directory (the `file` sink's `dir`).
-        #[arg(long, conflicts_with = "s3", required_unless_present = "s3")]
-        dir: Option<PathBuf>,
-        /// The S3 sink as `s3://BUCKET/PREFIX` (credentials from AWS_ACCESS_KEY_ID and
-        /// AWS_SECRET_ACCESS_KEY).
+    Verify(VerifyArgs),
+    /// Create an Ed25519 digest signing key (PKCS#8 PEM, mode 0600) and its public key
+    /// (`FILE` with `.pub.pem`), for `audit.signing_key_file`.
+    Keygen {
         #[arg(long)]
-        s3: Option<String>,
-        /// Endpoint of an S3-compatible store.
-        #[arg(long, requires = "s3")]
-        s3_endpoint: Option<String>,
-        #[arg(long, requires = "s3", default_value = "us-east-1")]
-        s3_region: String,
-        /// Path-style addressing (most S3-compatible stores).
-        #[arg(long, requires = "s3")]
-        s3_path_style: bool,
-        /// Ed25519 public key (PEM) that signs the digests.
-        #[arg(long)]
-        public_key: PathBuf,
-        /// Count records from this RFC 3339 time.
-        #[arg(long)]
-        from: Option<String>,
-        /// Count records up to this RFC 3339 time.
-        #[arg(long)]
-        to: Option<String>,
+        out: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The audit sink directory (the `file` sink's `dir`).
+    #[arg(long, conflicts_with = "s3", required_unless_present = "s3")]
+    dir: Option<PathBuf>,
+    /// The S3 sink as `s3://BUCKET/PREFIX` (credentials from AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    s3: Option<String>,
+    /// Endpoint of an S3-compatible store.
+    #[arg(long, requires = "s3")]
+    s3_endpoint: Option<String>,
+    #[arg(long, requires = "s3", default_value = "us-east-1")]
+    s3_region: String,
+    /// Path-style addressing (most S3-compatible stores).
+    #[arg(long, requires = "s3")]
+    s3_path_style: bool,
+    /// Ed25519 public key (PEM) that signs the digests.
+    #[arg(long)]
+    public_key: PathBuf,
+    /// Count records from this RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Count records up to this RFC 3339 time, and require every open chain to have a
+    /// signed digest within one digest interval of it (proof the log was not cut).
+    #[arg(long)]
+    to: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -206,8 +216,40 @@ fn main() -> ExitCode {
 }
 
 fn audit(command: AuditCommand) -> ExitCode {
+    match command {
+        AuditCommand::Verify(args) => audit_verify(args),
+        AuditCommand::Keygen { out } => audit_keygen(&out),
+    }
+}
+
+fn audit_keygen(out: &std::path::Path) -> ExitCode {
+    use warden::audit::digest;
+    if out.exists() {
+        eprintln!(
+            "error: {} exists; keys are never overwritten",
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
+    match digest::create_key(out) {
+        Ok(_) => {
+            println!(
+                "signing key: {} (keep it secret: mount it as audit.signing_key_file)\npublic key:  {} (give it to auditors)",
+                out.display(),
+                digest::public_key_path(out).display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn audit_verify(args: VerifyArgs) -> ExitCode {
     use warden::audit::{digest, verify};
-    let AuditCommand::Verify {
+    let VerifyArgs {
         dir,
         s3,
         s3_endpoint,
@@ -216,8 +258,9 @@ fn audit(command: AuditCommand) -> ExitCode {
         public_key,
         from,
         to,
-    } = command;
+    } = args;
     let download = std::env::temp_dir().join(format!("warden-verify-{}", uuid::Uuid::new_v4()));
+    let mut bucket_problems = Vec::new();
     let dir = match (dir, s3) {
         (Some(dir), _) => dir,
         (None, Some(url)) => {
@@ -240,7 +283,10 @@ fn audit(command: AuditCommand) -> ExitCode {
                 timeout_ms: 60_000,
             };
             match warden::audit::s3::S3Sink::download_all(&config, &download) {
-                Ok(n) => eprintln!("downloaded {n} objects from {url}"),
+                Ok(got) => {
+                    eprintln!("downloaded {} objects from {url}", got.objects);
+                    bucket_problems = got.problems;
+                }
                 Err(e) => {
                     eprintln!("error: {e:#}");
                     return ExitCode::from(2);
@@ -260,14 +306,23 @@ fn audit(command: AuditCommand) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if to.is_none() {
+        eprintln!(
+            "note: where the log ends is not checked; pass --to TIME to prove nothing before TIME was cut"
+        );
+    }
     let range = verify::Range { from, to };
     let mut last_shown = 0;
-    let report = verify::verify_dir(&dir, &key, &range, |r| {
+    let mut report = verify::verify_dir(&dir, &key, &range, |r| {
         if r.segments >= last_shown + 100 {
             last_shown = r.segments;
             eprintln!("… {} segments, {} records checked", r.segments, r.records);
         }
     });
+    report.problems.splice(0..0, bucket_problems);
+    for w in &report.warnings {
+        println!("WARN {w}");
+    }
     for p in &report.problems {
         println!("FAIL {p}");
     }

@@ -44,11 +44,17 @@ fn config(d: &Dirs, provider: &str, audit_extra: &str) -> String {
 const MOCK: &str = "providers:\n  up:\n    kind: mock\n";
 
 fn verify(archive: &Path, key: &Path) -> (bool, String) {
+    verify_with(archive, key, &[])
+}
+
+/// `warden audit verify --dir ARCHIVE --public-key KEY ARGS…`: success and its output.
+fn verify_with(archive: &Path, key: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(BIN)
         .args(["audit", "verify", "--dir"])
         .arg(archive)
         .arg("--public-key")
         .arg(key)
+        .args(args)
         .output()
         .unwrap();
     let text = format!(
@@ -229,7 +235,8 @@ async fn tampering_is_detected_and_named() {
     std::fs::write(&digest_path, serde_json::to_vec(&digest).unwrap()).unwrap();
     let (ok, report) = verify(&forged, &key);
     assert!(
-        !ok && report.contains("signature does not verify") && report.contains("unsigned"),
+        !ok && report.contains("signature does not verify")
+            && report.contains("not covered by a signed digest"),
         "{report}"
     );
 }
@@ -455,4 +462,178 @@ async fn send_stream(w: &Warden, key: &str, body: &Value) -> (u16, String) {
     )
     .await;
     (r.status, r.text())
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Two replicas write to one archive with a signed digest every second (also while
+/// idle), each naming the other chains it saw. Cutting the newest digests and segments
+/// of one chain, or a whole chain, fails `verify --to`; a chain closed on purpose needs
+/// no digest after its last.
+#[tokio::test]
+async fn the_end_of_the_log_is_anchored_by_scheduled_digests_and_the_other_chains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("archive");
+    let key = tmp.path().join("signing.pem");
+    let keygen = Command::new(BIN)
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let public = tmp.path().join("signing.pub.pem");
+    let replica = |chain: &str, extra: &str| {
+        format!(
+            "{MOCK}models:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
+             audit:\n  chain_id: {chain}\n  spool_dir: {spool}\n  signing_key_file: {key}\n  \
+             digest_interval_seconds: 1\n  segment_max_age_seconds: 1\n  sink:\n    kind: file\n    dir: {archive}\n{extra}",
+            spool = tmp.path().join(format!("spool-{chain}")).display(),
+            key = key.display(),
+            archive = archive.display()
+        )
+    };
+    let a = Warden::start(&replica("replica-a", ""));
+    let b = Warden::start(&replica("replica-b", ""));
+    for i in 0..3 {
+        assert_eq!(chat(&a, &format!("a {i}")).await, 200);
+        assert_eq!(chat(&b, &format!("b {i}")).await, 200);
+    }
+    // Idle for a while: digests keep coming, and each names the other chain.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // b stops first, so a's final digest names b's final digest.
+    stop(b);
+    stop(a);
+    let now = rfc3339(std::time::SystemTime::now());
+    let (ok, report) = verify_with(&archive, &public, &["--to", &now]);
+    assert!(ok, "{report}");
+    let digests = |chain: &str| -> Vec<PathBuf> {
+        let mut d: Vec<PathBuf> = std::fs::read_dir(archive.join(chain).join("digests"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        d.sort();
+        d
+    };
+    assert!(digests("replica-b").len() >= 4, "digests while idle");
+    let named = std::fs::read_to_string(digests("replica-a").last().unwrap()).unwrap();
+    assert!(named.contains("\"replica-b\""), "{named}");
+
+    // Cut replica-b's tail: its newest three digests (idle ones and the final one).
+    let cut = tmp.path().join("cut");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&archive)
+            .arg(&cut)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for d in digests("replica-b").iter().rev().take(3) {
+        std::fs::remove_file(cut.join("replica-b/digests").join(d.file_name().unwrap())).unwrap();
+    }
+    let (ok, report) = verify_with(&cut, &public, &["--to", &now]);
+    assert!(!ok, "{report}");
+    assert!(
+        report.contains("chain replica-b: its digests end at")
+            && report.contains("the end of the chain was cut"),
+        "{report}"
+    );
+    assert!(
+        report.contains("chain replica-b: the newest signed digest is from"),
+        "{report}"
+    );
+
+    // Remove a whole chain: the other one names it.
+    let gone = tmp.path().join("gone");
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&archive)
+            .arg(&gone)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::remove_dir_all(gone.join("replica-a")).unwrap();
+    let (ok, report) = verify_with(&gone, &public, &["--to", &now]);
+    assert!(
+        !ok && report.contains("chain replica-a is missing"),
+        "{report}"
+    );
+
+    // An hour later, open chains owe a digest; a closed one does not.
+    let later = rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let (ok, report) = verify_with(&archive, &public, &["--to", &later]);
+    assert!(
+        !ok && report.contains("chain replica-a: the newest signed digest"),
+        "{report}"
+    );
+    let closed_archive = tmp.path().join("closed-archive");
+    let closing = replica("replica-c", "  close_on_shutdown: true\n").replace(
+        &archive.display().to_string(),
+        &closed_archive.display().to_string(),
+    );
+    let c = Warden::start(&closing);
+    assert_eq!(chat(&c, "c").await, 200);
+    stop(c);
+    let (ok, report) = verify_with(&closed_archive, &public, &["--to", &later]);
+    assert!(ok, "{report}");
+    // Without --to the end is not checked, and the output says so.
+    let (ok, report) = verify(&cut, &public);
+    assert!(report.contains("pass --to"), "{report}");
+    assert!(!ok, "the registry still sees the cut: {report}");
+}
+
+/// The disk fills up mid-append (a file size limit on the Warden process, so a write
+/// stops part-way): whole answers are refused with 503, a stream ends with an error event
+/// instead of `[DONE]`, and no torn line stays behind. After a restart without the limit,
+/// the log verifies and holds exactly one record per request that was answered.
+#[tokio::test]
+async fn a_full_disk_mid_append_refuses_and_leaves_no_torn_line() {
+    let d = dirs();
+    let config = config(&d, MOCK, "  segment_max_bytes: 1048576\n");
+    // bash's ulimit -f counts KiB; an ignored SIGXFSZ turns the limit into EFBIG.
+    let w = Warden::start_under(&config, "ulimit -f 24; trap '' XFSZ");
+    let (mut answered, mut refused, mut cut_streams) = (0, 0, 0);
+    for i in 0..80 {
+        if i % 2 == 0 {
+            match chat(&w, &format!("whole {i}")).await {
+                200 => answered += 1,
+                503 => refused += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        } else {
+            let (status, chunks) = post_stream(
+                &w.url("/v1/chat/completions"),
+                &json!({"model": "gpt-4o-mini", "stream": true,
+                        "messages": [{"role": "user", "content": format!("stream {i}")}]}),
+            )
+            .await;
+            assert_eq!(status, 200);
+            let events = stream_events(&chunks);
+            if events.last().is_some_and(|e| e == "[DONE]") {
+                answered += 1;
+            } else {
+                assert!(
+                    events.iter().any(|e| e.contains("audit_unavailable")),
+                    "{events:?}"
+                );
+                cut_streams += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 0 && cut_streams > 0,
+        "the limit was reached ({answered} answered)"
+    );
+    stop(w);
+    let w = Warden::start(&config);
+    stop(w);
+    let (ok, report) = verify(&d.archive, &public_key(&d));
+    assert!(ok, "{report}");
+    let records = audit_records(&d.archive, &d.spool);
+    assert_eq!(records.len(), answered, "one record per answered request");
 }

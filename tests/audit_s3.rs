@@ -12,14 +12,33 @@ use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
 use common::*;
 use serde_json::json;
 
+/// A digest signing key made by `warden audit keygen` in `dir` (`signing.pem`, with
+/// `signing.pub.pem` next to it).
+fn keygen(dir: &std::path::Path) -> std::path::PathBuf {
+    let key = dir.join("signing.pem");
+    let out = Command::new(BIN)
+        .args(["audit", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    key
+}
+
 fn config(spool: &std::path::Path, s3: &S3Server, bucket: &str) -> String {
+    let key = keygen(spool);
     format!(
         "providers:\n  up:\n    kind: mock\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
-         audit:\n  chain_id: replica-s3\n  spool_dir: {}\n  segment_max_age_seconds: 1\n  segment_max_bytes: 4000\n  \
+         audit:\n  chain_id: replica-s3\n  spool_dir: {}\n  signing_key_file: {}\n  segment_max_age_seconds: 1\n  segment_max_bytes: 4000\n  \
          sink:\n    kind: s3\n    bucket: {bucket}\n    prefix: audit/prod\n    endpoint: {}\n    path_style: true\n    \
          access_key_id: {ACCESS_KEY}\n    secret_access_key: {SECRET_KEY}\n    timeout_ms: 10000\n    \
          object_lock:\n      mode: compliance\n      retain_days: 1\n",
         spool.display(),
+        key.display(),
         s3.endpoint()
     )
 }
@@ -148,13 +167,82 @@ async fn segments_reach_s3_locked_and_verify() {
         "deleting a locked version must be refused"
     );
 
-    let (ok, report) = verify_s3(
-        &s3,
-        "audit-locked",
-        &spool.path().join("digest-signing-key.pub.pem"),
-    );
+    let public = spool.path().join("signing.pub.pem");
+    let (ok, report) = verify_s3(&s3, "audit-locked", &public);
     assert!(ok, "{report}");
     assert!(report.contains("12 records"), "{report}");
+
+    // Warden's own uploads never replace an object: same content is accepted (a retry
+    // after a crash), other content under the same key is refused.
+    let sink_config = warden::config::S3SinkConfig {
+        bucket: "audit-locked".into(),
+        prefix: "probe".into(),
+        endpoint: Some(s3.endpoint()),
+        region: "us-east-1".into(),
+        path_style: true,
+        access_key_id: Some(ACCESS_KEY.into()),
+        secret_access_key: Some(SECRET_KEY.into()),
+        object_lock: None,
+        timeout_ms: 10_000,
+    };
+    let put = tokio::task::spawn_blocking(move || {
+        let sink = warden::audit::s3::S3Sink::new(&sink_config).unwrap();
+        let first = sink.put("c/digests/digest-00000001.json", b"one");
+        let again = sink.put("c/digests/digest-00000001.json", b"one");
+        let other = sink.put("c/digests/digest-00000001.json", b"two");
+        (
+            first.is_ok(),
+            again.is_ok(),
+            other.err().map(|e| e.to_string()),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(put.0 && put.1, "{put:?}");
+    assert!(
+        put.2
+            .as_deref()
+            .is_some_and(|e| e.contains("already exists with different content")),
+        "{put:?}"
+    );
+
+    // Someone with bucket access overwrites a segment (a new version: Object Lock keeps
+    // the old one). (Keys that climb out of the download directory are refused by
+    // SeaweedFS itself; `s3::tests` checks that verification never follows them.)
+    let original = client
+        .get_object()
+        .bucket("audit-locked")
+        .key(segment)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let mut forged = zstd::decode_all(&original[..]).unwrap();
+    let at = forged
+        .windows(10)
+        .position(|w| w == b"\"status\":2")
+        .unwrap()
+        + 10;
+    forged[at] = b'5';
+    client
+        .put_object()
+        .bucket("audit-locked")
+        .key(segment)
+        .body(zstd::encode_all(&forged[..], 3).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let (ok, report) = verify_s3(&s3, "audit-locked", &public);
+    assert!(!ok, "{report}");
+    assert!(report.contains("was overwritten"), "{report}");
+    assert!(
+        !report.contains("was altered"),
+        "the first version is the one verified: {report}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,11 +282,7 @@ async fn an_s3_outage_loses_nothing() {
             .await
             .unwrap();
     assert_eq!(code, Some(0), "{logs}");
-    let (ok, report) = verify_s3(
-        &s3,
-        "audit-outage",
-        &spool.path().join("digest-signing-key.pub.pem"),
-    );
+    let (ok, report) = verify_s3(&s3, "audit-outage", &spool.path().join("signing.pub.pem"));
     assert!(ok, "{report}\n{}", logs);
     assert!(
         report.contains("20 records"),

@@ -276,7 +276,16 @@ async fn the_provider_receives_no_planted_value_in_any_field() {
 /// under-reserves a token limit.
 #[tokio::test]
 async fn the_larger_output_cap_meets_policy_and_limits() {
-    let policies = format!("{}/policies", env!("CARGO_MANIFEST_DIR"));
+    // The shipped guardrail and the local-development rule, as they are in `policies/`.
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["00-local-development.yaml", "10-guardrails.yaml"] {
+        std::fs::copy(
+            format!("{}/policies/{file}", env!("CARGO_MANIFEST_DIR")),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    let policies = dir.path().display();
     let w = Warden::start(&mock_config(&format!(
         "policy:\n  dir: {policies}\n\
          limits:\n  default_profile: small\n  profiles:\n    small:\n      tokens:\n        - {{limit: 6000, per: minute, key: [route]}}\n"

@@ -120,12 +120,17 @@ fn keyed_config(policy_dir: &Path) -> String {
          text-embedding-3-small:\n    targets:\n      - provider: mock\n\
          auth:\n  api_keys:\n    - id: storefront-web\n      sha256: {}\n      tenant: acme-retail\n      roles: [storefront-assistant]\n    \
          - id: nightly\n      sha256: {}\n      tenant: acme-retail\n      roles: [batch]\n\
-         policy:\n  dir: {}\n",
+         policy:\n  dir: {}\n{SHIPPED_PROFILES}",
         h(STOREFRONT_KEY),
         h(BATCH_KEY),
         policy_dir.display()
     )
 }
+
+/// The PII and limit profiles the shipped policies name (a policy naming a profile the
+/// configuration lacks does not load).
+const SHIPPED_PROFILES: &str = "pii:\n  profiles:\n    shopper-strict: {}\n    support-reversible: {}\n    internal: {}\n    catalog-only: {}\n\
+limits:\n  profiles:\n    storefront: {}\n    support: {}\n    pricing: {}\n    batch: {}\n";
 
 async fn models(w: &Warden, key: &str) -> Vec<String> {
     let r = send(

@@ -94,6 +94,16 @@ auth:
         tenant: tenant_id
 policy:
   dir: $PWD/policies
+# The profiles the shipped policies name, inert here: this cell measures authentication
+# and policy only.
+pii:
+  profiles:
+    shopper-strict: {default_action: allow, ner: off}
+    support-reversible: {default_action: allow, ner: off}
+    internal: {default_action: allow, ner: off}
+    catalog-only: {default_action: allow, ner: off}
+limits:
+  profiles: {storefront: {}, support: {}, pricing: {}, batch: {}}
 YAML
 } > "$work/warden-auth.yaml"
 wait_port "$jwks_port"

@@ -1,7 +1,11 @@
 //! Signed digests (CloudTrail's digest-file idea): each digest lists the segments shipped
 //! since the previous one with their SHA-256, carries the previous digest's signature and
-//! is signed with Ed25519 over its canonical JSON. Auditors verify with the public key.
+//! is signed with Ed25519 over its canonical JSON. Digests come at a promised interval even
+//! when nothing was shipped, name the other chains they saw, and a chain that ends on
+//! purpose says so in its last one: together they anchor the end of the log. Auditors
+//! verify with the public key.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
@@ -28,6 +32,17 @@ pub struct Digest {
     pub segments: Vec<SegmentRef>,
     /// Signature of the previous digest ("" for the first).
     pub prev_signature: String,
+    /// The cadence promised: while the chain is open, the next digest follows within
+    /// this many seconds (absent in digests written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// The chain ended on purpose: verification expects no digest after this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub closed: bool,
+    /// The other chains in the sink when this digest was written, each with its newest
+    /// digest number: a chain (or a chain's tail) deleted later is missed by these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chains: BTreeMap<String, u64>,
     /// Base64 Ed25519 signature over the JCS of this digest without `signature`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
@@ -62,10 +77,24 @@ impl Digest {
 /// missing.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
     if path.exists() {
-        let pem = std::fs::read_to_string(path)?;
-        return SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|e| anyhow::anyhow!("{}: not a PKCS#8 Ed25519 key: {e}", path.display()));
+        return load_key(path);
     }
+    let key = create_key(path)?;
+    tracing::warn!(key = %path.display(), "audit: generated a digest signing key; publish its .pub.pem for auditors");
+    Ok(key)
+}
+
+/// Loads a PKCS#8 PEM Ed25519 signing key.
+pub fn load_key(path: &Path) -> anyhow::Result<SigningKey> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("{}: not a PKCS#8 Ed25519 key: {e}", path.display()))
+}
+
+/// Creates a new signing key at `path` (mode 0600, never over an existing file) and its
+/// public key next to it (`NAME.pub.pem`).
+pub fn create_key(path: &Path) -> anyhow::Result<SigningKey> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -81,7 +110,6 @@ pub fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
         .to_public_key_pem(Default::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::write(public_key_path(path), public)?;
-    tracing::warn!(key = %path.display(), "audit: generated a digest signing key; publish its .pub.pem for auditors");
     Ok(key)
 }
 
@@ -126,11 +154,17 @@ mod tests {
             segments: vec![],
             prev_signature: String::new(),
             signature: String::new(),
+            interval_seconds: None,
+            closed: false,
+            chains: BTreeMap::new(),
         };
         d.sign(&key).unwrap();
         assert!(d.verify(&public));
         d.number = 2;
         assert!(!d.verify(&public));
+        d.number = 1;
+        d.closed = true;
+        assert!(!d.verify(&public), "closing is signed");
         let other = SigningKey::from_bytes(&[7u8; 32]);
         assert!(!d.verify(&other.verifying_key()));
     }

@@ -56,6 +56,8 @@ pub struct Audit {
     state_path: PathBuf,
     last_digest: Mutex<Instant>,
     full: AtomicBool,
+    /// The last fsync of the spool failed: requests are refused until one succeeds.
+    sync_failed: AtomicBool,
     /// Held by whoever ships (the shipping thread, or a flush at shutdown), so a flush
     /// waits for a pass in progress and then ships everything that is left.
     shipping: Mutex<()>,
@@ -78,11 +80,17 @@ impl Audit {
             max_age,
         )?;
         let sink = Sink::from_config(&config.sink)?;
-        let key_path = config
-            .signing_key_file
-            .clone()
-            .unwrap_or_else(|| config.spool_dir.join("digest-signing-key.pem"));
-        let signer = digest::load_or_create_key(&key_path)?;
+        let signer = match &config.signing_key_file {
+            Some(path) => digest::load_key(path)?,
+            None => {
+                let path = config.spool_dir.join("digest-signing-key.pem");
+                tracing::warn!(
+                    key = %path.display(),
+                    "audit: the digest signing key lives in the spool, beside the records it protects; set audit.signing_key_file (a mounted secret) in production"
+                );
+                digest::load_or_create_key(&path)?
+            }
+        };
         let subject_key = match std::env::var(&config.subject_key_env) {
             Ok(k) if !k.is_empty() => k.into_bytes(),
             _ => {
@@ -96,10 +104,7 @@ impl Audit {
             }
         };
         let state_path = spool.dir().join("digest-state.json");
-        let state = std::fs::read(&state_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let state = load_state(&state_path)?;
         let audit = Arc::new(Audit {
             chain: config.chain_id.clone(),
             config: config.clone(),
@@ -111,6 +116,7 @@ impl Audit {
             state_path,
             last_digest: Mutex::new(Instant::now()),
             full: AtomicBool::new(false),
+            sync_failed: AtomicBool::new(false),
             shipping: Mutex::new(()),
         });
         let committer = audit.clone();
@@ -122,7 +128,7 @@ impl Audit {
                     std::thread::sleep(every);
                     let handle = committer.spool.lock().ok().and_then(|s| s.sync_handle());
                     if let Some(file) = handle {
-                        let _ = file.sync_data();
+                        committer.note_sync(file.sync_data());
                     }
                 }
             })?;
@@ -145,9 +151,27 @@ impl Audit {
         &self.chain
     }
 
-    /// Whether new requests must be refused (`on_full: reject`) or held (`block`).
+    /// Whether new requests must be refused (`on_full: reject`) or held (`block`): the
+    /// spool is full, or its last fsync failed.
     pub fn is_full(&self) -> bool {
-        self.full.load(Ordering::Acquire)
+        self.full.load(Ordering::Acquire) || self.sync_failed.load(Ordering::Acquire)
+    }
+
+    /// Acts on an fsync of the open segment: a failure is logged and counted, the
+    /// segment is closed (later entries go to a new file; sealing retries the fsync) and
+    /// requests are refused until an fsync succeeds again.
+    fn note_sync(&self, result: std::io::Result<()>) {
+        match result {
+            Ok(()) => self.sync_failed.store(false, Ordering::Release),
+            Err(e) => {
+                metrics().audit_sync_errors.inc();
+                tracing::error!(error = %e, "audit: fsync of the spool failed; refusing requests until it succeeds");
+                self.sync_failed.store(true, Ordering::Release);
+                if let Ok(mut spool) = self.spool.lock() {
+                    spool.rotate_after_sync_failure();
+                }
+            }
+        }
     }
 
     pub fn config(&self) -> &AuditConfig {
@@ -231,7 +255,7 @@ impl Audit {
             .lock()
             .is_ok_and(|t| t.elapsed() >= Duration::from_secs(self.config.digest_interval_seconds));
         if due && healthy {
-            healthy = self.write_digest();
+            healthy = self.write_digest(false);
         }
         healthy
     }
@@ -275,15 +299,24 @@ impl Audit {
         Ok(())
     }
 
-    /// Signs and stores a digest of the segments shipped since the last one; false when
-    /// the sink refused it.
-    fn write_digest(&self) -> bool {
+    /// Signs and stores a digest of the segments shipped since the last one — also when
+    /// there are none, so the newest digest always says how far the log reached; `closed`
+    /// marks the chain's last. False when the sink refused it.
+    fn write_digest(&self, closed: bool) -> bool {
+        // Listing the sink can fail; the digest then names no other chains.
+        let chains = match self.sink.latest_digests() {
+            Ok(mut chains) => {
+                chains.remove(&self.chain);
+                chains
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "audit: cannot list the sink's chains for the digest");
+                Default::default()
+            }
+        };
         let Ok(mut state) = self.state.lock() else {
             return false;
         };
-        if state.pending.is_empty() {
-            return true;
-        }
         let mut d = Digest {
             v: 1,
             chain: self.chain.clone(),
@@ -292,6 +325,9 @@ impl Audit {
             segments: state.pending.clone(),
             prev_signature: state.last_signature.clone(),
             signature: String::new(),
+            interval_seconds: Some(self.config.digest_interval_seconds),
+            closed,
+            chains,
         };
         let stored = d
             .sign(&self.signer)
@@ -329,11 +365,27 @@ impl Audit {
             spool.close();
         }
         self.ship();
-        if !self.write_digest() {
+        if !self.write_digest(self.config.close_on_shutdown) {
             tracing::error!(
                 "audit: final digest not stored; its segments stay pending for the next one"
             );
         }
+    }
+}
+
+/// The digest bookkeeping of the spool: numbering and the last signature continue from it,
+/// so a file that exists but cannot be read stops the start instead of restarting the
+/// digest chain at 1 (which verification would report as a broken chain).
+fn load_state(path: &std::path::Path) -> anyhow::Result<DigestState> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: unreadable digest state ({e}); restore it from a backup, or rebuild it from the newest digest in the sink (its `number` and `signature`)",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DigestState::default()),
+        Err(e) => Err(anyhow::anyhow!("{}: cannot read: {e}", path.display())),
     }
 }
 
@@ -355,6 +407,92 @@ fn first_record_date(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shipped segment no digest covers yet is a warning while it is younger than the
+    /// digest interval, and a failure once it is older.
+    #[test]
+    fn recent_unsigned_segments_are_warnings_old_ones_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
+            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
+             subject_key_env: WARDEN_TEST_UNSET\ndigest_interval_seconds: 3600\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let audit = Audit::start(&config).unwrap();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        audit
+            .record(RequestRecord {
+                time: now,
+                ..Default::default()
+            })
+            .unwrap();
+        if let Ok(mut spool) = audit.spool.lock() {
+            spool.close();
+        }
+        assert!(audit.ship(), "shipped; no digest is due yet");
+        let key =
+            digest::load_public_key(&dir.path().join("spool/digest-signing-key.pub.pem")).unwrap();
+        let archive = dir.path().join("archive");
+        let report = verify::verify_dir(&archive, &key, &verify::Range::default(), |_| {});
+        assert!(report.ok(), "{:?}", report.problems);
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(report.warnings[0].contains("not covered by a signed digest yet"));
+
+        audit
+            .record(RequestRecord {
+                time: "2026-01-01T00:00:00.000Z".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        if let Ok(mut spool) = audit.spool.lock() {
+            spool.close();
+        }
+        assert!(audit.ship());
+        let report = verify::verify_dir(&archive, &key, &verify::Range::default(), |_| {});
+        assert!(
+            report.problems.iter().any(|p| p.contains("(unsigned)")),
+            "{:?}",
+            report.problems
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_refuses_requests_until_one_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
+            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
+             subject_key_env: WARDEN_TEST_UNSET\nfsync_interval_ms: 600000\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let audit = Audit::start(&config).unwrap();
+        audit.record(RequestRecord::default()).unwrap();
+        assert!(!audit.is_full());
+        audit.note_sync(Err(std::io::Error::other("EIO")));
+        assert!(audit.is_full(), "requests are refused after a failed fsync");
+        audit.note_sync(Ok(()));
+        assert!(!audit.is_full());
+    }
+
+    #[test]
+    fn an_unreadable_digest_state_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
+            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
+             subject_key_env: WARDEN_TEST_UNSET\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("spool/c")).unwrap();
+        std::fs::write(
+            dir.path().join("spool/c/digest-state.json"),
+            b"{\"number\": 4,",
+        )
+        .unwrap();
+        let err = Audit::start(&config).unwrap_err();
+        assert!(err.to_string().contains("unreadable digest state"), "{err}");
+    }
 
     /// A flush (shutdown) while the shipping thread is in the middle of a pass waits for
     /// it, then ships the rest: every record is in the archive and under the final digest.

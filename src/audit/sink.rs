@@ -3,6 +3,7 @@
 //! fsync'd — only then may the spool drop its copy. Writing the same segment again is a
 //! no-op, and a different content under an existing name is refused: nothing is overwritten.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,23 @@ impl Sink {
             Sink::S3(s) => s.put(name, bytes),
         }
     }
+
+    /// Every chain in the sink with the number of its newest digest.
+    pub fn latest_digests(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        match self {
+            Sink::File(f) => Ok(f.latest_digests()?),
+            Sink::S3(s) => s.latest_digests(),
+        }
+    }
+}
+
+/// The number in a digest's name (`digest-00000042.json` → 42).
+pub fn digest_number(file_name: &str) -> Option<u64> {
+    file_name
+        .strip_prefix("digest-")?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
 }
 
 pub struct FileSink {
@@ -44,6 +62,27 @@ impl FileSink {
         Ok(FileSink {
             root: root.to_path_buf(),
         })
+    }
+
+    /// Each chain directory with the number of its newest digest.
+    pub fn latest_digests(&self) -> std::io::Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for entry in fs::read_dir(&self.root)? {
+            let path = entry?.path();
+            let Some(chain) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let newest = fs::read_dir(path.join("digests"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .filter_map(|e| digest_number(e.file_name().to_str()?))
+                .max();
+            if let Some(n) = newest {
+                out.insert(chain.to_string(), n);
+            }
+        }
+        Ok(out)
     }
 
     /// Stores `bytes` under `name` (relative, `/`-separated) once.

@@ -42,6 +42,9 @@ pub struct Spool {
     /// Next entry's seq and prev_hash.
     next_seq: u64,
     prev_hash: String,
+    /// A failed write could not be undone: nothing more is appended until a restart
+    /// recovers the spool.
+    broken: bool,
 }
 
 /// A closed segment waiting for its fsync and rename.
@@ -98,6 +101,10 @@ pub enum SpoolError {
     Io(#[from] std::io::Error),
     #[error("audit record encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(
+        "audit spool unusable after a failed write that could not be undone; restart to recover it"
+    )]
+    Broken,
 }
 
 impl Spool {
@@ -119,6 +126,7 @@ impl Spool {
             rotated: Vec::new(),
             next_seq: 0,
             prev_hash: GENESIS.to_string(),
+            broken: false,
         };
         spool.recover()?;
         Ok(spool)
@@ -136,13 +144,25 @@ impl Spool {
 
     /// Appends an entry prepared (for this chain) outside the lock appends share.
     pub fn append_prepared(&mut self, entry: &Prepared) -> Result<u64, SpoolError> {
+        if self.broken {
+            return Err(SpoolError::Broken);
+        }
         if self.open.is_none() {
             self.open_segment()?;
         }
         let seq = self.next_seq;
         let (line, hash) = chain::place(entry, seq, &self.prev_hash);
-        let seg = self.open.as_mut().expect("segment opened above");
-        seg.file.write_all(&line)?;
+        let Some(seg) = self.open.as_mut() else {
+            return Err(SpoolError::Broken);
+        };
+        if let Err(e) = seg.file.write_all(&line) {
+            // Part of the line may be on disk (a full disk, a file size limit): cut it off,
+            // or the next entry would follow a torn line.
+            if seg.file.set_len(seg.bytes).is_err() {
+                self.broken = true;
+            }
+            return Err(e.into());
+        }
         seg.bytes += line.len() as u64;
         self.next_seq += 1;
         self.prev_hash = hash;
@@ -175,12 +195,19 @@ impl Spool {
         self.open.as_ref().and_then(|s| s.file.try_clone().ok())
     }
 
+    /// Closes the open segment after its fsync failed: later entries go to a new file, and
+    /// sealing retries the fsync of the old one.
+    pub fn rotate_after_sync_failure(&mut self) {
+        self.rotate();
+    }
+
     /// Seals the open segment when it is older than the maximum age.
     pub fn seal_if_old(&mut self) -> Result<(), SpoolError> {
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|s| s.opened.elapsed() >= self.max_age && s.bytes > 0)
+        if !self.broken
+            && self
+                .open
+                .as_ref()
+                .is_some_and(|s| s.opened.elapsed() >= self.max_age && s.bytes > 0)
         {
             self.rotate();
         }
@@ -202,9 +229,12 @@ impl Spool {
         self.rotated.splice(0..0, rest);
     }
 
-    /// Closes the open segment now (shutdown); the shipping pass seals it.
+    /// Closes the open segment now (shutdown); the shipping pass seals it. A broken
+    /// spool's segment stays open for the next start's recovery, which cuts its torn tail.
     pub fn close(&mut self) {
-        self.rotate();
+        if !self.broken {
+            self.rotate();
+        }
     }
 
     fn open_segment(&mut self) -> Result<(), SpoolError> {
@@ -430,6 +460,23 @@ mod tests {
             .map_err(|(e, _)| e)
             .unwrap();
         assert!(list_sealed(s.dir()).unwrap().len() >= 2);
+    }
+
+    /// A write that fails and cannot be undone (here: the segment's handle is read-only,
+    /// so neither the write nor the truncation works) stops further appends, so nothing is
+    /// ever written after a torn line; a restart recovers the spool.
+    #[test]
+    fn a_write_that_cannot_be_undone_stops_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), "c", 1 << 20, Duration::from_secs(60)).unwrap();
+        s.append(body(0)).unwrap();
+        let path = s.open.as_ref().unwrap().path.clone();
+        s.open.as_mut().unwrap().file = File::open(&path).unwrap();
+        assert!(matches!(s.append(body(1)), Err(SpoolError::Io(_))));
+        assert!(matches!(s.append(body(2)), Err(SpoolError::Broken)));
+        drop(s);
+        let mut s = Spool::open(dir.path(), "c", 1 << 20, Duration::from_secs(60)).unwrap();
+        assert_eq!(s.append(body(1)).unwrap(), 1);
     }
 
     #[test]

@@ -27,11 +27,20 @@ pub struct AuditConfig {
     #[serde(default)]
     pub on_full: OnFull,
     pub sink: SinkConfig,
+    /// A signed digest is written at least this often, also when no request came: the
+    /// newest digest proves how far the log reached (`warden audit verify --to`).
     #[serde(default = "default_digest_interval")]
     pub digest_interval_seconds: u64,
-    /// PKCS#8 PEM Ed25519 key that signs digests; generated next to the spool when absent.
+    /// PKCS#8 PEM Ed25519 key that signs digests (`warden audit keygen` makes one), kept
+    /// apart from the data it protects (e.g. a mounted secret). Required with an `s3`
+    /// sink; with a `file` sink it is generated in the spool when absent, with a warning.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
+    /// At shutdown, mark this chain closed in its final digest: the replica is gone for
+    /// good (e.g. pods with generated names), and verification expects nothing more of
+    /// it. Leave off for replicas that come back under the same `chain_id`.
+    #[serde(default)]
+    pub close_on_shutdown: bool,
     /// Environment variable holding the HMAC key that pseudonymises subjects.
     #[serde(default = "default_subject_key_env")]
     pub subject_key_env: String,

@@ -439,6 +439,20 @@ impl Config {
                 "must be greater than 0".into(),
             );
         }
+        if let Some(a) = &self.audit {
+            if matches!(a.sink, SinkConfig::S3(_)) && a.signing_key_file.is_none() {
+                return err(
+                    &["audit", "sink"],
+                    "an `s3` sink needs `audit.signing_key_file` (a key kept apart from the spool, e.g. a mounted secret; `warden audit keygen --out FILE` makes one)".into(),
+                );
+            }
+            if a.digest_interval_seconds == 0 {
+                return err(
+                    &["audit", "digest_interval_seconds"],
+                    "must be at least 1".into(),
+                );
+            }
+        }
         if self.retry.max_attempts == 0 {
             return err(&["retry", "max_attempts"], "must be at least 1".into());
         }
@@ -653,6 +667,15 @@ mod tests {
         let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(8));
         assert!(e.message.contains("WARDEN_TEST_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn an_s3_sink_needs_a_signing_key_kept_apart_from_the_spool() {
+        let audit = "audit:\n  spool_dir: spool\n  sink:\n    kind: s3\n    bucket: b\n";
+        let err = Config::from_str_named(&format!("{MINIMAL}{audit}"), "t.yaml").unwrap_err();
+        assert!(err.to_string().contains("signing_key_file"), "{err}");
+        let ok = format!("{MINIMAL}{audit}  signing_key_file: /run/secrets/audit.pem\n");
+        assert!(Config::from_str_named(&ok, "t.yaml").is_ok());
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct RequestCtx {
     pub answer: Option<crate::pii::response::Answer>,
     /// The PII profile ran without the NER model it would have used.
     pub pii_ner_skipped: bool,
+    /// Output-scanning findings of a stream were counted.
+    pub answer_recorded: bool,
     /// The provider was asked for a stream usage chunk the client did not request: it is
     /// removed from what the client sees.
     pub hide_stream_usage: bool,
@@ -99,6 +101,7 @@ impl RequestCtx {
             pii: Vec::new(),
             answer: None,
             pii_ner_skipped: false,
+            answer_recorded: false,
             hide_stream_usage: false,
             route: "unknown",
             model: None,

@@ -181,35 +181,72 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => (None, true),
             Ok(chunk) => {
-                // An event beyond the parser's bound passes as raw bytes rather than stall.
-                let whole = events.feed(&chunk, &mut parsed).is_ok();
-                let mut out = BytesMut::new();
-                for event in parsed.drain(..) {
-                    super::answer_watch::event(ctx, &event.data);
-                    if rewrite && whole {
-                        rewrite_event(
-                            &event,
-                            ctx.hide_stream_usage,
-                            answer.as_mut(),
-                            &mut ctx.usage,
-                            &mut out,
-                        );
-                    }
-                    if let Some(usage) = Usage::from_event(&event.data) {
-                        ctx.usage = Some(usage);
-                    } else if ctx.usage.is_none() && !event.is_done() {
-                        ctx.stream_text.push(event.data);
-                    }
-                }
-                let chunk = if rewrite && whole {
-                    out.freeze()
+                if events.feed(&chunk, &mut parsed).is_err() {
+                    // Beyond the parser's bound nothing can be scanned or restored: the
+                    // stream ends rather than pass unread bytes.
+                    parsed.clear();
+                    let err = ApiError::new(
+                        crate::openai::ErrorKind::UpstreamError,
+                        "The provider sent a stream event larger than Warden reads; the stream was ended.",
+                    )
+                    .with_code("upstream_event_too_large");
+                    ctx.error_code = err.code.clone();
+                    metrics()
+                        .stream_errors
+                        .with_label_values(&["upstream_event_too_large"])
+                        .inc();
+                    (Some(Bytes::from(err.to_sse_event())), true)
                 } else {
-                    chunk
-                };
-                if chunk.is_empty() {
-                    continue; // nothing to show yet
+                    let done_at = parsed.iter().position(sse::Event::is_done);
+                    let mut out = BytesMut::new();
+                    let before_done = done_at.unwrap_or(parsed.len());
+                    for event in parsed.iter().take(before_done) {
+                        super::answer_watch::event(ctx, &event.data);
+                        if rewrite {
+                            rewrite_event(
+                                event,
+                                ctx.hide_stream_usage,
+                                answer.as_mut(),
+                                &mut ctx.usage,
+                                &mut out,
+                            );
+                        }
+                        record_usage(ctx, event);
+                    }
+                    let mut unrecorded = false;
+                    if done_at.is_some() {
+                        // The record goes in before `[DONE]` reaches the client; a stream
+                        // whose record cannot be written ends with an error instead.
+                        let held = answer.as_mut().and_then(AnswerStream::finish);
+                        record_answer(ctx, answer.as_ref());
+                        super::accounting::complete(ctx);
+                        let status = ctx.status;
+                        unrecorded = super::audit_entry::append(ctx, status).is_err();
+                        if unrecorded && !rewrite {
+                            for event in parsed.iter().take(before_done) {
+                                out.extend_from_slice(&sse::data_event(event.data.as_bytes()));
+                            }
+                        }
+                        if let Some(held) = held {
+                            out.extend_from_slice(&sse::data_event(held.as_bytes()));
+                        }
+                        if unrecorded {
+                            out.extend_from_slice(&unrecorded_event(ctx));
+                        } else {
+                            out.extend_from_slice(&sse::done_event());
+                        }
+                    }
+                    parsed.clear();
+                    let chunk = if rewrite || unrecorded {
+                        out.freeze()
+                    } else {
+                        chunk
+                    };
+                    if chunk.is_empty() {
+                        continue; // nothing to show yet
+                    }
+                    (Some(chunk), false)
                 }
-                (Some(chunk), false)
             }
             Err(e) => {
                 let err = e.to_api_error();
@@ -222,16 +259,24 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                 (Some(Bytes::from(err.to_sse_event())), true)
             }
         };
+        let mut chunk = chunk;
         if end {
-            record_answer(ctx, answer.take());
+            record_answer(ctx, answer.as_ref());
             super::accounting::complete(ctx);
             // The stream's entry goes in before its last bytes.
             let status = ctx.status;
-            let _ = super::audit_entry::append(ctx, status);
+            if super::audit_entry::append(ctx, status).is_err() {
+                let mut last = BytesMut::new();
+                if let Some(c) = chunk.take() {
+                    last.extend_from_slice(&c);
+                }
+                last.extend_from_slice(&unrecorded_event(ctx));
+                chunk = Some(last.freeze());
+            }
         }
         if session.write_response_body(chunk, end).await.is_err() {
             ctx.client_gone = true;
-            record_answer(ctx, answer.take());
+            record_answer(ctx, answer.as_ref());
             metrics()
                 .client_disconnects
                 .with_label_values(&[ctx.route])
@@ -246,14 +291,37 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
 
 /// Counts what output scanning found in the answer (once: at the end or when the client
 /// went away).
-fn record_answer(ctx: &mut RequestCtx, answer: Option<AnswerStream>) {
-    if let Some(a) = answer {
+fn record_answer(ctx: &mut RequestCtx, answer: Option<&AnswerStream>) {
+    if let Some(a) = answer
+        && !ctx.answer_recorded
+    {
+        ctx.answer_recorded = true;
         redaction::record(ctx, a.counts(), Stage::Answer);
     }
 }
 
-/// Appends what the client sees of one event: usage it did not ask for removed, the
-/// answer's PII filtered; at `[DONE]`, whatever the answer filter still held comes first.
+/// Notes the provider's usage from an event, or keeps its text to count it.
+fn record_usage(ctx: &mut RequestCtx, event: &sse::Event) {
+    if let Some(usage) = Usage::from_event(&event.data) {
+        ctx.usage = Some(usage);
+    } else if ctx.usage.is_none() && !event.is_done() {
+        ctx.stream_text.push(event.data.clone());
+    }
+}
+
+/// The event that ends a stream whose audit record could not be written.
+fn unrecorded_event(ctx: &mut RequestCtx) -> Vec<u8> {
+    let err = super::audit_entry::unavailable();
+    ctx.error_code = err.code.clone();
+    metrics()
+        .stream_errors
+        .with_label_values(&[err.kind.default_code()])
+        .inc();
+    err.to_sse_event()
+}
+
+/// Appends what the client sees of one event (never `[DONE]`, which the caller writes
+/// after the record): usage it did not ask for removed, the answer's PII filtered.
 fn rewrite_event(
     event: &sse::Event,
     hide_usage: bool,
@@ -261,13 +329,6 @@ fn rewrite_event(
     usage: &mut Option<Usage>,
     out: &mut BytesMut,
 ) {
-    if event.is_done() {
-        if let Some(last) = answer.and_then(AnswerStream::finish) {
-            out.extend_from_slice(&sse::data_event(last.as_bytes()));
-        }
-        out.extend_from_slice(&sse::done_event());
-        return;
-    }
     let data = if hide_usage {
         match super::stream_usage::visible(&event.data, usage) {
             Some(data) => data,

@@ -67,6 +67,8 @@ pub struct Metrics {
     pub audit_upload_errors: IntCounter,
     /// Requests refused because the audit spool was full or failing.
     pub audit_rejected: IntCounter,
+    /// Failed fsyncs of the audit spool.
+    pub audit_sync_errors: IntCounter,
     /// Policy reloads, by result (`success`, `failure`).
     pub policy_reloads: IntCounterVec,
     /// 1 when the last policy load succeeded, 0 when an edit was refused.
@@ -171,6 +173,10 @@ impl Metrics {
             audit_rejected: total(
                 "audit_rejected_total",
                 "Requests refused for audit capacity",
+            ),
+            audit_sync_errors: total(
+                "audit_sync_errors_total",
+                "Failed fsyncs of the audit spool",
             ),
             rate_limit_decisions: counter(
                 "rate_limit_decisions_total",

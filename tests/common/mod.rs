@@ -104,6 +104,17 @@ impl Warden {
 
     /// Starts Warden with extra environment variables.
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Warden {
+        Warden::launch(config, env, None)
+    }
+
+    /// Starts Warden from a bash script that runs `setup` first (e.g. `ulimit -f 24`),
+    /// then execs it. Its log reaches the log file through a pipe whose reader started
+    /// before `setup`, so limits set there do not apply to the log.
+    pub fn start_under(config: &str, setup: &str) -> Warden {
+        Warden::launch(config, &[], Some(setup))
+    }
+
+    fn launch(config: &str, env: &[(&str, &str)], setup: Option<&str>) -> Warden {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("warden.yaml");
         std::fs::write(&path, config).unwrap();
@@ -111,7 +122,16 @@ impl Warden {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.path().join("warden.log");
         let log_file = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(BIN)
+        let mut command = match setup {
+            None => Command::new(BIN),
+            Some(setup) => {
+                let mut c = Command::new("bash");
+                let script = format!("exec 2> >(cat >&2); {setup}; exec \"$0\" \"$@\"");
+                c.args(["-c", &script, BIN]);
+                c
+            }
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&path)
             .args([
