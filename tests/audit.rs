@@ -637,3 +637,26 @@ async fn a_full_disk_mid_append_refuses_and_leaves_no_torn_line() {
     let records = audit_records(&d.archive, &d.spool);
     assert_eq!(records.len(), answered, "one record per answered request");
 }
+
+/// A request offering hundreds of tools (each valid) cannot make its record grow
+/// without bound: the record keeps 128 and counts the rest.
+#[tokio::test]
+async fn records_stay_bounded_whatever_the_request_offers() {
+    let d = dirs();
+    let w = Warden::start(&config(&d, MOCK, ""));
+    let tools: Vec<Value> = (0..500)
+        .map(|i| json!({"type": "function", "function": {"name": format!("tool_{i:03}")}}))
+        .collect();
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "tools": tools,
+                "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    stop(w);
+    let records = records(&d);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["tools"].as_array().unwrap().len(), 128);
+    assert_eq!(records[0]["cut"]["tools"], 372);
+}

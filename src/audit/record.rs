@@ -62,6 +62,56 @@ pub struct RequestRecord {
     /// With `capture: redacted`: the redacted prompt and answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+    /// Per field, how many list entries were left out or strings shortened to keep the
+    /// record bounded ([`MAX_LIST`] entries, [`MAX_TEXT`] bytes).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cut: std::collections::BTreeMap<String, u64>,
+}
+
+/// Most entries a list of a record keeps (tools, decisions, calls, PII counts).
+pub const MAX_LIST: usize = 128;
+/// Most bytes a name or reason in a record keeps.
+pub const MAX_TEXT: usize = 256;
+
+/// Keeps a record's lists and strings within [`MAX_LIST`] and [`MAX_TEXT`], counting
+/// what was cut in `cut`.
+#[derive(Debug, Default)]
+pub struct Bounds {
+    pub cut: std::collections::BTreeMap<String, u64>,
+}
+
+impl Bounds {
+    /// The first [`MAX_LIST`] items; the rest are counted under `field`.
+    pub fn list<T>(&mut self, field: &str, items: impl IntoIterator<Item = T>) -> Vec<T> {
+        let mut out = Vec::new();
+        let mut dropped = 0u64;
+        for item in items {
+            if out.len() < MAX_LIST {
+                out.push(item);
+            } else {
+                dropped += 1;
+            }
+        }
+        self.count(field, dropped);
+        out
+    }
+
+    /// `text` cut to [`MAX_TEXT`] bytes at a character boundary (counted under `field`).
+    pub fn text(&mut self, field: &str, text: &str) -> String {
+        if text.len() <= MAX_TEXT {
+            return text.to_string();
+        }
+        self.count(field, 1);
+        text.get(..text.floor_char_boundary(MAX_TEXT))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn count(&mut self, field: &str, n: u64) {
+        if n > 0 {
+            *self.cut.entry(field.to_string()).or_default() += n;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -133,5 +183,23 @@ impl Entry {
             Body::Request(r) => Some(&r.time),
             Body::Gap { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_cut_lists_and_strings_and_count_what_they_cut() {
+        let mut b = Bounds::default();
+        let kept = b.list("tools", (0..300).map(|i| i.to_string()));
+        assert_eq!(kept.len(), MAX_LIST);
+        let long = "é".repeat(MAX_TEXT);
+        let short = b.text("reason", &long);
+        assert!(short.len() <= MAX_TEXT && long.starts_with(&short));
+        assert_eq!(b.text("reason", "fine"), "fine");
+        assert_eq!(b.cut["tools"], 300 - MAX_LIST as u64);
+        assert_eq!(b.cut["reason"], 1);
     }
 }

@@ -108,14 +108,32 @@ fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
                 .get("index")
                 .and_then(Value::as_u64)
                 .unwrap_or(i as u64);
-            let name = call.pointer("/function/name").and_then(Value::as_str);
+            let name = call
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .map(|n| {
+                    n.get(..n.floor_char_boundary(record::MAX_TEXT))
+                        .unwrap_or(n)
+                });
             if let Some(name) = name {
-                *ctx.tool_calls.entry(name.to_string()).or_default() += 1;
+                // A provider can name any number of tools: the names kept are bounded.
+                let room = ctx.tool_calls.len() < record::MAX_LIST;
+                match ctx.tool_calls.get_mut(name) {
+                    Some(n) => *n += 1,
+                    None if room => {
+                        ctx.tool_calls.insert(name.to_string(), 1);
+                    }
+                    None => ctx.tool_calls_cut += 1,
+                }
             }
-            if let (Some(c), true) = (ctx.capture.as_mut(), first) {
+            if let (Some(c), true) = (ctx.capture.as_mut(), first)
+                && (c.calls.contains_key(&index) || c.calls.len() < record::MAX_LIST)
+            {
                 let max = c.max + LOOKAHEAD;
                 let entry = c.calls.entry(index).or_default();
-                entry.0.push_str(name.unwrap_or(""));
+                if entry.0.len() < record::MAX_TEXT {
+                    entry.0.push_str(name.unwrap_or(""));
+                }
                 if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
                     && entry.1.len() < max
                 {

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::context::RequestCtx;
 use crate::audit::Audit;
-use crate::audit::record::{RequestRecord, ToolCalls, ToolDecision};
+use crate::audit::record::{Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision};
 use crate::auth::AuthMethod;
 use crate::config::{CaptureMode, SubjectMode};
 use crate::openai::{ApiError, ErrorKind};
@@ -38,6 +38,34 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         },
     };
     let decision = ctx.decision.as_ref();
+    // Names and reasons can come from clients and providers: the record stays bounded.
+    let mut b = Bounds::default();
+    let tools = b.list("tools", ctx.tools.iter().map(|t| b_text(t)));
+    let tool_decisions = decision
+        .map(|d| {
+            b.list(
+                "tool_decisions",
+                d.tools.iter().map(|(name, effect)| ToolDecision {
+                    name: b_text(name),
+                    decision: effect_label(*effect).to_string(),
+                }),
+            )
+        })
+        .unwrap_or_default();
+    let tool_calls = b.list(
+        "tool_calls",
+        ctx.tool_calls.iter().map(|(name, count)| ToolCalls {
+            name: b_text(name),
+            count: *count,
+        }),
+    );
+    let reason = decision
+        .filter(|d| d.effect == Effect::Deny)
+        .map(|d| b.text("reason", &d.reason));
+    let pii = b.list("pii", ctx.pii.iter().cloned());
+    if ctx.tool_calls_cut > 0 {
+        *b.cut.entry("tool_calls".into()).or_default() += ctx.tool_calls_cut;
+    }
     let record = RequestRecord {
         time: DateTime::<Utc>::from(ctx.started_at).to_rfc3339_opts(SecondsFormat::Millis, true),
         request_id: ctx.request_id.clone(),
@@ -51,9 +79,7 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         policy_digest: ctx.policy_digest.as_ref().map(|d| format!("sha256:{d}")),
         rule: decision.map(|d| d.rule.clone()),
         decision: decision.map(|d| effect_label(d.effect).to_string()),
-        reason: decision
-            .filter(|d| d.effect == Effect::Deny)
-            .map(|d| d.reason.clone()),
+        reason,
         status,
         error_code: ctx.error_code.clone(),
         stream: ctx.stream,
@@ -62,38 +88,30 @@ pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
         upstream_latency_ms: ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3),
         time_to_first_byte_ms: ctx.first_byte.map(|d| d.as_secs_f64() * 1e3),
         client_disconnected: ctx.client_gone,
-        tools: ctx.tools.clone(),
+        tools,
         usage: ctx.usage.clone(),
         cost_usd: ctx.cost.map(crate::policy::pricing::usd),
-        pii: ctx.pii.clone(),
+        pii,
         pii_ner_skipped: ctx.pii_ner_skipped,
-        tool_decisions: decision
-            .map(|d| {
-                d.tools
-                    .iter()
-                    .map(|(name, effect)| ToolDecision {
-                        name: name.clone(),
-                        decision: effect_label(*effect).to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        tool_calls: ctx
-            .tool_calls
-            .iter()
-            .map(|(name, count)| ToolCalls {
-                name: name.clone(),
-                count: *count,
-            })
-            .collect(),
+        tool_decisions,
+        tool_calls,
         subject_plain,
         capture: ctx.capture.take().map(|c| c.finish()),
+        cut: b.cut,
     };
     audit.record(record).map(|_| ()).map_err(|e| {
         metrics().audit_rejected.inc();
         tracing::error!(request_id = %ctx.request_id, error = %e, "audit: record not written");
         unavailable()
     })
+}
+
+/// A name cut to the record's bound (tool names are validated when they come from the
+/// client; a provider's can be anything).
+fn b_text(name: &str) -> String {
+    name.get(..name.floor_char_boundary(MAX_TEXT))
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn effect_label(effect: Effect) -> &'static str {

@@ -22,8 +22,10 @@ pub struct RequestCtx {
     pub audited: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
-    /// Tools the model called in its answer, with how often.
+    /// Tools the model called in its answer, with how often (at most
+    /// `audit::record::MAX_LIST` names; calls of further names counted in `tool_calls_cut`).
     pub tool_calls: std::collections::BTreeMap<String, u64>,
+    pub tool_calls_cut: u64,
     /// The redacted prompt and answer, with `capture: redacted`.
     pub capture: Option<super::answer_watch::Capture>,
     /// The tightest request-rate and token-rate limits, for the `x-ratelimit-*` headers.
@@ -87,6 +89,7 @@ impl RequestCtx {
             audited: false,
             tools: Vec::new(),
             tool_calls: std::collections::BTreeMap::new(),
+            tool_calls_cut: 0,
             capture: None,
             usage: None,
             rate_requests: None,
