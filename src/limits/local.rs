@@ -313,13 +313,25 @@ impl LocalStore {
         }
         st.settlements += 1;
         if st.settlements.is_multiple_of(SWEEP_EVERY) {
-            st.tats.retain(|_, tat| *tat > now);
-            st.budgets.retain(|_, (_, expires)| *expires > now);
-            st.usage.retain(|_, (_, expires)| *expires > now);
-            st.markers.retain(|_, expires| *expires > now);
-            st.rate_seen.clear();
+            self.sweep(&mut st, now);
         }
         used
+    }
+
+    /// Forgets counters that are back to full: expired token and budget state, and
+    /// `governor`'s per-key request-rate state, which otherwise grows with every subject
+    /// or client address ever seen.
+    fn sweep(&self, st: &mut State, now: f64) {
+        st.tats.retain(|_, tat| *tat > now);
+        st.budgets.retain(|_, (_, expires)| *expires > now);
+        st.usage.retain(|_, (_, expires)| *expires > now);
+        st.markers.retain(|_, expires| *expires > now);
+        st.rate_seen.clear();
+        let limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        for limiter in limiters.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 
     pub fn mark_once(&self, marker: &str, ttl: Duration) -> bool {
@@ -363,6 +375,31 @@ mod tests {
             limit,
             period: Duration::from_secs(60),
         }
+    }
+
+    /// Request-rate state of keys that are back to full is forgotten at a sweep: a flood
+    /// of new subjects or addresses does not grow memory for ever.
+    #[test]
+    fn request_rate_state_of_idle_keys_is_pruned() {
+        let store = LocalStore::default();
+        let plan = |i: usize| Plan {
+            requests: vec![RateCharge {
+                key: format!("rl:r0:subject:{i}"),
+                limit: 1000,
+                period: Duration::from_millis(50),
+            }],
+            ..Default::default()
+        };
+        for i in 0..5000 {
+            assert!(store.check(&plan(i)).allowed);
+        }
+        let limiter = store.limiter(1000, Duration::from_millis(50));
+        assert_eq!(limiter.len(), 5000);
+        std::thread::sleep(Duration::from_millis(120));
+        let mut st = store.lock();
+        store.sweep(&mut st, store.now());
+        drop(st);
+        assert_eq!(limiter.len(), 0, "keys back to full are forgotten");
     }
 
     #[test]
