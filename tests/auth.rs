@@ -374,3 +374,65 @@ async fn introspection_accepts_active_refuses_inactive_and_fails_closed() {
         "cached result still valid"
     );
 }
+
+/// An active answer must be meant for Warden (`aud`, `iss`, `client_id` as configured,
+/// `nbf` passed); a flood of random opaque tokens neither evicts the principals in use nor
+/// costs more IdP calls than the client's budget (then 429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspection_checks_what_the_token_is_for_and_bounds_unknown_tokens() {
+    let issuer = TestIssuer::start(vec![Key::rsa("rsa-1")]).await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let good = json!({"active": true, "sub": "svc-1", "tenant_id": "acme-retail",
+        "roles": ["storefront-assistant"], "exp": now + 600, "aud": ["warden"],
+        "iss": issuer.url(), "client_id": "storefront"});
+    issuer.add_opaque("opaque-good", good.clone());
+    let mut variants = Vec::new();
+    for (name, field, value) in [
+        ("opaque-other-aud", "aud", json!("billing")),
+        ("opaque-other-iss", "iss", json!("https://evil.example")),
+        ("opaque-other-client", "client_id", json!("someone-else")),
+        ("opaque-not-yet", "nbf", json!(now + 3600)),
+    ] {
+        let mut answer = good.clone();
+        answer[field] = value;
+        issuer.add_opaque(name, answer);
+        variants.push(name);
+    }
+    let dir = policy_dir();
+    let w = Warden::start(&format!(
+        "providers:\n  mock:\n    kind: mock\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: mock\n\
+         auth:\n  introspection:\n    endpoint: {url}/introspect\n    client_id: {}\n    client_secret: {}\n    \
+         cache_ttl_seconds: 60\n    cache_entries: 40\n    audiences: [warden]\n    issuer: {url}\n    \
+         client_ids: [storefront]\n    clock_skew_seconds: 5\n    misses_per_client_per_minute: 30\n    \
+         claims:\n      tenant: tenant_id\npolicy:\n  dir: {}\n",
+        common::issuer::CLIENT_ID,
+        common::issuer::CLIENT_SECRET,
+        dir.path().display(),
+        url = issuer.url(),
+    ));
+    assert_eq!(call(&w, "opaque-good").await.status, 200);
+    for name in &variants {
+        assert_401(&call(&w, name).await, name, name);
+    }
+    // Random tokens: at most the client's budget reaches the IdP, then 429.
+    let before = issuer.introspections();
+    let mut throttled = 0;
+    for i in 0..60 {
+        let r = call(&w, &format!("opaque-random-{i}")).await;
+        match r.status {
+            401 => {}
+            429 => {
+                throttled += 1;
+                assert_eq!(r.json()["error"]["code"], "auth_rate_limited");
+                assert!(r.header("retry-after").is_some());
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    let calls = issuer.introspections() - before;
+    assert!(throttled > 0 && calls <= 30, "{calls} IdP calls, {throttled} throttled");
+    // The principal in use is still served from the cache: no new IdP call.
+    let before = issuer.introspections();
+    assert_eq!(call(&w, "opaque-good").await.status, 200);
+    assert_eq!(issuer.introspections(), before, "the good token stayed cached");
+}

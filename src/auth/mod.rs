@@ -83,6 +83,8 @@ pub enum AuthError {
     Invalid(String),
     /// The credential could not be checked (issuer keys or introspection unavailable).
     Unavailable(&'static str),
+    /// This client sent too many unknown tokens; retry after the wait.
+    Throttled(Duration),
 }
 
 impl AuthError {
@@ -95,6 +97,7 @@ impl AuthError {
             AuthError::Missing => "missing",
             AuthError::Invalid(_) => "invalid",
             AuthError::Unavailable(_) => "unavailable",
+            AuthError::Throttled(_) => "throttled",
         }
     }
 
@@ -116,6 +119,12 @@ impl AuthError {
             )
             .with_code("auth_unavailable")
             .with_header("retry-after", "1"),
+            AuthError::Throttled(wait) => ApiError::new(
+                ErrorKind::RateLimited,
+                "Too many unrecognised credentials from this client; retry later.",
+            )
+            .with_code("auth_rate_limited")
+            .with_header("retry-after", wait.as_secs().max(1).to_string()),
         }
     }
 }
@@ -163,12 +172,17 @@ impl Authenticator {
         self.enabled
     }
 
-    /// Authenticates a request's credential (see [`credential`]).
-    pub async fn authenticate(&self, credential: Option<String>) -> Result<Principal, ApiError> {
+    /// Authenticates a request's credential (see [`credential`]) sent from `client` (its
+    /// address, which bounds how many unknown opaque tokens it may have introspected).
+    pub async fn authenticate(
+        &self,
+        credential: Option<String>,
+        client: Option<&str>,
+    ) -> Result<Principal, ApiError> {
         if !self.enabled() {
             return Ok(Principal::anonymous());
         }
-        let result = self.check(credential).await;
+        let result = self.check(credential, client).await;
         let label = match &result {
             Ok(p) => p.method.label(),
             Err(e) => e.label(),
@@ -177,7 +191,11 @@ impl Authenticator {
         result.map_err(AuthError::into_api_error)
     }
 
-    async fn check(&self, credential: Option<String>) -> Result<Principal, AuthError> {
+    async fn check(
+        &self,
+        credential: Option<String>,
+        client: Option<&str>,
+    ) -> Result<Principal, AuthError> {
         let token = credential.ok_or(AuthError::Missing)?;
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::invalid("the token is too large"));
@@ -192,7 +210,7 @@ impl Authenticator {
                 return verifier.verify(&token).await;
             }
         } else if let Some(introspector) = &self.introspection {
-            return introspector.check(&token).await;
+            return introspector.check(&token, client).await;
         }
         Err(AuthError::invalid("the credential is not recognised"))
     }
@@ -286,7 +304,10 @@ mod tests {
     async fn accepts_the_right_key_in_either_header() {
         let a = auth(None);
         let p = a
-            .authenticate(credential(&headers("authorization", "Bearer sk-good")))
+            .authenticate(
+                credential(&headers("authorization", "Bearer sk-good")),
+                None,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -295,7 +316,7 @@ mod tests {
         );
         assert_eq!(p.roles, vec!["storefront"]);
         assert!(
-            a.authenticate(credential(&headers("api-key", "sk-good")))
+            a.authenticate(credential(&headers("api-key", "sk-good")), None)
                 .await
                 .is_ok()
         );
@@ -305,10 +326,10 @@ mod tests {
     async fn refuses_wrong_missing_and_expired_keys_without_echo() {
         let a = auth(None);
         let e = a
-            .authenticate(credential(&headers(
-                "authorization",
-                "Bearer sk-bad-secret",
-            )))
+            .authenticate(
+                credential(&headers("authorization", "Bearer sk-bad-secret")),
+                None,
+            )
             .await
             .unwrap_err();
         assert_eq!(e.status(), http::StatusCode::UNAUTHORIZED);
@@ -318,10 +339,13 @@ mod tests {
                 .iter()
                 .any(|(n, v)| *n == "www-authenticate" && v.contains("invalid_token"))
         );
-        assert!(a.authenticate(None).await.is_err());
+        assert!(a.authenticate(None, None).await.is_err());
         assert!(credential(&headers("authorization", "Basic abc")).is_none());
         let old = auth(Some("2020-01-01T00:00:00Z"));
-        let e = old.authenticate(Some("sk-good".into())).await.unwrap_err();
+        let e = old
+            .authenticate(Some("sk-good".into()), None)
+            .await
+            .unwrap_err();
         assert!(e.message.contains("expired"), "{}", e.message);
     }
 
@@ -329,7 +353,7 @@ mod tests {
     async fn anonymous_when_nothing_is_configured() {
         let a = Authenticator::from_config(&AuthConfig::default()).unwrap();
         assert_eq!(
-            a.authenticate(None).await.unwrap().method,
+            a.authenticate(None, None).await.unwrap().method,
             AuthMethod::Anonymous
         );
     }

@@ -1,10 +1,13 @@
 //! A bounded cache of token outcomes keyed by the SHA-256 of the token, never the token
-//! itself. Entries expire at a fixed instant (the caller passes `min(exp, now + ttl)`).
+//! itself. Entries expire at a fixed instant (the caller passes `min(exp, now + ttl)`);
+//! when full, the least recently used entry makes room, so a flood of new tokens pushes
+//! out idle entries one by one instead of clearing principals in use.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use lru::LruCache;
 use sha2::{Digest, Sha256};
 
 pub type TokenKey = [u8; 32];
@@ -14,40 +17,45 @@ pub fn key_of(token: &str) -> TokenKey {
 }
 
 pub struct TokenCache<T> {
-    entries: Mutex<HashMap<TokenKey, (T, Instant)>>,
-    capacity: usize,
+    /// `None` when the capacity is 0: nothing is cached.
+    entries: Option<Mutex<LruCache<TokenKey, (T, Instant)>>>,
 }
 
 impl<T: Clone> TokenCache<T> {
     pub fn new(capacity: usize) -> Self {
         TokenCache {
-            entries: Mutex::new(HashMap::new()),
-            capacity,
+            entries: NonZeroUsize::new(capacity).map(|c| Mutex::new(LruCache::new(c))),
         }
     }
 
     /// The cached value, if present and not expired.
     pub fn get(&self, key: &TokenKey) -> Option<T> {
-        let entries = self.entries.lock().ok()?;
-        let (value, expires) = entries.get(key)?;
-        (*expires > Instant::now()).then(|| value.clone())
+        let mut entries = self.entries.as_ref()?.lock().ok()?;
+        match entries.get(key) {
+            Some((value, expires)) if *expires > Instant::now() => Some(value.clone()),
+            Some(_) => {
+                entries.pop(key);
+                None
+            }
+            None => None,
+        }
     }
 
     pub fn insert(&self, key: TokenKey, value: T, expires: Instant) {
-        if self.capacity == 0 || expires <= Instant::now() {
+        if expires <= Instant::now() {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= self.capacity {
-            let now = Instant::now();
-            entries.retain(|_, (_, e)| *e > now);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
+        if let Some(Ok(mut entries)) = self.entries.as_ref().map(Mutex::lock) {
+            entries.put(key, (value, expires));
         }
-        entries.insert(key, (value, expires));
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries
+            .as_ref()
+            .and_then(|e| e.lock().ok().map(|e| e.len()))
+            .unwrap_or(0)
     }
 }
 
@@ -66,7 +74,24 @@ mod tests {
         assert_eq!(c.get(&key_of("b")), None);
         c.insert(key_of("c"), 3, later);
         c.insert(key_of("d"), 4, later);
-        assert!(c.entries.lock().unwrap().len() <= 2);
+        assert!(c.len() <= 2);
         assert_eq!(c.get(&key_of("d")), Some(4));
+    }
+
+    #[test]
+    fn a_flood_of_new_tokens_evicts_the_least_recently_used_only() {
+        let c = TokenCache::new(100);
+        let later = Instant::now() + Duration::from_secs(60);
+        c.insert(key_of("in-use"), 0, later);
+        for i in 0..1000 {
+            c.insert(key_of(&format!("random-{i}")), i, later);
+            // The principal in use is read now and then, and stays.
+            if i % 50 == 0 {
+                assert_eq!(c.get(&key_of("in-use")), Some(0), "at {i}");
+            }
+        }
+        assert_eq!(c.len(), 100);
+        assert_eq!(c.get(&key_of("in-use")), Some(0));
+        assert_eq!(TokenCache::<u8>::new(0).get(&key_of("x")), None);
     }
 }

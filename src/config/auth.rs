@@ -194,6 +194,26 @@ pub struct IntrospectionConfig {
     pub claims: ClaimMapping,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// When set, an active answer must name one of these in `aud`.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// When set, an active answer's `iss` must be this.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// When set, an active answer's `client_id` must be one of these.
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    /// Leeway for the answer's `exp` and `nbf`.
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: u64,
+    /// Tokens not in the cache (each costs a call to the IdP) per client address per
+    /// minute; beyond it the client gets 429 until the budget refills.
+    #[serde(default = "default_misses_per_minute")]
+    pub misses_per_client_per_minute: u32,
+}
+
+fn default_misses_per_minute() -> u32 {
+    120
 }
 
 fn default_cache_ttl() -> u64 {

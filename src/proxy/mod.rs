@@ -146,8 +146,16 @@ impl WardenProxy {
             session.req_header().uri.path(),
         )?;
         ctx.route = route.endpoint.label();
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
         let credential = crate::auth::credential(&session.req_header().headers);
-        ctx.principal = Some(gw.auth.authenticate(credential).await?);
+        ctx.principal = Some(
+            gw.auth
+                .authenticate(credential, client_ip.as_deref())
+                .await?,
+        );
 
         match route.endpoint {
             Endpoint::ListModels => {
@@ -184,10 +192,6 @@ impl WardenProxy {
         ctx.model = Some(model.name.clone());
         authorize(gw, ctx, &request, model.default_max_tokens)?;
         let body_changed = redaction::redact(gw, ctx, &mut request, &raw, &model.encoding).await?;
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
         let demand = admission::estimate(gw, ctx, &request, model);
         admission::admit(gw, ctx, client_ip, demand).await?;
         fault::inject(&request);
