@@ -430,9 +430,16 @@ async fn introspection_checks_what_the_token_is_for_and_bounds_unknown_tokens() 
         }
     }
     let calls = issuer.introspections() - before;
-    assert!(throttled > 0 && calls <= 30, "{calls} IdP calls, {throttled} throttled");
+    assert!(
+        throttled > 0 && calls <= 30,
+        "{calls} IdP calls, {throttled} throttled"
+    );
     // The principal in use is still served from the cache: no new IdP call.
     let before = issuer.introspections();
     assert_eq!(call(&w, "opaque-good").await.status, 200);
-    assert_eq!(issuer.introspections(), before, "the good token stayed cached");
+    assert_eq!(
+        issuer.introspections(),
+        before,
+        "the good token stayed cached"
+    );
 }

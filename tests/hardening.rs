@@ -416,3 +416,79 @@ async fn usd_budgets_refuse_models_without_a_price() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+/// A client that trickles its request head one byte at a time is cut off once the head
+/// has taken `client_header_timeout_ms` (pingora's own timeout is per read); idle time on
+/// a keep-alive connection between requests does not count.
+#[tokio::test]
+async fn a_slow_request_head_is_cut_off_and_idle_keep_alive_is_not() {
+    use std::io::{Read, Write};
+    let w = Warden::start(&mock_config("server:\n  client_header_timeout_ms: 1000\n"));
+    let addr = w.addr;
+    let slow = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        s.write_all(b"GET /v1/models HTTP/1.1\r\n").unwrap();
+        for b in b"X-Trickle: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .iter()
+            .cycle()
+        {
+            if started.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+            let mut buf = [0u8; 64];
+            match s.read(&mut buf) {
+                Ok(0) => return Some(started.elapsed()), // closed by Warden
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return Some(started.elapsed()),
+            }
+            if s.write_all(&[*b]).is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    let closed_after = slow.expect("the trickling connection was never closed");
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+
+    let addr = w.addr;
+    let reused = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let request = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut statuses = Vec::new();
+        for _ in 0..2 {
+            s.write_all(request).unwrap();
+            let mut reader = std::io::BufReader::new(s.try_clone().unwrap());
+            let head = read_head(&mut reader);
+            statuses.push(head.lines().next().unwrap_or_default().to_string());
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            std::thread::sleep(Duration::from_millis(1500)); // idle longer than the limit
+        }
+        statuses
+    })
+    .await
+    .unwrap();
+    assert!(reused.iter().all(|s| s.contains(" 200")), "{reused:?}");
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_client_header_timeouts_total 1"),
+        "{metrics}"
+    );
+}

@@ -116,7 +116,7 @@ const BATCH_KEY: &str = "sk-batch-test";
 fn keyed_config(policy_dir: &Path) -> String {
     let h = |k: &str| hex::encode(Sha256::digest(k.as_bytes()));
     format!(
-        "providers:\n  mock:\n    kind: mock\nmodels:\n  gpt-4o-mini:\n    targets:\n      - provider: mock\n  gpt-4o:\n    targets:\n      - provider: mock\n  \
+        "providers:\n  mock:\n    kind: mock\nmodels:\n  gpt-4o-mini:\n    default_max_tokens: 1000\n    targets:\n      - provider: mock\n  gpt-4o:\n    targets:\n      - provider: mock\n  \
          text-embedding-3-small:\n    targets:\n      - provider: mock\n\
          auth:\n  api_keys:\n    - id: storefront-web\n      sha256: {}\n      tenant: acme-retail\n      roles: [storefront-assistant]\n    \
          - id: nightly\n      sha256: {}\n      tenant: acme-retail\n      roles: [batch]\n\

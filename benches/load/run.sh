@@ -69,6 +69,7 @@ providers:
     base_url: http://127.0.0.1:$mock_port/v1
 models:
   gpt-4o-mini:
+    default_max_tokens: 1000
     targets:
       - provider: upstream
 YAML

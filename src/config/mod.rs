@@ -79,6 +79,9 @@ pub struct ServerSettings {
     pub threads: usize,
     /// Limit on reading one request body from the client.
     pub client_body_timeout_ms: u64,
+    /// Limit on receiving one request's head (request line and headers), from its first
+    /// byte to the blank line, however the client paces its reads.
+    pub client_header_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +91,7 @@ impl Default for ServerSettings {
             shutdown_grace_seconds: 30,
             threads: 0,
             client_body_timeout_ms: 30_000,
+            client_header_timeout_ms: 10_000,
         }
     }
 }

@@ -138,8 +138,14 @@ impl PolicySet {
         }
     }
 
-    /// Whether `principal` may call `model` on any model endpoint (for `/v1/models`).
-    pub fn may_use_model(&self, principal: &Principal, model: &str) -> bool {
+    /// Whether `principal` may call `model` on any model endpoint (for `/v1/models`), with
+    /// the output cap a request that sets none has (`default_max_tokens`).
+    pub fn may_use_model(
+        &self,
+        principal: &Principal,
+        model: &str,
+        default_max_tokens: u64,
+    ) -> bool {
         [
             EndpointName::ChatCompletions,
             EndpointName::Completions,
@@ -152,7 +158,7 @@ impl PolicySet {
                 endpoint,
                 model: Some(model),
                 tools: &[],
-                max_tokens: None,
+                max_tokens: (endpoint != EndpointName::Embeddings).then_some(default_max_tokens),
                 stream: false,
             };
             self.decide(&facts).allowed()

@@ -382,7 +382,13 @@ fn unpriced_models(upstreams: &Upstreams, policy: Option<&PolicyStore>) -> Vec<S
 /// Whether the caller may see `model` in `/v1/models`.
 fn may_list(gw: &Gateway, principal: Option<&Principal>, model: &str) -> bool {
     match (&gw.policy, principal) {
-        (Some(store), Some(p)) => store.current().may_use_model(p, model),
+        (Some(store), Some(p)) => {
+            let default_max = gw
+                .upstreams
+                .route(model)
+                .map_or(0, |m| m.default_max_tokens);
+            store.current().may_use_model(p, model, default_max)
+        }
         (Some(_), None) => false,
         (None, _) => true,
     }

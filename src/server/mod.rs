@@ -2,6 +2,7 @@
 //! services, and graceful shutdown that stops accepting, drains in-flight requests and
 //! streams for the grace period, then exits 0.
 
+mod header_deadline;
 mod lifecycle;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::admin::AdminApp;
 use crate::config::Config;
 use crate::proxy::{Gateway, WardenProxy};
 
+use header_deadline::HeaderDeadline;
 pub use lifecycle::{InFlightGuard, Lifecycle};
 
 /// Starts Warden and blocks until it has shut down.
@@ -49,10 +51,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        WardenProxy::new(gateway.clone()),
-        "warden proxy",
+    let header_timeout =
+        std::time::Duration::from_millis(gateway.config.server.client_header_timeout_ms);
+    let mut proxy = Service::new(
+        "warden proxy".to_string(),
+        HeaderDeadline::new(
+            pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(gateway.clone())),
+            header_timeout,
+        ),
     );
     proxy.add_tcp(&listen);
     let mut admin = Service::with_listeners(

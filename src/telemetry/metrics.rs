@@ -77,6 +77,8 @@ pub struct Metrics {
     pub policy_rules: IntGauge,
     /// Panics caught in request tasks (each answered 500 and recorded).
     pub panics: IntCounter,
+    /// Connections closed because a request head did not arrive in time.
+    pub header_timeouts: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -238,6 +240,10 @@ impl Metrics {
             panics: total(
                 "panics_total",
                 "Panics caught in request tasks (answered 500, recorded)",
+            ),
+            header_timeouts: total(
+                "client_header_timeouts_total",
+                "Connections closed because a request head did not arrive in time",
             ),
             registry,
         }
