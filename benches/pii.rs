@@ -68,6 +68,7 @@ fn ner(c: &mut Criterion) {
             runtime: root.join("libonnxruntime.so.1.32.0"),
             cache_entries: 1,
             threads: 1,
+            sessions: 1,
         };
         let ner = match warden::pii::ner::Ner::load(&files) {
             Ok(n) => n,

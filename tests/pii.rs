@@ -399,3 +399,57 @@ async fn optional_ner_falls_back_to_patterns_and_says_so_in_the_audit_record() {
     let records = all_text(dir.path());
     assert!(records.contains("\"pii_ner_skipped\":true"), "{records}");
 }
+
+/// Text beyond a request's allowance of model work (bytes or 512-token windows) is not
+/// run through the model: `ner: optional` answers with the patterns alone (and the audit
+/// record says so), `ner: required` answers 413. A text of one repeated punctuation mark
+/// (one token per character) no longer occupies the model.
+#[tokio::test]
+async fn model_work_per_request_is_bounded() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = format!("{}/ner-models/rampart", env!("CARGO_MANIFEST_DIR"));
+    let limits = "    max_request_bytes: 65536\n    max_request_windows: 2\n";
+    let audit = format!(
+        "audit:\n  spool_dir: {0}/spool\n  sink:\n    kind: file\n    dir: {0}/archive\n",
+        dir.path().display()
+    );
+    let optional = ner_config_with(&mock, &model_dir, "optional", &audit)
+        .replace("  profiles:\n", &format!("{limits}  profiles:\n"));
+    let mut w = Warden::start(&optional);
+    let flood = format!("{} mail {EMAIL}", "! ".repeat(3000));
+    let started = std::time::Instant::now();
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": flood}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(provider_saw(&mock).await.contains("<EMAIL_1>"), "patterns still ran");
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_pii_ner_total{outcome=\"over_budget\"} 1"),
+        "{metrics}"
+    );
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    assert!(all_text(dir.path()).contains("\"pii_ner_skipped\":true"));
+
+    let required = ner_config_with(&mock, &model_dir, "required", "")
+        .replace("  profiles:\n", &format!("{limits}  profiles:\n"));
+    let w = Warden::start(&required);
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x".repeat(70_000)}]}),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "pii_too_large");
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi, I'm Jane Doe."}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "small requests still pass: {}", r.text());
+}

@@ -39,6 +39,37 @@ pub struct NerConfig {
     /// ONNX Runtime intra-op threads per inference.
     #[serde(default = "one")]
     pub threads: usize,
+    /// Model sessions: inferences that can run at once (default: CPUs, at most 4). One
+    /// tenant uses at most all but one of them at a time.
+    #[serde(default = "default_sessions")]
+    pub sessions: usize,
+    /// Text one request may have the model read (cache hits are free); beyond it the
+    /// profile's `ner` setting decides: `required` answers 413, `optional` runs the
+    /// patterns only on the rest (and the audit record says so).
+    #[serde(default = "default_request_bytes")]
+    pub max_request_bytes: usize,
+    /// 512-token windows one request may have the model read.
+    #[serde(default = "default_request_windows")]
+    pub max_request_windows: usize,
+    /// Time one request may spend in the model.
+    #[serde(default = "default_request_ms")]
+    pub max_request_ms: u64,
+}
+
+fn default_sessions() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+fn default_request_bytes() -> usize {
+    256 * 1024
+}
+fn default_request_windows() -> usize {
+    64
+}
+fn default_request_ms() -> u64 {
+    5_000
 }
 
 fn default_model_file() -> std::path::PathBuf {

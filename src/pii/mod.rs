@@ -23,7 +23,14 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::config::{NerMode, PiiAction, PiiConfig, PiiProfile};
-use ner::Ner;
+use ner::Ner as NerModel;
+
+/// How far a detection may use the model.
+enum ModelUse<'b> {
+    Skip,
+    Unlimited,
+    Within(&'b mut ner::NerBudget),
+}
 
 pub use entity::Entity;
 pub use redact::{Blocked, Redactor};
@@ -56,7 +63,7 @@ pub struct Profile {
     allow: HashSet<String>,
     deny: Option<Regex>,
     /// The NER model, when loaded and the profile uses it.
-    ner: Option<Arc<Ner>>,
+    ner: Option<Arc<NerModel>>,
 }
 
 impl Profile {
@@ -81,12 +88,12 @@ impl Profile {
     }
 
     /// This profile with the NER model (unless its `ner` is `off`).
-    pub fn with_ner(mut self, ner: Option<Arc<Ner>>) -> Profile {
+    pub fn with_ner(mut self, ner: Option<Arc<NerModel>>) -> Profile {
         self.ner = ner.filter(|_| self.settings.ner != NerMode::Off);
         self
     }
 
-    pub fn ner(&self) -> Option<&Arc<Ner>> {
+    pub fn ner(&self) -> Option<&Arc<NerModel>> {
         self.ner.as_ref()
     }
 
@@ -106,23 +113,41 @@ impl Profile {
 
     /// The findings in `text` this profile acts on: scored at least `min_score`, not
     /// allow-listed, overlaps resolved (higher score, then longer span, wins), in order.
+    /// Without a budget the model reads whatever it is given (tools, evaluation).
     pub fn detect(&self, text: &str) -> Vec<Finding> {
-        self.find(text, true)
+        self.find(text, ModelUse::Unlimited)
+    }
+
+    /// [`Profile::detect`] with the model's work charged to a request's budget.
+    pub fn detect_within(&self, text: &str, budget: &mut ner::NerBudget) -> Vec<Finding> {
+        self.find(text, ModelUse::Within(budget))
     }
 
     /// [`Profile::detect`] without the NER model: what output scanning runs on answers,
     /// where it must keep pace with a stream.
     pub fn detect_output(&self, text: &str) -> Vec<Finding> {
-        self.find(text, false)
+        self.find(text, ModelUse::Skip)
     }
 
-    fn find(&self, text: &str, use_ner: bool) -> Vec<Finding> {
+    fn find(&self, text: &str, use_ner: ModelUse<'_>) -> Vec<Finding> {
         let mut found = Vec::new();
         recognize::scan(text, &mut found);
-        if let Some(ner) = self.ner.as_ref().filter(|_| use_ner) {
-            match ner.detect(text) {
-                Ok(spans) => found.extend(spans.iter().cloned()),
-                Err(e) => {
+        if let Some(model) = self.ner.as_ref() {
+            let spans = match use_ner {
+                ModelUse::Skip => Ok(None),
+                ModelUse::Unlimited => model.detect(text).map(Some).map_err(ner::NerError::from),
+                ModelUse::Within(budget) => model.detect_within(text, budget).map(Some),
+            };
+            match spans {
+                Ok(Some(spans)) => found.extend(spans.iter().cloned()),
+                Ok(None) => {}
+                Err(ner::NerError::OverBudget) => {
+                    crate::telemetry::metrics()
+                        .pii_ner
+                        .with_label_values(&["over_budget"])
+                        .inc();
+                }
+                Err(ner::NerError::Failed(e)) => {
                     crate::telemetry::metrics()
                         .pii_ner
                         .with_label_values(&["error"])
@@ -182,6 +207,10 @@ pub struct Profiles {
     pub hash_key: Arc<[u8]>,
     /// Whether the configuration names a NER model (loaded or not).
     pub ner_configured: bool,
+    /// What one request may spend on the model.
+    pub ner_limits: Option<ner::NerLimits>,
+    /// Model sessions one tenant may use at a time.
+    pub ner_share: Option<Arc<ner::TenantShare>>,
 }
 
 impl Profiles {
@@ -191,12 +220,13 @@ impl Profiles {
         };
         recognize::warm();
         let ner = match &config.ner {
-            Some(files) => match Ner::load(&ner::NerFiles {
+            Some(files) => match NerModel::load(&ner::NerFiles {
                 model_dir: files.model_dir.clone(),
                 model_file: files.model_file.clone(),
                 runtime: files.runtime.clone(),
                 cache_entries: files.cache_entries,
                 threads: files.threads,
+                sessions: files.sessions,
             }) {
                 Ok(n) => {
                     tracing::info!("PII: NER model loaded");
@@ -238,6 +268,14 @@ impl Profiles {
             profiles,
             hash_key: hash_key.into(),
             ner_configured: config.ner.is_some(),
+            ner_limits: config.ner.as_ref().map(|n| ner::NerLimits {
+                max_bytes: n.max_request_bytes,
+                max_windows: n.max_request_windows,
+                max_time: std::time::Duration::from_millis(n.max_request_ms),
+            }),
+            ner_share: ner
+                .as_ref()
+                .map(|m| Arc::new(ner::TenantShare::new(m.sessions.saturating_sub(1).max(1)))),
         })
     }
 

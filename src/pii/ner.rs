@@ -5,10 +5,14 @@
 //! code alone is a place, not an address, so warehouse cities survive). Inputs longer than
 //! the model's 512-token window are read in overlapping windows. Results are cached under a
 //! keyed hash of the text (no plaintext kept), so a conversation pays only for new turns.
+//! Inference runs on a small pool of sessions (one inference each at a time), and each
+//! request gets a [`NerBudget`] — bytes, windows and time — beyond which its remaining
+//! texts are not run through the model, so no request can occupy the model for long.
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use ort::session::Session;
@@ -65,10 +69,129 @@ pub struct NerFiles {
     pub runtime: PathBuf,
     pub cache_entries: usize,
     pub threads: usize,
+    /// Sessions in the pool (inferences that can run at once).
+    pub sessions: usize,
+}
+
+/// What one request may spend on the model (cache hits are free).
+#[derive(Debug, Clone, Copy)]
+pub struct NerLimits {
+    pub max_bytes: usize,
+    pub max_windows: usize,
+    pub max_time: Duration,
+}
+
+/// One request's remaining allowance of model work.
+#[derive(Debug)]
+pub struct NerBudget {
+    bytes_left: usize,
+    windows_left: usize,
+    /// Inference time left (waiting for a session does not count).
+    time_left: Duration,
+    /// A text was left to the patterns because the allowance ran out.
+    pub exhausted: bool,
+}
+
+impl NerBudget {
+    pub fn new(limits: NerLimits) -> NerBudget {
+        NerBudget {
+            bytes_left: limits.max_bytes,
+            windows_left: limits.max_windows,
+            time_left: limits.max_time,
+            exhausted: false,
+        }
+    }
+
+    fn refuse(&mut self) -> NerError {
+        self.exhausted = true;
+        NerError::OverBudget
+    }
+}
+
+/// Why the model gave no findings for a text.
+#[derive(Debug, thiserror::Error)]
+pub enum NerError {
+    #[error("the request's allowance of NER work is spent")]
+    OverBudget,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<ort::Error> for NerError {
+    fn from(e: ort::Error) -> Self {
+        NerError::Failed(anyhow::anyhow!("{e}"))
+    }
+}
+
+/// Model sessions per tenant: one tenant's requests wait for each other, never for
+/// another tenant's, as long as fewer tenants than sessions are busy.
+#[derive(Debug)]
+pub struct TenantShare {
+    per_tenant: usize,
+    tenants: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+}
+
+/// Tenants remembered before idle ones are forgotten.
+const TENANTS_KEPT: usize = 1024;
+
+impl TenantShare {
+    pub fn new(per_tenant: usize) -> TenantShare {
+        TenantShare {
+            per_tenant: per_tenant.max(1),
+            tenants: Mutex::default(),
+        }
+    }
+
+    /// Waits for one of the tenant's shares; held while its request uses the model.
+    pub async fn acquire(&self, tenant: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+            if tenants.len() >= TENANTS_KEPT && !tenants.contains_key(tenant) {
+                let full = self.per_tenant;
+                tenants.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < full);
+            }
+            tenants
+                .entry(tenant.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(self.per_tenant)))
+                .clone()
+        };
+        semaphore.acquire_owned().await.ok()
+    }
+}
+
+/// Sessions of the model, each running one inference at a time.
+struct Pool {
+    idle: Mutex<Vec<Session>>,
+    returned: Condvar,
+}
+
+impl Pool {
+    fn take(&self) -> Session {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = idle.pop() {
+                return s;
+            }
+            idle = self
+                .returned
+                .wait(idle)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give_back(&self, session: Session) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        self.returned.notify_one();
+    }
 }
 
 pub struct Ner {
-    session: Mutex<Session>,
+    pool: Pool,
+    /// How many sessions the pool holds.
+    pub sessions: usize,
     tokenizer: tokenizers::Tokenizer,
     labels: Vec<Label>,
     cache: Mutex<LruCache<[u8; 32], Arc<Vec<Finding>>>>,
@@ -116,8 +239,12 @@ impl Ner {
     pub fn load(files: &NerFiles) -> anyhow::Result<Ner> {
         let env = runtime(&files.runtime)?;
         let model = files.model_dir.join(&files.model_file);
-        let session = session(env, &model, files.threads.max(1))
-            .map_err(|e| anyhow::anyhow!("NER model {}: {e}", model.display()))?;
+        let sessions = (0..files.sessions.max(1))
+            .map(|_| {
+                session(env, &model, files.threads.max(1))
+                    .map_err(|e| anyhow::anyhow!("NER model {}: {e}", model.display()))
+            })
+            .collect::<anyhow::Result<Vec<Session>>>()?;
         let tokenizer_path = files.model_dir.join("tokenizer.json");
         let mut tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", tokenizer_path.display()))?;
@@ -141,7 +268,11 @@ impl Ner {
         let mut cache_key = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut cache_key[..]);
         Ok(Ner {
-            session: Mutex::new(session),
+            sessions: sessions.len(),
+            pool: Pool {
+                idle: Mutex::new(sessions),
+                returned: Condvar::new(),
+            },
             tokenizer,
             labels,
             cache: Mutex::new(LruCache::new(
@@ -158,8 +289,27 @@ impl Ner {
         h.finalize().into()
     }
 
-    /// The model's findings in `text` (from the cache when this text was seen before).
+    /// The model's findings in `text` (from the cache when this text was seen before),
+    /// without a budget (tools and benchmarks).
     pub fn detect(&self, text: &str) -> anyhow::Result<Arc<Vec<Finding>>> {
+        let mut unlimited = NerBudget::new(NerLimits {
+            max_bytes: usize::MAX,
+            max_windows: usize::MAX,
+            max_time: Duration::from_secs(86_400),
+        });
+        self.detect_within(text, &mut unlimited).map_err(|e| match e {
+            NerError::Failed(e) => e,
+            over => anyhow::anyhow!("{over}"),
+        })
+    }
+
+    /// The model's findings in `text`, charged to a request's `budget`: a text the budget
+    /// cannot cover whole is not run (`OverBudget`) and the budget says so.
+    pub fn detect_within(
+        &self,
+        text: &str,
+        budget: &mut NerBudget,
+    ) -> Result<Arc<Vec<Finding>>, NerError> {
         if text.trim().is_empty() {
             return Ok(Arc::new(Vec::new()));
         }
@@ -171,7 +321,11 @@ impl Ner {
                 .inc();
             return Ok(hit.clone());
         }
-        let found = Arc::new(self.infer(text)?);
+        if text.len() > budget.bytes_left || budget.time_left.is_zero() {
+            return Err(budget.refuse());
+        }
+        budget.bytes_left -= text.len();
+        let found = Arc::new(self.infer(text, budget)?);
         crate::telemetry::metrics()
             .pii_ner
             .with_label_values(&["inferred"])
@@ -184,13 +338,18 @@ impl Ner {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn infer(&self, text: &str) -> anyhow::Result<Vec<Finding>> {
+    fn infer(&self, text: &str, budget: &mut NerBudget) -> Result<Vec<Finding>, NerError> {
         let encoding = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| anyhow::anyhow!("tokenizer: {e}"))?;
         let ids = encoding.get_ids();
         let offsets = encoding.get_offsets();
+        let windows = windows_for(ids.len());
+        if windows > budget.windows_left {
+            return Err(budget.refuse());
+        }
+        budget.windows_left -= windows;
         let (cls, sep) = (
             self.tokenizer.token_to_id("[CLS]").unwrap_or(101),
             self.tokenizer.token_to_id("[SEP]").unwrap_or(102),
@@ -199,9 +358,16 @@ impl Ner {
         let mut found = Vec::new();
         let mut start = 0;
         loop {
+            if budget.time_left.is_zero() {
+                return Err(budget.refuse());
+            }
             let end = (start + body).min(ids.len());
-            let labels = self.run(cls, sep, &ids[start..end])?;
-            found.extend(spans(text, &offsets[start..end], &labels, &self.labels));
+            let (Some(window), Some(window_offsets)) = (ids.get(start..end), offsets.get(start..end))
+            else {
+                break;
+            };
+            let labels = self.run(cls, sep, window, budget)?;
+            found.extend(spans(text, window_offsets, &labels, &self.labels));
             if end == ids.len() {
                 break;
             }
@@ -210,8 +376,30 @@ impl Ner {
         Ok(resolve_overlaps(found))
     }
 
-    /// (label, probability) per token of one window.
-    fn run(&self, cls: u32, sep: u32, ids: &[u32]) -> anyhow::Result<Vec<(usize, f32)>> {
+    /// (label, probability) per token of one window, on a session of the pool; the
+    /// inference time (not the wait for a session) is charged to `budget`.
+    fn run(
+        &self,
+        cls: u32,
+        sep: u32,
+        ids: &[u32],
+        budget: &mut NerBudget,
+    ) -> Result<Vec<(usize, f32)>, NerError> {
+        let mut session = self.pool.take();
+        let started = Instant::now();
+        let out = self.run_on(&mut session, cls, sep, ids);
+        self.pool.give_back(session);
+        budget.time_left = budget.time_left.saturating_sub(started.elapsed());
+        out
+    }
+
+    fn run_on(
+        &self,
+        session: &mut Session,
+        cls: u32,
+        sep: u32,
+        ids: &[u32],
+    ) -> Result<Vec<(usize, f32)>, NerError> {
         let n = ids.len() + 2;
         let mut input: Vec<i64> = Vec::with_capacity(n);
         input.push(i64::from(cls));
@@ -221,7 +409,6 @@ impl Ner {
         let input_ids = Tensor::from_array((shape.clone(), input))?;
         let mask = Tensor::from_array((shape.clone(), vec![1i64; n]))?;
         let types = Tensor::from_array((shape, vec![0i64; n]))?;
-        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(ort::inputs![
             "input_ids" => input_ids,
             "attention_mask" => mask,
@@ -230,12 +417,12 @@ impl Ner {
         let (shape, logits) = outputs[0].try_extract_tensor::<f32>()?;
         let classes = shape.last().copied().unwrap_or(0) as usize;
         if classes == 0 || logits.len() != n * classes {
-            anyhow::bail!("unexpected NER output shape {shape:?}");
+            return Err(anyhow::anyhow!("unexpected NER output shape {shape:?}").into());
         }
         // Skip [CLS] and [SEP].
         Ok((1..n - 1)
             .map(|t| {
-                let row = &logits[t * classes..(t + 1) * classes];
+                let row = logits.get(t * classes..(t + 1) * classes).unwrap_or_default();
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
                 let (best, value) = row
@@ -247,6 +434,16 @@ impl Ner {
                 (best, (value - max).exp() / sum)
             })
             .collect())
+    }
+}
+
+/// Windows needed for `tokens` tokens (512-token windows overlapping by 64).
+fn windows_for(tokens: usize) -> usize {
+    let body = WINDOW - 2;
+    if tokens <= body {
+        1
+    } else {
+        1 + (tokens - body).div_ceil(body - OVERLAP)
     }
 }
 
@@ -274,12 +471,17 @@ fn spans(
         if span.entity == Entity::Address && !span.street {
             return; // a place or a number on its own
         }
+        if text.get(span.start..span.end).is_none() {
+            return; // offsets that are not character boundaries of `text`
+        }
         let inside_word = |i: usize| {
-            text[..i]
-                .chars()
-                .next_back()
+            text.get(..i)
+                .and_then(|t| t.chars().next_back())
                 .is_some_and(char::is_alphanumeric)
-                && text[i..].chars().next().is_some_and(char::is_alphanumeric)
+                && text
+                    .get(i..)
+                    .and_then(|t| t.chars().next())
+                    .is_some_and(char::is_alphanumeric)
         };
         if inside_word(span.start) || inside_word(span.end) {
             return; // a piece of a word ("L" of "40L") is not a name
@@ -336,4 +538,31 @@ fn spans(
         close(span, &mut out);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_tenant_never_holds_every_share_of_another() {
+        let share = TenantShare::new(1);
+        let held = share.acquire("acme").await.unwrap();
+        // acme's next request waits; globex gets its share at once.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), share.acquire("acme")).await;
+        assert!(waiting.is_err(), "acme's second request waits for its first");
+        let other = tokio::time::timeout(Duration::from_millis(50), share.acquire("globex")).await;
+        assert!(other.is_ok_and(|p| p.is_some()));
+        drop(held);
+        assert!(share.acquire("acme").await.is_some());
+    }
+
+    #[test]
+    fn windows_are_counted_as_the_model_reads_them() {
+        assert_eq!(windows_for(1), 1);
+        assert_eq!(windows_for(510), 1);
+        assert_eq!(windows_for(511), 2);
+        assert_eq!(windows_for(510 + 446), 2);
+        assert_eq!(windows_for(510 + 447), 3);
+    }
 }

@@ -26,6 +26,8 @@ pub struct Redactor<'a> {
     tenant: &'a str,
     /// Where the text being redacted comes from in the request (for `restore_sources`).
     origin: RestoreSource,
+    /// The request's allowance of model work; `None` reads without a bound.
+    pub ner_budget: Option<super::ner::NerBudget>,
     pub vault: Vault,
     pub counts: BTreeMap<(Entity, PiiAction), u64>,
     blocked: BTreeSet<Entity>,
@@ -39,6 +41,7 @@ impl<'a> Redactor<'a> {
             hash_key,
             tenant: tenant.unwrap_or(""),
             origin: RestoreSource::Other,
+            ner_budget: None,
             vault: Vault::default(),
             counts: BTreeMap::new(),
             blocked: BTreeSet::new(),
@@ -71,10 +74,10 @@ impl<'a> Redactor<'a> {
 
     /// The redacted text, or `None` when nothing in it changes.
     pub fn text(&mut self, text: &str) -> Option<String> {
-        let findings = if self.output {
-            self.profile.detect_output(text)
-        } else {
-            self.profile.detect(text)
+        let findings = match (&mut self.ner_budget, self.output) {
+            (_, true) => self.profile.detect_output(text),
+            (Some(budget), false) => self.profile.detect_within(text, budget),
+            (None, false) => self.profile.detect(text),
         };
         self.apply(text, &findings)
     }

@@ -14,6 +14,7 @@ use crate::audit::record::PiiCount;
 use crate::config::{CaptureMode, NerMode, PiiAction};
 use crate::openai::{ApiError, ApiRequest, ErrorKind};
 use crate::pii::response::{Answer, OutputScan};
+use crate::pii::ner::{NerBudget, NerLimits};
 use crate::pii::{Blocked, Entity, Profile, Redactor, Vault, request};
 use crate::telemetry::metrics;
 use crate::tokens::Encoding;
@@ -24,6 +25,8 @@ struct Outcome {
     counts: BTreeMap<(Entity, PiiAction), u64>,
     blocked: Option<Blocked>,
     tokens_refused: bool,
+    /// Some text was left to the patterns: the request's allowance of model work ran out.
+    ner_exhausted: bool,
 }
 
 /// What one request's redaction works with.
@@ -33,15 +36,18 @@ struct Job {
     tenant: Option<String>,
     vault: Vault,
     encoding: Encoding,
+    ner_limits: Option<NerLimits>,
 }
 
 fn apply(job: Job, req: &mut ApiRequest) -> Outcome {
     let mut r = Redactor::new(&job.profile, &job.key, job.tenant.as_deref());
     r.vault = job.vault;
+    r.ner_budget = job.ner_limits.map(NerBudget::new);
     let walked = request::redact(req, &mut r, Some(&job.encoding));
     let blocked = r.blocked();
     Outcome {
         changed: walked.unwrap_or(false),
+        ner_exhausted: r.ner_budget.as_ref().is_some_and(|b| b.exhausted),
         vault: r.vault,
         counts: r.counts,
         blocked,
@@ -92,10 +98,16 @@ pub async fn redact(
         vault: Vault::for_request(raw).restoring_only(&profile.settings.restore_sources),
         profile: profile.clone(),
         key: gw.pii.hash_key.clone(),
-        tenant,
+        tenant: tenant.clone(),
         encoding: encoding.clone(),
+        ner_limits: gw.pii.ner_limits,
     };
     let outcome = if profile.ner().is_some() {
+        // One tenant's requests share a part of the model's sessions, never all of them.
+        let _share = match &gw.pii.ner_share {
+            Some(share) => share.acquire(tenant.as_deref().unwrap_or("-")).await,
+            None => None,
+        };
         let mut owned = req.clone();
         let (done, outcome) = tokio::task::spawn_blocking(move || {
             let outcome = apply(job, &mut owned);
@@ -109,6 +121,16 @@ pub async fn redact(
         apply(job, req)
     };
     record(ctx, &outcome.counts, Stage::Request);
+    if outcome.ner_exhausted {
+        if profile.settings.ner == NerMode::Required {
+            return Err(ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "The request holds more text than personal-data detection reads per request; send less text.",
+            )
+            .with_code("pii_too_large"));
+        }
+        ctx.pii_ner_skipped = true;
+    }
     if outcome.tokens_refused {
         return Err(ApiError::invalid(
             "Inputs given as token ids cannot be checked for personal data for this model; send text instead.",
