@@ -492,3 +492,32 @@ async fn a_slow_request_head_is_cut_off_and_idle_keep_alive_is_not() {
         "{metrics}"
     );
 }
+
+/// A request over its request rate is refused right after the policy decision: PII
+/// detection and token counting never run for it.
+#[tokio::test]
+async fn over_rate_requests_are_refused_before_the_expensive_stages() {
+    let w = Warden::start(&mock_config(
+        "limits:\n  default_profile: r\n  profiles:\n    r:\n      requests:\n        - {limit: 1, per: minute, key: [route]}\n\
+         pii:\n  default_profile: p\n  profiles:\n    p:\n      default_action: redact\n",
+    ));
+    let ask = || async {
+        post_json(
+            &w.url("/v1/chat/completions"),
+            &json!({"model": "gpt-4o-mini",
+                    "messages": [{"role": "user", "content": "mail jane.doe@example.com"}]}),
+        )
+        .await
+    };
+    assert_eq!(ask().await.status, 200);
+    let refused = ask().await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert!(refused.header("x-ratelimit-limit-requests").is_some());
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains(
+            "warden_pii_findings_total{action=\"redact\",entity=\"EMAIL\",stage=\"request\"} 1"
+        ),
+        "the refused request was never scanned: {metrics}"
+    );
+}

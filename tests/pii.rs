@@ -426,7 +426,10 @@ async fn model_work_per_request_is_bounded() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
-    assert!(provider_saw(&mock).await.contains("<EMAIL_1>"), "patterns still ran");
+    assert!(
+        provider_saw(&mock).await.contains("<EMAIL_1>"),
+        "patterns still ran"
+    );
     let metrics = get(&w.admin_url("/metrics")).await.text();
     assert!(
         metrics.contains("warden_pii_ner_total{outcome=\"over_budget\"} 1"),

@@ -230,8 +230,58 @@ impl Limiter {
             .or_else(|| self.config.default_profile.as_deref().and_then(lookup))
     }
 
-    /// Checks every counter of the request's profile and, only if all admit, charges them
-    /// (one request, the demand's tokens and cost, one concurrency slot).
+    /// Charges the profile's request-rate limits alone: they need no estimate, so a
+    /// request over its rate is refused before anything expensive (PII detection, token
+    /// counting) runs. [`Limiter::admit`] then charges the rest.
+    pub async fn admit_requests(
+        &self,
+        profile_name: Option<&str>,
+        facts: &KeyFacts<'_>,
+    ) -> Outcome {
+        let Some((name, profile)) = self.profile(profile_name) else {
+            return Outcome::unlimited();
+        };
+        if profile.requests.is_empty() {
+            return Outcome::unlimited();
+        }
+        let mut plan = Plan::build(
+            name,
+            profile,
+            facts,
+            Demand::default(),
+            "",
+            Duration::ZERO,
+            None,
+        );
+        plan.tokens.clear();
+        plan.concurrent.clear();
+        plan.budgets.clear();
+        let verdict = match self.store.check(&plan).await {
+            Ok(v) => v,
+            Err(e) => return self.store_down(name, profile, &e),
+        };
+        let refusal = plan.refusal(profile, &verdict);
+        if let Some(r) = &refusal {
+            metrics()
+                .limit_refusals
+                .with_label_values(&[name, r.kind()])
+                .inc();
+            metrics()
+                .rate_limit_decisions
+                .with_label_values(&[name, "limited"])
+                .inc();
+        }
+        Outcome {
+            requests: plan::tightest(&verdict.requests),
+            tokens: None,
+            refusal,
+            ticket: None,
+        }
+    }
+
+    /// Checks every other counter of the request's profile (request rates were charged by
+    /// [`Limiter::admit_requests`]) and, only if all admit, charges them (the demand's
+    /// tokens and cost, one concurrency slot).
     pub async fn admit(
         &self,
         profile_name: Option<&str>,
@@ -263,7 +313,7 @@ impl Limiter {
         }
         // Calendar periods only matter to budgets; formatting dates is not free.
         let periods = (!profile.budgets.is_empty()).then(Periods::now);
-        let plan = Plan::build(
+        let mut plan = Plan::build(
             name,
             profile,
             facts,
@@ -272,6 +322,7 @@ impl Limiter {
             lease_ttl,
             periods.as_ref(),
         );
+        plan.requests.clear(); // charged by `admit_requests`
         if plan.is_empty() {
             return Outcome::unlimited();
         }

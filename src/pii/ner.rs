@@ -172,10 +172,7 @@ impl Pool {
             if let Some(s) = idle.pop() {
                 return s;
             }
-            idle = self
-                .returned
-                .wait(idle)
-                .unwrap_or_else(|p| p.into_inner());
+            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -297,10 +294,11 @@ impl Ner {
             max_windows: usize::MAX,
             max_time: Duration::from_secs(86_400),
         });
-        self.detect_within(text, &mut unlimited).map_err(|e| match e {
-            NerError::Failed(e) => e,
-            over => anyhow::anyhow!("{over}"),
-        })
+        self.detect_within(text, &mut unlimited)
+            .map_err(|e| match e {
+                NerError::Failed(e) => e,
+                over => anyhow::anyhow!("{over}"),
+            })
     }
 
     /// The model's findings in `text`, charged to a request's `budget`: a text the budget
@@ -362,7 +360,8 @@ impl Ner {
                 return Err(budget.refuse());
             }
             let end = (start + body).min(ids.len());
-            let (Some(window), Some(window_offsets)) = (ids.get(start..end), offsets.get(start..end))
+            let (Some(window), Some(window_offsets)) =
+                (ids.get(start..end), offsets.get(start..end))
             else {
                 break;
             };
@@ -422,7 +421,9 @@ impl Ner {
         // Skip [CLS] and [SEP].
         Ok((1..n - 1)
             .map(|t| {
-                let row = logits.get(t * classes..(t + 1) * classes).unwrap_or_default();
+                let row = logits
+                    .get(t * classes..(t + 1) * classes)
+                    .unwrap_or_default();
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
                 let (best, value) = row
@@ -550,7 +551,10 @@ mod tests {
         let held = share.acquire("acme").await.unwrap();
         // acme's next request waits; globex gets its share at once.
         let waiting = tokio::time::timeout(Duration::from_millis(50), share.acquire("acme")).await;
-        assert!(waiting.is_err(), "acme's second request waits for its first");
+        assert!(
+            waiting.is_err(),
+            "acme's second request waits for its first"
+        );
         let other = tokio::time::timeout(Duration::from_millis(50), share.acquire("globex")).await;
         assert!(other.is_ok_and(|p| p.is_some()));
         drop(held);

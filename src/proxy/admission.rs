@@ -66,36 +66,64 @@ pub fn estimate(
     }
 }
 
-/// Charges the request to its profile's counters.
+/// What the request's limits are keyed by.
+fn key_facts<'a>(ctx: &'a RequestCtx, client_ip: Option<&str>) -> KeyFacts<'a> {
+    let principal = ctx.principal.as_ref();
+    KeyFacts {
+        tenant: principal.and_then(|p| p.tenant.as_deref()),
+        subject: principal.map(|p| subject_id(&p.subject)),
+        api_key: principal
+            .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
+            .map(|p| p.subject.as_str()),
+        model: ctx.model.as_deref(),
+        route: ctx.route,
+        client_ip: client_ip.map(str::to_string),
+    }
+}
+
+fn profile(ctx: &RequestCtx) -> Option<&str> {
+    ctx.decision
+        .as_ref()
+        .and_then(|d| d.settings.limits.as_deref())
+}
+
+/// Charges the request-rate limits, right after the policy decision and before the
+/// stages that cost CPU (PII detection, token counting).
+pub async fn admit_requests(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    client_ip: Option<&str>,
+) -> Result<(), ApiError> {
+    let outcome = gw
+        .limits
+        .admit_requests(profile(ctx), &key_facts(ctx, client_ip))
+        .await;
+    ctx.rate_requests = outcome.requests;
+    match outcome.refusal {
+        None => Ok(()),
+        Some(refusal) => Err(refused(&refusal, Demand::default())),
+    }
+}
+
+/// Charges the request's estimate to the rest of its profile's counters.
 pub async fn admit(
     gw: &Gateway,
     ctx: &mut RequestCtx,
-    client_ip: Option<String>,
+    client_ip: Option<&str>,
     demand: Demand,
 ) -> Result<(), ApiError> {
-    let outcome = {
-        let principal = ctx.principal.as_ref();
-        let facts = KeyFacts {
-            tenant: principal.and_then(|p| p.tenant.as_deref()),
-            subject: principal.map(|p| subject_id(&p.subject)),
-            api_key: principal
-                .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
-                .map(|p| p.subject.as_str()),
-            model: ctx.model.as_deref(),
-            route: ctx.route,
-            client_ip,
-        };
-        let profile = ctx
-            .decision
-            .as_ref()
-            .and_then(|d| d.settings.limits.as_deref());
-        // Lease ids are Warden's own: a client reusing a request id gets no shared slot.
-        let lease = uuid::Uuid::new_v4().to_string();
-        gw.limits
-            .admit(profile, &facts, demand, &lease, gw.lease_ttl)
-            .await
-    };
-    ctx.rate_requests = outcome.requests;
+    // Lease ids are Warden's own: a client reusing a request id gets no shared slot.
+    let lease = uuid::Uuid::new_v4().to_string();
+    let outcome = gw
+        .limits
+        .admit(
+            profile(ctx),
+            &key_facts(ctx, client_ip),
+            demand,
+            &lease,
+            gw.lease_ttl,
+        )
+        .await;
     ctx.rate_tokens = outcome.tokens;
     ctx.ticket = outcome.ticket;
     match outcome.refusal {
