@@ -577,3 +577,161 @@ async fn concurrency_slots_are_held_for_the_whole_stream() {
     .await;
     assert!(idle, "no slot outlives its request");
 }
+
+/// Keeps Redis busy for `ms` milliseconds (one Lua script runs at a time), as a stalled
+/// server would: commands queue and run after it, their answers too late for Warden.
+async fn stall(port: u16, ms: u64) {
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = ::redis::cmd("EVAL")
+        .arg(
+            "local t = redis.call('TIME'); local start = t[1] * 1000 + t[2] / 1000 \
+             repeat t = redis.call('TIME') until t[1] * 1000 + t[2] / 1000 - start > tonumber(ARGV[1])",
+        )
+        .arg(0)
+        .arg(ms)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or(());
+}
+
+async fn redis_get(port: u16, cmd: &[&str]) -> ::redis::Value {
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut c = ::redis::cmd(cmd[0]);
+    for a in &cmd[1..] {
+        c.arg(*a);
+    }
+    c.query_async(&mut conn).await.unwrap()
+}
+
+/// An admission Redis commits after Warden stopped waiting (a stalled server) holds no
+/// concurrency slot and no estimate for long: the request goes on (`on_store_error:
+/// allow`), its settlement — retried until Redis answers, exactly once — finds the
+/// admission's marker, frees the slot and corrects the budget to what was spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admission_committed_after_a_timeout_is_reconciled() {
+    let redis = Redis::start(free_port());
+    let port = redis.port;
+    let w = Warden::start(&format!(
+        "{ADMIN}{}",
+        base(&format!(
+            "limits:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:{port}/\n    timeout_ms: 50\n    key_prefix: rc\n  \
+             default_profile: one\n  profiles:\n    one:\n      on_store_error: allow\n      \
+             concurrent:\n        - {{limit: 1, key: [tenant]}}\n      \
+             budgets:\n        - {{tokens: 1000000, per: day, key: [tenant], on_store_error: allow}}\n"
+        ))
+    ));
+    assert_eq!(call(&w, "key-a").await.status, 200, "warm the connection");
+    let stalled = tokio::spawn(stall(port, 800));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Admitted while Redis cannot answer; Redis commits the admission after the stall.
+    let r = call(&w, "key-a").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    stalled.await.unwrap();
+    // The settlement, refused during the stall, is retried: the slot comes free.
+    let freed = eventually(Duration::from_secs(10), || async {
+        let slots = redis_get(port, &["KEYS", "rc:one|c0*"]).await;
+        let ::redis::Value::Array(keys) = slots else {
+            return false;
+        };
+        let mut busy = 0;
+        for k in keys {
+            if let ::redis::Value::BulkString(k) = k {
+                let key = String::from_utf8(k).unwrap();
+                if let ::redis::Value::Int(n) = redis_get(port, &["ZCARD", &key]).await {
+                    busy += n;
+                }
+            }
+        }
+        busy == 0
+    })
+    .await;
+    assert!(
+        freed,
+        "the concurrency slot of the reconciled admission was freed"
+    );
+    assert_eq!(call(&w, "key-a").await.status, 200);
+    // The budget holds what the three requests used, not an estimate left behind.
+    let usage = || async {
+        send(
+            "GET",
+            &w.admin_url("/admin/v1/usage?tenant=acme"),
+            &[("authorization", "Bearer admin-secret")],
+            Vec::new(),
+        )
+        .await
+        .json()
+    };
+    let settled = eventually(Duration::from_secs(5), || async {
+        usage().await["today"]["gpt-4o-mini"]["requests"] == 3
+    })
+    .await;
+    assert!(settled, "three settlements");
+    let usage = usage().await;
+    let used_tokens = usage["today"]["gpt-4o-mini"]["total_tokens"]
+        .as_i64()
+        .unwrap();
+    let limits = send(
+        "GET",
+        &w.admin_url("/admin/v1/limits?key=tenant:acme"),
+        &[("authorization", "Bearer admin-secret")],
+        Vec::new(),
+    )
+    .await
+    .json();
+    let budget = limits["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "budget")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        budget["used"].as_f64().unwrap() as i64,
+        used_tokens,
+        "{budget} vs usage {usage}"
+    );
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.contains("warden_limit_settlements_queued 0"),
+        "{metrics}"
+    );
+}
+
+/// SIGTERM right after a request whose settlement cannot reach a stalled Redis: Warden
+/// waits for it (a bounded time) before exiting, so the usage is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlements_reach_redis_before_the_process_exits() {
+    let redis = Redis::start(free_port());
+    let port = redis.port;
+    let mut w = Warden::start(&base(&format!(
+        "limits:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:{port}/\n    timeout_ms: 50\n    key_prefix: sd\n  \
+         default_profile: b\n  profiles:\n    b:\n      budgets:\n        - {{tokens: 1000000, per: day, key: [tenant], on_store_error: allow}}\n"
+    )));
+    assert_eq!(call(&w, "key-a").await.status, 200, "warm the connection");
+    let stalled = tokio::spawn(stall(port, 1500));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(call(&w, "key-a").await.status, 200);
+    w.terminate();
+    let code = tokio::task::spawn_blocking(move || w.wait_exit(Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    stalled.await.unwrap();
+    let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let requests = redis_get(
+        port,
+        &[
+            "HGET",
+            &format!("sd:usage|acme@{day}"),
+            "gpt-4o-mini|requests",
+        ],
+    )
+    .await;
+    assert_eq!(
+        requests,
+        ::redis::Value::BulkString(b"2".to_vec()),
+        "both requests settled"
+    );
+}

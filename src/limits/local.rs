@@ -454,6 +454,7 @@ mod tests {
                 limit: 1000,
                 period: Duration::from_secs(3600),
                 delta,
+                fresh: 0,
             }],
             ..Default::default()
         };

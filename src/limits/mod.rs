@@ -124,7 +124,15 @@ impl Store {
 pub struct Limiter {
     config: LimitsConfig,
     store: Store,
+    /// Settlements the store could not take, retried in the background.
+    retry: std::sync::Mutex<std::collections::VecDeque<Settlement>>,
+    retrying: std::sync::atomic::AtomicBool,
+    /// Settlements started and not finished (drained at shutdown).
+    pending: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Settlements kept for retry at most; beyond, the oldest is dropped (and counted).
+const RETRY_QUEUE: usize = 100_000;
 
 /// Why a request was refused.
 #[derive(Debug, Clone)]
@@ -210,7 +218,13 @@ impl Limiter {
                 Store::Redis(Arc::new(redis_store::RedisStore::new(redis)?))
             }
         };
-        Ok(Arc::new(Limiter { config, store }))
+        Ok(Arc::new(Limiter {
+            config,
+            store,
+            retry: Default::default(),
+            retrying: Default::default(),
+            pending: Default::default(),
+        }))
     }
 
     /// The profile a request uses: its policy rule's, else the default. (Policies that
@@ -328,7 +342,19 @@ impl Limiter {
         }
         let verdict = match self.store.check(&plan).await {
             Ok(v) => v,
-            Err(e) => return self.store_down(name, profile, &e),
+            Err(e) => {
+                // The store may have committed before its answer was lost: the ticket's
+                // settlement finds out (by the admission's marker) and corrects either way.
+                let mut outcome = self.store_down(name, profile, &e);
+                outcome.ticket = Some(Ticket {
+                    profile: name.to_string(),
+                    plan,
+                    demand,
+                    tenant: facts.tenant.map(str::to_string),
+                    model: facts.model.unwrap_or("-").to_string(),
+                });
+                return outcome;
+            }
         };
         let requests = plan::tightest(&verdict.requests);
         let tokens = plan::tightest(&verdict.tokens);
@@ -407,14 +433,23 @@ impl Limiter {
 
     /// Charges what the request really cost (crediting or debiting the difference to the
     /// estimate), frees its concurrency slot, and adds its usage to the tenant's counters.
-    pub async fn settle(&self, ticket: Option<Ticket>, usage: UsageFacts<'_>, spent: Spent) {
+    pub async fn settle(
+        self: &Arc<Self>,
+        ticket: Option<Ticket>,
+        usage: UsageFacts<'_>,
+        spent: Spent,
+    ) {
         let periods = Periods::now();
         let profile = ticket
             .as_ref()
             .and_then(|t| self.config.profiles.get(&t.profile));
-        let settlement = ticket.as_ref().map_or_else(Settlement::default, |t| {
-            Settlement::for_ticket(&t.plan, t.demand, spent)
-        });
+        let settlement = ticket.as_ref().map_or_else(
+            || Settlement {
+                id: uuid::Uuid::new_v4().to_string(),
+                ..Settlement::default()
+            },
+            |t| Settlement::for_ticket(&t.plan, t.demand, spent),
+        );
         let settlement = settlement.with_usage(usage::UsageEntry::new(
             ticket
                 .as_ref()
@@ -441,9 +476,120 @@ impl Limiter {
             }
             Err(e) => {
                 metrics().rate_limit_store_errors.inc();
-                tracing::warn!(error = %e, "limit store unavailable; usage not settled");
+                tracing::warn!(error = %e, "limit store unavailable; settlement queued for retry");
+                self.queue_retry(settlement);
             }
         }
+    }
+
+    /// Marks a settlement as started, before its task is spawned; the task holds the
+    /// guard until it is done (see [`Limiter::drain`]).
+    pub fn settlement_started(&self) -> Pending {
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Pending(self.pending.clone())
+    }
+
+    /// Keeps a settlement the store could not take and makes sure a task retries it
+    /// (its id makes a retry of an attempt that did reach the store a no-op).
+    fn queue_retry(self: &Arc<Self>, settlement: Settlement) {
+        {
+            let mut queue = self.retry.lock().unwrap_or_else(|p| p.into_inner());
+            if queue.len() >= RETRY_QUEUE {
+                queue.pop_front();
+                metrics().settlements_dropped.inc();
+                tracing::error!("limit settlements: retry queue full; the oldest was dropped");
+            }
+            queue.push_back(settlement);
+            metrics().settlements_queued.set(queue.len() as i64);
+        }
+        if self
+            .retrying
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return; // a retry task is running
+        }
+        let limiter = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(250);
+            loop {
+                tokio::time::sleep(wait).await;
+                if limiter.retry_once().await {
+                    wait = Duration::from_millis(250);
+                } else {
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+                let empty = {
+                    let queue = limiter.retry.lock().unwrap_or_else(|p| p.into_inner());
+                    queue.is_empty()
+                };
+                if empty {
+                    limiter
+                        .retrying
+                        .store(false, std::sync::atomic::Ordering::Release);
+                    // A settlement queued between the check and the store starts a new task.
+                    let again = !limiter
+                        .retry
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .is_empty();
+                    if !again
+                        || limiter
+                            .retrying
+                            .swap(true, std::sync::atomic::Ordering::AcqRel)
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Sends every queued settlement once; true when all were taken. While they are out
+    /// of the queue they count as pending, so a drain waits for them.
+    async fn retry_once(&self) -> bool {
+        let _out = self.settlement_started();
+        let batch: Vec<Settlement> = {
+            let mut queue = self.retry.lock().unwrap_or_else(|p| p.into_inner());
+            queue.drain(..).collect()
+        };
+        let mut failed = Vec::new();
+        for settlement in batch {
+            if self.store.settle(&settlement).await.is_err() {
+                failed.push(settlement);
+            }
+        }
+        let ok = failed.is_empty();
+        let mut queue = self.retry.lock().unwrap_or_else(|p| p.into_inner());
+        for s in failed.into_iter().rev() {
+            queue.push_front(s);
+        }
+        metrics().settlements_queued.set(queue.len() as i64);
+        ok
+    }
+
+    /// Waits (up to `limit`) until every settlement started has reached the store or
+    /// the retry queue; then tries the queue once more. Called at shutdown, after the
+    /// last request finished. Returns how many settlements could not be made.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            let pending = self.pending.load(std::sync::atomic::Ordering::Acquire);
+            let queued = !self
+                .retry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty();
+            if pending == 0 && !queued {
+                break;
+            }
+            if pending == 0 && queued && self.retry_once().await {
+                continue;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.pending.load(std::sync::atomic::Ordering::Acquire)
+            + self.retry.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Raises the metric and a log event for each crossing not yet announced this period.
@@ -497,6 +643,15 @@ impl Limiter {
     /// A tenant's usage today and this month, per model (admin API).
     pub async fn usage(&self, tenant: &str) -> Result<TenantUsage, StoreError> {
         self.store.usage(tenant, &Periods::now()).await
+    }
+}
+
+/// A settlement in progress; counted until dropped.
+pub struct Pending(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

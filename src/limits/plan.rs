@@ -125,6 +125,10 @@ pub(super) struct Plan {
     pub tokens: Vec<TokenCharge>,
     pub concurrent: Vec<LeaseCharge>,
     pub budgets: Vec<BudgetCharge>,
+    /// The admission's id and how long its settlement may take: a shared store marks
+    /// the admission under it, so its settlement knows whether it committed.
+    pub lease: String,
+    pub lease_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -132,13 +136,17 @@ pub(super) struct TokenDelta {
     pub key: String,
     pub limit: u64,
     pub period: Duration,
+    /// Applied when the admission committed: what was spent minus the estimate.
     pub delta: i64,
+    /// Applied when it did not (a shared store that failed to answer): what was spent.
+    pub fresh: i64,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct BudgetDelta {
     pub key: String,
     pub delta: i64,
+    pub fresh: i64,
     pub ttl: Duration,
 }
 
@@ -154,6 +162,11 @@ pub(super) struct Crossing {
 /// The corrections after a response, the slots to free and the usage to add.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Settlement {
+    /// Settles exactly once under this id (a retry after an unanswered attempt is a
+    /// no-op in a shared store).
+    pub id: String,
+    /// The admission this settles, by its id (`None`: usage only, nothing was admitted).
+    pub admission: Option<String>,
     pub tokens: Vec<TokenDelta>,
     pub budgets: Vec<BudgetDelta>,
     /// `(key, id)` of concurrency slots to free.
@@ -263,6 +276,8 @@ impl Plan {
             tokens,
             concurrent,
             budgets,
+            lease: lease_id.to_string(),
+            lease_ttl,
         }
     }
 
@@ -412,16 +427,18 @@ impl Plan {
 impl Settlement {
     /// Corrections of a ticket's estimate by what was spent.
     pub fn for_ticket(plan: &Plan, demand: Demand, spent: Spent) -> Self {
-        let token_delta = spent.tokens() as i64 - demand.tokens as i64;
+        let spent_tokens = i64::try_from(spent.tokens()).unwrap_or(i64::MAX);
+        let token_delta = spent_tokens - i64::try_from(demand.tokens).unwrap_or(i64::MAX);
         let tokens = plan
             .tokens
             .iter()
-            .filter(|_| token_delta != 0)
+            .filter(|_| token_delta != 0 || spent_tokens != 0)
             .map(|t| TokenDelta {
                 key: t.key.clone(),
                 limit: t.limit,
                 period: t.period,
                 delta: token_delta,
+                fresh: spent_tokens,
             })
             .collect();
         let budgets = plan
@@ -434,6 +451,7 @@ impl Settlement {
                 } else {
                     token_delta
                 },
+                fresh: if b.usd { spent.cost } else { spent_tokens },
                 ttl: b.ttl(),
             })
             .collect();
@@ -443,6 +461,8 @@ impl Settlement {
             .map(|l| (l.key.clone(), l.id.clone()))
             .collect();
         Settlement {
+            id: plan.lease.clone(),
+            admission: (!plan.lease.is_empty()).then(|| plan.lease.clone()),
             tokens,
             budgets,
             leases,

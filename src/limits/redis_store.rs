@@ -3,6 +3,12 @@
 //! round trip, so replicas cannot over-admit between them. Settlement (credit/debit, slot
 //! release, usage counters) is a second script, run after the response.
 //!
+//! An admission that committed but whose answer was lost (a timeout) must not leak its
+//! slot or its estimate: the admission sets a marker under its lease id, and settlement
+//! consumes it — with the marker it corrects the estimate and frees the slot, without it
+//! (the admission never committed) it charges what was spent as new. Each settlement runs
+//! once under its id, so a retry after an unanswered attempt is a no-op.
+//!
 //! Counters: request and token rates are GCRA arrival times; concurrency slots are sorted
 //! sets of lease ids scored by expiry (a crashed replica's slots expire); budgets are
 //! integers (nanodollars or tokens) per calendar period; usage is a hash per tenant and
@@ -18,13 +24,15 @@ use super::usage::{TenantUsage, by_model};
 use super::{Admission, Periods, StoreError, Verdict};
 use crate::config::RedisConfig;
 
-/// Checks a plan; with ARGV[5] = 1 charges it when every counter admits.
+/// Checks a plan; with ARGV[5] = 1 charges it when every counter admits, and then marks
+/// the admission (the last key) for ARGV[6] ms when ARGV[6] > 0.
 const CHECK: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local nr, nt, nc, nb = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local commit = ARGV[5] == '1'
-local a, k, ok = 6, 1, 1
+local marker_ttl = tonumber(ARGV[6])
+local a, k, ok = 7, 1, 1
 local out = {}
 local function push(...) for _, v in ipairs({...}) do out[#out + 1] = v end end
 local tats, leases, budgets = {}, {}, {}
@@ -77,6 +85,7 @@ if commit and ok == 1 then
     redis.call('INCRBY', KEYS[i], b[1])
     redis.call('PEXPIRE', KEYS[i], b[2])
   end
+  if marker_ttl > 0 then redis.call('SET', KEYS[#KEYS], '1', 'PX', marker_ttl) end
 end
 if not commit then ok = 0 end
 table.insert(out, 1, ok)
@@ -85,6 +94,9 @@ return out
 
 /// Applies a batch of settlements (ARGV[1] of them, each with its own counts and
 /// arguments); returns each settlement's budgets' amounts used afterwards, in order.
+/// Per settlement: KEYS `done` (set once: a repeated settlement changes nothing) and,
+/// with an admission, its marker (consumed: present means the admission committed, so
+/// the estimate is corrected by `delta`; absent means it did not, so `fresh` is charged).
 const SETTLE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -92,42 +104,64 @@ local a, k = 2, 1
 local out = {}
 for s = 1, tonumber(ARGV[1]) do
   local nt, nb, nl, nu = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  a = a + 4
+  local done_ttl, has_admission = ARGV[a + 4], ARGV[a + 5] == '1'
+  a = a + 6
+  local first = redis.call('SET', KEYS[k], '1', 'NX', 'PX', done_ttl)
+  k = k + 1
+  local admitted = true
+  if has_admission then
+    if first then admitted = redis.call('DEL', KEYS[k]) == 1 end
+    k = k + 1
+  end
   for i = 1, nt do
-    local period, limit, delta = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-    local tat = tonumber(redis.call('GET', KEYS[k]) or now)
-    if tat < now then tat = now end
-    tat = tat + delta * period / limit
-    if tat > now then
-      redis.call('SET', KEYS[k], tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
+    local period, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    local delta = admitted and tonumber(ARGV[a + 2]) or tonumber(ARGV[a + 3])
+    if first and delta ~= 0 then
+      local tat = tonumber(redis.call('GET', KEYS[k]) or now)
+      if tat < now then tat = now end
+      tat = tat + delta * period / limit
+      if tat > now then
+        redis.call('SET', KEYS[k], tostring(tat), 'PX', math.max(1, math.ceil(tat - now)))
+      else
+        redis.call('DEL', KEYS[k])
+      end
+    end
+    a = a + 4; k = k + 1
+  end
+  for i = 1, nb do
+    if first then
+      out[#out + 1] = redis.call('INCRBY', KEYS[k], admitted and ARGV[a] or ARGV[a + 1])
+      redis.call('PEXPIRE', KEYS[k], ARGV[a + 2])
     else
-      redis.call('DEL', KEYS[k])
+      out[#out + 1] = tonumber(redis.call('GET', KEYS[k]) or '0')
     end
     a = a + 3; k = k + 1
   end
-  for i = 1, nb do
-    out[#out + 1] = redis.call('INCRBY', KEYS[k], ARGV[a])
-    redis.call('PEXPIRE', KEYS[k], ARGV[a + 1])
-    a = a + 2; k = k + 1
-  end
   for i = 1, nl do
-    redis.call('ZREM', KEYS[k], ARGV[a])
+    if first then redis.call('ZREM', KEYS[k], ARGV[a]) end
     a = a + 1; k = k + 1
   end
   if nu > 0 then
     local day, month, day_ttl, month_ttl = KEYS[k], KEYS[k + 1], ARGV[a], ARGV[a + 1]
     a = a + 2; k = k + 2
     for i = 1, nu do
-      redis.call('HINCRBY', day, ARGV[a], ARGV[a + 1])
-      redis.call('HINCRBY', month, ARGV[a], ARGV[a + 1])
+      if first then
+        redis.call('HINCRBY', day, ARGV[a], ARGV[a + 1])
+        redis.call('HINCRBY', month, ARGV[a], ARGV[a + 1])
+      end
       a = a + 2
     end
-    redis.call('PEXPIRE', day, day_ttl)
-    redis.call('PEXPIRE', month, month_ttl)
+    if first then
+      redis.call('PEXPIRE', day, day_ttl)
+      redis.call('PEXPIRE', month, month_ttl)
+    end
   end
 end
 return out
 "#;
+
+/// How long a settlement's id is remembered (retries come within minutes).
+const SETTLED_TTL: Duration = Duration::from_secs(6 * 3600);
 
 /// Settlements wait this long to be sent together: they happen after the answer, and
 /// one script per batch keeps Redis round trips off busy request paths.
@@ -200,6 +234,11 @@ impl RedisStore {
             .arg(plan.concurrent.len())
             .arg(plan.budgets.len())
             .arg(u8::from(commit));
+        // Only a committing admission that settlement will correct is marked.
+        let marked = commit
+            && !plan.lease.is_empty()
+            && !(plan.tokens.is_empty() && plan.concurrent.is_empty() && plan.budgets.is_empty());
+        inv.arg(if marked { millis(plan.lease_ttl) } else { 0 });
         for r in &plan.requests {
             inv.key(self.key(&r.key)).arg(millis(r.period)).arg(r.limit);
         }
@@ -220,6 +259,9 @@ impl RedisStore {
                 .arg(b.limit)
                 .arg(b.amount)
                 .arg(millis(b.ttl()));
+        }
+        if marked {
+            inv.key(self.admission_key(&plan.lease));
         }
         let out: Vec<i64> = self
             .with_connection(|mut con| async move { inv.invoke_async(&mut con).await })
@@ -297,15 +339,25 @@ impl RedisStore {
             inv.arg(s.tokens.len())
                 .arg(s.budgets.len())
                 .arg(s.leases.len())
-                .arg(fields.len());
+                .arg(fields.len())
+                .arg(millis(SETTLED_TTL))
+                .arg(u8::from(s.admission.is_some()));
+            inv.key(self.key(&format!("settled|{}", s.id)));
+            if let Some(lease) = &s.admission {
+                inv.key(self.admission_key(lease));
+            }
             for t in &s.tokens {
                 inv.key(self.key(&t.key))
                     .arg(millis(t.period))
                     .arg(t.limit)
-                    .arg(t.delta);
+                    .arg(t.delta)
+                    .arg(t.fresh);
             }
             for b in &s.budgets {
-                inv.key(self.key(&b.key)).arg(b.delta).arg(millis(b.ttl));
+                inv.key(self.key(&b.key))
+                    .arg(b.delta)
+                    .arg(b.fresh)
+                    .arg(millis(b.ttl));
             }
             for (key, id) in &s.leases {
                 inv.key(self.key(key)).arg(id);
@@ -335,6 +387,11 @@ impl RedisStore {
             .with_connection(|mut con| async move { cmd.query_async(&mut con).await })
             .await?;
         Ok(set.is_some())
+    }
+
+    /// The marker of a committed admission, by its lease id.
+    fn admission_key(&self, lease: &str) -> String {
+        self.key(&format!("admitted|{lease}"))
     }
 
     fn usage_key(&self, tenant: &str, period: &str) -> String {

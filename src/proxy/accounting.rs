@@ -80,7 +80,9 @@ pub fn settle(gw: &std::sync::Arc<Gateway>, ctx: &mut RequestCtx) {
     };
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
     let gw = gw.clone();
+    let started = gw.limits.settlement_started();
     tokio::spawn(async move {
+        let _started = started;
         let facts = UsageFacts {
             tenant: tenant.as_deref(),
             model: &model,

@@ -77,6 +77,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long shutdown waits for limit settlements to reach the store.
+const SETTLE_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Waits for SIGTERM or SIGINT, then drains: pingora stops accepting, and a watcher exits
 /// the process once no request is in flight or the grace period is over.
 struct DrainOnSignal {
@@ -96,8 +99,15 @@ impl ShutdownSignalWatch for DrainOnSignal {
         );
         let gateway = self.gateway.clone();
         let grace = self.grace;
+        let runtime = tokio::runtime::Handle::current();
         std::thread::spawn(move || {
             let drained = gateway.lifecycle.wait_idle(grace);
+            // Every finished request's settlement reaches the limit store before exit
+            // (or is reported lost).
+            let unsettled = runtime.block_on(gateway.limits.drain(SETTLE_AT_SHUTDOWN));
+            if unsettled > 0 {
+                tracing::error!(unsettled, "shutdown: limit settlements could not be made");
+            }
             if let Some(audit) = &gateway.audit {
                 audit.flush();
                 tracing::info!("shutdown: audit spool flushed and digest written");

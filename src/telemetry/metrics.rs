@@ -79,6 +79,10 @@ pub struct Metrics {
     pub panics: IntCounter,
     /// Connections closed because a request head did not arrive in time.
     pub header_timeouts: IntCounter,
+    /// Limit settlements waiting for the store to come back.
+    pub settlements_queued: IntGauge,
+    /// Limit settlements dropped because the retry queue was full.
+    pub settlements_dropped: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -244,6 +248,14 @@ impl Metrics {
             header_timeouts: total(
                 "client_header_timeouts_total",
                 "Connections closed because a request head did not arrive in time",
+            ),
+            settlements_queued: gauge(
+                "limit_settlements_queued",
+                "Limit settlements waiting for the store to come back",
+            ),
+            settlements_dropped: total(
+                "limit_settlements_dropped_total",
+                "Limit settlements dropped because the retry queue was full",
             ),
             registry,
         }
