@@ -2,6 +2,20 @@
 //! line of stages (route, authn, body, parse, model, upstream, respond); each stage lives in
 //! its own module and the proxy core only strings them together.
 
+// Data from clients and providers never reaches a panic: no indexing or slicing that can
+// fail, no unwrap or expect outside tests. A panic that slips through anyway is caught at
+// the request boundary (`proxy::fault`).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
 pub mod admin;
 pub mod audit;
 pub mod auth;

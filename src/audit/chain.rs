@@ -74,8 +74,8 @@ fn insert_members(object: &[u8], members: &[(&str, &[u8])]) -> Vec<u8> {
     // At depth 1, the next string is a key (after `{` or `,`), not a value.
     let mut expect_key = false;
     let mut i = 0;
-    while i < object.len() && pending.peek().is_some() {
-        let b = object[i];
+    let part = |a: usize, b: usize| object.get(a..b).unwrap_or_default();
+    while let (Some(&b), Some(_)) = (object.get(i), pending.peek()) {
         if in_string {
             match (escaped, b) {
                 (true, _) => escaped = false,
@@ -87,20 +87,20 @@ fn insert_members(object: &[u8], members: &[(&str, &[u8])]) -> Vec<u8> {
             if depth == 1 && expect_key {
                 expect_key = false;
                 // A top-level key: the string right after `{` or `,`.
-                let end = object[i + 1..]
+                let end = part(i + 1, object.len())
                     .iter()
                     .position(|c| *c == b'"')
                     .map_or(object.len(), |p| i + 1 + p);
-                let key = &object[i + 1..end];
+                let key = part(i + 1, end);
                 while let Some((k, v)) = pending.next_if(|(k, _)| k.as_bytes() < key) {
-                    out.extend_from_slice(&object[copied..i]);
+                    out.extend_from_slice(part(copied, i));
                     copied = i;
                     member(&mut out, k, v, false);
                     out.push(b',');
                 }
                 first = false;
                 // Skip the key and its value's start; the value is scanned normally.
-                out.extend_from_slice(&object[copied..=end]);
+                out.extend_from_slice(part(copied, end + 1));
                 copied = end + 1;
                 i = end + 1;
                 continue;
@@ -118,14 +118,14 @@ fn insert_members(object: &[u8], members: &[(&str, &[u8])]) -> Vec<u8> {
     }
     let close = object.len().saturating_sub(1);
     if pending.peek().is_some() {
-        out.extend_from_slice(&object[copied..close]);
+        out.extend_from_slice(part(copied, close));
         copied = close;
         for (k, v) in pending {
             member(&mut out, k, v, !first);
             first = false;
         }
     }
-    out.extend_from_slice(&object[copied..]);
+    out.extend_from_slice(part(copied, object.len()));
     out
 }
 

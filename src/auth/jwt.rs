@@ -72,7 +72,10 @@ impl JwtVerifier {
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let key = key_of(token);
         if let Some((index, principal)) = self.verified.get(&key)
-            && self.issuers[index].jwks.has_usable_keys()
+            && self
+                .issuers
+                .get(index)
+                .is_some_and(|i| i.jwks.has_usable_keys())
         {
             return Ok(principal);
         }
@@ -101,12 +104,12 @@ impl JwtVerifier {
         // The key is found only by `kid` in the issuer's JWKS: `jku`, `x5u`, `x5c` and an
         // embedded `jwk` are never read.
         let iss = peek_issuer(token).ok_or_else(|| AuthError::invalid("the token is malformed"))?;
-        let index = self
+        let (index, issuer) = self
             .issuers
             .iter()
-            .position(|i| i.config.issuer == iss)
+            .enumerate()
+            .find(|(_, i)| i.config.issuer == iss)
             .ok_or_else(|| AuthError::invalid("the token's issuer is not trusted"))?;
-        let issuer = &self.issuers[index];
         if !issuer.algorithms.contains(&header.alg) {
             return Err(AuthError::invalid(
                 "the token's signing algorithm is not allowed",

@@ -20,10 +20,9 @@ pub fn substitute(
         let (line, comment) = whole.split_at(comment_start(whole));
         let mut rest = line;
         let mut col = 1;
-        while let Some(pos) = rest.find('$') {
-            out.push_str(&rest[..pos]);
-            col += rest[..pos].chars().count();
-            let after = &rest[pos + 1..];
+        while let Some((before, after)) = rest.split_once('$') {
+            out.push_str(before);
+            col += before.chars().count();
             if let Some(tail) = after.strip_prefix('$') {
                 out.push('$');
                 rest = tail;
@@ -41,10 +40,9 @@ pub fn substitute(
                 column: col,
                 message,
             };
-            let Some(end) = body.find('}') else {
+            let Some((inner, tail)) = body.split_once('}') else {
                 return Err(err("unterminated `${` reference".into()));
             };
-            let inner = &body[..end];
             let (name, fallback) = match inner.split_once(":-") {
                 Some((n, f)) => (n, Some(f)),
                 None => (inner, None),
@@ -65,7 +63,7 @@ pub fn substitute(
                 }
             }
             col += 3 + inner.chars().count();
-            rest = &body[end + 1..];
+            rest = tail;
         }
         out.push_str(rest);
         out.push_str(comment);

@@ -25,8 +25,10 @@ pub fn key_path(text: &str, path: &[String]) -> Option<(usize, usize)> {
             .unwrap_or("")
             .trim()
             .trim_matches(['"', '\'']);
-        if key == path[depth]
-            && trimmed[key.len()..]
+        if path.get(depth).is_some_and(|want| key == want)
+            && trimmed
+                .get(key.len()..)
+                .unwrap_or_default()
                 .trim_start_matches(['"', '\''])
                 .starts_with(':')
         {

@@ -43,7 +43,8 @@ impl KeyFacts<'_> {
 /// names, and the admin API, given a subject, finds its counters the same way.
 pub fn subject_id(subject: &str) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(subject.as_bytes())[..12])
+    let digest = sha2::Sha256::digest(subject.as_bytes());
+    hex::encode(digest.get(..12).unwrap_or_default())
 }
 
 /// The calendar periods budgets are counted in (UTC).
@@ -293,14 +294,13 @@ impl Plan {
         if v.allowed {
             return None;
         }
-        for (i, (ok, used)) in v.budgets.iter().enumerate() {
+        for (((ok, used), b), charge) in v.budgets.iter().zip(&profile.budgets).zip(&self.budgets) {
             if !ok {
-                let b = &profile.budgets[i];
                 return Some(Refusal::Budget {
                     name: b.label(),
                     period: b.per.label(),
                     usd: b.usd.is_some(),
-                    limit: self.budgets[i].limit,
+                    limit: charge.limit,
                     used: *used,
                 });
             }
@@ -311,10 +311,13 @@ impl Plan {
         if let Some(a) = v.tokens.iter().find(|a| !a.allowed) {
             return Some(Refusal::Tokens(a.clone()));
         }
-        if let Some(i) = v.concurrent.iter().position(|(ok, _)| !ok) {
-            return Some(Refusal::Concurrent {
-                limit: self.concurrent[i].limit,
-            });
+        if let Some((_, lease)) = v
+            .concurrent
+            .iter()
+            .zip(&self.concurrent)
+            .find(|((ok, _), _)| !ok)
+        {
+            return Some(Refusal::Concurrent { limit: lease.limit });
         }
         // A store that refuses without naming a counter is a bug; refuse safely.
         Some(Refusal::StoreDown)

@@ -428,8 +428,8 @@ fn parse_verdict(plan: &Plan, out: &[i64], commit: bool) -> Result<Verdict, Stor
             out.len()
         )));
     }
-    let allowed = out[0] == 1;
-    let mut rest = out[1..].iter().copied();
+    let allowed = out.first() == Some(&1);
+    let mut rest = out.iter().skip(1).copied();
     let mut next = || rest.next().unwrap_or(0);
     let mut rate = |limit: u64| {
         let (ok, remaining, retry_ms, reset_ms) = (next(), next(), next(), next());
@@ -443,9 +443,11 @@ fn parse_verdict(plan: &Plan, out: &[i64], commit: bool) -> Result<Verdict, Stor
     };
     let requests = plan.requests.iter().map(|r| rate(r.limit)).collect();
     let tokens = plan.tokens.iter().map(|t| rate(t.limit)).collect();
-    let mut rest = out[1 + 4 * (plan.requests.len() + plan.tokens.len())..]
+    let mut rest = out
+        .get(1 + 4 * (plan.requests.len() + plan.tokens.len())..)
+        .unwrap_or_default()
         .chunks_exact(2)
-        .map(|pair| (pair[0] == 1, pair[1]));
+        .map(|pair| (pair.first() == Some(&1), pair.get(1).copied().unwrap_or(0)));
     let concurrent = plan
         .concurrent
         .iter()

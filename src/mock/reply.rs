@@ -191,8 +191,8 @@ impl Plan {
         let (name, args) = self.tool_call.as_ref()?;
         let mut call = json!({"id": format!("call_{}", &self.id), "type": "function",
                               "function": {"name": name, "arguments": args}});
-        if with_index {
-            call["index"] = json!(0);
+        if let (true, Some(obj)) = (with_index, call.as_object_mut()) {
+            obj.insert("index".into(), json!(0));
         }
         Some(json!([call]))
     }
@@ -233,8 +233,8 @@ impl Plan {
         let mut v = json!({"id": self.id, "object": object, "created": self.created,
                            "model": self.model, "system_fingerprint": "fp_warden_mock",
                            "choices": choices});
-        if let Some(u) = usage {
-            v["usage"] = u;
+        if let (Some(u), Some(obj)) = (usage, v.as_object_mut()) {
+            obj.insert("usage".into(), u);
         }
         sse::data_event(&serde_json::to_vec(&v).unwrap_or_default())
     }
@@ -409,12 +409,13 @@ fn vector_for(text: &str, dims: usize) -> Vec<f32> {
             .chain_update(block.to_le_bytes())
             .chain_update(text)
             .finalize();
-        for pair in digest.chunks(2) {
+        for pair in digest.chunks_exact(2) {
             if out.len() == dims {
                 break;
             }
-            let x = u16::from_le_bytes([pair[0], pair[1]]) as f32 / 32767.5 - 1.0;
-            out.push(x);
+            if let [a, b] = pair {
+                out.push(u16::from_le_bytes([*a, *b]) as f32 / 32767.5 - 1.0);
+            }
         }
         block += 1;
     }
@@ -576,7 +577,7 @@ fn summarize(text: &str) -> String {
     } else {
         format!(
             "{} … ({} words)",
-            words[..ECHO_WORDS].join(" "),
+            words.get(..ECHO_WORDS).unwrap_or_default().join(" "),
             words.len()
         )
     }

@@ -537,7 +537,11 @@ fn sanitize_reason(reason: &str) -> String {
         Some(_) if reason.starts_with("missing field") || reason.starts_with("unknown field") => {
             reason.to_string()
         }
-        Some(i) => reason[..i].trim_end_matches([' ', ':']).to_string(),
+        Some(i) => reason
+            .get(..i)
+            .unwrap_or_default()
+            .trim_end_matches([' ', ':'])
+            .to_string(),
         None => reason.to_string(),
     }
 }

@@ -66,31 +66,30 @@ impl Parser {
         let mut chunk = chunk;
         if self.skip_lf && !chunk.is_empty() {
             self.skip_lf = false;
-            if chunk[0] == b'\n' {
-                chunk = &chunk[1..];
+            if let Some(rest) = chunk.strip_prefix(b"\n") {
+                chunk = rest;
             }
         }
         self.buf.extend_from_slice(chunk);
         loop {
-            let Some(pos) = memchr::memchr2(b'\n', b'\r', &self.buf[self.scanned..]) else {
+            let unscanned = self.buf.get(self.scanned..).unwrap_or_default();
+            let Some(pos) = memchr::memchr2(b'\n', b'\r', unscanned) else {
                 self.scanned = self.buf.len();
                 break;
             };
             let end = self.scanned + pos;
             let mut next = end + 1;
-            if self.buf[end] == b'\r' {
-                if next < self.buf.len() {
-                    if self.buf[next] == b'\n' {
-                        next += 1;
-                    }
-                } else {
-                    self.skip_lf = true;
+            if self.buf.get(end) == Some(&b'\r') {
+                match self.buf.get(next) {
+                    Some(b'\n') => next += 1,
+                    Some(_) => {}
+                    None => self.skip_lf = true,
                 }
             }
             let line = self.buf.split_to(next);
             self.scanned = 0;
             self.event_bytes += line.len();
-            self.line(&line[..end], out);
+            self.line(line.get(..end).unwrap_or_default(), out);
         }
         if self.event_bytes + self.buf.len() > self.max_event_bytes {
             return Err(EventTooLarge(self.max_event_bytes));
@@ -109,13 +108,14 @@ impl Parser {
             self.event_bytes = 0;
             return;
         }
-        if line[0] == b':' {
+        if line.starts_with(b":") {
             return; // comment / keep-alive
         }
         let (field, value) = match memchr::memchr(b':', line) {
             Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+                let (field, rest) = line.split_at(i);
+                let v = rest.get(1..).unwrap_or_default();
+                (field, v.strip_prefix(b" ").unwrap_or(v))
             }
             None => (line, &b""[..]),
         };

@@ -84,7 +84,7 @@ pub fn scan(profile: &Profile, hash_key: &[u8], text: Option<String>, redact: bo
         print!("{out}");
         return ExitCode::SUCCESS;
     }
-    let chars = |byte: usize| text[..byte].chars().count();
+    let chars = |byte: usize| text.get(..byte).unwrap_or_default().chars().count();
     let findings: Vec<serde_json::Value> = profile
         .detect(&text)
         .iter()

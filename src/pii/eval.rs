@@ -113,9 +113,9 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
                 *report.unsupported.entry(planted.kind.clone()).or_default() += 1;
                 // A finding of another type on an unsupported value is not a false positive.
                 if let Some((s, e)) = span {
-                    for (i, f) in findings.iter().enumerate() {
+                    for (seen, f) in matched.iter_mut().zip(&findings) {
                         if f.start < e && f.end > s {
-                            matched[i] = true;
+                            *seen = true;
                         }
                     }
                 }
@@ -125,13 +125,15 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
             match hit {
                 Some(i) => {
                     c.tp += 1;
-                    matched[i] = true;
+                    if let Some(seen) = matched.get_mut(i) {
+                        *seen = true;
+                    }
                 }
                 None => c.fn_ += 1,
             }
         }
-        for (i, f) in findings.iter().enumerate() {
-            if !matched[i] {
+        for (seen, f) in matched.iter().zip(&findings) {
+            if !seen {
                 report
                     .by_type
                     .entry(f.entity.name().to_string())

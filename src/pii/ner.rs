@@ -413,7 +413,11 @@ impl Ner {
             "attention_mask" => mask,
             "token_type_ids" => types,
         ])?;
-        let (shape, logits) = outputs[0].try_extract_tensor::<f32>()?;
+        let first = outputs
+            .values()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the NER model gave no output"))?;
+        let (shape, logits) = first.try_extract_tensor::<f32>()?;
         let classes = shape.last().copied().unwrap_or(0) as usize;
         if classes == 0 || logits.len() != n * classes {
             return Err(anyhow::anyhow!("unexpected NER output shape {shape:?}").into());

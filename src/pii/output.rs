@@ -58,10 +58,12 @@ impl ScanWindow {
         } else {
             self.cut(&text, base, &findings)
         };
+        let (Some(ready), Some(rest)) = (text.get(base..cut), text.get(cut..)) else {
+            return String::new(); // not a character boundary: hold everything for now
+        };
         if cut <= base {
             return String::new();
         }
-        let ready = &text[base..cut];
         let inside: Vec<Finding> = findings
             .iter()
             .filter(|f| f.start >= base && f.end <= cut)
@@ -73,8 +75,8 @@ impl ScanWindow {
             .collect();
         let out = r.apply(ready, &inside).unwrap_or_else(|| ready.to_string());
         let context_start = text.floor_char_boundary(cut.saturating_sub(CONTEXT));
-        self.context = text[context_start..cut].to_string();
-        self.pending = text[cut..].to_string();
+        self.context = text.get(context_start..cut).unwrap_or_default().to_string();
+        self.pending = rest.to_string();
         out
     }
 
@@ -82,25 +84,24 @@ impl ScanWindow {
     /// of a word, an open PEM block or a finding it would cut through.
     fn cut(&self, text: &str, base: usize, findings: &[Finding]) -> usize {
         let len = text.len();
-        let bound = text.floor_char_boundary(len - self.hold);
+        let bound = text.floor_char_boundary(len.saturating_sub(self.hold));
         let mut cut = bound;
+        let before = |at: usize| text.get(..at).unwrap_or_default();
+        let after = |at: usize| text.get(at..).unwrap_or_default();
         let in_word = |at: usize| {
-            text[..at]
+            before(at)
                 .chars()
                 .next_back()
                 .is_some_and(|c| !c.is_whitespace())
-                && text[at..]
-                    .chars()
-                    .next()
-                    .is_some_and(|c| !c.is_whitespace())
+                && after(at).chars().next().is_some_and(|c| !c.is_whitespace())
         };
         if in_word(cut) {
-            cut = text[..cut].rfind(char::is_whitespace).map_or(0, |at| {
-                at + text[at..].chars().next().map_or(1, char::len_utf8)
+            cut = before(cut).rfind(char::is_whitespace).map_or(0, |at| {
+                at + after(at).chars().next().map_or(1, char::len_utf8)
             });
         }
-        if let Some(open) = text[base..].rfind("-----BEGIN")
-            && !text[base + open..].contains("-----END")
+        if let Some(open) = after(base).rfind("-----BEGIN")
+            && !after(base + open).contains("-----END")
         {
             cut = cut.min(base + open);
         }

@@ -174,10 +174,18 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
     ]
 });
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
 static SET: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new(RECOGNIZERS.iter().map(|r| r.pattern)).expect("recognizer patterns compile")
 });
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
 static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     RECOGNIZERS
         .iter()
@@ -185,6 +193,10 @@ static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
         .collect()
 });
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{4}[./-]\d{1,2}[./-]\d{1,2}$")
         .expect("date pattern")
@@ -224,8 +236,10 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         return;
     }
     for index in matched.iter() {
-        let r = &RECOGNIZERS[index];
-        for m in REGEXES[index].find_iter(text) {
+        let (Some(r), Some(regex)) = (RECOGNIZERS.get(index), REGEXES.get(index)) else {
+            continue;
+        };
+        for m in regex.find_iter(text) {
             if r.whole_token && !stands_alone(text, m.start(), m.end()) {
                 continue;
             }

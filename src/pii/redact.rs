@@ -129,8 +129,9 @@ impl<'a> Redactor<'a> {
         mac.update(self.tenant.as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());
-        let digest = hex::encode(mac.finalize().into_bytes());
-        format!("[{}:{}]", entity.name(), &digest[..12])
+        let digest = mac.finalize().into_bytes();
+        let short = hex::encode(digest.get(..6).unwrap_or_default());
+        format!("[{}:{short}]", entity.name())
     }
 
     /// The entity types that block the request, if any.

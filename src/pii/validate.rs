@@ -12,7 +12,7 @@ pub fn credit_card(s: &str) -> bool {
         return false;
     }
     let prefix = |n: usize| digits.iter().take(n).fold(0u32, |acc, d| acc * 10 + d);
-    let known = digits[0] == 4
+    let known = digits.first() == Some(&4)
         || (51..=55).contains(&prefix(2))
         || (2221..=2720).contains(&prefix(4))
         || matches!(prefix(2), 34 | 37 | 36 | 38 | 65)
@@ -68,9 +68,10 @@ pub fn us_ssn(s: &str) -> bool {
     if digits.len() != 9 {
         return false;
     }
-    let area: u32 = digits[0..3].parse().unwrap_or(0);
-    let group: u32 = digits[3..5].parse().unwrap_or(0);
-    let serial: u32 = digits[5..9].parse().unwrap_or(0);
+    let number = |range: std::ops::Range<usize>| -> u32 {
+        digits.get(range).and_then(|d| d.parse().ok()).unwrap_or(0)
+    };
+    let (area, group, serial) = (number(0..3), number(3..5), number(5..9));
     area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
 }
 

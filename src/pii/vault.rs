@@ -24,6 +24,10 @@ const MAX_PLACEHOLDER: usize = 32;
 const NONCE_LEN: usize = 6;
 const NONCE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"<[A-Z][A-Z_]*_\d{1,5}_[a-z0-9]{6}>").expect("placeholder pattern")
 });

@@ -251,8 +251,8 @@ pub fn glob(pattern: &str, value: &str) -> bool {
     let mut pieces: Vec<&str> = rest.split('*').collect();
     let last = pieces.pop().unwrap_or("");
     for piece in pieces {
-        match remaining.find(piece) {
-            Some(i) => remaining = &remaining[i + piece.len()..],
+        match remaining.split_once(piece) {
+            Some((_, after)) => remaining = after,
             None => return false,
         }
     }

@@ -8,25 +8,21 @@ use super::Target;
 
 /// Indices into `targets`, in the order they should be tried.
 pub fn attempt_order(targets: &[Target], rng: &mut impl Rng) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..targets.len()).collect();
-    idx.sort_by_key(|&i| targets[i].priority);
-    let mut out = Vec::with_capacity(idx.len());
-    let mut start = 0;
-    while start < idx.len() {
-        let prio = targets[idx[start]].priority;
-        let end = idx[start..]
+    let mut ranked: Vec<(usize, &Target)> = targets.iter().enumerate().collect();
+    ranked.sort_by_key(|(_, t)| t.priority);
+    let mut out = Vec::with_capacity(ranked.len());
+    for same_priority in ranked.chunk_by(|a, b| a.1.priority == b.1.priority) {
+        let mut group: Vec<(usize, u64)> = same_priority
             .iter()
-            .position(|&i| targets[i].priority != prio)
-            .map_or(idx.len(), |p| start + p);
-        let mut group: Vec<usize> = idx[start..end].to_vec();
+            .map(|(i, t)| (*i, u64::from(t.weight)))
+            .collect();
         while !group.is_empty() {
-            let total: u64 = group.iter().map(|&i| targets[i].weight as u64).sum();
+            let total: u64 = group.iter().map(|(_, w)| w).sum();
             let mut pick = rng.random_range(0..total.max(1));
             let pos = group
                 .iter()
-                .position(|&i| {
-                    let w = targets[i].weight as u64;
-                    if pick < w {
+                .position(|(_, w)| {
+                    if pick < *w {
                         true
                     } else {
                         pick -= w;
@@ -34,9 +30,8 @@ pub fn attempt_order(targets: &[Target], rng: &mut impl Rng) -> Vec<usize> {
                     }
                 })
                 .unwrap_or(0);
-            out.push(group.remove(pos));
+            out.push(group.remove(pos).0);
         }
-        start = end;
     }
     out
 }

@@ -198,13 +198,18 @@ pub async fn dispatch(
     let order = attempt_order(&route.targets, &mut rand::rng());
     let stream = call.request.is_stream();
     let endpoint = call.request.endpoint();
-    let mut bodies: Vec<Option<Bytes>> = vec![None; route.targets.len()];
+    // The body each target gets, made on its first attempt.
+    let mut bodies: std::collections::HashMap<usize, Bytes> = Default::default();
     let mut last_failure = None;
     let mut last_target = None;
-    for attempt in 0..retry.max_attempts {
-        let index = order[attempt as usize % order.len()];
-        let target = &route.targets[index];
-        let provider = &upstreams.providers[target.provider];
+    for (attempt, index) in (0..retry.max_attempts).zip(order.iter().copied().cycle()) {
+        let Some((target, provider)) = route
+            .targets
+            .get(index)
+            .and_then(|t| Some((t, upstreams.providers.get(t.provider)?)))
+        else {
+            break;
+        };
         if attempt > 0 {
             tokio::time::sleep(backoff(retry, attempt)).await;
             metrics()
@@ -212,10 +217,10 @@ pub async fn dispatch(
                 .with_label_values(&[provider.name.as_str()])
                 .inc();
         }
-        if bodies[index].is_none() {
-            bodies[index] = Some(body_for(&call, provider, &target.upstream_model));
-        }
-        let body = bodies[index].clone().unwrap_or_default();
+        let body = bodies
+            .entry(index)
+            .or_insert_with(|| body_for(&call, provider, &target.upstream_model))
+            .clone();
         let started = Instant::now();
         let result = attempt_once(
             provider,

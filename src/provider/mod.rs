@@ -105,7 +105,9 @@ impl Upstreams {
                     anyhow::anyhow!("model `{name}`: unknown provider `{}`", t.provider)
                 })?;
                 let upstream_model = t.model.clone().unwrap_or_else(|| name.clone());
-                if providers[provider].kind == ProviderKind::Azure
+                if providers
+                    .get(provider)
+                    .is_some_and(|p| p.kind == ProviderKind::Azure)
                     && !upstream_model
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))

@@ -35,7 +35,7 @@ impl Capture {
             scan,
             max,
             truncated: cut < prompt.len(),
-            prompt: prompt[..cut].to_string(),
+            prompt: prompt.get(..cut).unwrap_or_default().to_string(),
             content: String::new(),
             calls: BTreeMap::new(),
         }
@@ -44,7 +44,7 @@ impl Capture {
     fn push(&mut self, text: &str) {
         let room = (self.max + LOOKAHEAD).saturating_sub(self.content.len());
         let cut = text.floor_char_boundary(room.min(text.len()));
-        self.content.push_str(&text[..cut]);
+        self.content.push_str(text.get(..cut).unwrap_or_default());
     }
 
     /// The record's capture: the answer scanned with the request's PII profile (patterns

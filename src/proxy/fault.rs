@@ -35,6 +35,7 @@ pub const PANIC_MARKER_ENV: &str = "WARDEN_DEBUG_PANIC_ON";
 
 /// In debug builds, panics (quoting the message, as slicing bugs do) when the request's
 /// last message holds the marker named by [`PANIC_MARKER_ENV`].
+#[allow(clippy::panic, reason = "the fault this module injects on purpose")]
 pub fn inject(request: &ApiRequest) {
     if !cfg!(debug_assertions) {
         return;

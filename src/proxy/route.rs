@@ -45,25 +45,26 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
 
 /// Decodes `%XX` escapes of a path segment (model ids such as `org%2Fmodel`).
 fn percent_decode(s: &str) -> Result<String, ApiError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
-                return Err(ApiError::invalid(
-                    "Malformed percent-encoding in the model id.",
-                ));
-            };
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+    let mut bytes = s.bytes();
+    let mut out = Vec::with_capacity(s.len());
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
         }
+        let hex = [bytes.next(), bytes.next()];
+        let value = match hex {
+            [Some(h), Some(l)] => std::str::from_utf8(&[h, l])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok()),
+            _ => None,
+        };
+        let Some(v) = value else {
+            return Err(ApiError::invalid(
+                "Malformed percent-encoding in the model id.",
+            ));
+        };
+        out.push(v);
     }
     String::from_utf8(out).map_err(|_| ApiError::invalid("The model id is not valid UTF-8."))
 }

@@ -42,15 +42,12 @@ pub fn visible<'a>(data: &'a str, usage: &mut Option<Usage>) -> Option<Cow<'a, s
 /// The event without its compact top-level `"usage":null` member, when it has one.
 fn without_null_usage(data: &str) -> Option<String> {
     const MEMBER: &str = "\"usage\":null";
-    let at = data.find(MEMBER)?;
-    let end = at + MEMBER.len();
-    if data[..at].ends_with(',') {
-        Some(format!("{}{}", &data[..at - 1], &data[end..]))
-    } else if data[end..].starts_with(',') {
-        Some(format!("{}{}", &data[..at], &data[end + 1..]))
-    } else {
-        Some(format!("{}{}", &data[..at], &data[end..]))
-    }
+    let (before, after) = data.split_once(MEMBER)?;
+    Some(match (before.strip_suffix(','), after.strip_prefix(',')) {
+        (Some(before), _) => format!("{before}{after}"),
+        (None, Some(after)) => format!("{before}{after}"),
+        (None, None) => format!("{before}{after}"),
+    })
 }
 
 #[cfg(test)]

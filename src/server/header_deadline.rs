@@ -119,8 +119,10 @@ impl DeadlineStream {
             self.timer = None;
             return;
         }
-        let n = window.len();
-        for (slot, byte) in self.tail.iter_mut().zip(&window[n.saturating_sub(3)..]) {
+        let last = window.iter().rev().take(3).rev();
+        let kept: Vec<u8> = last.copied().collect();
+        self.tail = [0; 3];
+        for (slot, byte) in self.tail.iter_mut().rev().zip(kept.iter().rev()) {
             *slot = *byte;
         }
     }

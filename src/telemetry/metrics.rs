@@ -270,6 +270,10 @@ impl Metrics {
 }
 
 /// Registers a freshly built metric; names and labels are static, so failure is a bug.
+#[allow(
+    clippy::expect_used,
+    reason = "constant names and labels, registered once at start-up and in every test"
+)]
 fn register<M>(registry: &Registry, metric: prometheus::Result<M>) -> M
 where
     M: prometheus::core::Collector + Clone + 'static,
