@@ -1,5 +1,5 @@
 # Warden's entry points. `make run` and `make test` do all set-up on a fresh machine.
-.PHONY: run test bench load fmt
+.PHONY: run test bench load fuzz chaos fmt
 
 # Run Warden on ./warden.yaml (built-in mock provider, no keys needed).
 run:
@@ -19,6 +19,11 @@ bench:
 load:
 	scripts/setup.sh
 	benches/load/run.sh
+
+# The property tests at a million cases per target (release build; NER excluded).
+fuzz:
+	scripts/setup.sh
+	PROPTEST_CASES=$${PROPTEST_CASES:-1000000} cargo test --release --test properties -- --nocapture
 
 fmt:
 	cargo fmt --all

@@ -28,6 +28,9 @@ struct Recognizer {
     /// The match must be a whole token: not glued to letters or digits by `-`, `_`, `/`
     /// or `.` (`ORD-2026-000123` holds no phone number).
     whole_token: bool,
+    /// A match that fails its check is tried again without its trailing groups: the
+    /// pattern runs on into what follows (`DE89 … 0130 00 A`, `4111 … 1111 2 pairs`).
+    shrinks: bool,
 }
 
 /// Words that make a number more likely an identifier of goods than of a person.
@@ -62,6 +65,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             context: &[],
             penalty: &[],
             whole_token: false,
+            shrinks: false,
         },
         Recognizer {
             entity: Entity::UrlCredentials,
@@ -70,6 +74,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             context: &[],
             penalty: &[],
             whole_token: false,
+            shrinks: false,
         },
         Recognizer {
             entity: Entity::Secret,
@@ -78,6 +83,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             context: &[],
             penalty: &[],
             whole_token: false,
+            shrinks: false,
         },
         Recognizer {
             entity: Entity::CreditCard,
@@ -94,8 +100,11 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "karte",
                 "carte",
             ],
-            penalty: COMMERCE,
+            // A Luhn-valid number with a card issuer's prefix is a card even in a sentence
+            // about an order ("I paid my order with 4111…"): commerce words do not lower it.
+            penalty: &[],
             whole_token: true,
+            shrinks: true,
         },
         Recognizer {
             entity: Entity::Iban,
@@ -104,6 +113,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             context: &[],
             penalty: &[],
             whole_token: true,
+            shrinks: true,
         },
         Recognizer {
             entity: Entity::UsSsn,
@@ -112,6 +122,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             context: &["ssn", "social security", "social-security"],
             penalty: COMMERCE,
             whole_token: true,
+            shrinks: false,
         },
         Recognizer {
             entity: Entity::IpAddress,
@@ -120,6 +131,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             context: &["ip", "address", "host", "server", "client"],
             penalty: &["version", "v.", "release", "firmware"],
             whole_token: true,
+            shrinks: false,
         },
         Recognizer {
             entity: Entity::Phone,
@@ -148,6 +160,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             ],
             penalty: COMMERCE,
             whole_token: true,
+            shrinks: false,
         },
         Recognizer {
             entity: Entity::DateOfBirth,
@@ -170,6 +183,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             ],
             penalty: &[],
             whole_token: true,
+            shrinks: false,
         },
     ]
 });
@@ -239,13 +253,31 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         let (Some(r), Some(regex)) = (RECOGNIZERS.get(index), REGEXES.get(index)) else {
             continue;
         };
-        for m in regex.find_iter(text) {
-            if r.whole_token && !stands_alone(text, m.start(), m.end()) {
-                continue;
-            }
-            let Some(mut score) = (r.check)(m.as_str()) else {
+        let mut from = 0;
+        while let Some(m) = regex.find_at(text, from) {
+            // Past an empty match by one character; past a shrunk match only by what was
+            // kept, so the rest is searched again.
+            from = m.end().max(
+                m.start()
+                    + text
+                        .get(m.start()..)
+                        .and_then(|t| t.chars().next())
+                        .map_or(1, char::len_utf8),
+            );
+            let Some((end, mut score)) = validated(r, text, m.start(), m.end()) else {
+                if r.shrinks {
+                    // The value may start later inside this match (after an order number
+                    // the pattern ran through): search again from the next group.
+                    if let Some(next) = m.as_str().find([' ', '-']) {
+                        from = m.start() + next + 1;
+                    }
+                }
                 continue;
             };
+            from = from.min(end.max(m.start() + 1));
+            while !text.is_char_boundary(from) {
+                from += 1;
+            }
             if !r.context.is_empty() || !r.penalty.is_empty() {
                 let window = before(text, m.start());
                 if r.context.iter().any(|w| window.contains(w)) {
@@ -258,12 +290,46 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
             out.push(Finding {
                 entity: r.entity,
                 start: m.start(),
-                end: m.end(),
+                end,
                 score: score.clamp(0.0, 1.0),
                 source: Source::Pattern,
             });
         }
     }
+}
+
+/// Shortest match a shrinking recognizer tries (an IBAN has at least 15 characters).
+const MIN_SHRUNK: usize = 12;
+
+/// The end and score of the longest part of `text[start..end]` that passes `r`'s checks
+/// (only the whole match, unless `r` shrinks).
+fn validated(r: &Recognizer, text: &str, start: usize, end: usize) -> Option<(usize, f64)> {
+    let accept = |end: usize| {
+        let candidate = text.get(start..end)?;
+        if r.whole_token && !stands_alone(text, start, end) {
+            return None;
+        }
+        (r.check)(candidate).map(|score| (end, score))
+    };
+    if let Some(found) = accept(end) {
+        return Some(found);
+    }
+    if !r.shrinks {
+        return None;
+    }
+    let matched = text.get(start..end)?;
+    matched
+        .char_indices()
+        .rev()
+        .map(|(i, _)| i)
+        .filter(|&i| i >= MIN_SHRUNK)
+        .filter(|&i| {
+            matched
+                .get(..i)
+                .and_then(|m| m.chars().next_back())
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+        })
+        .find_map(|i| accept(start + i))
 }
 
 /// The lowercased text just before byte `start` of `text`. Only the window itself is
@@ -352,6 +418,55 @@ mod tests {
                 let hits = found(&text);
                 assert!(hits.iter().any(|h| h.0 == Entity::IpAddress), "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn values_followed_by_more_of_their_alphabet_are_found() {
+        let ibans = |text: &str| -> Vec<String> {
+            found(text)
+                .into_iter()
+                .filter(|h| h.0 == Entity::Iban)
+                .map(|h| h.1)
+                .collect()
+        };
+        assert_eq!(
+            ibans("# DE89 3704 0044 0532 0130 00 A"),
+            ["DE89 3704 0044 0532 0130 00"]
+        );
+        assert_eq!(
+            ibans("DE89 3704 0044 0532 0130 00 DE89 3704 0044 0532 0130 00"),
+            ["DE89 3704 0044 0532 0130 00", "DE89 3704 0044 0532 0130 00"],
+            "the rest of a shrunk match is searched again"
+        );
+        let cards = |text: &str| -> Vec<String> {
+            found(text)
+                .into_iter()
+                .filter(|h| h.0 == Entity::CreditCard)
+                .map(|h| h.1)
+                .collect()
+        };
+        assert_eq!(
+            cards("ORD-2026-000123 4111 1111 1111 1111"),
+            ["4111 1111 1111 1111"],
+            "a card after an order number the pattern ran into"
+        );
+        let card = found("pay 4111 1111 1111 1111 2 pairs");
+        assert!(
+            card.iter()
+                .any(|h| h.0 == Entity::CreditCard && h.1 == "4111 1111 1111 1111"),
+            "{card:?}"
+        );
+    }
+
+    #[test]
+    fn a_card_number_in_a_sentence_about_an_order_is_still_a_card() {
+        for text in [
+            "I paid for my order with 4111 1111 1111 1111",
+            "# 4111 1111 1111 1111",
+            "order ref 5500-0000-0000-0004 failed",
+        ] {
+            assert!(kinds(text, 0.5).contains(&Entity::CreditCard), "{text}");
         }
     }
 
