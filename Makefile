@@ -25,5 +25,11 @@ fuzz:
 	scripts/setup.sh
 	PROPTEST_CASES=$${PROPTEST_CASES:-1000000} cargo test --release --test properties -- --nocapture
 
+# Faults under load for longer (CHAOS_SECONDS, CHAOS_SEED): Redis frozen, S3 and the
+# provider killed, the IdP down; then records, slots and the audit log are checked.
+chaos:
+	scripts/setup.sh --with-python
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-120} cargo test --test chaos -- --nocapture
+
 fmt:
 	cargo fmt --all

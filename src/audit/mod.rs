@@ -43,6 +43,10 @@ struct DigestState {
     number: u64,
     last_signature: String,
     pending: Vec<SegmentRef>,
+    /// A digest signed but not confirmed stored: the sink may hold it already (its
+    /// answer was lost), so it is sent again byte for byte, never rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unsent: Option<Digest>,
 }
 
 pub struct Audit {
@@ -301,8 +305,20 @@ impl Audit {
 
     /// Signs and stores a digest of the segments shipped since the last one — also when
     /// there are none, so the newest digest always says how far the log reached; `closed`
-    /// marks the chain's last. False when the sink refused it.
+    /// marks the chain's last. A digest whose upload failed is sent again unchanged first.
+    /// False when the sink refused it.
     fn write_digest(&self, closed: bool) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        if state.unsent.is_some() {
+            if !self.send_digest(&mut state) {
+                return false;
+            }
+            if !closed {
+                return true; // that was this interval's digest
+            }
+        }
         // Listing the sink can fail; the digest then names no other chains.
         let chains = match self.sink.latest_digests() {
             Ok(mut chains) => {
@@ -313,9 +329,6 @@ impl Audit {
                 tracing::warn!(error = %e, "audit: cannot list the sink's chains for the digest");
                 Default::default()
             }
-        };
-        let Ok(mut state) = self.state.lock() else {
-            return false;
         };
         let mut d = Digest {
             v: 1,
@@ -329,23 +342,38 @@ impl Audit {
             closed,
             chains,
         };
-        let stored = d
-            .sign(&self.signer)
+        if let Err(e) = d.sign(&self.signer) {
+            tracing::error!(error = %e, "audit: signing a digest failed");
+            return false;
+        }
+        state.unsent = Some(d);
+        if let Err(e) = self.save_state(&state) {
+            tracing::error!(error = %e, "audit: saving digest state failed");
+            state.unsent = None;
+            return false;
+        }
+        self.send_digest(&mut state)
+    }
+
+    /// Uploads the unsent digest; on success it becomes the chain's newest.
+    fn send_digest(&self, state: &mut DigestState) -> bool {
+        let Some(d) = state.unsent.clone() else {
+            return true;
+        };
+        let name = format!("{}/digests/digest-{:08}.json", self.chain, d.number);
+        let stored = serde_json::to_vec_pretty(&d)
             .map_err(anyhow::Error::from)
-            .and_then(|_| {
-                let name = format!("{}/digests/digest-{:08}.json", self.chain, d.number);
-                self.sink.put(&name, &serde_json::to_vec_pretty(&d)?)?;
-                Ok(())
-            });
+            .and_then(|bytes| self.sink.put(&name, &bytes));
         match stored {
             Ok(()) => {
                 if let Ok(mut t) = self.last_digest.lock() {
                     *t = Instant::now();
                 }
                 state.number = d.number;
-                state.last_signature = d.signature;
-                state.pending.clear();
-                if let Err(e) = self.save_state(&state) {
+                state.last_signature = d.signature.clone();
+                state.pending.retain(|p| !d.segments.contains(p));
+                state.unsent = None;
+                if let Err(e) = self.save_state(state) {
                     tracing::error!(error = %e, "audit: saving digest state failed");
                 }
                 true
@@ -455,6 +483,64 @@ mod tests {
             "{:?}",
             report.problems
         );
+    }
+
+    /// A digest the sink stored but whose answer was lost is sent again byte for byte:
+    /// the retry is accepted, numbering goes on, and the log verifies.
+    #[test]
+    fn a_digest_whose_answer_was_lost_is_sent_again_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
+            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
+             subject_key_env: WARDEN_TEST_UNSET\ndigest_interval_seconds: 3600\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let audit = Audit::start(&config).unwrap();
+        audit.record(RequestRecord::default()).unwrap();
+        if let Ok(mut spool) = audit.spool.lock() {
+            spool.close();
+        }
+        assert!(audit.ship());
+        // The upload lands, but the answer is lost: the digest stays unsent.
+        {
+            let mut state = audit.state.lock().unwrap();
+            let mut d = Digest {
+                v: 1,
+                chain: "c".into(),
+                number: 1,
+                time: "2026-12-01T00:00:00.000Z".into(),
+                segments: state.pending.clone(),
+                prev_signature: String::new(),
+                signature: String::new(),
+                interval_seconds: Some(3600),
+                closed: false,
+                chains: Default::default(),
+            };
+            d.sign(&audit.signer).unwrap();
+            audit
+                .sink
+                .put(
+                    "c/digests/digest-00000001.json",
+                    &serde_json::to_vec_pretty(&d).unwrap(),
+                )
+                .unwrap();
+            state.unsent = Some(d);
+        }
+        assert!(
+            audit.write_digest(false),
+            "the same digest again is accepted"
+        );
+        assert!(audit.write_digest(true));
+        let key =
+            digest::load_public_key(&dir.path().join("spool/digest-signing-key.pub.pem")).unwrap();
+        let report = verify::verify_dir(
+            &dir.path().join("archive"),
+            &key,
+            &verify::Range::default(),
+            |_| {},
+        );
+        assert!(report.ok() && report.digests == 2, "{:?}", report.problems);
     }
 
     #[test]

@@ -50,11 +50,18 @@ fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) {
 pub struct MockProvider {
     pub addr: SocketAddr,
     child: Child,
+    args: Vec<String>,
 }
 
 impl MockProvider {
     pub fn start(args: &[&str]) -> MockProvider {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = MockProvider::spawn(addr, &args);
+        MockProvider { addr, child, args }
+    }
+
+    fn spawn(addr: SocketAddr, args: &[String]) -> Child {
         let mut child = Command::new(BIN)
             .arg("mock-provider")
             .arg("--listen")
@@ -65,7 +72,19 @@ impl MockProvider {
             .spawn()
             .expect("spawn mock provider");
         wait_for_port(addr, &mut child, "mock provider");
-        MockProvider { addr, child }
+        child
+    }
+
+    /// Kills the provider abruptly (streams in flight break).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same address.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = MockProvider::spawn(self.addr, &self.args);
     }
 
     pub fn base_url(&self) -> String {

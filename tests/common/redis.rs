@@ -42,6 +42,11 @@ impl Redis {
         }
     }
 
+    /// The server's process id (to freeze it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
     /// Kills the server (an outage); its data is gone.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
