@@ -16,7 +16,7 @@ cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked --no-fail-fast
 echo "== policy tests (policies/tests)"
-"$target/debug/warden" policy check policies
+"$target/debug/warden" policy check policies --config warden.yaml
 "$target/debug/warden" policy test policies
 echo "== openai SDK compatibility suite"
 WARDEN_BIN="$target/debug/warden" .venv/bin/pytest -q tests/sdk

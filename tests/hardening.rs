@@ -521,3 +521,57 @@ async fn over_rate_requests_are_refused_before_the_expensive_stages() {
         "the refused request was never scanned: {metrics}"
     );
 }
+
+/// A provider that streams one event past the parser's bound (16 MiB, no line end) into a
+/// stream Warden must read (here: output scanning) gets the stream ended with an error
+/// event: nothing of the event reaches the client unscanned, and memory stays bounded.
+#[tokio::test]
+async fn a_provider_event_beyond_the_bound_ends_the_stream() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = tcp.read(&mut buf).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                if tcp.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut first = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"".to_vec();
+                first.extend(std::iter::repeat_n(b'a', 1 << 20));
+                let piece = vec![b'a'; 1 << 20];
+                for chunk in std::iter::once(first).chain(std::iter::repeat_n(piece, 20)) {
+                    let framed = format!("{:x}\r\n", chunk.len());
+                    if tcp.write_all(framed.as_bytes()).await.is_err()
+                        || tcp.write_all(&chunk).await.is_err()
+                        || tcp.write_all(b"\r\n").await.is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = tcp.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    let w = Warden::start(&format!(
+        "providers:\n  up:\n    kind: vllm\n    base_url: http://{addr}/v1\n    stream_usage: false\n\
+         models:\n  gpt-4o-mini:\n    targets:\n      - provider: up\n\
+         pii:\n  default_profile: p\n  profiles:\n    p:\n      scan_output: true\n"
+    ));
+    let (status, chunks) = post_stream(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "stream": true,
+                "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let received: usize = chunks.iter().map(|(_, c)| c.len()).sum();
+    assert!(received < 1024, "nothing of the oversized event was relayed: {received} bytes");
+    let events = stream_events(&chunks);
+    assert!(
+        events.last().is_some_and(|e| e.contains("upstream_event_too_large")),
+        "{events:?}"
+    );
+}
