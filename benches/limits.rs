@@ -79,11 +79,9 @@ fn bench(c: &mut Criterion) {
         priced: true,
     };
     let ttl = std::time::Duration::from_secs(60);
-    // A request's two steps: its request rate first, then the estimate.
     let admit = |limiter: &Limiter| {
-        let rate = rt.block_on(limiter.admit_requests(None, black_box(&facts)));
-        assert!(rate.refusal.is_none());
-        let outcome = rt.block_on(limiter.admit(None, black_box(&facts), demand, "lease", ttl));
+        let outcome =
+            rt.block_on(limiter.admit(None, black_box(&facts), demand, ("lease", ttl), false));
         assert!(outcome.refusal.is_none() && outcome.ticket.is_some());
     };
     let local = Limiter::from_config(Some(&config(LimitBackend::Local, 0))).unwrap();

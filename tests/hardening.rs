@@ -367,7 +367,8 @@ async fn a_policy_naming_an_unconfigured_profile_is_refused() {
         post_json(
             &w.url("/v1/chat/completions"),
             &json!({"model": "gpt-4o-mini",
-                    "messages": [{"role": "user", "content": "mail jane.doe@example.com"}]}),
+                    "messages": [{"role": "user", "content": format!(
+                        "mail jane.doe@example.com {}", "about the running shoes ".repeat(4000))}]}),
         )
         .await
     };
@@ -493,8 +494,9 @@ async fn a_slow_request_head_is_cut_off_and_idle_keep_alive_is_not() {
     );
 }
 
-/// A request over its request rate is refused right after the policy decision: PII
-/// detection and token counting never run for it.
+/// A large request over its request rate is refused right after the policy decision:
+/// PII detection and token counting never run for it. (Small requests without the NER
+/// model are checked in one step with their estimate, which costs no extra round trip.)
 #[tokio::test]
 async fn over_rate_requests_are_refused_before_the_expensive_stages() {
     let w = Warden::start(&mock_config(
@@ -505,7 +507,8 @@ async fn over_rate_requests_are_refused_before_the_expensive_stages() {
         post_json(
             &w.url("/v1/chat/completions"),
             &json!({"model": "gpt-4o-mini",
-                    "messages": [{"role": "user", "content": "mail jane.doe@example.com"}]}),
+                    "messages": [{"role": "user", "content": format!(
+                        "mail jane.doe@example.com {}", "about the running shoes ".repeat(4000))}]}),
         )
         .await
     };
@@ -539,7 +542,8 @@ async fn a_provider_event_beyond_the_bound_ends_the_stream() {
                 if tcp.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
-                let mut first = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"".to_vec();
+                let mut first =
+                    b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"".to_vec();
                 first.extend(std::iter::repeat_n(b'a', 1 << 20));
                 let piece = vec![b'a'; 1 << 20];
                 for chunk in std::iter::once(first).chain(std::iter::repeat_n(piece, 20)) {
@@ -568,10 +572,15 @@ async fn a_provider_event_beyond_the_bound_ends_the_stream() {
     .await;
     assert_eq!(status, 200);
     let received: usize = chunks.iter().map(|(_, c)| c.len()).sum();
-    assert!(received < 1024, "nothing of the oversized event was relayed: {received} bytes");
+    assert!(
+        received < 1024,
+        "nothing of the oversized event was relayed: {received} bytes"
+    );
     let events = stream_events(&chunks);
     assert!(
-        events.last().is_some_and(|e| e.contains("upstream_event_too_large")),
+        events
+            .last()
+            .is_some_and(|e| e.contains("upstream_event_too_large")),
         "{events:?}"
     );
 }

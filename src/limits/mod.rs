@@ -245,8 +245,9 @@ impl Limiter {
     }
 
     /// Charges the profile's request-rate limits alone: they need no estimate, so a
-    /// request over its rate is refused before anything expensive (PII detection, token
-    /// counting) runs. [`Limiter::admit`] then charges the rest.
+    /// request over its rate is refused before anything expensive (PII detection with the
+    /// model, counting a large prompt) runs. [`Limiter::admit`] then charges the rest.
+    /// (Cheap requests skip this step: with Redis it costs a round trip.)
     pub async fn admit_requests(
         &self,
         profile_name: Option<&str>,
@@ -293,17 +294,18 @@ impl Limiter {
         }
     }
 
-    /// Checks every other counter of the request's profile (request rates were charged by
-    /// [`Limiter::admit_requests`]) and, only if all admit, charges them (the demand's
-    /// tokens and cost, one concurrency slot).
+    /// Checks every counter of the request's profile — but request rates when
+    /// `rates_charged` ([`Limiter::admit_requests`] ran first) — and, only if all admit,
+    /// charges them (one request, the demand's tokens and cost, one concurrency slot).
     pub async fn admit(
         &self,
         profile_name: Option<&str>,
         facts: &KeyFacts<'_>,
         demand: Demand,
-        lease_id: &str,
-        lease_ttl: Duration,
+        lease: (&str, Duration),
+        rates_charged: bool,
     ) -> Outcome {
+        let (lease_id, lease_ttl) = lease;
         let Some((name, profile)) = self.profile(profile_name) else {
             return Outcome::unlimited();
         };
@@ -336,7 +338,9 @@ impl Limiter {
             lease_ttl,
             periods.as_ref(),
         );
-        plan.requests.clear(); // charged by `admit_requests`
+        if rates_charged {
+            plan.requests.clear();
+        }
         if plan.is_empty() {
             return Outcome::unlimited();
         }

@@ -87,6 +87,20 @@ fn profile(ctx: &RequestCtx) -> Option<&str> {
         .and_then(|d| d.settings.limits.as_deref())
 }
 
+/// Bodies from this size on are expensive to count and scan: their request rate is
+/// checked before.
+const LARGE_BODY: usize = 64 * 1024;
+
+/// Whether the stages before admission cost enough (the NER model, a large body) to check
+/// the request rate first, in a separate step.
+pub fn rates_first(gw: &Gateway, ctx: &RequestCtx, body_len: usize) -> bool {
+    let profile = ctx
+        .decision
+        .as_ref()
+        .and_then(|d| d.settings.pii.as_deref());
+    body_len >= LARGE_BODY || gw.pii.select(profile).is_some_and(|p| p.ner().is_some())
+}
+
 /// Charges the request-rate limits, right after the policy decision and before the
 /// stages that cost CPU (PII detection, token counting).
 pub async fn admit_requests(
@@ -105,12 +119,14 @@ pub async fn admit_requests(
     }
 }
 
-/// Charges the request's estimate to the rest of its profile's counters.
+/// Charges the request's estimate to its profile's counters (to all but the request rates
+/// when `rates_charged`).
 pub async fn admit(
     gw: &Gateway,
     ctx: &mut RequestCtx,
     client_ip: Option<&str>,
     demand: Demand,
+    rates_charged: bool,
 ) -> Result<(), ApiError> {
     // Lease ids are Warden's own: a client reusing a request id gets no shared slot.
     let lease = uuid::Uuid::new_v4().to_string();
@@ -120,10 +136,13 @@ pub async fn admit(
             profile(ctx),
             &key_facts(ctx, client_ip),
             demand,
-            &lease,
-            gw.lease_ttl,
+            (&lease, gw.lease_ttl),
+            rates_charged,
         )
         .await;
+    if !rates_charged {
+        ctx.rate_requests = outcome.requests;
+    }
     ctx.rate_tokens = outcome.tokens;
     ctx.ticket = outcome.ticket;
     match outcome.refusal {

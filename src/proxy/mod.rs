@@ -191,10 +191,13 @@ impl WardenProxy {
             .ok_or_else(|| model_not_found(request.model()))?;
         ctx.model = Some(model.name.clone());
         authorize(gw, ctx, &request, model.default_max_tokens)?;
-        admission::admit_requests(gw, ctx, client_ip.as_deref()).await?;
+        let rates_first = admission::rates_first(gw, ctx, raw.len());
+        if rates_first {
+            admission::admit_requests(gw, ctx, client_ip.as_deref()).await?;
+        }
         let body_changed = redaction::redact(gw, ctx, &mut request, &raw, &model.encoding).await?;
         let demand = admission::estimate(gw, ctx, &request, model);
-        admission::admit(gw, ctx, client_ip.as_deref(), demand).await?;
+        admission::admit(gw, ctx, client_ip.as_deref(), demand, rates_first).await?;
         fault::inject(&request);
 
         let call = Call {
