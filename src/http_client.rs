@@ -16,6 +16,10 @@ use rustls::pki_types::pem::PemObject;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A response body from any provider, HTTP or in-process (the mock provider).
+pub type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
 /// Builds a pooled client. `ca_file` adds PEM certificates to the trusted roots.
 pub fn build(connect_timeout: Duration, ca_file: Option<&Path>) -> anyhow::Result<HttpClient> {
     let mut roots = rustls::RootCertStore::empty();

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod config;
+pub mod gateway;
 pub mod http_client;
 pub mod limits;
 pub mod mock;

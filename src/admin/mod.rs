@@ -12,7 +12,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
-use crate::proxy::Gateway;
+use crate::gateway::Gateway;
 use crate::telemetry::metrics;
 
 pub struct AdminApp {

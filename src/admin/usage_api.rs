@@ -11,8 +11,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use crate::gateway::Gateway;
 use crate::limits::{KeyFacts, LimitState, subject_id};
-use crate::proxy::Gateway;
 
 /// An answer: status and JSON body.
 pub type Answer = (StatusCode, Value);

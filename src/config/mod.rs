@@ -4,6 +4,7 @@
 
 mod audit;
 mod auth;
+mod entity;
 mod env;
 mod limits;
 mod locate;
@@ -23,6 +24,7 @@ pub use auth::{
     ApiKeyConfig, AuthConfig, ClaimMapping, IntrospectionConfig, JwksSettings, JwtAlgorithm,
     JwtIssuerConfig,
 };
+pub use entity::Entity;
 pub use env::substitute;
 pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
@@ -592,7 +594,7 @@ impl Config {
             }
             for (name, profile) in &p.profiles {
                 for entity in profile.actions.keys() {
-                    if crate::pii::Entity::from_name(entity).is_none() {
+                    if Entity::from_name(entity).is_none() {
                         return err(
                             &["pii", "profiles", name.as_str(), "actions"],
                             format!("unknown entity type `{entity}`"),

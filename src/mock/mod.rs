@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::provider::UpstreamBody;
+use crate::http_client::UpstreamBody;
 
 /// Behaviour knobs of a mock instance.
 #[derive(Debug, Clone, Default)]

@@ -15,9 +15,9 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{MockSettings, MockStats, json_response};
+use crate::http_client::{BoxError, UpstreamBody};
 use crate::openai::sse;
 use crate::openai::{ApiRequest, Endpoint};
-use crate::provider::{BoxError, UpstreamBody};
 use crate::tokens::{self, Encoding};
 
 /// Words of the user's message echoed back at most.

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::{Mock, MockRequest};
-use crate::provider::UpstreamBody;
+use crate::http_client::UpstreamBody;
 
 /// Largest request body the mock accepts.
 const MAX_BODY: usize = 64 * 1024 * 1024;

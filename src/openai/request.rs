@@ -29,17 +29,6 @@ impl Endpoint {
         }
     }
 
-    /// The endpoint's name in policy files.
-    pub fn policy_name(self) -> crate::policy::EndpointName {
-        use crate::policy::EndpointName;
-        match self {
-            Endpoint::ChatCompletions => EndpointName::ChatCompletions,
-            Endpoint::Completions => EndpointName::Completions,
-            Endpoint::Embeddings => EndpointName::Embeddings,
-            Endpoint::ListModels | Endpoint::GetModel => EndpointName::Models,
-        }
-    }
-
     /// The path below an OpenAI-compatible base URL (`…/v1/<path>`).
     pub fn upstream_path(self) -> &'static str {
         match self {

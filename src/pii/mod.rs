@@ -5,7 +5,6 @@
 //! logs, metrics or errors: only entity types and counts do.
 
 pub mod cli;
-mod entity;
 pub mod eval;
 pub mod ner;
 pub mod output;
@@ -32,7 +31,7 @@ enum ModelUse<'b> {
     Within(&'b mut ner::NerBudget),
 }
 
-pub use entity::Entity;
+pub use crate::config::Entity;
 pub use redact::{Blocked, Redactor};
 pub use vault::{StreamRestorer, Vault};
 

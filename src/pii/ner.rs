@@ -19,8 +19,8 @@ use ort::session::Session;
 use ort::value::Tensor;
 use sha2::{Digest, Sha256};
 
-use super::entity::Entity;
 use super::{Finding, Source, resolve_overlaps};
+use crate::config::Entity;
 
 /// Tokens per window, [CLS] and [SEP] included.
 const WINDOW: usize = 512;

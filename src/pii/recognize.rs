@@ -7,9 +7,9 @@ use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
-use super::entity::Entity;
 use super::validate;
 use super::{Finding, Source};
+use crate::config::Entity;
 
 /// Raised by a context word near the match.
 const CONTEXT_BOOST: f64 = 0.3;

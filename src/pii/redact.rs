@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::entity::Entity;
 use super::vault::Vault;
 use super::{Finding, Profile};
+use crate::config::Entity;
 use crate::config::{PiiAction, RestoreSource};
 
 /// The request carried entity types its profile blocks.

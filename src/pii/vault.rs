@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::entity::Entity;
+use crate::config::Entity;
 use crate::config::RestoreSource;
 
 /// Longest placeholder a stream holds back for (`<URL_CREDENTIALS_99999_abcdef>` fits).

@@ -132,6 +132,19 @@ pub enum EndpointName {
     Models,
 }
 
+impl EndpointName {
+    /// The name policies use for an API endpoint.
+    pub fn of(endpoint: crate::openai::Endpoint) -> EndpointName {
+        use crate::openai::Endpoint;
+        match endpoint {
+            Endpoint::ChatCompletions => EndpointName::ChatCompletions,
+            Endpoint::Completions => EndpointName::Completions,
+            Endpoint::Embeddings => EndpointName::Embeddings,
+            Endpoint::ListModels | Endpoint::GetModel => EndpointName::Models,
+        }
+    }
+}
+
 /// Settings a rule hands to later stages.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]

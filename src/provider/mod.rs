@@ -10,17 +10,13 @@ pub mod dispatch;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use crate::config::{Config, ProviderKind, Timeouts};
 use crate::mock::{Mock, MockSettings};
 
 pub use balance::attempt_order;
 pub use dispatch::{Dispatched, Reply, UpstreamStream};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// A response body from any provider, HTTP or in-process.
-pub type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+pub use crate::http_client::{BoxError, UpstreamBody};
 
 /// How a provider is reached.
 pub enum Transport {

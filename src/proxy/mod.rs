@@ -16,7 +16,7 @@ mod route;
 mod stream_usage;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,110 +24,16 @@ use http::{HeaderMap, StatusCode};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
-use crate::audit::Audit;
-use crate::auth::{Authenticator, Principal};
-use crate::config::Config;
-use crate::limits::Limiter;
+use crate::auth::Principal;
 use crate::openai::models::{ModelList, ModelObject};
 use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
-use crate::policy::references::Configured;
-use crate::policy::{Facts, PolicyStore};
+use crate::policy::Facts;
+use crate::provider::Reply;
 use crate::provider::dispatch::{Call, dispatch};
-use crate::provider::{Reply, Upstreams};
-use crate::server::Lifecycle;
 use crate::telemetry::metrics;
 
+pub use crate::gateway::Gateway;
 pub use context::RequestCtx;
-
-/// Everything a request needs, built once from the configuration.
-pub struct Gateway {
-    pub config: Config,
-    pub upstreams: Upstreams,
-    pub auth: Authenticator,
-    /// Authorization policies; `None` when the config has no `policy` section.
-    pub policy: Option<Arc<PolicyStore>>,
-    /// Limits and usage counters (nothing is limited without a `limits` section).
-    pub limits: Arc<Limiter>,
-    /// How long a concurrency slot outlives a replica that vanished while holding it.
-    pub lease_ttl: Duration,
-    /// PII profiles (none configured: prompts are forwarded as sent).
-    pub pii: crate::pii::Profiles,
-    /// The audit log; `None` when the config has no `audit` section.
-    pub audit: Option<Arc<Audit>>,
-    pub lifecycle: Lifecycle,
-    /// Unix time Warden started; the `created` of listed models.
-    pub started_at: u64,
-}
-
-impl Gateway {
-    pub fn new(config: Config) -> anyhow::Result<Gateway> {
-        let upstreams = Upstreams::from_config(&config)?;
-        let auth = Authenticator::from_config(&config.auth)?;
-        let policy = match &config.policy {
-            Some(p) => Some(Arc::new(
-                PolicyStore::open(&p.dir, Configured::of(&config)).map_err(|errors| {
-                    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                    anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
-                })?,
-            )),
-            None => {
-                tracing::warn!(
-                    "no `policy` configured: every authenticated caller may use every model"
-                );
-                None
-            }
-        };
-        let started_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let limits = Limiter::from_config(config.limits.as_ref())?;
-        if limits.has_usd_budgets() {
-            let unpriced = unpriced_models(&upstreams, policy.as_deref());
-            if !unpriced.is_empty() {
-                tracing::warn!(
-                    models = %unpriced.join(", "),
-                    "models without a price: USD budgets refuse them unless a budget sets on_unpriced: allow"
-                );
-            }
-        }
-        let lease_ttl = config
-            .providers
-            .values()
-            .map(|p| p.timeouts.total())
-            .max()
-            .unwrap_or_default()
-            * (config.retry.max_attempts.max(1))
-            + Duration::from_secs(60);
-        let pii = crate::pii::Profiles::from_config(config.pii.as_ref())?;
-        let audit = match &config.audit {
-            Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
-            None => None,
-        };
-        if config
-            .audit
-            .as_ref()
-            .is_some_and(|a| a.capture == crate::config::CaptureMode::Redacted)
-            && config.pii.is_none()
-        {
-            tracing::warn!(
-                "audit: capture: redacted keeps text only for requests a PII profile redacted, and no `pii` section is configured: nothing will be captured"
-            );
-        }
-        Ok(Gateway {
-            config,
-            upstreams,
-            auth,
-            policy,
-            limits,
-            lease_ttl,
-            pii,
-            audit,
-            lifecycle: Lifecycle::default(),
-            started_at,
-        })
-    }
-}
 
 pub struct WardenProxy {
     gateway: Arc<Gateway>,
@@ -335,7 +241,7 @@ fn authorize(
     let set = store.current();
     let facts = Facts {
         principal,
-        endpoint: request.endpoint().policy_name(),
+        endpoint: crate::policy::EndpointName::of(request.endpoint()),
         model: Some(request.model()),
         tools: &ctx.tools,
         max_tokens: match request {
@@ -363,24 +269,6 @@ fn authorize(
     });
     ctx.decision = Some(decision);
     denied.map_or(Ok(()), Err)
-}
-
-/// Configured models the policy directory's pricing has no price for today.
-fn unpriced_models(upstreams: &Upstreams, policy: Option<&PolicyStore>) -> Vec<String> {
-    let today = chrono::Utc::now().date_naive();
-    let set = policy.map(PolicyStore::current);
-    upstreams
-        .model_names
-        .iter()
-        .filter_map(|name| upstreams.route(name))
-        .filter(|m| {
-            let mut names: Vec<&str> = vec![m.name.as_str()];
-            names.extend(m.targets.iter().map(|t| t.upstream_model.as_str()));
-            set.as_ref()
-                .is_none_or(|s| s.pricing.price(&names, today).is_none())
-        })
-        .map(|m| m.name.clone())
-        .collect()
 }
 
 /// Whether the caller may see `model` in `/v1/models`.

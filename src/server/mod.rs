@@ -3,7 +3,6 @@
 //! streams for the grace period, then exits 0.
 
 mod header_deadline;
-mod lifecycle;
 
 use std::sync::Arc;
 
@@ -13,10 +12,10 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::config::Config;
-use crate::proxy::{Gateway, WardenProxy};
+use crate::gateway::Gateway;
+use crate::proxy::WardenProxy;
 
 use header_deadline::HeaderDeadline;
-pub use lifecycle::{InFlightGuard, Lifecycle};
 
 /// Starts Warden and blocks until it has shut down.
 pub fn run(config: Config) -> anyhow::Result<()> {
