@@ -75,10 +75,21 @@ impl Answer {
 
     /// The filtered body, or `None` when nothing changed (or it is not JSON).
     pub fn body(&mut self, body: &[u8]) -> Option<Vec<u8>> {
-        if self.scan.is_none() && memchr::memchr(b'<', body).is_none() {
+        if !self.may_change(body) {
             return None;
         }
         let mut v: Value = serde_json::from_slice(body).ok()?;
+        self.value(&mut v).then(|| v.to_string().into_bytes())
+    }
+
+    /// Whether filtering can change this body at all (scanning is on, or it holds a `<`
+    /// that may start a placeholder).
+    pub fn may_change(&self, body: &[u8]) -> bool {
+        self.scan.is_some() || memchr::memchr(b'<', body).is_some()
+    }
+
+    /// Filters a parsed answer in place; true when it changed.
+    pub fn value(&mut self, v: &mut Value) -> bool {
         let mut changed = false;
         for choice in v
             .get_mut("choices")
@@ -88,7 +99,7 @@ impl Answer {
         {
             changed |= self.choice(choice);
         }
-        changed.then(|| v.to_string().into_bytes())
+        changed
     }
 
     /// One choice of a whole answer; true when it changed.

@@ -2,8 +2,6 @@
 //! own count when the provider sent none — its cost, and the settlement of its admission
 //! (credit or debit of the estimate, the concurrency slot freed, tenant usage added).
 
-use bytes::Bytes;
-
 use super::Gateway;
 use super::context::RequestCtx;
 use crate::limits::{Spent, UsageFacts};
@@ -13,7 +11,7 @@ use crate::telemetry::metrics;
 use crate::tokens::completion;
 
 /// Usage of a successful whole response: the provider's, else counted from the body.
-pub fn from_body(ctx: &mut RequestCtx, body: &Bytes) {
+pub fn from_body(ctx: &mut RequestCtx, body: &[u8]) {
     ctx.usage = Usage::from_body(body).or_else(|| {
         let enc = ctx.encoding.as_ref()?;
         ctx.usage_counted = true;

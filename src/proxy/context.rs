@@ -27,7 +27,7 @@ pub struct RequestCtx {
     pub tool_calls: std::collections::BTreeMap<String, u64>,
     pub tool_calls_cut: u64,
     /// The redacted prompt and answer, with `capture: redacted`.
-    pub capture: Option<super::answer_watch::Capture>,
+    pub capture: Option<super::answer::Capture>,
     /// The tightest request-rate and token-rate limits, for the `x-ratelimit-*` headers.
     pub rate_requests: Option<crate::limits::Admission>,
     pub rate_tokens: Option<crate::limits::Admission>,
@@ -51,11 +51,6 @@ pub struct RequestCtx {
     pub answer: Option<crate::pii::response::Answer>,
     /// The PII profile ran without the NER model it would have used.
     pub pii_ner_skipped: bool,
-    /// Output-scanning findings of a stream were counted.
-    pub answer_recorded: bool,
-    /// The provider was asked for a stream usage chunk the client did not request: it is
-    /// removed from what the client sees.
-    pub hide_stream_usage: bool,
     /// Token usage the provider reported.
     pub usage: Option<crate::openai::usage::Usage>,
     pub route: &'static str,
@@ -104,8 +99,6 @@ impl RequestCtx {
             pii: Vec::new(),
             answer: None,
             pii_ner_skipped: false,
-            answer_recorded: false,
-            hide_stream_usage: false,
             route: "unknown",
             model: None,
             principal: None,

@@ -5,7 +5,7 @@
 
 mod accounting;
 mod admission;
-mod answer_watch;
+mod answer;
 mod audit_entry;
 mod body;
 pub mod context;
@@ -13,7 +13,6 @@ mod fault;
 mod redaction;
 mod respond;
 mod route;
-mod stream_usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,27 +116,22 @@ impl WardenProxy {
         ctx.upstream_model = dispatched.upstream_model;
         ctx.attempts = dispatched.attempts;
         ctx.upstream_latency = dispatched.upstream_latency;
-        ctx.hide_stream_usage = dispatched.usage_injected;
-        match dispatched.reply? {
+        let reply = dispatched.reply?;
+        let mut chain = answer::Chain::for_request(ctx, dispatched.usage_injected);
+        match reply {
             Reply::Full {
                 status,
                 headers,
                 body,
             } => {
-                let mut body = body;
-                if status.is_success() {
-                    accounting::from_body(ctx, &body);
-                    answer_watch::body(ctx, &body);
-                    if let Some(mut answer) = ctx.answer.take() {
-                        if let Some(filtered) = answer.body(&body) {
-                            body = Bytes::from(filtered);
-                        }
-                        redaction::record(ctx, &answer.counts, redaction::Stage::Answer);
-                    }
-                }
+                let body = if status.is_success() {
+                    chain.body(body, ctx)
+                } else {
+                    body
+                };
                 respond::full(session, ctx, status, &headers, body).await
             }
-            Reply::Stream(stream) => respond::stream(session, ctx, stream).await,
+            Reply::Stream(stream) => respond::stream(session, ctx, stream, chain).await,
         }
         Ok(())
     }

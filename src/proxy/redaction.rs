@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Gateway;
-use super::answer_watch::Capture;
+use super::answer::Capture;
 use super::context::RequestCtx;
 use crate::audit::record::PiiCount;
 use crate::config::{CaptureMode, NerMode, PiiAction};

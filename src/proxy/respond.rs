@@ -2,18 +2,14 @@
 //! provider streams relayed chunk by chunk as they arrive. A failed write means the client
 //! went away; the caller then drops the upstream stream, which cancels the provider call.
 
-use std::borrow::Cow;
-
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use super::answer::Chain;
 use super::context::RequestCtx;
-use super::redaction::{self, Stage};
-use crate::openai::usage::Usage;
 use crate::openai::{ApiError, sse};
-use crate::pii::response::AnswerStream;
 use crate::provider::UpstreamStream;
 use crate::telemetry::metrics;
 
@@ -124,12 +120,7 @@ pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) 
 
 /// Ends an answer whose head is already written (a stream) with an error event.
 pub async fn abort(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) {
-    ctx.error_code = err.code.clone();
-    metrics()
-        .stream_errors
-        .with_label_values(&[err.kind.default_code()])
-        .inc();
-    let event = Bytes::from(err.to_sse_event());
+    let event = error_event(ctx, err, err.kind.default_code());
     if session
         .write_response_body(Some(event), true)
         .await
@@ -149,9 +140,17 @@ fn error_headers(err: &ApiError) -> HeaderMap {
     extra
 }
 
-/// Relays a provider stream. Upstream failures after the start end the stream with an
-/// OpenAI error event; a client disconnect stops reading (and so cancels) the upstream.
-pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: UpstreamStream) {
+/// Relays a provider stream through the answer's filter chain. Upstream failures after
+/// the start end the stream with an OpenAI error event; a client disconnect stops reading
+/// (and so cancels) the upstream. The request's record goes in before the stream's last
+/// bytes; a stream whose record cannot be written ends with an error event instead of
+/// `[DONE]`.
+pub async fn stream(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    mut upstream: UpstreamStream,
+    mut chain: Chain,
+) {
     ctx.status = upstream.status.as_u16();
     let Some(mut h) = header(upstream.status, ctx, &upstream.headers) else {
         return;
@@ -159,16 +158,15 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
     let _ = h.insert_header(http::header::CACHE_CONTROL, "no-cache");
     let _ = h.insert_header(http::header::TRANSFER_ENCODING, "chunked");
     if !start(session, ctx, h).await {
+        chain.end(false, ctx);
         return;
     }
     let mut next = upstream.first.take().map(Ok);
-    // The events are parsed once: watched for the provider's usage and, when the client
-    // must not see them as sent (usage it did not ask for, PII), rewritten one by one.
-    // Otherwise the provider's bytes pass unchanged.
+    // The events are parsed once and each passes the chain; unless a filter rewrites,
+    // the provider's bytes go out unchanged.
     let mut events = sse::Parser::default();
     let mut parsed = Vec::new();
-    let mut answer = ctx.answer.take().map(|a| a.into_stream());
-    let rewrite = ctx.hide_stream_usage || answer.is_some();
+    let rewrite = chain.rewrites();
     loop {
         let item = match next.take() {
             Some(first) => first,
@@ -179,104 +177,67 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
                 .unwrap_or(Ok(Bytes::new())),
         };
         let (chunk, end) = match item {
-            Ok(chunk) if chunk.is_empty() => (None, true),
+            Ok(chunk) if chunk.is_empty() => {
+                // The provider closed without `[DONE]`: none is added.
+                let (last, _) = ending(ctx, &mut chain, BytesMut::new(), false);
+                ((!last.is_empty()).then_some(last), true)
+            }
             Ok(chunk) => {
                 if events.feed(&chunk, &mut parsed).is_err() {
-                    // Beyond the parser's bound nothing can be scanned or restored: the
-                    // stream ends rather than pass unread bytes.
-                    parsed.clear();
+                    // Beyond the parser's bound nothing can be read: the stream ends
+                    // rather than pass unread bytes.
+                    chain.end(false, ctx);
                     let err = ApiError::new(
                         crate::openai::ErrorKind::UpstreamError,
                         "The provider sent a stream event larger than Warden reads; the stream was ended.",
                     )
                     .with_code("upstream_event_too_large");
-                    ctx.error_code = err.code.clone();
-                    metrics()
-                        .stream_errors
-                        .with_label_values(&["upstream_event_too_large"])
-                        .inc();
-                    (Some(Bytes::from(err.to_sse_event())), true)
+                    (
+                        Some(error_event(ctx, &err, "upstream_event_too_large")),
+                        true,
+                    )
                 } else {
-                    let done_at = parsed.iter().position(sse::Event::is_done);
-                    let mut out = BytesMut::new();
-                    let before_done = done_at.unwrap_or(parsed.len());
-                    for event in parsed.iter().take(before_done) {
-                        super::answer_watch::event(ctx, &event.data);
-                        if rewrite {
-                            rewrite_event(
-                                event,
-                                ctx.hide_stream_usage,
-                                answer.as_mut(),
-                                &mut ctx.usage,
-                                &mut out,
-                            );
+                    let mut shown = BytesMut::new();
+                    let mut done = false;
+                    for event in parsed.drain(..) {
+                        if event.is_done() {
+                            done = true;
+                            break; // nothing follows `[DONE]`
                         }
-                        record_usage(ctx, event);
-                    }
-                    let mut unrecorded = false;
-                    if done_at.is_some() {
-                        // The record goes in before `[DONE]` reaches the client; a stream
-                        // whose record cannot be written ends with an error instead.
-                        let held = answer.as_mut().and_then(AnswerStream::finish);
-                        record_answer(ctx, answer.as_ref());
-                        super::accounting::complete(ctx);
-                        let status = ctx.status;
-                        unrecorded = super::audit_entry::append(ctx, status).is_err();
-                        if unrecorded && !rewrite {
-                            for event in parsed.iter().take(before_done) {
-                                out.extend_from_slice(&sse::data_event(event.data.as_bytes()));
-                            }
-                        }
-                        if let Some(held) = held {
-                            out.extend_from_slice(&sse::data_event(held.as_bytes()));
-                        }
-                        if unrecorded {
-                            out.extend_from_slice(&unrecorded_event(ctx));
-                        } else {
-                            out.extend_from_slice(&sse::done_event());
+                        if let Some(data) = chain.event(event.data, ctx) {
+                            shown.extend_from_slice(&sse::data_event(data.as_bytes()));
                         }
                     }
                     parsed.clear();
-                    let chunk = if rewrite || unrecorded {
-                        out.freeze()
+                    if done {
+                        let (last, recorded) = ending(ctx, &mut chain, shown, true);
+                        if rewrite || !recorded {
+                            (Some(last), true)
+                        } else {
+                            (Some(chunk), true)
+                        }
+                    } else if rewrite {
+                        if shown.is_empty() {
+                            continue; // nothing to show yet
+                        }
+                        (Some(shown.freeze()), false)
                     } else {
-                        chunk
-                    };
-                    if chunk.is_empty() {
-                        continue; // nothing to show yet
+                        (Some(chunk), false)
                     }
-                    (Some(chunk), false)
                 }
             }
             Err(e) => {
+                chain.end(false, ctx);
                 let err = e.to_api_error();
-                metrics()
-                    .stream_errors
-                    .with_label_values(&[err.kind.default_code()])
-                    .inc();
-                ctx.error_code = err.code.clone();
                 tracing::warn!(request_id = %ctx.request_id, error = %err, "upstream stream failed");
-                (Some(Bytes::from(err.to_sse_event())), true)
+                let event = error_event(ctx, &err, err.kind.default_code());
+                record(ctx);
+                (Some(event), true)
             }
         };
-        let mut chunk = chunk;
-        if end {
-            record_answer(ctx, answer.as_ref());
-            super::accounting::complete(ctx);
-            // The stream's entry goes in before its last bytes.
-            let status = ctx.status;
-            if super::audit_entry::append(ctx, status).is_err() {
-                let mut last = BytesMut::new();
-                if let Some(c) = chunk.take() {
-                    last.extend_from_slice(&c);
-                }
-                last.extend_from_slice(&unrecorded_event(ctx));
-                chunk = Some(last.freeze());
-            }
-        }
         if session.write_response_body(chunk, end).await.is_err() {
             ctx.client_gone = true;
-            record_answer(ctx, answer.as_ref());
+            chain.end(false, ctx);
             metrics()
                 .client_disconnects
                 .with_label_values(&[ctx.route])
@@ -289,57 +250,38 @@ pub async fn stream(session: &mut Session, ctx: &mut RequestCtx, mut upstream: U
     }
 }
 
-/// Counts what output scanning found in the answer (once: at the end or when the client
-/// went away).
-fn record_answer(ctx: &mut RequestCtx, answer: Option<&AnswerStream>) {
-    if let Some(a) = answer
-        && !ctx.answer_recorded
-    {
-        ctx.answer_recorded = true;
-        redaction::record(ctx, a.counts(), Stage::Answer);
+/// The end of a stream: what the filters still hold, after `shown`; then the record goes
+/// in, and `[DONE]` (when the provider sent one) — or, when the record cannot be written,
+/// an error event — closes it. Also says whether the record was written.
+fn ending(
+    ctx: &mut RequestCtx,
+    chain: &mut Chain,
+    mut shown: BytesMut,
+    done: bool,
+) -> (Bytes, bool) {
+    for held in chain.end(true, ctx) {
+        shown.extend_from_slice(&sse::data_event(held.as_bytes()));
     }
+    let recorded = record(ctx);
+    if !recorded {
+        let err = super::audit_entry::unavailable();
+        shown.extend_from_slice(&error_event(ctx, &err, err.kind.default_code()));
+    } else if done {
+        shown.extend_from_slice(&sse::done_event());
+    }
+    (shown.freeze(), recorded)
 }
 
-/// Notes the provider's usage from an event, or keeps its text to count it.
-fn record_usage(ctx: &mut RequestCtx, event: &sse::Event) {
-    if let Some(usage) = Usage::from_event(&event.data) {
-        ctx.usage = Some(usage);
-    } else if ctx.usage.is_none() && !event.is_done() {
-        ctx.stream_text.push(event.data.clone());
-    }
+/// Completes the usage and appends the request's record; false when it was not written.
+fn record(ctx: &mut RequestCtx) -> bool {
+    super::accounting::complete(ctx);
+    let status = ctx.status;
+    super::audit_entry::append(ctx, status).is_ok()
 }
 
-/// The event that ends a stream whose audit record could not be written.
-fn unrecorded_event(ctx: &mut RequestCtx) -> Vec<u8> {
-    let err = super::audit_entry::unavailable();
+/// An error event that ends a stream, counted under `reason`.
+fn error_event(ctx: &mut RequestCtx, err: &ApiError, reason: &str) -> Bytes {
     ctx.error_code = err.code.clone();
-    metrics()
-        .stream_errors
-        .with_label_values(&[err.kind.default_code()])
-        .inc();
-    err.to_sse_event()
-}
-
-/// Appends what the client sees of one event (never `[DONE]`, which the caller writes
-/// after the record): usage it did not ask for removed, the answer's PII filtered.
-fn rewrite_event(
-    event: &sse::Event,
-    hide_usage: bool,
-    answer: Option<&mut AnswerStream>,
-    usage: &mut Option<Usage>,
-    out: &mut BytesMut,
-) {
-    let data = if hide_usage {
-        match super::stream_usage::visible(&event.data, usage) {
-            Some(data) => data,
-            None => return,
-        }
-    } else {
-        Cow::Borrowed(event.data.as_str())
-    };
-    let data = match answer.and_then(|a| a.event(&data)) {
-        Some(filtered) => Cow::Owned(filtered),
-        None => data,
-    };
-    out.extend_from_slice(&sse::data_event(data.as_bytes()));
+    metrics().stream_errors.with_label_values(&[reason]).inc();
+    Bytes::from(err.to_sse_event())
 }

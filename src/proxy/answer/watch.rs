@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::context::RequestCtx;
+use super::{AnswerFilter, WholeAnswer};
 use crate::audit::record;
 use crate::pii::response::OutputScan;
+use crate::proxy::context::RequestCtx;
 
 /// Bytes kept past the cap so a value cut by it is still recognised, and withheld, whole.
 const LOOKAHEAD: usize = 256;
@@ -72,23 +73,32 @@ impl Capture {
     }
 }
 
-/// A whole JSON answer.
-pub fn body(ctx: &mut RequestCtx, body: &[u8]) {
-    if ctx.capture.is_none() && memchr::memmem::find(body, b"\"tool_calls\"").is_none() {
-        return;
-    }
-    if let Ok(v) = serde_json::from_slice::<Value>(body) {
-        watch(ctx, &v, "message");
-    }
-}
+/// Reads the tools the model called and the text to capture, as the provider wrote them.
+pub struct Watch;
 
-/// One event of a stream (its data, as the provider sent it).
-pub fn event(ctx: &mut RequestCtx, data: &str) {
-    if ctx.capture.is_none() && !data.contains("\"tool_calls\"") {
-        return;
+impl AnswerFilter for Watch {
+    fn rewrites(&self) -> bool {
+        false
     }
-    if let Ok(v) = serde_json::from_str::<Value>(data) {
-        watch(ctx, &v, "delta");
+
+    fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx) {
+        if ctx.capture.is_none()
+            && memchr::memmem::find(answer.bytes(), b"\"tool_calls\"").is_none()
+        {
+            return;
+        }
+        if let Some(v) = answer.json() {
+            watch(ctx, v, "message");
+        }
+    }
+
+    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
+        if (ctx.capture.is_some() || data.contains("\"tool_calls\""))
+            && let Ok(v) = serde_json::from_str::<Value>(&data)
+        {
+            watch(ctx, &v, "delta");
+        }
+        Some(data)
     }
 }
 

@@ -1,16 +1,59 @@
-//! Streams for which Warden asked the provider for usage that the client did not request:
-//! the usage-only chunk is taken out (its numbers kept for accounting) and the `usage`
-//! field the provider adds to every other chunk is removed, so the client sees exactly
-//! the stream it asked for. Works on parsed events (one SSE parse per stream, in
-//! `respond::stream`); `[DONE]` and error events pass.
-//! The common case — a compact `"usage":null` — is cut out of the text, leaving every
-//! other byte (numbers in logprobs included) exactly as the provider sent it.
+//! The answer's usage. [`Watch`] reads the provider's usage (whole answers and stream
+//! events) and, while none has come, keeps a stream's text so Warden can count it.
+//! [`Hide`] serves streams for which Warden asked the provider for usage the client did
+//! not request: the usage-only chunk is taken out (its numbers kept for accounting) and
+//! the `usage` field the provider adds to every other chunk is removed, so the client sees
+//! exactly the stream it asked for; `[DONE]` and error events pass. The common case — a
+//! compact `"usage":null` — is cut out of the text, leaving every other byte (numbers in
+//! logprobs included) exactly as the provider sent it.
 
 use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::{AnswerFilter, WholeAnswer};
 use crate::openai::usage::Usage;
+use crate::proxy::context::RequestCtx;
+
+/// Reads the provider's usage.
+pub struct Watch;
+
+impl AnswerFilter for Watch {
+    fn rewrites(&self) -> bool {
+        false
+    }
+
+    fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx) {
+        crate::proxy::accounting::from_body(ctx, answer.bytes());
+    }
+
+    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
+        if let Some(usage) = Usage::from_event(&data) {
+            ctx.usage = Some(usage);
+        } else if ctx.usage.is_none() {
+            ctx.stream_text.push(data.clone());
+        }
+        Some(data)
+    }
+}
+
+/// Removes usage the client did not ask for from a stream.
+pub struct Hide;
+
+impl AnswerFilter for Hide {
+    fn rewrites(&self) -> bool {
+        true
+    }
+
+    fn body(&mut self, _answer: &mut WholeAnswer, _ctx: &mut RequestCtx) {}
+
+    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
+        match visible(&data, &mut ctx.usage)? {
+            Cow::Borrowed(_) => Some(data),
+            Cow::Owned(shown) => Some(shown),
+        }
+    }
+}
 
 /// The event's data as the client should see it, or `None` for the usage-only chunk the
 /// client did not ask for; usage found on the way is stored.
