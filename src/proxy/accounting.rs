@@ -24,7 +24,7 @@ pub fn from_body(ctx: &mut RequestCtx, body: &[u8]) {
 }
 
 /// Completes a stream's usage from its events when the provider sent none, and prices
-/// the usage. Idempotent; runs before the audit entry is written.
+/// the usage; the report runs it once, before the record is written.
 pub fn complete(ctx: &mut RequestCtx) {
     if ctx.usage.is_none()
         && ctx.stream
@@ -47,10 +47,9 @@ pub fn complete(ctx: &mut RequestCtx) {
     }
 }
 
-/// Settles the request's admission and adds its usage; runs after the answer is written,
-/// off the request's path.
+/// Settles the request's admission and adds its usage; the report runs it once, after
+/// the answer is written, off the request's path.
 pub fn settle(gw: &std::sync::Arc<Gateway>, ctx: &mut RequestCtx) {
-    complete(ctx);
     let usage = ctx.usage.clone().unwrap_or_default();
     let model = ctx.model.clone().unwrap_or_else(|| "-".into());
     if ctx.usage.is_some() {

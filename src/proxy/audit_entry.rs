@@ -13,17 +13,11 @@ use crate::openai::{ApiError, ErrorKind};
 use crate::policy::Effect;
 use crate::telemetry::metrics;
 
-/// Appends the request's entry once; `status` is the status being answered.
-pub fn append(ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
-    let Some(audit) = ctx.audit.clone() else {
-        return Ok(());
-    };
-    if ctx.audited {
-        return Ok(());
-    }
-    ctx.audited = true;
+/// Appends the request's entry; `status` is the status being answered. Called by the
+/// report, once per request.
+pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
     let principal = ctx.principal.as_ref();
-    let plain = subject_mode(&audit, ctx) == SubjectMode::Plain;
+    let plain = subject_mode(audit, ctx) == SubjectMode::Plain;
     // API key ids name a key, not a person: always as they are. Token subjects are
     // pseudonymized unless the policy says plain, which the record then says too.
     let (subject, subject_plain) = match principal {

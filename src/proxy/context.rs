@@ -1,12 +1,10 @@
 //! Per-request state carried through the stages: the request id and what the access log,
 //! metrics and (later) the audit record report about the request.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use pingora::http::RequestHeader;
 
-use crate::audit::Audit;
 use crate::auth::Principal;
 use crate::policy::Decision;
 
@@ -16,10 +14,9 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Wall-clock start, for the audit record.
     pub started_at: SystemTime,
-    /// Where this request's audit entry goes, when auditing is on.
-    pub audit: Option<Arc<Audit>>,
-    /// Whether the audit entry has been appended.
-    pub audited: bool,
+    /// The request's record, not written yet: taken (once) by the report when it writes
+    /// it. See `report`.
+    pub unreported: Option<super::report::Unreported>,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
     /// Tools the model called in its answer, with how often (at most
@@ -80,8 +77,7 @@ impl RequestCtx {
             request_id: String::new(),
             started: Instant::now(),
             started_at: SystemTime::now(),
-            audit: None,
-            audited: false,
+            unreported: None,
             tools: Vec::new(),
             tool_calls: std::collections::BTreeMap::new(),
             tool_calls_cut: 0,

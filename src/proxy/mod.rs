@@ -10,7 +10,9 @@ mod audit_entry;
 mod body;
 pub mod context;
 mod fault;
+mod log;
 mod redaction;
+mod report;
 mod respond;
 mod route;
 
@@ -157,66 +159,8 @@ impl WardenProxy {
         }
         metrics().audit_rejected.inc();
         // This refusal itself cannot be recorded: the spool has no room.
-        ctx.audited = true;
+        report::unrecordable(ctx);
         Err(audit_entry::unavailable())
-    }
-
-    /// Metrics and the access log line of a finished request.
-    fn finish(&self, ctx: &RequestCtx) {
-        let elapsed = ctx.started.elapsed();
-        let m = metrics();
-        let status = if ctx.client_gone && ctx.status == 0 {
-            499
-        } else {
-            ctx.status
-        };
-        let status_label = status.to_string();
-        m.requests
-            .with_label_values(&[
-                ctx.route,
-                ctx.model.as_deref().unwrap_or("none"),
-                status_label.as_str(),
-            ])
-            .inc();
-        m.request_duration
-            .with_label_values(&[ctx.route])
-            .observe(elapsed.as_secs_f64());
-        if let Some(ttfb) = ctx.first_byte {
-            m.time_to_first_byte
-                .with_label_values(&[ctx.route])
-                .observe(ttfb.as_secs_f64());
-        }
-        tracing::info!(
-            target: "warden::access",
-            request_id = %ctx.request_id,
-            route = ctx.route,
-            model = ctx.model.as_deref().unwrap_or("-"),
-            // Token subjects can be personal (e-mail addresses): only API key ids are logged.
-            subject = ctx
-                .principal
-                .as_ref()
-                .filter(|p| p.method == crate::auth::AuthMethod::ApiKey)
-                .map(|p| p.subject.as_str())
-                .unwrap_or("-"),
-            tenant = ctx.principal.as_ref().and_then(|p| p.tenant.as_deref()).unwrap_or("-"),
-            auth = ctx.principal.as_ref().map(|p| p.method.label()).unwrap_or("-"),
-            rule = ctx.decision.as_ref().map(|d| d.rule.as_str()).unwrap_or("-"),
-            status,
-            error = ctx.error_code.as_deref().unwrap_or("-"),
-            stream = ctx.stream,
-            provider = ctx.provider.as_deref().unwrap_or("-"),
-            upstream_model = ctx.upstream_model.as_deref().unwrap_or("-"),
-            attempts = ctx.attempts,
-            prompt_tokens = ctx.usage.as_ref().map_or(0, |u| u.prompt_tokens),
-            completion_tokens = ctx.usage.as_ref().map_or(0, |u| u.completion_tokens),
-            usage_counted = ctx.usage_counted,
-            cost_usd = ctx.cost.map_or(0.0, crate::policy::pricing::usd),
-            upstream_ms = ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
-            ttfb_ms = ctx.first_byte.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            client_gone = ctx.client_gone,
-            "request"
-        );
     }
 }
 
@@ -319,7 +263,7 @@ impl ProxyHttp for WardenProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            audit: self.gateway.audit.clone(),
+            unreported: Some(report::Unreported::new(self.gateway.audit.clone())),
             ..RequestCtx::new()
         }
     }
@@ -345,12 +289,7 @@ impl ProxyHttp for WardenProxy {
                 respond::abort(session, ctx, &err).await;
             }
         }
-        let status = ctx.status;
-        accounting::complete(ctx);
-        // Requests that ended before an answer was written (client gone) still get one.
-        let _ = audit_entry::append(ctx, status);
-        accounting::settle(&self.gateway, ctx);
-        self.finish(ctx);
+        report::finish(&self.gateway, ctx);
         Ok(true)
     }
 

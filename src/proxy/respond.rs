@@ -65,7 +65,8 @@ pub async fn full(
     extra: &HeaderMap,
     body: Bytes,
 ) {
-    if let Err(err) = super::audit_entry::append(ctx, status.as_u16()) {
+    ctx.status = status.as_u16();
+    if let Err(err) = super::report::record(ctx) {
         ctx.error_code = err.code.clone();
         let headers = error_headers(&err);
         write_full(
@@ -272,11 +273,9 @@ fn ending(
     (shown.freeze(), recorded)
 }
 
-/// Completes the usage and appends the request's record; false when it was not written.
+/// Writes the request's record; false when it could not be written.
 fn record(ctx: &mut RequestCtx) -> bool {
-    super::accounting::complete(ctx);
-    let status = ctx.status;
-    super::audit_entry::append(ctx, status).is_ok()
+    super::report::record(ctx).is_ok()
 }
 
 /// An error event that ends a stream, counted under `reason`.
