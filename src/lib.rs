@@ -1,6 +1,9 @@
-//! Warden: an LLM governance proxy that speaks the OpenAI API. A request walks a straight
-//! line of stages (route, authn, body, parse, model, upstream, respond); each stage lives in
-//! its own module and the proxy core only strings them together.
+//! Warden: an LLM governance proxy that speaks the OpenAI API. A request walks one line of
+//! stages — route, authenticate, read and parse, authorize, redact, count and admit,
+//! dispatch, answer — listed in `proxy::pipeline`, and ends with one report (audit record,
+//! settlement, metrics, access line). Each stage's logic lives in its domain module
+//! (`auth`, `policy`, `pii`, `tokens`, `limits`, `provider`, `audit`); `proxy` strings
+//! them together. `docs/architecture.md` describes the design.
 
 // Data from clients and providers never reaches a panic: no indexing or slicing that can
 // fail, no unwrap or expect outside tests. A panic that slips through anyway is caught at

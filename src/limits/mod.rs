@@ -1,4 +1,4 @@
-//! Stage 4, limits: named profiles of request rates, token rates, concurrent requests and
+//! Limits (the request path's stage 6, count and admit): named profiles of request rates, token rates, concurrent requests and
 //! budgets (USD or tokens per calendar day or month), each counted by tenant, subject, API
 //! key, model, route or client IP. One store interface, two stores: in-process (the
 //! embedded default) and Redis (one atomic Lua script per admission, shared by replicas).

@@ -29,6 +29,14 @@ impl Endpoint {
         }
     }
 
+    /// Whether the endpoint takes a model request (a body); the model listings do not.
+    pub fn takes_body(self) -> bool {
+        match self {
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => true,
+            Endpoint::ListModels | Endpoint::GetModel => false,
+        }
+    }
+
     /// The path below an OpenAI-compatible base URL (`…/v1/<path>`).
     pub fn upstream_path(self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod eval;
+mod gate;
 pub mod ner;
 pub mod output;
 pub mod recognize;
@@ -22,6 +23,9 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::config::{NerMode, PiiAction, PiiConfig, PiiProfile};
+
+/// Findings by entity type and the action taken.
+pub type Counts = std::collections::BTreeMap<(Entity, PiiAction), u64>;
 use ner::Ner as NerModel;
 
 /// How far a detection may use the model.
@@ -32,6 +36,7 @@ enum ModelUse<'b> {
 }
 
 pub use crate::config::Entity;
+pub use gate::{Redacted, Refusal, Refused};
 pub use redact::{Blocked, Redactor};
 pub use vault::{StreamRestorer, Vault};
 

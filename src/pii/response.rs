@@ -16,10 +16,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use super::Counts;
 use super::output::ScanWindow;
 use super::redact::Redactor;
 use super::vault::{StreamRestorer, Vault};
-use super::{Entity, Profile, request};
+use super::{Profile, request};
 use crate::config::PiiAction;
 
 /// Output scanning settings of one request: its profile and the `hash` action's key.
@@ -46,9 +47,6 @@ impl OutputScan {
         out
     }
 }
-
-/// Findings by entity type and the action taken.
-type Counts = BTreeMap<(Entity, PiiAction), u64>;
 
 /// The plain-text fields of an answer's `message` (and of a stream's `delta`).
 const MESSAGE_TEXTS: [&str; 4] = ["content", "refusal", "reasoning_content", "reasoning"];

@@ -13,7 +13,7 @@ use tokio::time::{Instant, timeout_at};
 use super::{ModelRoute, Provider, Transport, UpstreamBody, Upstreams, attempt_order};
 use crate::config::RetrySettings;
 use crate::mock::MockRequest;
-use crate::openai::{ApiError, ApiRequest, Endpoint, ErrorKind};
+use crate::openai::{ApiRequest, Endpoint};
 use crate::telemetry::metrics;
 
 /// Largest non-stream response body Warden reads from a provider.
@@ -48,7 +48,7 @@ pub enum Reply {
 
 /// The result of dispatching, with what the access log and metrics need.
 pub struct Dispatched {
-    pub reply: Result<Reply, ApiError>,
+    pub reply: Result<Reply, UpstreamFailure>,
     pub provider: Option<String>,
     pub upstream_model: Option<String>,
     pub attempts: u32,
@@ -58,9 +58,9 @@ pub struct Dispatched {
     pub usage_injected: bool,
 }
 
-/// Why an attempt failed.
+/// Why an attempt (and, for the last one, the dispatch) failed.
 #[derive(Debug)]
-enum Failure {
+pub enum UpstreamFailure {
     Connect,
     Timeout { what: &'static str, after: Duration },
     Status(StatusCode),
@@ -68,51 +68,15 @@ enum Failure {
     Broken,
 }
 
-impl Failure {
+impl UpstreamFailure {
     fn label(&self) -> &'static str {
         match self {
-            Failure::Connect => "connect",
-            Failure::Timeout { .. } => "timeout",
-            Failure::Status(s) if *s == StatusCode::TOO_MANY_REQUESTS => "status_429",
-            Failure::Status(_) => "status_5xx",
-            Failure::Credentials(_) => "credentials",
-            Failure::Broken => "reset",
-        }
-    }
-
-    fn into_api_error(self) -> ApiError {
-        match self {
-            Failure::Connect => ApiError::new(
-                ErrorKind::UpstreamError,
-                "Could not connect to the upstream provider.",
-            ),
-            Failure::Timeout { what, after } => ApiError::new(
-                ErrorKind::UpstreamTimeout,
-                format!(
-                    "The upstream provider did not answer in time ({what} timeout of {} ms).",
-                    after.as_millis()
-                ),
-            ),
-            Failure::Status(s) if s == StatusCode::TOO_MANY_REQUESTS => ApiError::new(
-                ErrorKind::RateLimited,
-                "The upstream provider is rate limiting requests; retry later.",
-            )
-            .with_header("retry-after", "1"),
-            Failure::Status(s) => ApiError::new(
-                ErrorKind::UpstreamError,
-                format!("The upstream provider failed with status {}.", s.as_u16()),
-            ),
-            Failure::Credentials(s) => ApiError::new(
-                ErrorKind::UpstreamError,
-                format!(
-                    "The upstream provider refused Warden's credentials (status {}).",
-                    s.as_u16()
-                ),
-            ),
-            Failure::Broken => ApiError::new(
-                ErrorKind::UpstreamError,
-                "The upstream connection failed before a response was received.",
-            ),
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::Timeout { .. } => "timeout",
+            UpstreamFailure::Status(s) if *s == StatusCode::TOO_MANY_REQUESTS => "status_429",
+            UpstreamFailure::Status(_) => "status_5xx",
+            UpstreamFailure::Credentials(_) => "credentials",
+            UpstreamFailure::Broken => "reset",
         }
     }
 }
@@ -134,28 +98,6 @@ pub enum StreamError {
     Idle(Duration),
     Total,
     Broken,
-}
-
-impl StreamError {
-    pub fn to_api_error(&self) -> ApiError {
-        match self {
-            StreamError::Idle(d) => ApiError::new(
-                ErrorKind::UpstreamTimeout,
-                format!(
-                    "The upstream stream stalled for more than {} ms.",
-                    d.as_millis()
-                ),
-            ),
-            StreamError::Total => ApiError::new(
-                ErrorKind::UpstreamTimeout,
-                "The upstream stream exceeded its total time limit.",
-            ),
-            StreamError::Broken => ApiError::new(
-                ErrorKind::UpstreamError,
-                "The upstream connection failed during the stream.",
-            ),
-        }
-    }
 }
 
 impl UpstreamStream {
@@ -274,7 +216,7 @@ pub async fn dispatch(
     }
     let (provider, upstream_model) = last_target.unzip();
     Dispatched {
-        reply: Err(last_failure.unwrap_or(Failure::Broken).into_api_error()),
+        reply: Err(last_failure.unwrap_or(UpstreamFailure::Broken)),
         provider,
         upstream_model,
         attempts: retry.max_attempts,
@@ -322,12 +264,12 @@ async fn attempt_once(
     body: Bytes,
     request_id: &str,
     stream: bool,
-) -> Result<(Reply, Duration), Failure> {
+) -> Result<(Reply, Duration), UpstreamFailure> {
     let t = provider.timeouts;
     let started = Instant::now();
     let deadline = started + t.total();
     let first_byte_at = started + t.first_byte().min(t.total());
-    let first_byte_timeout = Failure::Timeout {
+    let first_byte_timeout = UpstreamFailure::Timeout {
         what: "first-byte",
         after: t.first_byte(),
     };
@@ -358,17 +300,17 @@ async fn attempt_once(
             };
             let first = timeout_at(first_byte_at, s.next_chunk())
                 .await
-                .map_err(|_| Failure::Timeout {
+                .map_err(|_| UpstreamFailure::Timeout {
                     what: "first-byte",
                     after: t.first_byte(),
                 })?
                 .map_err(|e| match e {
-                    StreamError::Broken => Failure::Broken,
-                    StreamError::Idle(after) => Failure::Timeout {
+                    StreamError::Broken => UpstreamFailure::Broken,
+                    StreamError::Idle(after) => UpstreamFailure::Timeout {
                         what: "idle",
                         after,
                     },
-                    StreamError::Total => Failure::Timeout {
+                    StreamError::Total => UpstreamFailure::Timeout {
                         what: "total",
                         after: t.total(),
                     },
@@ -378,11 +320,11 @@ async fn attempt_once(
         }
         let bytes = timeout_at(deadline, collect(body, MAX_RESPONSE_BYTES))
             .await
-            .map_err(|_| Failure::Timeout {
+            .map_err(|_| UpstreamFailure::Timeout {
                 what: "total",
                 after: t.total(),
             })?
-            .ok_or(Failure::Broken)?;
+            .ok_or(UpstreamFailure::Broken)?;
         return Ok((
             Reply::Full {
                 status,
@@ -397,10 +339,10 @@ async fn attempt_once(
         _ => Bytes::new(),
     };
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        return Err(Failure::Status(status));
+        return Err(UpstreamFailure::Status(status));
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        return Err(Failure::Credentials(status));
+        return Err(UpstreamFailure::Credentials(status));
     }
     Ok((
         Reply::Full {
@@ -419,17 +361,17 @@ async fn send(
     body: Bytes,
     request_id: &str,
     stream: bool,
-) -> Result<http::Response<UpstreamBody>, Failure> {
+) -> Result<http::Response<UpstreamBody>, UpstreamFailure> {
     match &provider.transport {
         Transport::Http(up) => {
             let req = up
                 .request(endpoint, upstream_model, body, request_id, stream)
-                .map_err(|_| Failure::Broken)?;
+                .map_err(|_| UpstreamFailure::Broken)?;
             let resp = up.client.request(req).await.map_err(|e| {
                 if e.is_connect() {
-                    Failure::Connect
+                    UpstreamFailure::Connect
                 } else {
-                    Failure::Broken
+                    UpstreamFailure::Broken
                 }
             })?;
             Ok(resp.map(boxed_incoming))

@@ -1,21 +1,21 @@
-//! Stage 10, audit: builds the request's audit record from what the stages learned and
-//! appends it before the response finishes. A request whose record cannot be written is
+//! The report's audit record: built from the stages' outcomes and appended (by `report`)
+//! before the answer's last bytes. A request whose record cannot be written is
 //! not answered normally (non-stream answers become 503): there is no silent loss.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::context::RequestCtx;
+use super::rescue::Failure;
 use crate::audit::Audit;
 use crate::audit::record::{Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision};
 use crate::auth::AuthMethod;
 use crate::config::{CaptureMode, SubjectMode};
-use crate::openai::{ApiError, ErrorKind};
 use crate::policy::Effect;
 use crate::telemetry::metrics;
 
 /// Appends the request's entry; `status` is the status being answered. Called by the
 /// report, once per request.
-pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), ApiError> {
+pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Failure> {
     let principal = ctx.principal.as_ref();
     let plain = subject_mode(audit, ctx) == SubjectMode::Plain;
     // API key ids name a key, not a person: always as they are. Token subjects are
@@ -31,10 +31,15 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Ap
             ),
         },
     };
-    let decision = ctx.decision.as_ref();
+    let decision = ctx.decision();
     // Names and reasons can come from clients and providers: the record stays bounded.
     let mut b = Bounds::default();
-    let tools = b.list("tools", ctx.tools.iter().map(|t| b_text(t)));
+    let offered = ctx
+        .parsed
+        .as_ref()
+        .map(|p| p.tools.as_slice())
+        .unwrap_or_default();
+    let tools = b.list("tools", offered.iter().map(|t| b_text(t)));
     let tool_decisions = decision
         .map(|d| {
             b.list(
@@ -48,17 +53,20 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Ap
         .unwrap_or_default();
     let tool_calls = b.list(
         "tool_calls",
-        ctx.tool_calls.iter().map(|(name, count)| ToolCalls {
-            name: b_text(name),
-            count: *count,
-        }),
+        ctx.answered
+            .tool_calls
+            .iter()
+            .map(|(name, count)| ToolCalls {
+                name: b_text(name),
+                count: *count,
+            }),
     );
     let reason = decision
         .filter(|d| d.effect == Effect::Deny)
         .map(|d| b.text("reason", &d.reason));
-    let pii = b.list("pii", ctx.pii.iter().cloned());
-    if ctx.tool_calls_cut > 0 {
-        *b.cut.entry("tool_calls".into()).or_default() += ctx.tool_calls_cut;
+    let pii = b.list("pii", ctx.pii.found.iter().cloned());
+    if ctx.answered.tool_calls_cut > 0 {
+        *b.cut.entry("tool_calls".into()).or_default() += ctx.answered.tool_calls_cut;
     }
     let record = RequestRecord {
         time: DateTime::<Utc>::from(ctx.started_at).to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -67,36 +75,39 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Ap
         subject,
         auth_method: principal.map(|p| p.method.label().to_string()),
         endpoint: ctx.route.to_string(),
-        model: ctx.model.clone(),
-        provider: ctx.provider.clone(),
-        upstream_model: ctx.upstream_model.clone(),
-        policy_digest: ctx.policy_digest.as_ref().map(|d| format!("sha256:{d}")),
+        model: ctx.model().map(str::to_string),
+        provider: ctx.upstream.provider.clone(),
+        upstream_model: ctx.upstream.model.clone(),
+        policy_digest: ctx
+            .authorized
+            .as_ref()
+            .map(|a| format!("sha256:{}", a.policy_digest)),
         rule: decision.map(|d| d.rule.clone()),
         decision: decision.map(|d| effect_label(d.effect).to_string()),
         reason,
         status,
-        error_code: ctx.error_code.clone(),
-        stream: ctx.stream,
-        attempts: ctx.attempts,
+        error_code: ctx.answered.error_code.clone(),
+        stream: ctx.stream(),
+        attempts: ctx.upstream.attempts,
         latency_ms: ctx.started.elapsed().as_secs_f64() * 1e3,
-        upstream_latency_ms: ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3),
-        time_to_first_byte_ms: ctx.first_byte.map(|d| d.as_secs_f64() * 1e3),
+        upstream_latency_ms: ctx.upstream.latency.map(|d| d.as_secs_f64() * 1e3),
+        time_to_first_byte_ms: ctx.answered.first_byte.map(|d| d.as_secs_f64() * 1e3),
         client_disconnected: ctx.client_gone,
         tools,
-        usage: ctx.usage.clone(),
-        cost_usd: ctx.cost.map(crate::policy::pricing::usd),
+        usage: ctx.answered.usage.clone(),
+        cost_usd: ctx.answered.cost.map(crate::policy::pricing::usd),
         pii,
-        pii_ner_skipped: ctx.pii_ner_skipped,
+        pii_ner_skipped: ctx.pii.ner_skipped,
         tool_decisions,
         tool_calls,
         subject_plain,
-        capture: ctx.capture.take().map(|c| c.finish()),
+        capture: ctx.answered.capture.take().map(|c| c.finish()),
         cut: b.cut,
     };
     audit.record(record).map(|_| ()).map_err(|e| {
         metrics().audit_rejected.inc();
         tracing::error!(request_id = %ctx.request_id, error = %e, "audit: record not written");
-        unavailable()
+        Failure::AuditUnavailable
     })
 }
 
@@ -116,7 +127,7 @@ fn effect_label(effect: Effect) -> &'static str {
 }
 
 fn rule_settings(ctx: &RequestCtx) -> Option<&crate::policy::AuditSettings> {
-    ctx.decision.as_ref()?.settings.audit.as_ref()
+    ctx.decision()?.settings.audit.as_ref()
 }
 
 /// How this request's subject is written: its policy rule's choice, else the config's.
@@ -131,14 +142,4 @@ pub fn capture_mode(audit: &Audit, ctx: &RequestCtx) -> CaptureMode {
     rule_settings(ctx)
         .and_then(|s| s.capture)
         .unwrap_or(audit.config().capture)
-}
-
-/// The answer when the audit log cannot take records.
-pub fn unavailable() -> ApiError {
-    ApiError::new(
-        ErrorKind::Unavailable,
-        "The audit log cannot record requests right now; retry later.",
-    )
-    .with_code("audit_unavailable")
-    .with_header("retry-after", "1")
 }

@@ -1,7 +1,7 @@
-//! Reading the client's request body: content-type check (415), size limit enforced on
-//! the declared length and while reading (413), and a read timeout. Bodies of any size up
-//! to the limit are read whole, so every stage sees the complete JSON before a provider is
-//! chosen.
+//! Stage 3, read and parse (the reading half): the client's request body, with a
+//! content-type check (415), the size limit enforced on the declared length and while
+//! reading (413), and a read timeout. Bodies of any size up to the limit are read whole,
+//! so every stage sees the complete JSON before a provider is chosen.
 
 use std::time::Duration;
 

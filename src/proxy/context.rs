@@ -1,5 +1,5 @@
-//! Per-request state carried through the stages: the request id and what the access log,
-//! metrics and (later) the audit record report about the request.
+//! Per-request state carried through the stages: the request's identity and one outcome
+//! per stage, which the report (audit record, settlement, metrics, access line) reads.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,67 +8,118 @@ use pingora::http::RequestHeader;
 use crate::auth::Principal;
 use crate::policy::Decision;
 
+/// One request's state: who and what it is, then one outcome per stage, in the order
+/// the stages run (`pipeline`). Each stage writes its own field; the report reads them
+/// all at the end.
 #[derive(Debug)]
 pub struct RequestCtx {
     pub request_id: String,
     pub started: Instant,
     /// Wall-clock start, for the audit record.
     pub started_at: SystemTime,
+    /// The endpoint's label (`chat_completions`, …); `unknown` until routed.
+    pub route: &'static str,
     /// The request's record, not written yet: taken (once) by the report when it writes
     /// it. See `report`.
     pub unreported: Option<super::report::Unreported>,
+    /// Whether the request body has been read to its end.
+    pub body_read: bool,
+    /// The client went away before the answer ended.
+    pub client_gone: bool,
+    /// Authentication: who is asking.
+    pub principal: Option<Principal>,
+    /// Parsing: what the request names and asks for.
+    pub parsed: Option<Parsed>,
+    /// Authorization: the policy decision.
+    pub authorized: Option<Authorized>,
+    /// The PII stage: what was found, in the request and in the answer.
+    pub pii: PiiFacts,
+    /// Counting: what the request may use, and how its usage is counted and priced.
+    pub estimate: Option<Estimate>,
+    /// Admission: what the limits said, and what to settle.
+    pub admission: Admitted,
+    /// Dispatch: which provider answered, after how many attempts.
+    pub upstream: Upstream,
+    /// The answer as it went out.
+    pub answered: Answered,
+}
+
+/// What the request names and asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// The configured model the request uses (or, for `GET /v1/models/{id}`, asks about).
+    pub model: String,
+    pub stream: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
-    /// Tools the model called in its answer, with how often (at most
-    /// `audit::record::MAX_LIST` names; calls of further names counted in `tool_calls_cut`).
-    pub tool_calls: std::collections::BTreeMap<String, u64>,
-    pub tool_calls_cut: u64,
-    /// The redacted prompt and answer, with `capture: redacted`.
-    pub capture: Option<super::answer::Capture>,
+}
+
+/// A policy decision and the policy set that made it.
+#[derive(Debug)]
+pub struct Authorized {
+    pub decision: Decision,
+    /// Digest of the policy set that decided.
+    pub policy_digest: String,
+}
+
+/// Personal data found, by entity type and action, for the audit record.
+#[derive(Debug, Default)]
+pub struct PiiFacts {
+    pub found: Vec<crate::audit::record::PiiCount>,
+    /// The profile ran without the NER model it would have used.
+    pub ner_skipped: bool,
+}
+
+/// How the request's usage is counted and priced.
+#[derive(Debug)]
+pub struct Estimate {
+    /// The model's tokenizer.
+    pub encoding: crate::tokens::Encoding,
+    /// Prompt tokens as Warden counted them.
+    pub prompt_tokens: u64,
+    /// The model's price in effect, when it has one.
+    pub price: Option<crate::policy::pricing::Price>,
+}
+
+/// What admission decided.
+#[derive(Debug, Default)]
+pub struct Admitted {
     /// The tightest request-rate and token-rate limits, for the `x-ratelimit-*` headers.
     pub rate_requests: Option<crate::limits::Admission>,
     pub rate_tokens: Option<crate::limits::Admission>,
     /// The admission to settle once the response is done.
     pub ticket: Option<crate::limits::Ticket>,
-    /// The model's tokenizer, once the model is known.
-    pub encoding: Option<crate::tokens::Encoding>,
-    /// Prompt tokens as Warden counted them.
-    pub prompt_tokens: u64,
-    /// The model's price in effect, when it has one.
-    pub price: Option<crate::policy::pricing::Price>,
-    /// Cost of the usage, in nanodollars.
-    pub cost: Option<crate::policy::pricing::Nanos>,
-    /// Whether `usage` was counted by Warden because the provider sent none.
-    pub usage_counted: bool,
-    /// What the stream generated, to count completion tokens if no usage arrives.
-    pub stream_text: crate::tokens::completion::StreamText,
-    /// PII findings by entity type and action, for the audit record.
-    pub pii: Vec<crate::audit::record::PiiCount>,
-    /// What the PII stage does to the answer: restore placeholders, scan for PII.
-    pub answer: Option<crate::pii::response::Answer>,
-    /// The PII profile ran without the NER model it would have used.
-    pub pii_ner_skipped: bool,
-    /// Token usage the provider reported.
-    pub usage: Option<crate::openai::usage::Usage>,
-    pub route: &'static str,
-    /// The configured model the request used; `None` until resolved.
+}
+
+/// Where the request went.
+#[derive(Debug, Default)]
+pub struct Upstream {
+    pub provider: Option<String>,
     pub model: Option<String>,
-    pub principal: Option<Principal>,
-    /// The policy decision, when a policy is configured.
-    pub decision: Option<Decision>,
-    /// Digest of the policy set that decided.
-    pub policy_digest: Option<String>,
-    pub stream: bool,
+    pub attempts: u32,
+    /// Time until the chosen provider's response headers.
+    pub latency: Option<Duration>,
+}
+
+/// The answer as it went out, and what it used.
+#[derive(Debug, Default)]
+pub struct Answered {
     pub status: u16,
     pub error_code: Option<String>,
-    pub provider: Option<String>,
-    pub upstream_model: Option<String>,
-    pub attempts: u32,
-    pub upstream_latency: Option<Duration>,
     pub first_byte: Option<Duration>,
-    /// Whether the request body has been read to its end.
-    pub body_read: bool,
-    pub client_gone: bool,
+    /// Token usage: the provider's, or Warden's count (`usage_counted`).
+    pub usage: Option<crate::openai::usage::Usage>,
+    pub usage_counted: bool,
+    /// Cost of the usage, in nanodollars.
+    pub cost: Option<crate::policy::pricing::Nanos>,
+    /// What the stream generated, to count completion tokens if no usage arrives.
+    pub stream_text: crate::tokens::completion::StreamText,
+    /// Tools the model called, with how often (at most `audit::record::MAX_LIST` names;
+    /// calls of further names counted in `tool_calls_cut`).
+    pub tool_calls: std::collections::BTreeMap<String, u64>,
+    pub tool_calls_cut: u64,
+    /// The redacted prompt and answer, with `capture: redacted`.
+    pub capture: Option<super::answer::Capture>,
 }
 
 impl RequestCtx {
@@ -77,45 +128,38 @@ impl RequestCtx {
             request_id: String::new(),
             started: Instant::now(),
             started_at: SystemTime::now(),
-            unreported: None,
-            tools: Vec::new(),
-            tool_calls: std::collections::BTreeMap::new(),
-            tool_calls_cut: 0,
-            capture: None,
-            usage: None,
-            rate_requests: None,
-            rate_tokens: None,
-            ticket: None,
-            encoding: None,
-            prompt_tokens: 0,
-            price: None,
-            cost: None,
-            usage_counted: false,
-            stream_text: Default::default(),
-            pii: Vec::new(),
-            answer: None,
-            pii_ner_skipped: false,
             route: "unknown",
-            model: None,
-            principal: None,
-            decision: None,
-            policy_digest: None,
-            stream: false,
-            status: 0,
-            error_code: None,
-            provider: None,
-            upstream_model: None,
-            attempts: 0,
-            upstream_latency: None,
-            first_byte: None,
+            unreported: None,
             body_read: false,
             client_gone: false,
+            principal: None,
+            parsed: None,
+            authorized: None,
+            pii: PiiFacts::default(),
+            estimate: None,
+            admission: Admitted::default(),
+            upstream: Upstream::default(),
+            answered: Answered::default(),
         }
     }
 
+    /// The configured model, once known.
+    pub fn model(&self) -> Option<&str> {
+        self.parsed.as_ref().map(|p| p.model.as_str())
+    }
+
+    pub fn stream(&self) -> bool {
+        self.parsed.as_ref().is_some_and(|p| p.stream)
+    }
+
+    /// The policy decision, when a policy decided.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.authorized.as_ref().map(|a| &a.decision)
+    }
+
     pub fn mark_first_byte(&mut self) {
-        if self.first_byte.is_none() {
-            self.first_byte = Some(self.started.elapsed());
+        if self.answered.first_byte.is_none() {
+            self.answered.first_byte = Some(self.started.elapsed());
         }
     }
 }

@@ -9,22 +9,20 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
-use crate::openai::{ApiError, ApiRequest, ErrorKind};
+use super::rescue::Failure;
+use crate::openai::ApiRequest;
 use crate::telemetry::metrics;
 
-/// Runs a request's stages; a panic becomes a 500.
-pub async fn catch<F>(stages: F) -> Result<(), ApiError>
+/// Runs a request's stages; a panic becomes [`Failure::Internal`] (a 500).
+pub async fn catch<F>(stages: F) -> Result<(), Failure>
 where
-    F: Future<Output = Result<(), ApiError>>,
+    F: Future<Output = Result<(), Failure>>,
 {
     match AssertUnwindSafe(stages).catch_unwind().await {
         Ok(result) => result,
         Err(_) => {
             metrics().panics.inc();
-            Err(ApiError::new(
-                ErrorKind::Internal,
-                "The request failed inside Warden; it was recorded and can be retried.",
-            ))
+            Err(Failure::Internal)
         }
     }
 }
@@ -68,7 +66,7 @@ mod tests {
             Ok(())
         })
         .await;
-        let err = out.unwrap_err();
+        let err = super::super::rescue::rescue(out.unwrap_err());
         assert_eq!(err.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(catch(async { Ok(()) }).await.is_ok());
     }

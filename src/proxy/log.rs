@@ -8,23 +8,23 @@ use crate::telemetry::metrics;
 pub fn finish(ctx: &RequestCtx) {
     let elapsed = ctx.started.elapsed();
     let m = metrics();
-    let status = if ctx.client_gone && ctx.status == 0 {
+    let status = if ctx.client_gone && ctx.answered.status == 0 {
         499
     } else {
-        ctx.status
+        ctx.answered.status
     };
     let status_label = status.to_string();
     m.requests
         .with_label_values(&[
             ctx.route,
-            ctx.model.as_deref().unwrap_or("none"),
+            ctx.model().unwrap_or("none"),
             status_label.as_str(),
         ])
         .inc();
     m.request_duration
         .with_label_values(&[ctx.route])
         .observe(elapsed.as_secs_f64());
-    if let Some(ttfb) = ctx.first_byte {
+    if let Some(ttfb) = ctx.answered.first_byte {
         m.time_to_first_byte
             .with_label_values(&[ctx.route])
             .observe(ttfb.as_secs_f64());
@@ -33,7 +33,7 @@ pub fn finish(ctx: &RequestCtx) {
         target: "warden::access",
         request_id = %ctx.request_id,
         route = ctx.route,
-        model = ctx.model.as_deref().unwrap_or("-"),
+        model = ctx.model().unwrap_or("-"),
         // Token subjects can be personal (e-mail addresses): only API key ids are logged.
         subject = ctx
             .principal
@@ -43,19 +43,19 @@ pub fn finish(ctx: &RequestCtx) {
             .unwrap_or("-"),
         tenant = ctx.principal.as_ref().and_then(|p| p.tenant.as_deref()).unwrap_or("-"),
         auth = ctx.principal.as_ref().map(|p| p.method.label()).unwrap_or("-"),
-        rule = ctx.decision.as_ref().map(|d| d.rule.as_str()).unwrap_or("-"),
+        rule = ctx.decision().map(|d| d.rule.as_str()).unwrap_or("-"),
         status,
-        error = ctx.error_code.as_deref().unwrap_or("-"),
-        stream = ctx.stream,
-        provider = ctx.provider.as_deref().unwrap_or("-"),
-        upstream_model = ctx.upstream_model.as_deref().unwrap_or("-"),
-        attempts = ctx.attempts,
-        prompt_tokens = ctx.usage.as_ref().map_or(0, |u| u.prompt_tokens),
-        completion_tokens = ctx.usage.as_ref().map_or(0, |u| u.completion_tokens),
-        usage_counted = ctx.usage_counted,
-        cost_usd = ctx.cost.map_or(0.0, crate::policy::pricing::usd),
-        upstream_ms = ctx.upstream_latency.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
-        ttfb_ms = ctx.first_byte.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+        error = ctx.answered.error_code.as_deref().unwrap_or("-"),
+        stream = ctx.stream(),
+        provider = ctx.upstream.provider.as_deref().unwrap_or("-"),
+        upstream_model = ctx.upstream.model.as_deref().unwrap_or("-"),
+        attempts = ctx.upstream.attempts,
+        prompt_tokens = ctx.answered.usage.as_ref().map_or(0, |u| u.prompt_tokens),
+        completion_tokens = ctx.answered.usage.as_ref().map_or(0, |u| u.completion_tokens),
+        usage_counted = ctx.answered.usage_counted,
+        cost_usd = ctx.answered.cost.map_or(0.0, crate::policy::pricing::usd),
+        upstream_ms = ctx.upstream.latency.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
+        ttfb_ms = ctx.answered.first_byte.map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0),
         duration_ms = elapsed.as_secs_f64() * 1e3,
         client_gone = ctx.client_gone,
         "request"

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use super::context::RequestCtx;
+use super::rescue::Failure;
 use super::{Gateway, accounting, audit_entry};
 use crate::audit::Audit;
-use crate::openai::ApiError;
 
 /// The right to write a request's record, held until it is written.
 #[derive(Debug)]
@@ -28,14 +28,14 @@ impl Unreported {
 /// Completes the usage (the provider's, or Warden's count of a stream) and its price,
 /// then writes the record with the status being answered. Does nothing once the record
 /// is written (or given up); an error means the record could not be written.
-pub fn record(ctx: &mut RequestCtx) -> Result<(), ApiError> {
+pub fn record(ctx: &mut RequestCtx) -> Result<(), Failure> {
     let Some(token) = ctx.unreported.take() else {
         return Ok(());
     };
     accounting::complete(ctx);
     match &token.audit {
         Some(audit) => {
-            let status = ctx.status;
+            let status = ctx.answered.status;
             audit_entry::append(audit, ctx, status)
         }
         None => Ok(()),

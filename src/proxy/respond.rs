@@ -9,6 +9,7 @@ use pingora::proxy::Session;
 
 use super::answer::Chain;
 use super::context::RequestCtx;
+use super::rescue::{Failure, rescue};
 use crate::openai::{ApiError, sse};
 use crate::provider::UpstreamStream;
 use crate::telemetry::metrics;
@@ -21,8 +22,8 @@ fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<Res
     h.insert_header("x-request-id", ctx.request_id.as_str())
         .ok()?;
     for (kind, rate) in [
-        ("requests", &ctx.rate_requests),
-        ("tokens", &ctx.rate_tokens),
+        ("requests", &ctx.admission.rate_requests),
+        ("tokens", &ctx.admission.rate_tokens),
     ] {
         if let Some(rate) = rate {
             h.insert_header(format!("x-ratelimit-limit-{kind}"), rate.limit.to_string())
@@ -65,9 +66,10 @@ pub async fn full(
     extra: &HeaderMap,
     body: Bytes,
 ) {
-    ctx.status = status.as_u16();
-    if let Err(err) = super::report::record(ctx) {
-        ctx.error_code = err.code.clone();
+    ctx.answered.status = status.as_u16();
+    if let Err(failure) = super::report::record(ctx) {
+        let err = super::rescue::rescue(failure);
+        ctx.answered.error_code = err.code.clone();
         let headers = error_headers(&err);
         write_full(
             session,
@@ -89,7 +91,7 @@ async fn write_full(
     extra: &HeaderMap,
     body: Bytes,
 ) {
-    ctx.status = status.as_u16();
+    ctx.answered.status = status.as_u16();
     let Some(mut h) = header(status, ctx, extra) else {
         return;
     };
@@ -107,7 +109,7 @@ async fn write_full(
 
 /// Writes an OpenAI error response.
 pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &ApiError) {
-    ctx.error_code = err.code.clone();
+    ctx.answered.error_code = err.code.clone();
     let extra = error_headers(err);
     full(
         session,
@@ -152,7 +154,7 @@ pub async fn stream(
     mut upstream: UpstreamStream,
     mut chain: Chain,
 ) {
-    ctx.status = upstream.status.as_u16();
+    ctx.answered.status = upstream.status.as_u16();
     let Some(mut h) = header(upstream.status, ctx, &upstream.headers) else {
         return;
     };
@@ -188,11 +190,7 @@ pub async fn stream(
                     // Beyond the parser's bound nothing can be read: the stream ends
                     // rather than pass unread bytes.
                     chain.end(false, ctx);
-                    let err = ApiError::new(
-                        crate::openai::ErrorKind::UpstreamError,
-                        "The provider sent a stream event larger than Warden reads; the stream was ended.",
-                    )
-                    .with_code("upstream_event_too_large");
+                    let err = rescue(Failure::EventTooLarge);
                     (
                         Some(error_event(ctx, &err, "upstream_event_too_large")),
                         true,
@@ -229,7 +227,7 @@ pub async fn stream(
             }
             Err(e) => {
                 chain.end(false, ctx);
-                let err = e.to_api_error();
+                let err = rescue(Failure::Stream(e));
                 tracing::warn!(request_id = %ctx.request_id, error = %err, "upstream stream failed");
                 let event = error_event(ctx, &err, err.kind.default_code());
                 record(ctx);
@@ -265,7 +263,7 @@ fn ending(
     }
     let recorded = record(ctx);
     if !recorded {
-        let err = super::audit_entry::unavailable();
+        let err = rescue(Failure::AuditUnavailable);
         shown.extend_from_slice(&error_event(ctx, &err, err.kind.default_code()));
     } else if done {
         shown.extend_from_slice(&sse::done_event());
@@ -280,7 +278,7 @@ fn record(ctx: &mut RequestCtx) -> bool {
 
 /// An error event that ends a stream, counted under `reason`.
 fn error_event(ctx: &mut RequestCtx, err: &ApiError, reason: &str) -> Bytes {
-    ctx.error_code = err.code.clone();
+    ctx.answered.error_code = err.code.clone();
     metrics().stream_errors.with_label_values(&[reason]).inc();
     Bytes::from(err.to_sse_event())
 }

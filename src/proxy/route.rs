@@ -1,4 +1,4 @@
-//! Stage 1, routing: which OpenAI endpoint a method and path name. Unknown paths get 404
+//! Stage 1, route: which OpenAI endpoint a method and path name. Unknown paths get 404
 //! and known paths with the wrong method 405, both in OpenAI's error shape.
 
 use http::Method;

@@ -141,6 +141,40 @@ fn tiktoken(family: TiktokenFamily) -> Encoding {
     }
 }
 
+/// What a request may use, in tokens: its prompt counted with the model's tokenizer and
+/// the completion tokens it may produce (its output cap per choice — or the model's
+/// `default_max_tokens` — times its choices; none for embeddings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenDemand {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+impl TokenDemand {
+    pub fn total(&self) -> u64 {
+        self.prompt.saturating_add(self.completion)
+    }
+}
+
+/// The token demand of `request` for a model counted by `encoding`.
+pub fn demand(
+    encoding: &Encoding,
+    request: &crate::openai::ApiRequest,
+    default_max_tokens: u64,
+) -> TokenDemand {
+    let completion = match request {
+        crate::openai::ApiRequest::Embedding(_) => 0,
+        _ => request
+            .max_output_tokens()
+            .unwrap_or(default_max_tokens)
+            .saturating_mul(u64::from(request.choices())),
+    };
+    TokenDemand {
+        prompt: prompt_tokens(encoding, request),
+        completion,
+    }
+}
+
 /// The fallback: one token per four bytes of UTF-8, rounded up (English text averages
 /// about four characters per token; CJK text about one token per three-byte character).
 pub fn estimate(text: &str) -> u64 {

@@ -95,13 +95,13 @@ pub struct Chain {
 impl Chain {
     /// The chain for a request whose stages have run: usage (and, when Warden asked the
     /// provider for usage the client did not, its removal), the audit watch, PII.
-    pub fn for_request(ctx: &mut RequestCtx, hide_usage: bool) -> Chain {
+    pub fn for_request(hide_usage: bool, pii: Option<crate::pii::response::Answer>) -> Chain {
         let mut filters: Vec<Box<dyn AnswerFilter>> = vec![Box::new(usage::Watch)];
         filters.push(Box::new(watch::Watch));
         if hide_usage {
             filters.push(Box::new(usage::Hide));
         }
-        if let Some(answer) = ctx.answer.take() {
+        if let Some(answer) = pii {
             filters.push(Box::new(pii::Pii::new(answer)));
         }
         Chain {

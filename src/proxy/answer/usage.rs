@@ -29,9 +29,9 @@ impl AnswerFilter for Watch {
 
     fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
         if let Some(usage) = Usage::from_event(&data) {
-            ctx.usage = Some(usage);
-        } else if ctx.usage.is_none() {
-            ctx.stream_text.push(data.clone());
+            ctx.answered.usage = Some(usage);
+        } else if ctx.answered.usage.is_none() {
+            ctx.answered.stream_text.push(data.clone());
         }
         Some(data)
     }
@@ -48,7 +48,7 @@ impl AnswerFilter for Hide {
     fn body(&mut self, _answer: &mut WholeAnswer, _ctx: &mut RequestCtx) {}
 
     fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
-        match visible(&data, &mut ctx.usage)? {
+        match visible(&data, &mut ctx.answered.usage)? {
             Cow::Borrowed(_) => Some(data),
             Cow::Owned(shown) => Some(shown),
         }

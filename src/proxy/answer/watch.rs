@@ -82,7 +82,7 @@ impl AnswerFilter for Watch {
     }
 
     fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx) {
-        if ctx.capture.is_none()
+        if ctx.answered.capture.is_none()
             && memchr::memmem::find(answer.bytes(), b"\"tool_calls\"").is_none()
         {
             return;
@@ -93,7 +93,7 @@ impl AnswerFilter for Watch {
     }
 
     fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
-        if (ctx.capture.is_some() || data.contains("\"tool_calls\""))
+        if (ctx.answered.capture.is_some() || data.contains("\"tool_calls\""))
             && let Ok(v) = serde_json::from_str::<Value>(&data)
         {
             watch(ctx, &v, "delta");
@@ -127,16 +127,16 @@ fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
                 });
             if let Some(name) = name {
                 // A provider can name any number of tools: the names kept are bounded.
-                let room = ctx.tool_calls.len() < record::MAX_LIST;
-                match ctx.tool_calls.get_mut(name) {
+                let room = ctx.answered.tool_calls.len() < record::MAX_LIST;
+                match ctx.answered.tool_calls.get_mut(name) {
                     Some(n) => *n += 1,
                     None if room => {
-                        ctx.tool_calls.insert(name.to_string(), 1);
+                        ctx.answered.tool_calls.insert(name.to_string(), 1);
                     }
-                    None => ctx.tool_calls_cut += 1,
+                    None => ctx.answered.tool_calls_cut += 1,
                 }
             }
-            if let (Some(c), true) = (ctx.capture.as_mut(), first)
+            if let (Some(c), true) = (ctx.answered.capture.as_mut(), first)
                 && (c.calls.contains_key(&index) || c.calls.len() < record::MAX_LIST)
             {
                 let max = c.max + LOOKAHEAD;
@@ -151,7 +151,7 @@ fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
                 }
             }
         }
-        if let (Some(c), true) = (ctx.capture.as_mut(), first) {
+        if let (Some(c), true) = (ctx.answered.capture.as_mut(), first) {
             let text = message
                 .and_then(|m| m.get("content"))
                 .or_else(|| choice.get("text"))

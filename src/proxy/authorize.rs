@@ -1,0 +1,58 @@
+//! Stage 4, authorize: the policy decision for this principal and request. The
+//! output cap a policy sees is what the request may really produce: the larger of its two
+//! cap fields, or the model's `default_max_tokens` when it sets neither.
+
+use super::Gateway;
+use super::context::{Authorized, Parsed};
+use super::rescue::Failure;
+use crate::auth::Principal;
+use crate::openai::ApiRequest;
+use crate::policy::{EndpointName, Facts};
+use crate::provider::ModelRoute;
+use crate::telemetry::metrics;
+
+/// The decision, or `None` without a policy.
+pub fn decide(
+    gw: &Gateway,
+    principal: Option<&Principal>,
+    parsed: &Parsed,
+    request: &ApiRequest,
+    model: &ModelRoute,
+) -> Option<Authorized> {
+    let (store, principal) = (gw.policy.as_ref()?, principal?);
+    let set = store.current();
+    let facts = Facts {
+        principal,
+        endpoint: EndpointName::of(request.endpoint()),
+        model: Some(request.model()),
+        tools: &parsed.tools,
+        max_tokens: match request {
+            ApiRequest::Embedding(_) => None,
+            _ => Some(
+                request
+                    .max_output_tokens()
+                    .unwrap_or(model.default_max_tokens),
+            ),
+        },
+        stream: parsed.stream,
+    };
+    let decision = set.decide(&facts);
+    let effect = if decision.allowed() { "allow" } else { "deny" };
+    metrics()
+        .policy_decisions
+        .with_label_values(&[effect, decision.rule.as_str()])
+        .inc();
+    Some(Authorized {
+        decision,
+        policy_digest: set.digest.clone(),
+    })
+}
+
+/// The refusal of a denying decision.
+pub fn denial(authorized: &Authorized) -> Option<Failure> {
+    let d = &authorized.decision;
+    (!d.allowed()).then(|| Failure::Denied {
+        rule: d.rule.clone(),
+        reason: d.reason.clone(),
+    })
+}

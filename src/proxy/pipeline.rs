@@ -1,0 +1,139 @@
+//! The request path, in order. Reading [`run`] top to bottom is reading a request's life:
+//!
+//! 1. **route** — method and path to an endpoint (`route`);
+//! 2. **authenticate** — the credential to a [`Principal`](crate::auth::Principal) (`auth`);
+//!    model listings are answered here;
+//! 3. **read and parse** — the body, whole and bounded (`body`), to an
+//!    [`ApiRequest`]; the model to its route;
+//! 4. **authorize** — the policy decision for this principal, model, tools and caps
+//!    (`authorize`);
+//! 5. **redact** — the PII profile over every text the provider will see (`redaction`);
+//! 6. **count and admit** — the estimate (prompt tokens, output cap, price) charged to the
+//!    limits (`admission`); on expensive requests the request rate is checked before 5;
+//! 7. **dispatch** — the provider's targets, with retries, until an answer starts
+//!    (`provider::dispatch`);
+//! 8. **answer** — the answer through the filter chain (`answer`) to the client
+//!    (`respond`).
+//!
+//! Each stage writes its own outcome into the [`RequestCtx`]; a failure is the stage's
+//! own error, mapped to the client's error once (`rescue`). Whatever the path, the
+//! report (`report`) ends the request: audit record, settlement, metrics, access line.
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use pingora::proxy::Session;
+
+use super::context::{Parsed, RequestCtx, Upstream};
+use super::rescue::Failure;
+use super::{
+    Gateway, admission, answer, authorize, body, catalog, fault, redaction, respond, route,
+};
+use crate::openai::ApiRequest;
+use crate::provider::Reply;
+use crate::provider::dispatch::{Call, dispatch};
+
+/// Runs the stages; `Ok` once the client has been answered.
+pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Failure> {
+    // 1. route
+    let header = session.req_header();
+    let route = route::resolve(&header.method, header.uri.path())?;
+    ctx.route = route.endpoint.label();
+    let client_ip = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string());
+
+    // 2. authenticate
+    let credential = crate::auth::credential(&session.req_header().headers);
+    let principal = gw
+        .auth
+        .authenticate(credential, client_ip.as_deref())
+        .await?;
+    let principal = ctx.principal.insert(principal);
+    if !route.endpoint.takes_body() {
+        let body = catalog::answer(gw, principal, &route)?;
+        if let Some(id) = route.model_id {
+            ctx.parsed = Some(Parsed {
+                model: id,
+                ..Parsed::default()
+            });
+        }
+        respond::full(session, ctx, StatusCode::OK, &HeaderMap::new(), body).await;
+        return Ok(());
+    }
+
+    // 3. read and parse
+    body::check_content_type(session)?;
+    let server = &gw.config.server;
+    let raw = body::read(
+        session,
+        server.max_body_bytes,
+        Duration::from_millis(server.client_body_timeout_ms),
+    )
+    .await?;
+    ctx.body_read = true;
+    let mut request = ApiRequest::parse(route.endpoint, &raw)?;
+    let parsed = ctx.parsed.insert(Parsed {
+        model: request.model().to_string(),
+        stream: request.is_stream(),
+        tools: request.offered_tools()?,
+    });
+    let model = gw
+        .upstreams
+        .route(request.model())
+        .ok_or_else(|| Failure::UnknownModel(request.model().to_string()))?;
+
+    // 4. authorize
+    let authorized = authorize::decide(gw, ctx.principal.as_ref(), parsed, &request, model);
+    let denied = authorized.as_ref().and_then(authorize::denial);
+    ctx.authorized = authorized;
+    if let Some(denied) = denied {
+        return Err(denied);
+    }
+
+    // 5. redact, and 6. count and admit (request rates first when 5 is expensive)
+    let rates_first = admission::rates_first(gw, ctx, raw.len());
+    if rates_first {
+        admission::admit_requests(gw, ctx, client_ip.as_deref()).await?;
+    }
+    let redacted = redaction::redact(gw, ctx, &mut request, &raw, &model.encoding).await?;
+    let demand = admission::estimate(gw, ctx, &request, model);
+    admission::admit(gw, ctx, client_ip.as_deref(), demand, rates_first).await?;
+    fault::inject(&request);
+
+    // 7. dispatch
+    let call = Call {
+        request: &request,
+        original: &raw,
+        body_changed: redacted.changed,
+        request_id: &ctx.request_id,
+    };
+    let dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
+    ctx.upstream = Upstream {
+        provider: dispatched.provider,
+        model: dispatched.upstream_model,
+        attempts: dispatched.attempts,
+        latency: dispatched.upstream_latency,
+    };
+    let reply = dispatched.reply?;
+
+    // 8. answer
+    let mut chain = answer::Chain::for_request(dispatched.usage_injected, redacted.answer);
+    match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let body = if status.is_success() {
+                chain.body(body, ctx)
+            } else {
+                body
+            };
+            respond::full(session, ctx, status, &headers, body).await
+        }
+        Reply::Stream(stream) => respond::stream(session, ctx, stream, chain).await,
+    }
+    Ok(())
+}
