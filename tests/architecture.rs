@@ -110,3 +110,37 @@ fn the_cycle_check_sees_cycles() {
     deps.get_mut("c").unwrap().clear();
     assert_eq!(path(&deps, "b", "a", &mut BTreeSet::new()), None);
 }
+
+#[test]
+fn the_protocol_and_leaf_modules_depend_on_no_stage() {
+    let deps = dependencies();
+    // The OpenAI protocol types are data: they know no stage.
+    assert_eq!(deps.get("openai"), Some(&BTreeSet::new()), "{deps:?}");
+    // The shared leaves (the outbound client, the gateway's state) sit below the proxy
+    // and the admin API, never above them.
+    for leaf in ["http_client", "gateway"] {
+        let uses = deps.get(leaf).cloned().unwrap_or_default();
+        for upper in ["proxy", "admin", "server"] {
+            assert!(!uses.contains(upper), "{leaf} uses {upper}: {uses:?}");
+        }
+    }
+}
+
+#[test]
+fn stages_answer_errors_only_through_rescue() {
+    // Domain modules fail with their own errors; only `proxy::rescue` turns them into
+    // OpenAI's error shape (the protocol's own validation lives in `openai`).
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    for dir in [
+        "auth", "pii", "limits", "provider", "tokens", "policy", "audit",
+    ] {
+        for file in sources(&src.join(dir)) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if text.contains("ApiError") {
+                offenders.push(file.display().to_string());
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{offenders:?}");
+}

@@ -10,9 +10,9 @@ use http::{HeaderMap, HeaderName, StatusCode};
 use http_body_util::BodyExt;
 use tokio::time::{Instant, timeout_at};
 
-use super::{ModelRoute, Provider, Transport, UpstreamBody, Upstreams, attempt_order};
+use super::transport::{Outbound, SendError};
+use super::{ModelRoute, Provider, UpstreamBody, Upstreams, attempt_order};
 use crate::config::RetrySettings;
-use crate::mock::MockRequest;
 use crate::openai::{ApiRequest, Endpoint};
 use crate::telemetry::metrics;
 
@@ -273,12 +273,20 @@ async fn attempt_once(
         what: "first-byte",
         after: t.first_byte(),
     };
-    let response = timeout_at(
-        first_byte_at,
-        send(provider, endpoint, upstream_model, body, request_id, stream),
-    )
-    .await
-    .map_err(|_| first_byte_timeout)??;
+    let call = Outbound {
+        endpoint,
+        upstream_model,
+        body,
+        request_id,
+        stream,
+    };
+    let response = timeout_at(first_byte_at, provider.transport.send(call))
+        .await
+        .map_err(|_| first_byte_timeout)?
+        .map_err(|e| match e {
+            SendError::Connect => UpstreamFailure::Connect,
+            SendError::Broken => UpstreamFailure::Broken,
+        })?;
     let latency = started.elapsed();
     let (parts, body) = response.into_parts();
     let headers = passed_headers(&parts.headers);
@@ -352,51 +360,6 @@ async fn attempt_once(
         },
         latency,
     ))
-}
-
-async fn send(
-    provider: &Provider,
-    endpoint: Endpoint,
-    upstream_model: &str,
-    body: Bytes,
-    request_id: &str,
-    stream: bool,
-) -> Result<http::Response<UpstreamBody>, UpstreamFailure> {
-    match &provider.transport {
-        Transport::Http(up) => {
-            let req = up
-                .request(endpoint, upstream_model, body, request_id, stream)
-                .map_err(|_| UpstreamFailure::Broken)?;
-            let resp = up.client.request(req).await.map_err(|e| {
-                if e.is_connect() {
-                    UpstreamFailure::Connect
-                } else {
-                    UpstreamFailure::Broken
-                }
-            })?;
-            Ok(resp.map(boxed_incoming))
-        }
-        Transport::Mock(mock) => {
-            let path = format!("/v1/{}", endpoint.upstream_path());
-            let headers = HeaderMap::new();
-            Ok(mock
-                .handle(MockRequest {
-                    method: &http::Method::POST,
-                    path: &path,
-                    headers: &headers,
-                    body,
-                })
-                .await)
-        }
-    }
-}
-
-fn boxed_incoming(body: hyper::body::Incoming) -> UpstreamBody {
-    body.map_err(box_error).boxed()
-}
-
-fn box_error(e: hyper::Error) -> super::BoxError {
-    Box::new(e)
 }
 
 /// Reads a whole body of at most `limit` bytes; `None` if it failed or was too large.

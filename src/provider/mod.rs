@@ -6,6 +6,7 @@
 mod adapter;
 mod balance;
 pub mod dispatch;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,14 +16,9 @@ use crate::mock::{Mock, MockSettings};
 
 pub use balance::attempt_order;
 pub use dispatch::{Dispatched, Reply, UpstreamStream};
+pub use transport::Transport;
 
 pub use crate::http_client::{BoxError, UpstreamBody};
-
-/// How a provider is reached.
-pub enum Transport {
-    Http(Box<adapter::HttpUpstream>),
-    Mock(Arc<Mock>),
-}
 
 /// One configured provider.
 pub struct Provider {
@@ -31,7 +27,7 @@ pub struct Provider {
     pub timeouts: Timeouts,
     /// Whether streams ask this provider for their usage chunk.
     pub stream_usage: bool,
-    pub transport: Transport,
+    pub transport: Box<dyn Transport>,
 }
 
 /// One target of a client-facing model.
@@ -69,19 +65,19 @@ impl Upstreams {
         let mut providers = Vec::new();
         let mut index = HashMap::new();
         for (name, p) in &config.providers {
-            let transport = match p.kind {
+            let transport: Box<dyn Transport> = match p.kind {
                 ProviderKind::Mock => {
                     let settings = MockSettings {
                         latency: std::time::Duration::from_millis(p.latency_ms),
                         tokens_per_sec: p.tokens_per_sec,
                         ..MockSettings::default()
                     };
-                    Transport::Mock(Arc::new(Mock::new(settings, false)))
+                    Box::new(Arc::new(Mock::new(settings, false)))
                 }
-                _ => Transport::Http(Box::new(
+                _ => Box::new(
                     adapter::HttpUpstream::new(p)
                         .map_err(|e| anyhow::anyhow!("provider `{name}`: {e}"))?,
-                )),
+                ),
             };
             index.insert(name.clone(), providers.len());
             providers.push(Provider {
