@@ -5,6 +5,7 @@
 //! subjects are pseudonymised with an HMAC.
 
 mod chain;
+pub mod cli;
 pub mod digest;
 pub mod record;
 pub mod s3;

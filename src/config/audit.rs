@@ -1,10 +1,12 @@
 //! Audit log settings: the local spool, the sink segments are shipped to, digest signing
 //! and how subjects are pseudonymised.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use super::{Invalid, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,4 +177,34 @@ fn default_capture_bytes() -> usize {
 }
 fn default_subject_key_env() -> String {
     "WARDEN_AUDIT_SUBJECT_KEY".into()
+}
+
+impl AuditConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if matches!(self.sink, SinkConfig::S3(_)) && self.signing_key_file.is_none() {
+            return Err(invalid(
+                &["audit", "sink"],
+                "an `s3` sink needs `audit.signing_key_file` (a key kept apart from the spool, e.g. a mounted secret; `warden audit keygen --out FILE` makes one)",
+            ));
+        }
+        if self.digest_interval_seconds == 0 {
+            return Err(invalid(
+                &["audit", "digest_interval_seconds"],
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The spool, a file sink's directory and the signing key are relative to the config
+    /// file's directory `base`.
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        self.spool_dir = base.join(&self.spool_dir);
+        if let SinkConfig::File { dir } = &mut self.sink {
+            *dir = base.join(&*dir);
+        }
+        if let Some(key) = self.signing_key_file.as_mut() {
+            *key = base.join(&*key);
+        }
+    }
 }

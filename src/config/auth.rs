@@ -1,9 +1,11 @@
 //! Client authentication settings: API keys, trusted JWT issuers and token introspection.
 //! With none of them configured every caller is accepted as an anonymous principal.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use super::{ConfigError, Invalid, invalid, is_http_url, is_sha256_hex, yaml_error};
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -224,4 +226,84 @@ fn default_introspection_timeout() -> u64 {
 }
 fn default_cache_entries() -> usize {
     100_000
+}
+
+impl AuthConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        for (i, key) in self.api_keys.iter().enumerate() {
+            if !is_sha256_hex(&key.sha256) {
+                return Err(invalid(
+                    &["auth", "api_keys"],
+                    format!("entry {i} (`{}`): `sha256` must be 64 hex digits", key.id),
+                ));
+            }
+        }
+        for issuer in &self.jwt_issuers {
+            let path = ["auth", "jwt_issuers"];
+            for url in std::iter::once(&issuer.issuer).chain(issuer.jwks_uri.as_ref()) {
+                if !is_http_url(url) {
+                    return Err(invalid(&path, format!("`{url}` is not an http(s) URL")));
+                }
+            }
+            if issuer.audiences.is_empty() || issuer.algorithms.is_empty() {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "issuer `{}` needs at least one audience and one algorithm",
+                        issuer.issuer
+                    ),
+                ));
+            }
+        }
+        if let Some(i) = &self.introspection
+            && !is_http_url(&i.endpoint)
+        {
+            return Err(invalid(
+                &["auth", "introspection"],
+                format!("`{}` is not an http(s) URL", i.endpoint),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds the keys of `api_keys_file` (relative to the config file's directory `base`).
+    /// The file must hold at least one well-formed key: authentication stays on, and an
+    /// empty key set would make every caller anonymous instead.
+    pub(crate) fn merge_keys_file(&mut self, base: &Path) -> Result<(), ConfigError> {
+        let Some(keys_file) = &self.api_keys_file else {
+            return Ok(());
+        };
+        let keys_path = base.join(keys_file);
+        let file = keys_path.display().to_string();
+        let error = |position, message: String| ConfigError {
+            file: file.clone(),
+            position,
+            message,
+        };
+        let text = std::fs::read_to_string(&keys_path)
+            .map_err(|e| error(None, format!("cannot read: {e}")))?;
+        let keys: Vec<ApiKeyConfig> = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|e| {
+                let (position, message) = yaml_error(&e);
+                error(position, message)
+            })?
+        };
+        if keys.is_empty() {
+            return Err(error(
+                None,
+                "holds no API keys; with `auth.api_keys_file` set, at least one key is required"
+                    .into(),
+            ));
+        }
+        if let Some(bad) = keys.iter().find(|k| !is_sha256_hex(&k.sha256)) {
+            return Err(error(
+                None,
+                format!("key `{}`: `sha256` must be 64 hex digits", bad.id),
+            ));
+        }
+        self.api_keys.extend(keys);
+        Ok(())
+    }
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::{Invalid, invalid};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -212,4 +214,63 @@ pub enum OnStoreError {
     #[default]
     Allow,
     Deny,
+}
+
+impl LimitsConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if let Some(d) = &self.default_profile
+            && !self.profiles.contains_key(d)
+        {
+            return Err(invalid(
+                &["limits", "default_profile"],
+                format!("unknown profile `{d}`"),
+            ));
+        }
+        if self.backend == LimitBackend::Redis && self.redis.is_none() {
+            return Err(invalid(
+                &["limits"],
+                "`redis: {url}` is required for backend redis",
+            ));
+        }
+        for (name, p) in &self.profiles {
+            p.validate(&["limits", "profiles", name.as_str()])?;
+        }
+        Ok(())
+    }
+}
+
+impl LimitProfile {
+    fn validate(&self, path: &[&str]) -> Result<(), Invalid> {
+        if self.requests.iter().any(|r| r.limit == 0)
+            || self.tokens.iter().any(|r| r.limit == 0)
+            || self.concurrent.iter().any(|r| r.limit == 0)
+        {
+            return Err(invalid(path, "limits must be at least 1"));
+        }
+        for b in &self.budgets {
+            match (b.usd, b.tokens) {
+                (Some(usd), None) if usd > 0.0 && usd.is_finite() => {}
+                (None, Some(tokens)) if tokens > 0 => {}
+                _ => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "budget `{}` needs exactly one of `usd` or `tokens`, greater than 0",
+                            b.label()
+                        ),
+                    ));
+                }
+            }
+            if b.soft.iter().any(|s| !(*s > 0.0 && *s < 1.0)) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "budget `{}`: `soft` shares must be between 0 and 1",
+                        b.label()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }

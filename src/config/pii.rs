@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::{Entity, Invalid, invalid};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PiiConfig {
@@ -237,6 +239,45 @@ impl PiiAction {
             PiiAction::Hash => "hash",
             PiiAction::Pseudonymize => "pseudonymize",
             PiiAction::Block => "block",
+        }
+    }
+}
+
+impl PiiConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if let Some(d) = &self.default_profile
+            && !self.profiles.contains_key(d)
+        {
+            return Err(invalid(
+                &["pii", "default_profile"],
+                format!("unknown profile `{d}`"),
+            ));
+        }
+        for (name, profile) in &self.profiles {
+            for entity in profile.actions.keys() {
+                if Entity::from_name(entity).is_none() {
+                    return Err(invalid(
+                        &["pii", "profiles", name.as_str(), "actions"],
+                        format!("unknown entity type `{entity}`"),
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(&profile.min_score) {
+                return Err(invalid(
+                    &["pii", "profiles", name.as_str()],
+                    "`min_score` must be between 0 and 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The NER model's directory and runtime library are relative to the config file's
+    /// directory `base`.
+    pub(crate) fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let Some(ner) = self.ner.as_mut() {
+            ner.model_dir = base.join(&ner.model_dir);
+            ner.runtime = base.join(&ner.runtime);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `warden mock-provider` for tests and benchmarks. It records what it received so tests
 //! can check exactly what left Warden.
 
+pub mod cli;
 mod reply;
 pub mod server;
 

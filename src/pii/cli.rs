@@ -3,13 +3,63 @@
 //! default), else the built-in one (every entity type pseudonymized, score ≥ 0.5).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::Subcommand;
 use serde_json::json;
 
 use super::{Profile, Redactor, eval};
 use crate::config::{Config, PiiConfig};
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Print the findings in TEXT (or stdin) as JSON: types, character offsets, scores.
+    Scan {
+        text: Option<String>,
+        /// Print the text as the provider would receive it instead.
+        #[arg(long)]
+        redact: bool,
+        /// Take the profile from this configuration's `pii` section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The profile to use (default: the configuration's default profile).
+        #[arg(long)]
+        profile: Option<String>,
+    },
+    /// Per-type precision, recall and F1 on a labelled JSON-lines file, and the share of
+    /// commerce terms kept.
+    Eval {
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+/// Runs a `pii` subcommand.
+pub fn run(command: Command) -> ExitCode {
+    let (config, profile) = match &command {
+        Command::Scan {
+            config, profile, ..
+        }
+        | Command::Eval {
+            config, profile, ..
+        } => (config.clone(), profile.clone()),
+    };
+    let (profile, hash_key) = match load_profile(config.as_deref(), profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Scan { text, redact, .. } => scan(&profile, &hash_key, text, redact),
+        Command::Eval { file, .. } => eval(&profile, &file),
+    }
+}
 
 /// The profile to use — from the config file when it has a `pii` section, else the
 /// built-in one — and the key its `hash` action uses, resolved as the proxy does.

@@ -5,6 +5,7 @@
 //! reload that keeps the last good set.
 //! A decision's reason is written for clients: it never contains request content.
 
+pub mod cli;
 mod condition;
 mod decide;
 mod load;

@@ -2,6 +2,7 @@
 //! services, and graceful shutdown that stops accepting, drains in-flight requests and
 //! streams for the grace period, then exits 0.
 
+pub mod cli;
 mod header_deadline;
 
 use std::sync::Arc;
