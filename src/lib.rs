@@ -28,6 +28,7 @@ pub mod gateway;
 pub mod http_client;
 pub mod limits;
 pub mod mock;
+pub mod onnx;
 pub mod openai;
 pub mod pii;
 pub mod policy;

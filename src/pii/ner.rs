@@ -1,5 +1,5 @@
 //! The NER model (Rampart: BERT, 6 layers, BIO labels) run in process through ONNX
-//! Runtime (`ort`, loaded dynamically from the library file) with its WordPiece
+//! Runtime (`ort`, loaded dynamically from the library file; see `onnx`) with its WordPiece
 //! `tokenizer.json`. Sub-token labels are merged into spans (adjacent pieces of one type,
 //! given name + surname → PERSON, street + number + city → ADDRESS; a city, state or zip
 //! code alone is a place, not an address, so warehouse cities survive). Inputs longer than
@@ -9,18 +9,16 @@
 //! request gets a [`NerBudget`] — bytes, windows and time — beyond which its remaining
 //! texts are not run through the model, so no request can occupy the model for long.
 
-use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lru::LruCache;
 use ort::session::Session;
 use ort::value::Tensor;
-use sha2::{Digest, Sha256};
 
 use super::{Finding, Source, resolve_overlaps};
 use crate::config::Entity;
+use crate::onnx::{self, SessionPool, TextCache};
 
 /// Tokens per window, [CLS] and [SEP] included.
 const WINDOW: usize = 512;
@@ -159,71 +157,13 @@ impl TenantShare {
     }
 }
 
-/// Sessions of the model, each running one inference at a time.
-struct Pool {
-    idle: Mutex<Vec<Session>>,
-    returned: Condvar,
-}
-
-impl Pool {
-    fn take(&self) -> Session {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(s) = idle.pop() {
-                return s;
-            }
-            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn give_back(&self, session: Session) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(session);
-        self.returned.notify_one();
-    }
-}
-
 pub struct Ner {
-    pool: Pool,
+    pool: SessionPool,
     /// How many sessions the pool holds.
     pub sessions: usize,
     tokenizer: tokenizers::Tokenizer,
     labels: Vec<Label>,
-    cache: Mutex<LruCache<[u8; 32], Arc<Vec<Finding>>>>,
-    cache_key: [u8; 32],
-}
-
-static ENVIRONMENT: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-
-/// Loads ONNX Runtime once per process; the environment lives as long as the process.
-fn runtime(path: &Path) -> anyhow::Result<&'static ort::environment::Environment> {
-    ENVIRONMENT
-        .get_or_init(|| {
-            ort::init_from(path)
-                .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", path.display()))?
-                .with_name("warden")
-                .build()
-                .map_err(|e| format!("ONNX Runtime environment: {e}"))
-        })
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!(e.clone()))
-}
-
-/// Builds the session. The builder's errors are not `Send`; this function turns them
-/// into plain `ort::Error`s before they cross an await or thread.
-fn session(
-    env: &ort::environment::Environment,
-    model: &Path,
-    threads: usize,
-) -> ort::Result<Session> {
-    let mut builder = Session::builder(env)?
-        .with_intra_threads(threads)?
-        .with_inter_threads(1)?
-        .with_intra_op_spinning(false)?
-        .with_inter_op_spinning(false)?;
-    builder.commit_from_file(model)
+    cache: TextCache<Vec<Finding>>,
 }
 
 impl std::fmt::Debug for Ner {
@@ -234,21 +174,11 @@ impl std::fmt::Debug for Ner {
 
 impl Ner {
     pub fn load(files: &NerFiles) -> anyhow::Result<Ner> {
-        let env = runtime(&files.runtime)?;
+        let env = onnx::runtime(&files.runtime)?;
         let model = files.model_dir.join(&files.model_file);
-        let sessions = (0..files.sessions.max(1))
-            .map(|_| {
-                session(env, &model, files.threads.max(1))
-                    .map_err(|e| anyhow::anyhow!("NER model {}: {e}", model.display()))
-            })
-            .collect::<anyhow::Result<Vec<Session>>>()?;
-        let tokenizer_path = files.model_dir.join("tokenizer.json");
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", tokenizer_path.display()))?;
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        tokenizer.with_padding(None);
+        let pool = SessionPool::load(env, &model, files.sessions, files.threads)
+            .map_err(|e| anyhow::anyhow!("NER {e}"))?;
+        let tokenizer = onnx::tokenizer(&files.model_dir.join("tokenizer.json"))?;
         let config: serde_json::Value =
             serde_json::from_slice(&std::fs::read(files.model_dir.join("config.json"))?)?;
         let id2label = config
@@ -262,28 +192,13 @@ impl Ner {
                 *slot = label(name);
             }
         }
-        let mut cache_key = [0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut cache_key[..]);
         Ok(Ner {
-            sessions: sessions.len(),
-            pool: Pool {
-                idle: Mutex::new(sessions),
-                returned: Condvar::new(),
-            },
+            sessions: pool.size(),
+            pool,
             tokenizer,
             labels,
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(files.cache_entries.max(1)).unwrap_or(NonZeroUsize::MIN),
-            )),
-            cache_key,
+            cache: TextCache::new(files.cache_entries),
         })
-    }
-
-    fn key(&self, text: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(self.cache_key);
-        h.update(text.as_bytes());
-        h.finalize().into()
     }
 
     /// The model's findings in `text` (from the cache when this text was seen before),
@@ -311,13 +226,12 @@ impl Ner {
         if text.trim().is_empty() {
             return Ok(Arc::new(Vec::new()));
         }
-        let key = self.key(text);
-        if let Some(hit) = self.lock_cache().get(&key) {
+        if let Some(hit) = self.cache.get(text) {
             crate::telemetry::metrics()
                 .pii_ner
                 .with_label_values(&["cache_hit"])
                 .inc();
-            return Ok(hit.clone());
+            return Ok(hit);
         }
         if text.len() > budget.bytes_left || budget.time_left.is_zero() {
             return Err(budget.refuse());
@@ -328,12 +242,8 @@ impl Ner {
             .pii_ner
             .with_label_values(&["inferred"])
             .inc();
-        self.lock_cache().put(key, found.clone());
+        self.cache.put(text, found.clone());
         Ok(found)
-    }
-
-    fn lock_cache(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], Arc<Vec<Finding>>>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn infer(&self, text: &str, budget: &mut NerBudget) -> Result<Vec<Finding>, NerError> {
@@ -384,10 +294,8 @@ impl Ner {
         ids: &[u32],
         budget: &mut NerBudget,
     ) -> Result<Vec<(usize, f32)>, NerError> {
-        let mut session = self.pool.take();
         let started = Instant::now();
-        let out = self.run_on(&mut session, cls, sep, ids);
-        self.pool.give_back(session);
+        let out = self.pool.run(|session| self.run_on(session, cls, sep, ids));
         budget.time_left = budget.time_left.saturating_sub(started.elapsed());
         out
     }

@@ -1,0 +1,87 @@
+//! A pool of sessions of one model, each running one inference at a time: a caller takes
+//! a session (waiting when all are busy), runs, and gives it back.
+
+use std::path::Path;
+use std::sync::{Condvar, Mutex};
+
+use ort::session::Session;
+
+pub struct SessionPool {
+    idle: Mutex<Vec<Session>>,
+    returned: Condvar,
+    size: usize,
+}
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionPool({})", self.size)
+    }
+}
+
+/// Builds one session. The builder's errors are not `Send`; this function turns them into
+/// plain `ort::Error`s before they cross an await or thread.
+fn session(
+    env: &ort::environment::Environment,
+    model: &Path,
+    threads: usize,
+) -> ort::Result<Session> {
+    let mut builder = Session::builder(env)?
+        .with_intra_threads(threads)?
+        .with_inter_threads(1)?
+        .with_intra_op_spinning(false)?
+        .with_inter_op_spinning(false)?;
+    builder.commit_from_file(model)
+}
+
+impl SessionPool {
+    /// `sessions` sessions (at least one) of `model`, each using `threads` threads.
+    pub fn load(
+        env: &ort::environment::Environment,
+        model: &Path,
+        sessions: usize,
+        threads: usize,
+    ) -> anyhow::Result<SessionPool> {
+        let idle = (0..sessions.max(1))
+            .map(|_| {
+                session(env, model, threads.max(1))
+                    .map_err(|e| anyhow::anyhow!("model {}: {e}", model.display()))
+            })
+            .collect::<anyhow::Result<Vec<Session>>>()?;
+        Ok(SessionPool {
+            size: idle.len(),
+            idle: Mutex::new(idle),
+            returned: Condvar::new(),
+        })
+    }
+
+    /// How many sessions the pool holds (inferences that can run at once).
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Runs `f` on a session, waiting for one when all are busy.
+    pub fn run<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        let mut session = self.take();
+        let out = f(&mut session);
+        self.give_back(session);
+        out
+    }
+
+    fn take(&self) -> Session {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(s) = idle.pop() {
+                return s;
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn give_back(&self, session: Session) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        self.returned.notify_one();
+    }
+}
