@@ -10,14 +10,27 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use warden::config::{
-    Budget, BudgetPeriod, KeyPart, LimitBackend, LimitProfile, LimitsConfig, OnStoreError,
-    OnUnpriced, Period, RedisConfig, RequestLimit, TokenLimit,
+    Budget, BudgetPeriod, KeyPart, LimitProfile, LimitsConfig, OnStoreError, OnUnpriced, Period,
+    RedisConfig, RequestLimit, StateBackend, StateConfig, TokenLimit,
 };
 use warden::limits::{Demand, KeyFacts, Limiter};
 use warden::openai::{ApiRequest, Endpoint};
+use warden::state::StateStore;
 use warden::tokens::{Encoding, prompt_tokens};
 
-fn config(backend: LimitBackend, redis_port: u16) -> LimitsConfig {
+fn state(backend: StateBackend, redis_port: u16) -> StateStore {
+    StateStore::from_config(&StateConfig {
+        backend,
+        redis: Some(RedisConfig {
+            url: format!("redis://127.0.0.1:{redis_port}/"),
+            timeout_ms: 1000,
+            key_prefix: "bench".into(),
+        }),
+    })
+    .unwrap()
+}
+
+fn config() -> LimitsConfig {
     let profile = LimitProfile {
         requests: vec![
             RequestLimit {
@@ -50,12 +63,8 @@ fn config(backend: LimitBackend, redis_port: u16) -> LimitsConfig {
         on_store_error: OnStoreError::Deny,
     };
     LimitsConfig {
-        backend,
-        redis: Some(RedisConfig {
-            url: format!("redis://127.0.0.1:{redis_port}/"),
-            timeout_ms: 1000,
-            key_prefix: "bench".into(),
-        }),
+        backend: None,
+        redis: None,
         default_profile: Some("p".into()),
         profiles: [("p".to_string(), profile)].into_iter().collect(),
     }
@@ -84,7 +93,7 @@ fn bench(c: &mut Criterion) {
             rt.block_on(limiter.admit(None, black_box(&facts), demand, ("lease", ttl), false));
         assert!(outcome.refusal.is_none() && outcome.ticket.is_some());
     };
-    let local = Limiter::from_config(Some(&config(LimitBackend::Local, 0))).unwrap();
+    let local = Limiter::from_config(Some(&config()), &state(StateBackend::Local, 0));
     c.bench_function("limits/local_admission_4_counters", |b| {
         b.iter(|| admit(&local))
     });
@@ -95,7 +104,7 @@ fn bench(c: &mut Criterion) {
         .unwrap()
         .port();
     let redis = redis_server::Redis::start(port);
-    let shared = Limiter::from_config(Some(&config(LimitBackend::Redis, port))).unwrap();
+    let shared = Limiter::from_config(Some(&config()), &state(StateBackend::Redis, port));
     c.bench_function("limits/redis_admission_4_counters", |b| {
         b.iter(|| admit(&shared))
     });

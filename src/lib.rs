@@ -35,6 +35,7 @@ pub mod policy;
 pub mod provider;
 pub mod proxy;
 pub mod server;
+pub mod state;
 pub mod telemetry;
 pub mod tokens;
 

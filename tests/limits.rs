@@ -616,8 +616,8 @@ async fn an_admission_committed_after_a_timeout_is_reconciled() {
     let w = Warden::start(&format!(
         "{ADMIN}{}",
         base(&format!(
-            "limits:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:{port}/\n    timeout_ms: 50\n    key_prefix: rc\n  \
-             default_profile: one\n  profiles:\n    one:\n      on_store_error: allow\n      \
+            "state:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:{port}/\n    timeout_ms: 50\n    key_prefix: rc\n\
+             limits:\n  default_profile: one\n  profiles:\n    one:\n      on_store_error: allow\n      \
              concurrent:\n        - {{limit: 1, key: [tenant]}}\n      \
              budgets:\n        - {{tokens: 1000000, per: day, key: [tenant], on_store_error: allow}}\n"
         ))
@@ -631,7 +631,7 @@ async fn an_admission_committed_after_a_timeout_is_reconciled() {
     stalled.await.unwrap();
     // The settlement, refused during the stall, is retried: the slot comes free.
     let freed = eventually(Duration::from_secs(10), || async {
-        let slots = redis_get(port, &["KEYS", "rc:one|c0*"]).await;
+        let slots = redis_get(port, &["KEYS", "rc:limits:*:one|c0*"]).await;
         let ::redis::Value::Array(keys) = slots else {
             return false;
         };
@@ -724,7 +724,7 @@ async fn settlements_reach_redis_before_the_process_exits() {
         port,
         &[
             "HGET",
-            &format!("sd:usage|acme@{day}"),
+            &format!("sd:limits:{{t:acme}}:usage|acme@{day}"),
             "gpt-4o-mini|requests",
         ],
     )

@@ -1,53 +1,27 @@
-//! Limit settings: the store (in-process or Redis) and named profiles that policy rules
-//! select with `settings.limits`: request rates, token rates, concurrent requests and
-//! spending budgets, each counted by a chosen key.
+//! Limit settings: named profiles that policy rules select with `settings.limits` —
+//! request rates, token rates, concurrent requests and spending budgets, each counted by
+//! a chosen key. Where the counters live is the `state` section's (`limits.backend` and
+//! `limits.redis` remain as its aliases).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{Invalid, invalid};
+use super::{Invalid, RedisConfig, StateBackend, invalid};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// Alias of `state.backend`, from before the `state` section (set one or the other).
     #[serde(default)]
-    pub backend: LimitBackend,
+    pub backend: Option<StateBackend>,
+    /// Alias of `state.redis` (set one or the other).
     #[serde(default)]
     pub redis: Option<RedisConfig>,
     /// Profile for requests whose policy rule names none (or with no policy).
     #[serde(default)]
     pub default_profile: Option<String>,
     pub profiles: BTreeMap<String, LimitProfile>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LimitBackend {
-    /// In-process GCRA (`governor`): limits hold per replica.
-    #[default]
-    Local,
-    /// Redis: one atomic Lua script per admission, limits shared by every replica.
-    Redis,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedisConfig {
-    pub url: String,
-    /// Longest wait for Redis before `on_store_error` decides.
-    #[serde(default = "default_redis_timeout")]
-    pub timeout_ms: u64,
-    /// Prefix of every key Warden writes.
-    #[serde(default = "default_redis_prefix")]
-    pub key_prefix: String,
-}
-
-fn default_redis_timeout() -> u64 {
-    50
-}
-fn default_redis_prefix() -> String {
-    "warden:rl".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,12 +198,6 @@ impl LimitsConfig {
             return Err(invalid(
                 &["limits", "default_profile"],
                 format!("unknown profile `{d}`"),
-            ));
-        }
-        if self.backend == LimitBackend::Redis && self.redis.is_none() {
-            return Err(invalid(
-                &["limits"],
-                "`redis: {url}` is required for backend redis",
             ));
         }
         for (name, p) in &self.profiles {

@@ -14,6 +14,7 @@ mod pii;
 mod policy;
 mod providers;
 mod server;
+mod state;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,8 +33,8 @@ pub use auth::{
 pub use entity::Entity;
 pub use env::substitute;
 pub use limits::{
-    Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitBackend, LimitProfile, LimitsConfig,
-    OnStoreError, OnUnpriced, Period, RedisConfig, RequestLimit, TokenLimit,
+    Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitProfile, LimitsConfig, OnStoreError,
+    OnUnpriced, Period, RequestLimit, TokenLimit,
 };
 pub use pii::{NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile, RestoreSource, TokenInput};
 pub use policy::PolicyConfig;
@@ -41,6 +42,7 @@ pub use providers::{
     ModelConfig, ProviderConfig, ProviderKind, RetrySettings, TargetConfig, Timeouts,
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
+pub use state::{RedisConfig, StateBackend, StateConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +65,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub retry: RetrySettings,
+    /// Where shared state (limit counters, usage) lives; in process by default.
+    #[serde(default)]
+    pub state: Option<StateConfig>,
     /// Rate limits; without this section requests are not rate-limited.
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
@@ -208,13 +213,42 @@ impl Config {
         for (name, p) in &self.providers {
             p.validate(name)?;
         }
+        if let Some(state) = &self.state {
+            state.validate(&["state"])?;
+            if self
+                .limits
+                .as_ref()
+                .is_some_and(|l| l.backend.is_some() || l.redis.is_some())
+            {
+                return Err(invalid(
+                    &["limits"],
+                    "`limits.backend` and `limits.redis` are aliases of the `state` section; set only `state`",
+                ));
+            }
+        }
         if let Some(limits) = &self.limits {
+            self.state().validate(&["limits"])?;
             limits.validate()?;
         }
         if let Some(pii) = &self.pii {
             pii.validate()?;
         }
         providers::validate_models(&self.models, &self.providers)
+    }
+
+    /// Where shared state lives: the `state` section, else its aliases in `limits`, else
+    /// in process.
+    pub fn state(&self) -> StateConfig {
+        if let Some(state) = &self.state {
+            return state.clone();
+        }
+        match &self.limits {
+            Some(l) => StateConfig {
+                backend: l.backend.unwrap_or_default(),
+                redis: l.redis.clone(),
+            },
+            None => StateConfig::default(),
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -1,5 +1,5 @@
 //! Everything a request needs, built once from the configuration: providers, the
-//! authenticator, the policy store, limits, PII profiles, the audit log, and the
+//! authenticator, the policy store, shared state, limits, PII profiles, the audit log, and the
 //! lifecycle (in-flight requests, draining). The proxy and the admin listener both work
 //! from it; it knows neither.
 
@@ -15,6 +15,7 @@ use crate::limits::Limiter;
 use crate::policy::PolicyStore;
 use crate::policy::references::Configured;
 use crate::provider::Upstreams;
+use crate::state::StateStore;
 
 pub use lifecycle::{InFlightGuard, Lifecycle};
 
@@ -25,6 +26,8 @@ pub struct Gateway {
     pub auth: Authenticator,
     /// Authorization policies; `None` when the config has no `policy` section.
     pub policy: Option<Arc<PolicyStore>>,
+    /// Shared state: in process, or Redis shared by every replica (`state`).
+    pub state: StateStore,
     /// Limits and usage counters (nothing is limited without a `limits` section).
     pub limits: Arc<Limiter>,
     /// How long a concurrency slot outlives a replica that vanished while holding it.
@@ -60,7 +63,8 @@ impl Gateway {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let limits = Limiter::from_config(config.limits.as_ref())?;
+        let state = StateStore::from_config(&config.state())?;
+        let limits = Limiter::from_config(config.limits.as_ref(), &state);
         if limits.has_usd_budgets() {
             let unpriced = unpriced_models(&upstreams, policy.as_deref());
             if !unpriced.is_empty() {
@@ -98,6 +102,7 @@ impl Gateway {
             upstreams,
             auth,
             policy,
+            state,
             limits,
             lease_ttl,
             pii,

@@ -41,8 +41,6 @@ struct State {
     budgets: HashMap<String, (i64, f64)>,
     /// `tenant@period` → usage counters and expiry.
     usage: HashMap<String, (HashMap<String, i64>, f64)>,
-    /// Announced budget thresholds and when their marker expires.
-    markers: HashMap<String, f64>,
     settlements: u64,
 }
 
@@ -325,25 +323,11 @@ impl LocalStore {
         st.tats.retain(|_, tat| *tat > now);
         st.budgets.retain(|_, (_, expires)| *expires > now);
         st.usage.retain(|_, (_, expires)| *expires > now);
-        st.markers.retain(|_, expires| *expires > now);
         st.rate_seen.clear();
         let limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
         for limiter in limiters.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
-        }
-    }
-
-    pub fn mark_once(&self, marker: &str, ttl: Duration) -> bool {
-        let now = self.now();
-        let mut st = self.lock();
-        match st.markers.get(marker) {
-            Some(expires) if *expires > now => false,
-            _ => {
-                st.markers
-                    .insert(marker.to_string(), now + ttl.as_secs_f64() * 1000.0);
-                true
-            }
         }
     }
 

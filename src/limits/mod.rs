@@ -15,8 +15,9 @@ mod usage;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{LimitBackend, LimitProfile, LimitsConfig, OnStoreError, OnUnpriced};
+use crate::config::{LimitProfile, LimitsConfig, OnStoreError, OnUnpriced};
 use crate::policy::pricing::Nanos;
+use crate::state::StateStore;
 use crate::telemetry::metrics;
 
 pub use plan::{KeyFacts, Periods, subject_id};
@@ -78,6 +79,8 @@ pub struct Verdict {
     pub budgets: Vec<(bool, i64)>,
 }
 
+/// Where the counters live: the limits' own in-process store (GCRA on `governor`), or
+/// their scripts on the shared Redis state.
 enum Store {
     Local(Box<local::LocalStore>),
     Redis(Arc<redis_store::RedisStore>),
@@ -105,14 +108,6 @@ impl Store {
         }
     }
 
-    /// Sets a marker that expires after `ttl`; true when it was not set before.
-    async fn mark_once(&self, marker: &str, ttl: Duration) -> Result<bool, StoreError> {
-        match self {
-            Store::Local(s) => Ok(s.mark_once(marker, ttl)),
-            Store::Redis(s) => s.mark_once(marker, ttl).await,
-        }
-    }
-
     async fn usage(&self, tenant: &str, periods: &Periods) -> Result<TenantUsage, StoreError> {
         match self {
             Store::Local(s) => Ok(s.usage(tenant, periods)),
@@ -124,6 +119,8 @@ impl Store {
 pub struct Limiter {
     config: LimitsConfig,
     store: Store,
+    /// The shared state, for once-marks (soft-budget announcements).
+    state: StateStore,
     /// Settlements the store could not take, retried in the background.
     retry: std::sync::Mutex<std::collections::VecDeque<Settlement>>,
     retrying: std::sync::atomic::AtomicBool,
@@ -201,30 +198,29 @@ impl Limiter {
             .any(|p| p.budgets.iter().any(|b| b.usd.is_some()))
     }
 
-    pub fn from_config(config: Option<&LimitsConfig>) -> anyhow::Result<Arc<Limiter>> {
+    /// A limiter for `config`, counting in `state`; without a config nothing is limited
+    /// and usage is still counted for the admin API.
+    pub fn from_config(config: Option<&LimitsConfig>, state: &StateStore) -> Arc<Limiter> {
         let config = config.cloned().unwrap_or_else(|| LimitsConfig {
-            backend: LimitBackend::Local,
+            backend: None,
             redis: None,
             default_profile: None,
             profiles: Default::default(),
         });
-        let store = match config.backend {
-            LimitBackend::Local => Store::Local(Box::default()),
-            LimitBackend::Redis => {
-                let redis = config
-                    .redis
-                    .as_ref()
-                    .ok_or_else(|| anyhow::anyhow!("limits.redis is required"))?;
-                Store::Redis(Arc::new(redis_store::RedisStore::new(redis)?))
+        let store = match state {
+            StateStore::Memory(_) => Store::Local(Box::default()),
+            StateStore::Redis(redis) => {
+                Store::Redis(Arc::new(redis_store::RedisStore::new(redis.clone())))
             }
         };
-        Ok(Arc::new(Limiter {
+        Arc::new(Limiter {
             config,
             store,
+            state: state.clone(),
             retry: Default::default(),
             retrying: Default::default(),
             pending: Default::default(),
-        }))
+        })
     }
 
     /// The profile a request uses: its policy rule's, else the default. (Policies that
@@ -450,6 +446,7 @@ impl Limiter {
         let settlement = ticket.as_ref().map_or_else(
             || Settlement {
                 id: uuid::Uuid::new_v4().to_string(),
+                tag: crate::state::tag(usage.tenant),
                 ..Settlement::default()
             },
             |t| Settlement::for_ticket(&t.plan, t.demand, spent),
@@ -599,7 +596,8 @@ impl Limiter {
     /// Raises the metric and a log event for each crossing not yet announced this period.
     async fn announce(&self, profile: &str, crossings: Vec<plan::Crossing>, tenant: Option<&str>) {
         for c in crossings {
-            match self.store.mark_once(&c.marker, c.ttl).await {
+            let marker = crate::state::Key::new("limits", &c.marker);
+            match self.state.mark_once(marker, c.ttl).await {
                 Ok(true) => {}
                 Ok(false) => continue, // announced already (by this or another replica)
                 Err(e) => tracing::debug!(error = %e, "budget threshold marker not written"),

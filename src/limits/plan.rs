@@ -130,6 +130,8 @@ pub(super) struct Plan {
     /// the admission under it, so its settlement knows whether it committed.
     pub lease: String,
     pub lease_ttl: Duration,
+    /// The request's tenant's hash tag, which the admission's marker carries.
+    pub tag: String,
 }
 
 #[derive(Debug, Clone)]
@@ -166,6 +168,8 @@ pub(super) struct Settlement {
     /// Settles exactly once under this id (a retry after an unanswered attempt is a
     /// no-op in a shared store).
     pub id: String,
+    /// The request's tenant's hash tag, which the settlement's own keys carry.
+    pub tag: String,
     /// The admission this settles, by its id (`None`: usage only, nothing was admitted).
     pub admission: Option<String>,
     pub tokens: Vec<TokenDelta>,
@@ -175,9 +179,15 @@ pub(super) struct Settlement {
     pub usage: Option<UsageEntry>,
 }
 
-/// `profile|<kind><index>|part=value|…`; parts without a value count as `-`.
+/// `{tag}:profile|<kind><index>|part=value|…`; parts without a value count as `-`. The
+/// hash tag is the tenant's when the limit is keyed by tenant, else the global one
+/// (`state::tag`).
 fn key_for(profile: &str, kind: char, index: usize, parts: &[KeyPart], f: &KeyFacts<'_>) -> String {
-    let mut key = format!("{profile}|{kind}{index}");
+    let tenant = parts
+        .contains(&KeyPart::Tenant)
+        .then_some(f.tenant)
+        .flatten();
+    let mut key = format!("{}:{profile}|{kind}{index}", crate::state::tag(tenant));
     for part in parts {
         let (name, value) = f.value(*part);
         key.push('|');
@@ -279,6 +289,7 @@ impl Plan {
             budgets,
             lease: lease_id.to_string(),
             lease_ttl,
+            tag: crate::state::tag(facts.tenant),
         }
     }
 
@@ -465,6 +476,7 @@ impl Settlement {
             .collect();
         Settlement {
             id: plan.lease.clone(),
+            tag: plan.tag.clone(),
             admission: (!plan.lease.is_empty()).then(|| plan.lease.clone()),
             tokens,
             budgets,
@@ -519,7 +531,7 @@ mod tests {
                 &[KeyPart::Tenant, KeyPart::Subject, KeyPart::Model],
                 &f
             ),
-            "p|t0|tenant=acme|subject=-|model=m"
+            "{t:acme}:p|t0|tenant=acme|subject=-|model=m"
         );
         let with_subject = KeyFacts {
             subject: Some(subject_id("jane.doe@example.com")),
@@ -527,7 +539,7 @@ mod tests {
         };
         let key = key_for("p", 't', 0, &[KeyPart::Subject], &with_subject);
         assert!(!key.contains("jane"), "{key}");
-        assert_eq!(key.len(), "p|t0|subject=".len() + 24, "{key}");
+        assert_eq!(key.len(), "{*}:p|t0|subject=".len() + 24, "{key}");
     }
 
     #[test]

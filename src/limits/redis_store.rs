@@ -13,16 +13,26 @@
 //! sets of lease ids scored by expiry (a crashed replica's slots expire); budgets are
 //! integers (nanodollars or tokens) per calendar period; usage is a hash per tenant and
 //! period. All keys expire on their own.
+//!
+//! Key names (under `<prefix>:limits:`) start with a hash tag: the tenant's for counters
+//! keyed by tenant and for a request's own marks (admission, settlement) and usage, the
+//! global `{*}` for counters keyed otherwise. Settlements are batched per tag.
 
 use std::collections::HashMap;
 use std::time::Duration;
+
+use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 
 use super::plan::{Plan, Settlement};
 use super::usage::{TenantUsage, by_model};
 use super::{Admission, Periods, StoreError, Verdict};
-use crate::config::RedisConfig;
+use crate::state::redis::millis;
+use crate::state::{Key, RedisState};
+
+/// The limits' namespace in the shared state.
+const NAMESPACE: &str = "limits";
 
 /// Checks a plan; with ARGV[5] = 1 charges it when every counter admits, and then marks
 /// the admission (the last key) for ARGV[6] ms when ARGV[6] > 0.
@@ -171,60 +181,36 @@ const SETTLE_BATCH_MAX: usize = 128;
 type SettleReply = tokio::sync::oneshot::Sender<Result<Vec<i64>, StoreError>>;
 
 pub struct RedisStore {
-    client: redis::Client,
-    manager: tokio::sync::OnceCell<ConnectionManager>,
+    state: Arc<RedisState>,
     check: redis::Script,
     settle: redis::Script,
-    timeout: Duration,
-    prefix: String,
     batcher: std::sync::OnceLock<tokio::sync::mpsc::Sender<(Settlement, SettleReply)>>,
 }
 
-fn millis(d: Duration) -> u64 {
-    (d.as_millis() as u64).max(1)
-}
-
 impl RedisStore {
-    pub fn new(config: &RedisConfig) -> anyhow::Result<RedisStore> {
-        Ok(RedisStore {
-            client: redis::Client::open(config.url.as_str())?,
-            manager: tokio::sync::OnceCell::new(),
+    pub fn new(state: Arc<RedisState>) -> RedisStore {
+        RedisStore {
+            state,
             check: redis::Script::new(CHECK),
             settle: redis::Script::new(SETTLE),
-            timeout: Duration::from_millis(config.timeout_ms),
-            prefix: config.key_prefix.clone(),
             batcher: std::sync::OnceLock::new(),
-        })
+        }
     }
 
+    /// The Redis name of one of the limits' keys (already tagged: `{tag}:…`).
     fn key(&self, key: &str) -> String {
-        format!("{}:{key}", self.prefix)
+        self.state.name(Key::new(NAMESPACE, key))
     }
 
-    /// Runs `f` on a managed connection within the store's time budget.
     async fn with_connection<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let call = async {
-            let manager = self
-                .manager
-                .get_or_try_init(|| {
-                    let config = redis::aio::ConnectionManagerConfig::new()
-                        .set_connection_timeout(Some(self.timeout))
-                        .set_response_timeout(Some(self.timeout));
-                    ConnectionManager::new_with_config(self.client.clone(), config)
-                })
-                .await
-                .map_err(|e| StoreError(e.to_string()))?;
-            f(manager.clone())
-                .await
-                .map_err(|e| StoreError(e.to_string()))
-        };
-        tokio::time::timeout(self.timeout * 4, call)
+        self.state
+            .with_connection(f)
             .await
-            .map_err(|_| StoreError(format!("no answer within {:?}", self.timeout * 4)))?
+            .map_err(|e| StoreError(e.0))
     }
 
     async fn run_check(&self, plan: &Plan, commit: bool) -> Result<Verdict, StoreError> {
@@ -261,7 +247,7 @@ impl RedisStore {
                 .arg(millis(b.ttl()));
         }
         if marked {
-            inv.key(self.admission_key(&plan.lease));
+            inv.key(self.admission_key(&plan.tag, &plan.lease));
         }
         let out: Vec<i64> = self
             .with_connection(|mut con| async move { inv.invoke_async(&mut con).await })
@@ -313,18 +299,25 @@ impl RedisStore {
             let Some(store) = store.upgrade() else {
                 return;
             };
-            let settlements: Vec<&Settlement> = batch.iter().map(|(s, _)| s).collect();
-            match store.settle_now(&settlements).await {
-                Ok(used) => {
-                    let mut used = used.into_iter();
-                    for (s, reply) in batch {
-                        let mine: Vec<i64> = used.by_ref().take(s.budgets.len()).collect();
-                        let _ = reply.send(Ok(mine));
+            // One script per tenant: the keys of one script share one hash tag.
+            let mut by_tag: HashMap<String, Vec<(Settlement, SettleReply)>> = HashMap::new();
+            for item in batch {
+                by_tag.entry(item.0.tag.clone()).or_default().push(item);
+            }
+            for (_, group) in by_tag {
+                let settlements: Vec<&Settlement> = group.iter().map(|(s, _)| s).collect();
+                match store.settle_now(&settlements).await {
+                    Ok(used) => {
+                        let mut used = used.into_iter();
+                        for (s, reply) in group {
+                            let mine: Vec<i64> = used.by_ref().take(s.budgets.len()).collect();
+                            let _ = reply.send(Ok(mine));
+                        }
                     }
-                }
-                Err(e) => {
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(StoreError(e.0.clone())));
+                    Err(e) => {
+                        for (_, reply) in group {
+                            let _ = reply.send(Err(StoreError(e.0.clone())));
+                        }
                     }
                 }
             }
@@ -342,9 +335,9 @@ impl RedisStore {
                 .arg(fields.len())
                 .arg(millis(SETTLED_TTL))
                 .arg(u8::from(s.admission.is_some()));
-            inv.key(self.key(&format!("settled|{}", s.id)));
+            inv.key(self.key(&format!("{}:settled|{}", s.tag, s.id)));
             if let Some(lease) = &s.admission {
-                inv.key(self.admission_key(lease));
+                inv.key(self.admission_key(&s.tag, lease));
             }
             for t in &s.tokens {
                 inv.key(self.key(&t.key))
@@ -376,26 +369,14 @@ impl RedisStore {
             .await
     }
 
-    pub async fn mark_once(&self, marker: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(marker))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl));
-        let set: Option<String> = self
-            .with_connection(|mut con| async move { cmd.query_async(&mut con).await })
-            .await?;
-        Ok(set.is_some())
-    }
-
     /// The marker of a committed admission, by its lease id.
-    fn admission_key(&self, lease: &str) -> String {
-        self.key(&format!("admitted|{lease}"))
+    fn admission_key(&self, tag: &str, lease: &str) -> String {
+        self.key(&format!("{tag}:admitted|{lease}"))
     }
 
     fn usage_key(&self, tenant: &str, period: &str) -> String {
-        self.key(&format!("usage|{tenant}@{period}"))
+        let tag = crate::state::tag(Some(tenant));
+        self.key(&format!("{tag}:usage|{tenant}@{period}"))
     }
 
     pub async fn usage(&self, tenant: &str, periods: &Periods) -> Result<TenantUsage, StoreError> {

@@ -1,0 +1,70 @@
+//! Where shared state lives (`state:`): in process (the embedded default: each replica
+//! counts alone) or in Redis (every replica shares limits, and next idempotency keys,
+//! approvals and sessions). `limits.backend` and `limits.redis` are accepted as aliases.
+
+use serde::Deserialize;
+
+use super::{Invalid, invalid};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default)]
+    pub backend: StateBackend,
+    /// Required with `backend: redis`.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackend {
+    /// In process: state holds per replica.
+    #[default]
+    Local,
+    /// Redis: state shared by every replica (atomic scripts, Redis's clock).
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port/[db]` or `rediss://` for TLS.
+    pub url: String,
+    /// Longest wait for one Redis operation before the caller's failure setting decides
+    /// (e.g. a limit profile's `on_store_error`).
+    #[serde(default = "default_redis_timeout")]
+    pub timeout_ms: u64,
+    /// First part of every key Warden writes: `<key_prefix>:<namespace>:{<tag>}:<name>`.
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_redis_timeout() -> u64 {
+    50
+}
+
+fn default_redis_prefix() -> String {
+    "warden".into()
+}
+
+impl StateConfig {
+    pub(crate) fn validate(&self, path: &[&str]) -> Result<(), Invalid> {
+        match (&self.backend, &self.redis) {
+            (StateBackend::Redis, None) => Err(invalid(
+                path,
+                "`redis: {url}` is required for backend redis",
+            )),
+            (_, Some(r)) if r.key_prefix.is_empty() || r.key_prefix.contains(['{', '}']) => {
+                Err(invalid(
+                    path,
+                    "`redis.key_prefix` must be non-empty and hold no `{` or `}` (they delimit Redis Cluster hash tags)",
+                ))
+            }
+            (_, Some(r)) if r.timeout_ms == 0 => {
+                Err(invalid(path, "`redis.timeout_ms` must be greater than 0"))
+            }
+            _ => Ok(()),
+        }
+    }
+}

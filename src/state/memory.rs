@@ -1,0 +1,186 @@
+//! The in-process store: one map of entries with expiry times, swept of expired entries
+//! every few thousand writes. Each replica has its own.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::Key;
+
+/// Writes between sweeps of expired entries.
+const SWEEP_EVERY: u64 = 4096;
+
+#[derive(Debug, Clone)]
+enum Value {
+    Counter(i64),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    expires: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<(&'static str, String), Entry>,
+    writes: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    entries: Mutex<Entries>,
+}
+
+impl MemoryState {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The live entry of `key`, with the map locked for a write.
+    fn write(&self) -> MutexGuard<'_, Entries> {
+        let mut e = self.lock();
+        e.writes += 1;
+        if e.writes.is_multiple_of(SWEEP_EVERY) {
+            let now = Instant::now();
+            e.map.retain(|_, v| v.expires > now);
+        }
+        e
+    }
+
+    fn id(key: Key<'_>) -> (&'static str, String) {
+        (key.namespace, key.name.to_string())
+    }
+
+    fn live(e: &Entries, key: Key<'_>) -> Option<Value> {
+        e.map
+            .get(&Self::id(key))
+            .filter(|v| v.expires > Instant::now())
+            .map(|v| v.value.clone())
+    }
+
+    pub fn add(&self, key: Key<'_>, delta: i64, ttl: Duration) -> i64 {
+        let mut e = self.write();
+        let now = Instant::now();
+        let entry = e.map.entry(Self::id(key)).or_insert(Entry {
+            value: Value::Counter(0),
+            expires: now + ttl,
+        });
+        if entry.expires <= now {
+            *entry = Entry {
+                value: Value::Counter(0),
+                expires: now + ttl,
+            };
+        }
+        let total = match entry.value {
+            Value::Counter(n) => n.saturating_add(delta),
+            Value::Bytes(_) => delta,
+        };
+        entry.value = Value::Counter(total);
+        total
+    }
+
+    pub fn mark_once(&self, key: Key<'_>, ttl: Duration) -> bool {
+        let mut e = self.write();
+        if Self::live(&e, key).is_some() {
+            return false;
+        }
+        e.map.insert(
+            Self::id(key),
+            Entry {
+                value: Value::Counter(1),
+                expires: Instant::now() + ttl,
+            },
+        );
+        true
+    }
+
+    pub fn get(&self, key: Key<'_>) -> Option<Vec<u8>> {
+        match Self::live(&self.lock(), key)? {
+            Value::Bytes(b) => Some(b),
+            Value::Counter(n) => Some(n.to_string().into_bytes()),
+        }
+    }
+
+    pub fn put(&self, key: Key<'_>, value: &[u8], ttl: Duration) {
+        self.write().map.insert(
+            Self::id(key),
+            Entry {
+                value: Value::Bytes(value.to_vec()),
+                expires: Instant::now() + ttl,
+            },
+        );
+    }
+
+    pub fn compare_and_set(
+        &self,
+        key: Key<'_>,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> bool {
+        let mut e = self.write();
+        let current = match Self::live(&e, key) {
+            None => None,
+            Some(Value::Bytes(b)) => Some(b),
+            Some(Value::Counter(n)) => Some(n.to_string().into_bytes()),
+        };
+        if current.as_deref() != expected {
+            return false;
+        }
+        e.map.insert(
+            Self::id(key),
+            Entry {
+                value: Value::Bytes(value.to_vec()),
+                expires: Instant::now() + ttl,
+            },
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn primitives_behave_as_in_redis() {
+        let s = MemoryState::default();
+        let k = Key::new("t", "{t:a}:n");
+        assert_eq!(s.add(k, 2, MIN), 2);
+        assert_eq!(s.add(k, -5, MIN), -3);
+        assert_eq!(s.get(k), Some(b"-3".to_vec()));
+        let m = Key::new("t", "{t:a}:m");
+        assert!(s.mark_once(m, MIN));
+        assert!(!s.mark_once(m, MIN));
+        let v = Key::new("t", "{t:a}:v");
+        assert!(s.compare_and_set(v, None, b"one", MIN));
+        assert!(!s.compare_and_set(v, None, b"two", MIN));
+        assert!(!s.compare_and_set(v, Some(b"zero"), b"two", MIN));
+        assert!(s.compare_and_set(v, Some(b"one"), b"two", MIN));
+        assert_eq!(s.get(v), Some(b"two".to_vec()));
+        s.put(v, b"three", MIN);
+        assert_eq!(s.get(v), Some(b"three".to_vec()));
+        assert_eq!(
+            s.get(Key::new("other", "{t:a}:v")),
+            None,
+            "namespaces apart"
+        );
+    }
+
+    #[test]
+    fn entries_expire() {
+        let s = MemoryState::default();
+        let k = Key::new("t", "x");
+        assert!(s.mark_once(k, Duration::from_millis(1)));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(s.mark_once(k, MIN), "an expired mark can be set again");
+        s.put(Key::new("t", "y"), b"v", Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(s.get(Key::new("t", "y")), None);
+        assert!(s.compare_and_set(Key::new("t", "y"), None, b"w", MIN));
+    }
+}
