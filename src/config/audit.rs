@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Invalid, invalid};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
     /// Identifies this replica's hash chain (one chain per replica).
@@ -84,7 +84,7 @@ pub enum CaptureMode {
     Redacted,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFull {
     /// Refuse new requests with 503 until the spool drains.
@@ -94,7 +94,7 @@ pub enum OnFull {
     Block,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum SinkConfig {
     /// Sealed segments and digests copied to a local directory (relative to the config file).
@@ -103,7 +103,7 @@ pub enum SinkConfig {
     S3(S3SinkConfig),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct S3SinkConfig {
     pub bucket: String,
@@ -130,14 +130,14 @@ pub struct S3SinkConfig {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectLockConfig {
     pub mode: LockMode,
     pub retain_days: u32,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LockMode {
     Compliance,

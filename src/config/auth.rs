@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{ConfigError, Invalid, invalid, is_http_url, is_sha256_hex, yaml_error};
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub api_keys: Vec<ApiKeyConfig>,
@@ -29,7 +30,7 @@ impl AuthConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     /// A non-secret name for the key (appears in logs and metrics).
@@ -48,7 +49,7 @@ pub struct ApiKeyConfig {
 
 /// Signature algorithms a JWT issuer may use. Only asymmetric algorithms exist here:
 /// `none` and the HMAC family can never be configured.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 pub enum JwtAlgorithm {
     RS256,
     RS384,
@@ -78,7 +79,7 @@ impl JwtAlgorithm {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JwtIssuerConfig {
     /// The exact `iss` of the tokens; also the base of OIDC discovery.
@@ -130,7 +131,7 @@ fn default_verified_cache() -> u64 {
 /// Where the principal's parts come from in the token's claims. Paths use dots for nested
 /// claims (`realm_access.roles`); a path may hold an array of strings or a space-separated
 /// string.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClaimMapping {
     pub subject: String,
@@ -154,7 +155,7 @@ impl Default for ClaimMapping {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JwksSettings {
     /// Background refresh period.
@@ -177,7 +178,7 @@ impl Default for JwksSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntrospectionConfig {
     /// The RFC 7662 endpoint.

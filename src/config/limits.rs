@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Invalid, RedisConfig, StateBackend, invalid};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Alias of `state.backend`, from before the `state` section (set one or the other).
@@ -24,7 +25,7 @@ pub struct LimitsConfig {
     pub profiles: BTreeMap<String, LimitProfile>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitProfile {
     /// Request-rate limits; every one must admit the request.
@@ -46,7 +47,7 @@ pub struct LimitProfile {
     pub on_store_error: OnStoreError,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenLimit {
     pub limit: u64,
@@ -55,7 +56,7 @@ pub struct TokenLimit {
     pub key: Vec<KeyPart>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConcurrencyLimit {
     pub limit: u32,
@@ -63,7 +64,7 @@ pub struct ConcurrencyLimit {
     pub key: Vec<KeyPart>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     /// Shown in the admin API, metrics and logs; defaults to `<per>-<usd|tokens>`.
@@ -92,7 +93,7 @@ pub struct Budget {
 }
 
 /// What a USD budget does with requests to a model that has no price.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OnUnpriced {
     #[default]
@@ -116,7 +117,7 @@ impl Budget {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BudgetPeriod {
     Day,
@@ -132,7 +133,7 @@ impl BudgetPeriod {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestLimit {
     pub limit: u32,
@@ -142,7 +143,7 @@ pub struct RequestLimit {
     pub key: Vec<KeyPart>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
     Second,
@@ -171,7 +172,7 @@ impl Period {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyPart {
     Tenant,
@@ -182,7 +183,7 @@ pub enum KeyPart {
     ClientIp,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum OnStoreError {
     #[default]

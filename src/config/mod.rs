@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use audit::{
@@ -45,7 +46,7 @@ pub use server::{LogFormat, LogSettings, ServerSettings};
 pub use state::{RedisConfig, StateBackend, StateConfig};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address of the OpenAI-compatible listener.
@@ -234,6 +235,12 @@ impl Config {
             pii.validate()?;
         }
         providers::validate_models(&self.models, &self.providers)
+    }
+
+    /// The JSON Schema of the configuration file (every key, with its type and doc
+    /// comment), generated from these types.
+    pub fn schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
     }
 
     /// Where shared state lives: the `state` section, else its aliases in `limits`, else

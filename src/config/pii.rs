@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Entity, Invalid, invalid};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PiiConfig {
     /// Profile for requests whose policy rule names none (or an unknown one).
@@ -23,7 +24,7 @@ pub struct PiiConfig {
     pub profiles: BTreeMap<String, PiiProfile>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NerConfig {
     /// Directory with the model, `tokenizer.json` and `config.json` (relative to the config
@@ -86,7 +87,7 @@ fn one() -> usize {
 }
 
 /// Whether a profile uses the NER model.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NerMode {
     /// Patterns only.
@@ -102,7 +103,7 @@ fn default_hash_key_env() -> String {
     "WARDEN_PII_HASH_KEY".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PiiProfile {
     /// Action for entity types not listed in `actions`.
@@ -150,7 +151,7 @@ pub struct PiiProfile {
 }
 
 /// Where a pseudonymized value came from in the request.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum RestoreSource {
     System,
@@ -188,7 +189,7 @@ impl RestoreSource {
 }
 
 /// What happens to inputs given as token ids.
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenInput {
     /// Decode with the model's tokenizer and redact the text.
@@ -212,7 +213,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum PiiAction {
     /// Leave the value as it is.

@@ -1,6 +1,7 @@
 //! The listeners and the server's own settings (`listen`, `admin_listen`, `server:`,
 //! `log:`).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Invalid, invalid};
@@ -18,7 +19,7 @@ pub(crate) fn validate_listeners(listen: &str, admin: &str) -> Result<(), Invali
     Ok(())
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Largest accepted request body (bytes); larger bodies get 413.
@@ -46,7 +47,7 @@ impl Default for ServerSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -54,7 +55,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     pub format: LogFormat,

@@ -2,11 +2,12 @@
 //! counts alone) or in Redis (every replica shares limits, and next idempotency keys,
 //! approvals and sessions). `limits.backend` and `limits.redis` are accepted as aliases.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::{Invalid, invalid};
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     #[serde(default)]
@@ -16,7 +17,7 @@ pub struct StateConfig {
     pub redis: Option<RedisConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StateBackend {
     /// In process: state holds per replica.
@@ -26,7 +27,7 @@ pub enum StateBackend {
     Redis,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port/[db]` or `rediss://` for TLS.
