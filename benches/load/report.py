@@ -47,6 +47,7 @@ def machine():
 
 def main():
     work, rates, duration, idle_kb, loaded_kb, pii_rate, inferred, hits = sys.argv[1:9]
+    baseline = sys.argv[9] if len(sys.argv) > 9 else ""
     print("# Load harness results\n")
     print(f"- machine: {machine()}")
     print("- generator: k6 constant-arrival-rate on the same machine (it shares the 2 cores with")
@@ -91,6 +92,7 @@ def main():
     ], "warden + limits (redis)")
     pii(work, pii_rate, inferred, hits)
     audit_ab(work, rates.split()[0])
+    binary_ab(work, rates.split()[0], baseline)
 
 
 def audit_ab(work, rate):
@@ -115,6 +117,42 @@ def audit_ab(work, rate):
     med = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
     print(f"| **median** | | | **{med(d50):+.3f}** | | | **{med(d99):+.3f}** | |")
     print()
+
+
+def median(xs):
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def binary_ab(work, rate, baseline):
+    """Two builds alternately (ABBA): per pair the latency each adds over the direct path
+    measured next to it, and the median difference."""
+    if not os.path.exists(os.path.join(work, "bab-s0-1-new.json")):
+        return
+    print(f"## This build vs the baseline build, alternating ({rate} RPS)\n")
+    print(f"Baseline: `{baseline}`. Both serve the plain configuration from the same mock provider;")
+    print("each pair is measured in ABBA order with the direct path right before it. *Added* is")
+    print("p(Warden) − p(direct) of the same pair; Δ is this build's added latency minus the baseline's.\n")
+    for stream, title in (("0", "non-stream"), ("1", "stream (full response)")):
+        print(f"### {title}\n")
+        print("| pair | base added p50 | new added p50 | Δ p50 | base added p99 | new added p99 | Δ p99 | failed |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        d50, d99 = [], []
+        i = 1
+        while os.path.exists(os.path.join(work, f"bab-s{stream}-{i}-new.json")):
+            d = load(work, f"bab-s{stream}-{i}-direct")
+            b = load(work, f"bab-s{stream}-{i}-base")
+            n = load(work, f"bab-s{stream}-{i}-new")
+            b50, n50 = b["p50"] - d["p50"], n["p50"] - d["p50"]
+            b99, n99 = b["p99"] - d["p99"], n["p99"] - d["p99"]
+            d50.append(n50 - b50)
+            d99.append(n99 - b99)
+            failed = (b["failed"] + n["failed"]) * 100
+            print(f"| {i} | {b50:+.3f} | {n50:+.3f} | {d50[-1]:+.3f} | {b99:+.3f} | {n99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
+            i += 1
+        print(f"| **median** | | | **{median(d50):+.3f}** | | | **{median(d99):+.3f}** | |")
+        print()
 
 
 def pii(work, rate, inferred, hits):

@@ -9,6 +9,10 @@
 #   SCENARIOS=pii PII_RATE=20 benches/load/run.sh   # only the PII cells
 #   SCENARIOS=audit-ab AB_REPEATS=6 benches/load/run.sh
 #       # the plain proxy and the audit-on proxy alternately (ABBA order) at the first rate
+#   SCENARIOS=binary-ab BASELINE_REV=<commit> RATES=1000 AB_REPEATS=6 benches/load/run.sh
+#       # two builds of Warden (BASELINE_REV, built in a worktree, or BASELINE_BIN, against
+#       # this checkout) alternately, ABBA, non-stream and stream, each pair with the direct
+#       # path measured next to it
 #
 # Besides the plain proxy it measures, non-stream, a Warden with authentication and policy
 # on (RS256 JWT verified against a JWKS, the policies/ set deciding), one with the
@@ -34,6 +38,18 @@ scripts/setup.sh --with-python
     || .venv/bin/pip install -q --disable-pip-version-check "pyjwt[crypto]==2.10.1"
 cargo build --release --locked
 
+# The build to compare against (SCENARIOS=binary-ab): a binary, or a commit built here.
+if has binary-ab && [ -z "${BASELINE_BIN:-}" ]; then
+    : "${BASELINE_REV:?binary-ab needs BASELINE_BIN or BASELINE_REV}"
+    baseline_src="$target/baseline-src"
+    rm -rf "$baseline_src"
+    git worktree prune
+    git worktree add --detach "$baseline_src" "$BASELINE_REV" >/dev/null
+    (cd "$baseline_src" && CARGO_TARGET_DIR="$target/baseline" cargo build --release --locked)
+    BASELINE_BIN="$target/baseline/release/warden"
+    git worktree remove --force "$baseline_src"
+fi
+
 work="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -58,6 +74,7 @@ audit_port=$(port); audit_admin_port=$(port)
 local_port=$(port); local_admin_port=$(port); redis_port=$(port)
 shared_port=$(port); shared_admin_port=$(port)
 pii_port=$(port); pii_admin_port=$(port)
+base_port=$(port); base_admin_port=$(port)
 # The part every measured Warden shares: quiet logs and the mock as its only provider.
 common_yaml() {
     cat <<YAML
@@ -169,6 +186,12 @@ YAML
 } > "$work/warden-pii.yaml"
 "$bin" serve --config "$work/warden-pii.yaml" --listen "127.0.0.1:$pii_port" --admin-listen "127.0.0.1:$pii_admin_port" 2>"$work/warden-pii.log" &
 pids+=($!)
+# The baseline build with the plain proxy's configuration.
+if has binary-ab; then
+    "$BASELINE_BIN" serve --config "$work/warden.yaml" --listen "127.0.0.1:$base_port" --admin-listen "127.0.0.1:$base_admin_port" 2>"$work/warden-base.log" &
+    pids+=($!)
+    wait_port "$base_port"
+fi
 wait_port "$mock_port"; wait_port "$warden_port"; wait_port "$pii_port"; wait_port "$auth_port"; wait_port "$audit_port"
 wait_port "$local_port"; wait_port "$shared_port"
 sleep 0.5
@@ -219,6 +242,27 @@ for i in $(seq 1 "${AB_REPEATS:-6}"); do
     fi
 done
 fi
+# Binary A/B: the baseline build and this one, the same plain configuration, measured
+# alternately (ABBA) non-stream and stream, with the direct path next to each pair.
+if has binary-ab; then
+ab_rate="${RATES%% *}"
+for stream in 0 1; do
+    run_k6 "warmup-bab-base-s$stream" "http://127.0.0.1:$base_port/v1" 200 "$stream"
+    run_k6 "warmup-bab-new-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream"
+done
+for i in $(seq 1 "${AB_REPEATS:-6}"); do
+    for stream in 0 1; do
+        run_k6 "bab-s$stream-$i-direct" "http://127.0.0.1:$mock_port/v1" "$ab_rate" "$stream"
+        if [ $((i % 2)) = 1 ]; then
+            run_k6 "bab-s$stream-$i-base" "http://127.0.0.1:$base_port/v1" "$ab_rate" "$stream"
+            run_k6 "bab-s$stream-$i-new" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+        else
+            run_k6 "bab-s$stream-$i-new" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+            run_k6 "bab-s$stream-$i-base" "http://127.0.0.1:$base_port/v1" "$ab_rate" "$stream"
+        fi
+    done
+done
+fi
 # PII: a one-turn chat (NER on the new message) and the 10th turn of a conversation whose
 # nine earlier turns are in the NER cache, each against the direct path in the same run.
 if has pii; then
@@ -239,6 +283,6 @@ out="benches/load/results/$(date -u +%Y-%m-%d).md"
 audit_records=$(curl -s "http://127.0.0.1:$audit_admin_port/metrics" | awk '/^warden_audit_records_total/ {print $2}')
 echo "audit records appended during the run: $audit_records" >&2
 python3 benches/load/report.py "$work" "$RATES" "$DURATION" "$idle_rss_kb" "$loaded_rss_kb" \
-    "$PII_RATE" "${pii_inferred:-0}" "${pii_hits:-0}" > "$out"
+    "$PII_RATE" "${pii_inferred:-0}" "${pii_hits:-0}" "${BASELINE_REV:-${BASELINE_BIN:-}}" > "$out"
 cat "$out"
 echo "report written to $out"
