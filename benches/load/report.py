@@ -55,6 +55,8 @@ def main():
     print(f"- {duration} per cell, release build, `benches/load/run.sh`")
     print(f"- Warden RSS: {int(idle_kb) / 1024:.1f} MiB idle, {int(loaded_kb) / 1024:.1f} MiB after the run\n")
     for stream in ("0", "1"):
+        if not any(os.path.exists(os.path.join(work, f"direct-s{stream}-r{r}.json")) for r in rates.split()):
+            continue  # not measured in this run (SCENARIOS)
         title = "Streaming (SSE), time to first byte and full stream" if stream == "1" else "Non-stream"
         print(f"## {title}\n")
         print("| rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms | TTFB p50 ms | TTFB p99 ms |")

@@ -1,6 +1,9 @@
 //! Writing answers to the client through pingora: whole JSON bodies, OpenAI errors, and
-//! provider streams relayed chunk by chunk as they arrive. A failed write means the client
-//! went away; the caller then drops the upstream stream, which cancels the provider call.
+//! provider streams relayed chunk by chunk as they arrive, each event passed through the
+//! answer chain it is given (`answer`), whose filters it does not know. The record is
+//! written (`report::record`) before an answer's last bytes. A failed write means the
+//! client went away; the caller then drops the upstream stream, which cancels the
+//! provider call.
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, StatusCode};
