@@ -42,6 +42,13 @@ impl PolicyStore {
         self.current.load_full()
     }
 
+    /// Today's price (UTC) of the first of `names` the pricing lists — the client-facing
+    /// model, then its upstream name.
+    pub fn price(&self, names: &[&str]) -> Option<super::pricing::Price> {
+        let today = chrono::Utc::now().date_naive();
+        self.current().pricing.price(names, today).cloned()
+    }
+
     /// Why the last reload was refused, if it was.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|g| g.clone())

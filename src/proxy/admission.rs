@@ -25,13 +25,10 @@ pub fn estimate(
         .targets
         .first()
         .map_or(model.name.as_str(), |t| &t.upstream_model);
-    let price = gw.policy.as_ref().and_then(|p| {
-        let today = chrono::Utc::now().date_naive();
-        p.current()
-            .pricing
-            .price(&[&model.name, upstream], today)
-            .cloned()
-    });
+    let price = gw
+        .policy
+        .as_ref()
+        .and_then(|p| p.price(&[&model.name, upstream]));
     if price.is_none() {
         metrics()
             .unpriced_requests
