@@ -23,6 +23,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod condition;
 pub mod config;
 pub mod gateway;
 pub mod http_client;

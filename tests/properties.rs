@@ -233,7 +233,7 @@ proptest! {
     /// Policy files and CEL conditions of any text load or are refused with an error.
     #[test]
     fn policy_and_cel_loaders_never_panic(source in text(), yaml_body in text()) {
-        let _ = warden::policy::Condition::compile(&source);
+        let _ = warden::policy::Condition::<warden::condition::RuleScope>::compile(&source);
         let policy = format!(
             "apiVersion: warden/v1\nkind: Policy\nrules:\n  - name: r\n    effect: allow\n    when: {:?}\n{yaml_body}",
             source

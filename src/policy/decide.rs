@@ -5,11 +5,11 @@
 
 use serde_json::{Value, json};
 
-use super::condition::CelInput;
 use super::load::{CompiledRule, PolicySet};
 use super::model::{AuthMethodName, EndpointName, RuleEffect, RuleSettings};
 use crate::auth::claims::at_path;
 use crate::auth::{AuthMethod, Principal};
+use crate::condition::CelInput;
 
 /// Name reported when no rule matched.
 pub const DEFAULT_DENY: &str = "default-deny";
@@ -227,7 +227,11 @@ fn cel_input(facts: &Facts<'_>) -> Result<CelInput, String> {
         "stream": facts.stream,
     });
     let claims = Value::Object(facts.principal.claims.clone());
-    CelInput::new(&principal_value(facts.principal), &request, &claims)
+    CelInput::new(&[
+        ("principal", &principal_value(facts.principal)),
+        ("request", &request),
+        ("claims", &claims),
+    ])
 }
 
 fn principal_value(p: &Principal) -> Value {

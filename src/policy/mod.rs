@@ -6,7 +6,6 @@
 //! A decision's reason is written for clients: it never contains request content.
 
 pub mod cli;
-mod condition;
 mod decide;
 mod load;
 mod model;
@@ -15,7 +14,7 @@ pub mod references;
 pub mod reload;
 pub mod testing;
 
-pub use condition::Condition;
+pub use crate::condition::Condition;
 pub use decide::{Decision, Effect, Facts};
 pub use load::{LoadError, PolicySet, load_dir, load_sources};
 pub use model::{AuditSettings, EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};

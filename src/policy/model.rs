@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::condition::Condition;
+use crate::condition::Condition;
 
 /// A policy file: a named list of rules.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
