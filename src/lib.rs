@@ -39,6 +39,7 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod tokens;
+pub mod tools;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
 pub async fn shutdown_signal() {

@@ -95,6 +95,10 @@ fn committed_schemas_match_the_rust_types() {
             vec!["policy", "schema", "--tests"],
             "policies/tests/schema.json",
         ),
+        (
+            vec!["policy", "schema", "--tools"],
+            "policies/tools.schema.json",
+        ),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success());

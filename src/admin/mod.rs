@@ -40,6 +40,7 @@ impl AdminApp {
             json!({
                 "digest": format!("sha256:{}", set.digest),
                 "rules": set.rules.len(),
+                "tools": set.tools.len(),
                 "files": set.files.len(),
                 "last_reload_error": store.last_error(),
             })

@@ -1,5 +1,6 @@
-//! Finds the line and column of a key path (`providers.azure`) in block-style YAML, so
-//! validation errors found after parsing can still point at the place to fix.
+//! Finds the line and column of a key path (`providers.azure`), a key or a key with its
+//! value in block-style YAML (the configuration, policy and tool files), so validation
+//! errors found after parsing can still point at the place to fix.
 
 /// Returns the 1-based (line, column) of the deepest key of `path` found, following
 /// indentation: the key itself, or its closest ancestor when the key is absent.
@@ -38,6 +39,37 @@ pub fn key_path(text: &str, path: &[String]) -> Option<(usize, usize)> {
         }
     }
     found
+}
+
+/// The first line that holds `key:` (as a mapping key), 1-based.
+pub fn key(text: &str, key: &str) -> Option<(usize, usize)> {
+    key_from(text, key, 1)
+}
+
+/// The first line at or after `from` (1-based) that holds `key:`.
+pub fn key_from(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find_map(|(i, line)| {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            trimmed
+                .starts_with(&format!("{key}:"))
+                .then(|| (i + 1, line.len() - trimmed.len() + 1))
+        })
+}
+
+/// The last line whose `key:` has `value`, 1-based (duplicates are reported at the later one).
+pub fn value(text: &str, key: &str, value: &str) -> Option<(usize, usize)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            let rest = trimmed.strip_prefix(&format!("{key}:"))?;
+            let v = rest.trim().trim_matches(['"', '\'']);
+            (v == value).then(|| (i + 1, line.len() - trimmed.len() + 1))
+        })
+        .last()
 }
 
 #[cfg(test)]

@@ -9,12 +9,13 @@ mod auth;
 mod entity;
 mod env;
 mod limits;
-mod locate;
+pub mod locate;
 mod pii;
 mod policy;
 mod providers;
 mod server;
 mod state;
+mod tools;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,6 +45,7 @@ pub use providers::{
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
 pub use state::{RedisConfig, StateBackend, StateConfig};
+pub use tools::{BackendConfig, ToolsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -82,6 +84,10 @@ pub struct Config {
     /// every configured model.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// The backends the policy directory's tools call; a tool naming a backend not
+    /// configured here is refused at start-up.
+    #[serde(default)]
+    pub tools: Option<ToolsConfig>,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub models: BTreeMap<String, ModelConfig>,
 }
@@ -163,6 +169,9 @@ impl Config {
         if let Some(audit) = config.audit.as_mut() {
             audit.resolve_paths(base);
         }
+        if let Some(tools) = config.tools.as_mut() {
+            tools.resolve_paths(base);
+        }
         config.auth.merge_keys_file(base)?;
         Ok(config)
     }
@@ -233,6 +242,9 @@ impl Config {
         }
         if let Some(pii) = &self.pii {
             pii.validate()?;
+        }
+        if let Some(tools) = &self.tools {
+            tools.validate()?;
         }
         providers::validate_models(&self.models, &self.providers)
     }

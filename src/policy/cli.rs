@@ -23,19 +23,24 @@ pub enum Command {
         #[arg(default_value = "policies")]
         dir: PathBuf,
     },
-    /// Print the JSON Schema of policy files (or of policy test files with --tests).
+    /// Print the JSON Schema of policy files (of policy test files with --tests, of tool
+    /// registry files with --tools).
     Schema {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "tools")]
         tests: bool,
+        #[arg(long)]
+        tools: bool,
     },
 }
 
 /// Runs a `policy` subcommand.
 pub fn run(command: Command) -> ExitCode {
     match command {
-        Command::Schema { tests } => {
+        Command::Schema { tests, tools } => {
             let schema = if tests {
                 super::test_schema()
+            } else if tools {
+                crate::tools::registry_schema()
             } else {
                 super::policy_schema()
             };
@@ -70,8 +75,9 @@ pub fn run(command: Command) -> ExitCode {
                     );
                 }
                 println!(
-                    "ok: {} rules in {} files, digest sha256:{}",
+                    "ok: {} rules and {} tools in {} files, digest sha256:{}",
                     set.rules.len(),
+                    set.tools.len(),
                     set.files.len(),
                     set.digest
                 );

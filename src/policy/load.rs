@@ -1,6 +1,7 @@
-//! Loading a policy directory: every `*.yaml` / `*.yml` whose `kind` is `Policy`, in file
-//! name order. Errors carry `file:line:column`; the set's SHA-256 digest identifies exactly
-//! which policy text decided a request.
+//! Loading a policy directory: every `*.yaml` / `*.yml` whose `kind` is `Policy`,
+//! `Pricing` or `ToolRegistry` (tools are checked by `tools`), in file name order. Errors
+//! carry `file:line:column`; the set's SHA-256 digest identifies exactly which policy,
+//! price and tool text decided a request.
 
 use std::fmt;
 use std::path::Path;
@@ -8,6 +9,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::model::{PolicyFile, Rule};
+use crate::config::locate::{
+    key as locate_key, key_from as locate_key_from, value as locate_value,
+};
 use crate::config::yaml_error;
 
 /// A rule and the file it came from.
@@ -26,6 +30,8 @@ pub struct PolicySet {
     pub files: Vec<String>,
     /// Model prices from the directory's `kind: Pricing` files.
     pub pricing: super::pricing::Pricing,
+    /// Tools from the directory's `kind: ToolRegistry` files.
+    pub tools: std::sync::Arc<crate::tools::Registry>,
 }
 
 /// One problem in one file.
@@ -95,6 +101,7 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
     let mut set = PolicySet::default();
     let mut hasher = Sha256::new();
     let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut tools = crate::tools::Registry::default();
     for (file, text) in sources {
         let err = |position, message: String| LoadError {
             file: file.to_string(),
@@ -136,11 +143,27 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 }
                 continue;
             }
-            Some(_) => continue, // other kinds (tests, tools) have their own loaders
+            Some("ToolRegistry") => {
+                match tools.add_file(file, text) {
+                    Ok(()) => {
+                        // Tools decide what a model may call: the digest names them.
+                        hasher.update(base.as_bytes());
+                        hasher.update([0]);
+                        hasher.update(text.as_bytes());
+                        hasher.update([0]);
+                        set.files.push(file.to_string());
+                    }
+                    Err(found) => {
+                        errors.extend(found.into_iter().map(|e| err(e.position, e.message)))
+                    }
+                }
+                continue;
+            }
+            Some(_) => continue, // other kinds (tests) have their own loaders
             None => {
                 errors.push(err(
                     Some((1, 1)),
-                    "missing `kind` (expected `Policy`)".into(),
+                    "missing `kind` (expected `Policy`, `Pricing` or `ToolRegistry`)".into(),
                 ));
                 continue;
             }
@@ -197,38 +220,8 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
         return Err(errors);
     }
     set.digest = hex::encode(hasher.finalize());
+    set.tools = std::sync::Arc::new(tools);
     Ok(set)
-}
-
-/// The first line that holds `key:` (as a mapping key), 1-based.
-fn locate_key(text: &str, key: &str) -> Option<(usize, usize)> {
-    locate_key_from(text, key, 1)
-}
-
-/// The first line at or after `from` (1-based) that holds `key:`.
-fn locate_key_from(text: &str, key: &str, from: usize) -> Option<(usize, usize)> {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find_map(|(i, line)| {
-            let trimmed = line.trim_start().trim_start_matches("- ");
-            trimmed
-                .starts_with(&format!("{key}:"))
-                .then(|| (i + 1, line.len() - trimmed.len() + 1))
-        })
-}
-
-/// The last line whose `key:` has `value`, 1-based (duplicates are reported at the later one).
-fn locate_value(text: &str, key: &str, value: &str) -> Option<(usize, usize)> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let trimmed = line.trim_start().trim_start_matches("- ");
-            let rest = trimmed.strip_prefix(&format!("{key}:"))?;
-            let v = rest.trim().trim_matches(['"', '\'']);
-            (v == value).then(|| (i + 1, line.len() - trimmed.len() + 1))
-        })
-        .last()
 }
 
 #[cfg(test)]

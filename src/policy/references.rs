@@ -1,7 +1,8 @@
-//! What policy rules refer to in `warden.yaml`: a rule's `settings.pii` and
-//! `settings.limits` must name profiles that are configured. A dangling name would
-//! otherwise fall back to another profile (or to no redaction at all), so it is an error
-//! at start-up, on reload (the last good set stays) and in `warden policy check --config`.
+//! What the policy directory refers to in `warden.yaml`: a rule's `settings.pii` and
+//! `settings.limits` must name profiles that are configured, and a tool's `backend` a
+//! configured backend. A dangling name would otherwise fall back to another profile (or
+//! to no redaction at all) or leave a tool unreachable, so it is an error at start-up, on
+//! reload (the last good set stays) and in `warden policy check --config`.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +14,8 @@ use crate::config::Config;
 pub struct Configured {
     pub pii: Option<BTreeSet<String>>,
     pub limits: Option<BTreeSet<String>>,
+    /// The tool backends (`tools.backends`).
+    pub tool_backends: BTreeSet<String>,
 }
 
 impl Configured {
@@ -26,6 +29,11 @@ impl Configured {
                 .limits
                 .as_ref()
                 .map(|l| l.profiles.keys().cloned().collect()),
+            tool_backends: config
+                .tools
+                .as_ref()
+                .map(|t| t.backends.keys().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -63,10 +71,34 @@ pub fn check(set: &PolicySet, configured: &Configured) -> Vec<LoadError> {
             });
         }
     }
+    for tool in set.tools.iter() {
+        let backend = &tool.def.backend;
+        if configured.tool_backends.contains(backend) {
+            continue;
+        }
+        let list: Vec<&str> = configured
+            .tool_backends
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let known = if list.is_empty() {
+            "warden.yaml configures no `tools.backends`".to_string()
+        } else {
+            format!("configured backends: {}", list.join(", "))
+        };
+        errors.push(LoadError {
+            file: tool.file.clone(),
+            position: position(&tool.file, &tool.def.name, "backend", backend),
+            message: format!(
+                "tool `{}`: backend `{backend}` is not configured ({known})",
+                tool.def.name
+            ),
+        });
+    }
     errors
 }
 
-/// Where `key: value` is written after the rule's `name:` line (best effort).
+/// Where `key: value` is written after the rule's or tool's `name:` line (best effort).
 fn position(file: &str, rule: &str, key: &str, value: &str) -> Option<(usize, usize)> {
     let text = std::fs::read_to_string(file).ok()?;
     let unquote = |s: &str| s.trim().trim_matches(['"', '\'']).to_string();
@@ -106,6 +138,7 @@ mod tests {
         let configured = Configured {
             pii: Some(["shopper-strict".to_string()].into()),
             limits: None,
+            tool_backends: Default::default(),
         };
         let errors = check(&set, &configured);
         assert_eq!(errors.len(), 2, "{errors:?}");
@@ -120,6 +153,40 @@ mod tests {
         let fine = Configured {
             pii: Some(["shop-strict".to_string()].into()),
             limits: Some(["default".to_string()].into()),
+            tool_backends: Default::default(),
+        };
+        assert!(check(&set, &fine).is_empty());
+    }
+
+    #[test]
+    fn tools_must_name_configured_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tools.yaml"),
+            "apiVersion: warden/v1\nkind: ToolRegistry\ntools:\n  - name: get_price\n    description: Price of a product.\n    \
+             parameters: {type: object, properties: {sku: {type: string}}}\n    risk: read\n    backend: pricing\n    \
+             http: {method: GET, path: \"/prices/{sku}\"}\n",
+        )
+        .unwrap();
+        let set = super::super::load_dir(dir.path()).unwrap();
+        assert_eq!(set.tools.len(), 1);
+        let none = Configured::default();
+        let errors = check(&set, &none);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].position, Some((8, 5)), "{}", errors[0]);
+        assert!(errors[0].message.contains("configures no `tools.backends`"));
+        let other = Configured {
+            tool_backends: ["catalog".to_string()].into(),
+            ..Configured::default()
+        };
+        assert!(
+            check(&set, &other)[0]
+                .message
+                .contains("configured backends: catalog")
+        );
+        let fine = Configured {
+            tool_backends: ["pricing".to_string()].into(),
+            ..Configured::default()
         };
         assert!(check(&set, &fine).is_empty());
     }

@@ -1,0 +1,91 @@
+//! Where tools' backends are (`tools:`): each backend's base URL, the headers every call
+//! carries (credentials from `${ENV}`), its response size cap and CA bundle. The tools
+//! themselves — arguments, request templates, risk — live in the policy directory's
+//! `kind: ToolRegistry` files and name these backends; the scheme, host and port of a call
+//! always come from here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Invalid, invalid, is_http_url};
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsConfig {
+    /// The backends tools may call, by the name tools give in `backend:`.
+    #[serde(default)]
+    pub backends: BTreeMap<String, BackendConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Scheme, host, port and base path of every call, e.g. `https://erp.internal/api`.
+    pub base_url: String,
+    /// Headers sent on every call, e.g. `authorization: "Bearer ${ERP_TOKEN}"`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Largest response body read; a larger answer is an error result for the model.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+    /// Extra PEM CA bundle trusted for this backend (relative to the config file).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_max_response_bytes() -> usize {
+    1024 * 1024
+}
+
+impl ToolsConfig {
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        for (name, b) in &self.backends {
+            let path = ["tools", "backends", name.as_str()];
+            let uri = b.base_url.parse::<http::Uri>();
+            let plain = uri.as_ref().is_ok_and(|u| {
+                u.query().is_none() && !u.authority().is_some_and(|a| a.as_str().contains('@'))
+            });
+            if !is_http_url(&b.base_url) || !plain || b.base_url.contains('#') {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "`base_url` `{}` must be an http(s) URL without credentials, query or fragment",
+                        b.base_url
+                    ),
+                ));
+            }
+            for (header, value) in &b.headers {
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err()
+                    || http::HeaderValue::from_str(value).is_err()
+                {
+                    // The value may be a secret: only the header's name is shown.
+                    return Err(invalid(
+                        &path,
+                        format!("header `{header}` has an invalid name or value"),
+                    ));
+                }
+            }
+            if b.max_response_bytes == 0 {
+                return Err(invalid(
+                    &path,
+                    "`max_response_bytes` must be greater than 0",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A relative `ca_file` is relative to the config file's directory `base`.
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for b in self.backends.values_mut() {
+            if let Some(ca) = b.ca_file.as_mut()
+                && ca.is_relative()
+            {
+                *ca = base.join(&*ca);
+            }
+        }
+    }
+}
