@@ -28,6 +28,7 @@ pub mod config;
 pub mod gateway;
 pub mod http_client;
 pub mod limits;
+pub mod manifest;
 pub mod mock;
 pub mod onnx;
 pub mod openai;

@@ -95,6 +95,14 @@ pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<LoadError>> {
     }
 }
 
+/// Adds one file (its name and text) to the set's digest.
+fn digest_file(hasher: &mut Sha256, base: &str, text: &str) {
+    hasher.update(base.as_bytes());
+    hasher.update([0]);
+    hasher.update(text.as_bytes());
+    hasher.update([0]);
+}
+
 /// Validates policy texts given as `(file name, content)`; non-`Policy` kinds are skipped.
 pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError>> {
     let mut errors = Vec::new();
@@ -133,10 +141,7 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 match added {
                     Ok(()) => {
                         // Prices decide budgets: they are part of what the digest names.
-                        hasher.update(base.as_bytes());
-                        hasher.update([0]);
-                        hasher.update(text.as_bytes());
-                        hasher.update([0]);
+                        digest_file(&mut hasher, base, text);
                         set.files.push(file.to_string());
                     }
                     Err((position, message)) => errors.push(err(position, message)),
@@ -147,10 +152,7 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 match tools.add_file(file, text) {
                     Ok(()) => {
                         // Tools decide what a model may call: the digest names them.
-                        hasher.update(base.as_bytes());
-                        hasher.update([0]);
-                        hasher.update(text.as_bytes());
-                        hasher.update([0]);
+                        digest_file(&mut hasher, base, text);
                         set.files.push(file.to_string());
                     }
                     Err(found) => {
@@ -210,10 +212,7 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 file: file.to_string(),
             });
         }
-        hasher.update(base.as_bytes());
-        hasher.update([0]);
-        hasher.update(text.as_bytes());
-        hasher.update([0]);
+        digest_file(&mut hasher, base, text);
         set.files.push(file.to_string());
     }
     if !errors.is_empty() {

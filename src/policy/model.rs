@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::manifest::{ApiVersion, Metadata};
+
 use crate::condition::Condition;
 
 /// A policy file: a named list of rules.
@@ -21,24 +23,6 @@ pub struct PolicyFile {
     /// Rules in evaluation order. A request is allowed when at least one `allow` rule
     /// matches and no `deny` rule does; otherwise it is denied.
     pub rules: Vec<Rule>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Metadata {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Who to ask about this policy.
-    #[serde(default)]
-    pub owner: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum ApiVersion {
-    #[serde(rename = "warden/v1")]
-    V1,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::manifest::{ApiVersion, Metadata};
+
 use crate::condition::{Condition, ToolScope};
 
 /// A tool registry file: the tools a model may be offered and Warden may call.
@@ -23,26 +25,8 @@ pub struct RegistryFile {
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-pub enum ApiVersion {
-    #[serde(rename = "warden/v1")]
-    V1,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 pub enum RegistryKind {
     ToolRegistry,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Metadata {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    /// Who to ask about these tools.
-    #[serde(default)]
-    pub owner: Option<String>,
 }
 
 /// One tool.
