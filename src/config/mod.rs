@@ -237,7 +237,10 @@ impl Config {
             }
         }
         if let Some(limits) = &self.limits {
-            self.state().validate(&["limits"])?;
+            if self.state.is_none() {
+                // The aliases `limits.backend` and `limits.redis` configure the state.
+                self.state().validate(&["limits"])?;
+            }
             limits.validate()?;
         }
         if let Some(pii) = &self.pii {

@@ -38,7 +38,8 @@ impl MemoryState {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The live entry of `key`, with the map locked for a write.
+    /// The map, locked for a write; every few thousand writes it is swept of expired
+    /// entries first.
     fn write(&self) -> MutexGuard<'_, Entries> {
         let mut e = self.lock();
         e.writes += 1;

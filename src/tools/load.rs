@@ -14,6 +14,7 @@ use super::template::Template;
 use super::{Body, Call, Registry, Tool};
 use crate::config::locate;
 use crate::config::yaml_error;
+use crate::openai::request::valid_tool_name;
 
 /// One problem in a registry file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,14 +25,6 @@ pub struct FileError {
 
 /// Longest backend wait a tool may set.
 const MAX_TIMEOUT_MS: u64 = 600_000;
-
-fn is_tool_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
 
 impl Registry {
     /// Adds the tools of the file `name` holding `text`; returns every problem found (and
@@ -88,7 +81,7 @@ impl Registry {
 fn compile(def: ToolDef, file: &str) -> Result<Tool, String> {
     let name = def.name.clone();
     let fail = |message: String| format!("tool `{name}`: {message}");
-    if !is_tool_name(&def.name) {
+    if !valid_tool_name(&def.name) {
         return Err(format!(
             "tool name `{}` must match ^[a-zA-Z0-9_-]{{1,64}}$",
             def.name.chars().take(80).collect::<String>()
