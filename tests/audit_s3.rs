@@ -174,17 +174,7 @@ async fn segments_reach_s3_locked_and_verify() {
 
     // Warden's own uploads never replace an object: same content is accepted (a retry
     // after a crash), other content under the same key is refused.
-    let sink_config = warden::config::S3SinkConfig {
-        bucket: "audit-locked".into(),
-        prefix: "probe".into(),
-        endpoint: Some(s3.endpoint()),
-        region: "us-east-1".into(),
-        path_style: true,
-        access_key_id: Some(ACCESS_KEY.into()),
-        secret_access_key: Some(SECRET_KEY.into()),
-        object_lock: None,
-        timeout_ms: 10_000,
-    };
+    let sink_config = s3.sink_config("audit-locked", "probe");
     let put = tokio::task::spawn_blocking(move || {
         let sink = warden::audit::s3::S3Sink::new(&sink_config).unwrap();
         let first = sink.put("c/digests/digest-00000001.json", b"one");

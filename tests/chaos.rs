@@ -271,17 +271,7 @@ async fn faults_under_load_lose_no_record_and_leak_no_slot() {
 
     // Every answered request has exactly one record; the log verifies up to now.
     let download = tempfile::tempdir().unwrap();
-    let sink = warden::config::S3SinkConfig {
-        bucket: "chaos".into(),
-        prefix: "audit".into(),
-        endpoint: Some(s3.endpoint()),
-        region: "us-east-1".into(),
-        path_style: true,
-        access_key_id: Some(ACCESS_KEY.into()),
-        secret_access_key: Some(SECRET_KEY.into()),
-        object_lock: None,
-        timeout_ms: 10_000,
-    };
+    let sink = s3.sink_config("chaos", "audit");
     let target = download.path().to_path_buf();
     let got = tokio::task::spawn_blocking(move || {
         warden::audit::s3::S3Sink::download_all(&sink, &target).unwrap()

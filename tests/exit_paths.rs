@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
@@ -72,33 +70,13 @@ async fn call(w: &Warden, key: &str, id: &str, body: Vec<u8>) -> Reply {
 
 /// Opens a stream, reads its first chunk and hangs up.
 fn abandon_stream(w: &Warden, key: &str, id: &str) {
-    let body = chat("gpt-4o-mini", true);
-    let mut s = TcpStream::connect(w.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         Authorization: Bearer key-{key}\r\nX-Request-Id: {id}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(&body).unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_head(&mut reader);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
+    let auth = format!("Bearer key-{key}");
+    let headers = [("Authorization", auth.as_str()), ("X-Request-Id", id)];
+    drop(open_stream(w.addr, &headers, &chat("gpt-4o-mini", true)));
 }
 
 async fn usage(w: &Warden) -> Value {
-    send(
-        "GET",
-        &w.admin_url("/admin/v1/usage?tenant=acme"),
-        &[("authorization", "Bearer admin-secret")],
-        Vec::new(),
-    )
-    .await
-    .json()
+    admin_get(w, "/admin/v1/usage?tenant=acme").await.json()
 }
 
 /// Access log lines of the request `id`.

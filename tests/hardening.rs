@@ -16,6 +16,18 @@ fn audited(dir: &std::path::Path, extra: &str) -> String {
     ))
 }
 
+/// A ~100 KB chat message holding an e-mail address (a large body: its request rate is
+/// checked before the expensive stages).
+async fn large_mail_chat(w: &Warden) -> Reply {
+    post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": format!(
+                    "mail jane.doe@example.com {}", "about the running shoes ".repeat(4000))}]}),
+    )
+    .await
+}
+
 /// Characters whose lower case has another byte length (`İ` grows, `ẞ` shrinks) before a
 /// value the context rules look at once crashed the request: now it is answered and the
 /// value is redacted.
@@ -363,15 +375,7 @@ async fn a_policy_naming_an_unconfigured_profile_is_refused() {
 
     std::fs::write(&file, SHOP_POLICY).unwrap();
     let w = Warden::start(&config);
-    let ask = || async {
-        post_json(
-            &w.url("/v1/chat/completions"),
-            &json!({"model": "gpt-4o-mini",
-                    "messages": [{"role": "user", "content": format!(
-                        "mail jane.doe@example.com {}", "about the running shoes ".repeat(4000))}]}),
-        )
-        .await
-    };
+    let ask = || large_mail_chat(&w);
     assert!(ask().await.text().contains("[EMAIL]"));
     std::fs::write(&file, SHOP_POLICY.replace("pii: shop", "pii: none-such")).unwrap();
     let refused = eventually(Duration::from_secs(3), || async {
@@ -503,15 +507,7 @@ async fn over_rate_requests_are_refused_before_the_expensive_stages() {
         "limits:\n  default_profile: r\n  profiles:\n    r:\n      requests:\n        - {limit: 1, per: minute, key: [route]}\n\
          pii:\n  default_profile: p\n  profiles:\n    p:\n      default_action: redact\n",
     ));
-    let ask = || async {
-        post_json(
-            &w.url("/v1/chat/completions"),
-            &json!({"model": "gpt-4o-mini",
-                    "messages": [{"role": "user", "content": format!(
-                        "mail jane.doe@example.com {}", "about the running shoes ".repeat(4000))}]}),
-        )
-        .await
-    };
+    let ask = || large_mail_chat(&w);
     assert_eq!(ask().await.status, 200);
     let refused = ask().await;
     assert_eq!(refused.status, 429, "{}", refused.text());

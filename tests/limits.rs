@@ -142,13 +142,7 @@ async fn redis_keys_name_subjects_only_by_a_hash() {
     let hashed = format!("subject={}", warden::limits::subject_id("app-a"));
     assert!(names.iter().any(|n| n.contains(&hashed)), "{names:?}");
     assert!(!names.iter().any(|n| n.contains("app-a")), "{names:?}");
-    let r = send(
-        "GET",
-        &w.admin_url("/admin/v1/limits?key=subject:app-a"),
-        &[("authorization", "Bearer admin-secret")],
-        Vec::new(),
-    )
-    .await;
+    let r = admin_get(&w, "/admin/v1/limits?key=subject:app-a").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("\"remaining\":4"), "{}", r.text());
 }
@@ -259,21 +253,11 @@ fn priced_chat(max_tokens: u64) -> (Value, u64, u64) {
     (body, prompt, completion)
 }
 
-async fn admin(w: &Warden, path: &str) -> Reply {
-    send(
-        "GET",
-        &w.admin_url(path),
-        &[("authorization", "Bearer admin-secret")],
-        Vec::new(),
-    )
-    .await
-}
-
 /// Waits until the tenant's usage shows `requests` settled requests; returns the usage.
 async fn settled(w: &Warden, requests: i64) -> Value {
     let mut last = Value::Null;
     for _ in 0..200 {
-        last = admin(w, "/admin/v1/usage?tenant=acme").await.json();
+        last = admin_get(w, "/admin/v1/usage?tenant=acme").await.json();
         if last["today"]["gpt-4o-mini"]["requests"].as_i64() == Some(requests) {
             return last;
         }
@@ -305,7 +289,7 @@ async fn token_limits_charge_the_estimate_and_settle_with_usage() {
 
     // After the response, the unused part of the estimate is credited back.
     settled(&w, 1).await;
-    let limits = admin(&w, "/admin/v1/limits?key=tenant:acme").await;
+    let limits = admin_get(&w, "/admin/v1/limits?key=tenant:acme").await;
     assert_eq!(limits.status, 200, "{}", limits.text());
     let tokens = &limits.json()["limits"][0];
     assert_eq!(tokens["kind"], "tokens");
@@ -359,7 +343,7 @@ async fn budget_cuts_off_at_the_boundary(w: &Warden, body: &Value, per_request_s
         }
     }
     assert_eq!(statuses, vec![200, 200, 200, 200, 429]);
-    let usage = admin(w, "/admin/v1/usage?tenant=acme").await.json();
+    let usage = admin_get(w, "/admin/v1/usage?tenant=acme").await.json();
     let budget = &usage["budgets"][0];
     let used = budget["used"].as_f64().unwrap();
     assert!(
@@ -392,7 +376,7 @@ async fn token_budgets_cut_off_exactly_in_process() {
         token_budget(prompt, completion, 40)
     )));
     budget_cuts_off_at_the_boundary(&w, &body, (prompt + completion) as f64).await;
-    let usage = admin(&w, "/admin/v1/usage?tenant=acme").await.json();
+    let usage = admin_get(&w, "/admin/v1/usage?tenant=acme").await.json();
     let model = &usage["today"]["gpt-4o-mini"];
     assert_eq!(
         model["requests"], 4,
@@ -413,9 +397,11 @@ async fn token_budgets_cut_off_exactly_in_process() {
         .await;
         assert_eq!(r.status, 401, "{}", r.text());
     }
-    assert_eq!(admin(&w, "/admin/v1/usage").await.status, 400);
+    assert_eq!(admin_get(&w, "/admin/v1/usage").await.status, 400);
     assert_eq!(
-        admin(&w, "/admin/v1/limits?key=colour:blue").await.status,
+        admin_get(&w, "/admin/v1/limits?key=colour:blue")
+            .await
+            .status,
         400
     );
 }
@@ -464,7 +450,7 @@ async fn usd_budgets_use_the_pricing_table() {
         dir.path().display()
     )));
     budget_cuts_off_at_the_boundary(&w, &body, settled_cost).await;
-    let usage = admin(&w, "/admin/v1/usage?tenant=acme").await.json();
+    let usage = admin_get(&w, "/admin/v1/usage?tenant=acme").await.json();
     let cost = usage["today"]["gpt-4o-mini"]["cost_usd"].as_f64().unwrap();
     assert!((cost - 4.0 * settled_cost).abs() < 1e-9, "{usage}");
     assert_eq!(usage["budgets"][0]["unit"], "usd");
@@ -544,7 +530,10 @@ async fn concurrency_slots_are_held_for_the_whole_stream() {
         })
     };
     let in_flight = || async {
-        admin(&w, "/admin/v1/limits?key=tenant:acme").await.json()["limits"][0]["used"].as_f64()
+        admin_get(&w, "/admin/v1/limits?key=tenant:acme")
+            .await
+            .json()["limits"][0]["used"]
+            .as_f64()
     };
     let started = eventually(Duration::from_secs(5), || async {
         in_flight().await == Some(1.0)
@@ -653,16 +642,7 @@ async fn an_admission_committed_after_a_timeout_is_reconciled() {
     );
     assert_eq!(call(&w, "key-a").await.status, 200);
     // The budget holds what the three requests used, not an estimate left behind.
-    let usage = || async {
-        send(
-            "GET",
-            &w.admin_url("/admin/v1/usage?tenant=acme"),
-            &[("authorization", "Bearer admin-secret")],
-            Vec::new(),
-        )
-        .await
-        .json()
-    };
+    let usage = || async { admin_get(&w, "/admin/v1/usage?tenant=acme").await.json() };
     let settled = eventually(Duration::from_secs(5), || async {
         usage().await["today"]["gpt-4o-mini"]["requests"] == 3
     })
@@ -672,14 +652,9 @@ async fn an_admission_committed_after_a_timeout_is_reconciled() {
     let used_tokens = usage["today"]["gpt-4o-mini"]["total_tokens"]
         .as_i64()
         .unwrap();
-    let limits = send(
-        "GET",
-        &w.admin_url("/admin/v1/limits?key=tenant:acme"),
-        &[("authorization", "Bearer admin-secret")],
-        Vec::new(),
-    )
-    .await
-    .json();
+    let limits = admin_get(&w, "/admin/v1/limits?key=tenant:acme")
+        .await
+        .json();
     let budget = limits["limits"]
         .as_array()
         .unwrap()

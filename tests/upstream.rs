@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -296,20 +295,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     let body = serde_json::to_vec(&json!({"model": "gpt-4o-mini", "stream": true,
         "messages": [{"role": "user", "content": "a b c d e f g h i j k l m n o p"}]}))
     .unwrap();
-    let mut s = TcpStream::connect(w.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(&body).unwrap();
-    let mut reader = BufReader::new(s);
-    let head = read_head(&mut reader);
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap(); // first chunk size line
+    let reader = open_stream(w.addr, &[], &body);
     drop(reader); // the client goes away mid-stream
 
     let cancelled = eventually(Duration::from_secs(5), || async {

@@ -437,17 +437,22 @@ fn first_record_date(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// An audit log of chain `c` under `dir` (spool and file sink), plus `extra` YAML.
+    fn file_config(dir: &std::path::Path, extra: &str) -> AuditConfig {
+        serde_yaml_ng::from_str(&format!(
+            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
+             subject_key_env: WARDEN_TEST_UNSET\n{extra}",
+            dir.display()
+        ))
+        .unwrap()
+    }
+
     /// A shipped segment no digest covers yet is a warning while it is younger than the
     /// digest interval, and a failure once it is older.
     #[test]
     fn recent_unsigned_segments_are_warnings_old_ones_failures() {
         let dir = tempfile::tempdir().unwrap();
-        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
-            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
-             subject_key_env: WARDEN_TEST_UNSET\ndigest_interval_seconds: 3600\n",
-            dir.path().display()
-        ))
-        .unwrap();
+        let config = file_config(dir.path(), "digest_interval_seconds: 3600\n");
         let audit = Audit::start(&config).unwrap();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         audit
@@ -491,12 +496,7 @@ mod tests {
     #[test]
     fn a_digest_whose_answer_was_lost_is_sent_again_unchanged() {
         let dir = tempfile::tempdir().unwrap();
-        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
-            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
-             subject_key_env: WARDEN_TEST_UNSET\ndigest_interval_seconds: 3600\n",
-            dir.path().display()
-        ))
-        .unwrap();
+        let config = file_config(dir.path(), "digest_interval_seconds: 3600\n");
         let audit = Audit::start(&config).unwrap();
         audit.record(RequestRecord::default()).unwrap();
         if let Ok(mut spool) = audit.spool.lock() {
@@ -547,12 +547,7 @@ mod tests {
     #[test]
     fn a_failed_fsync_refuses_requests_until_one_succeeds() {
         let dir = tempfile::tempdir().unwrap();
-        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
-            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
-             subject_key_env: WARDEN_TEST_UNSET\nfsync_interval_ms: 600000\n",
-            dir.path().display()
-        ))
-        .unwrap();
+        let config = file_config(dir.path(), "fsync_interval_ms: 600000\n");
         let audit = Audit::start(&config).unwrap();
         audit.record(RequestRecord::default()).unwrap();
         assert!(!audit.is_full());
@@ -565,12 +560,7 @@ mod tests {
     #[test]
     fn an_unreadable_digest_state_stops_the_start() {
         let dir = tempfile::tempdir().unwrap();
-        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
-            "chain_id: c\nspool_dir: {0}/spool\nsink: {{kind: file, dir: {0}/archive}}\n\
-             subject_key_env: WARDEN_TEST_UNSET\n",
-            dir.path().display()
-        ))
-        .unwrap();
+        let config = file_config(dir.path(), "");
         std::fs::create_dir_all(dir.path().join("spool/c")).unwrap();
         std::fs::write(
             dir.path().join("spool/c/digest-state.json"),
@@ -586,12 +576,7 @@ mod tests {
     #[test]
     fn flush_ships_everything_even_while_the_shipper_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let config: AuditConfig = serde_yaml_ng::from_str(&format!(
-            "chain_id: c\nspool_dir: {0}/spool\nsegment_max_bytes: 4096\n\
-             sink: {{kind: file, dir: {0}/archive}}\nsubject_key_env: WARDEN_TEST_UNSET\n",
-            dir.path().display()
-        ))
-        .unwrap();
+        let config = file_config(dir.path(), "segment_max_bytes: 4096\n");
         let audit = Audit::start(&config).unwrap();
         let records = 3000;
         for i in 0..records {

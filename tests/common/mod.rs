@@ -353,6 +353,36 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Starts a streamed chat request with `body` and extra `headers` over raw HTTP/1.1,
+/// requires a 200 and reads up to the first chunk's size line; dropping the reader is a
+/// client going away mid-stream.
+pub fn open_stream(
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         {extra}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut reader = BufReader::new(s);
+    let head = read_head(&mut reader);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    reader
+}
+
 /// Reads a raw HTTP response head from a stream (through the blank line).
 pub fn read_head(reader: &mut BufReader<TcpStream>) -> String {
     let mut head = String::new();
@@ -363,6 +393,20 @@ pub fn read_head(reader: &mut BufReader<TcpStream>) -> String {
         }
         head.push_str(&line);
     }
+}
+
+/// The admin token the tests configure (`admin_token: admin-secret`).
+pub const ADMIN_TOKEN: &str = "admin-secret";
+
+/// `GET` on the admin listener with the tests' admin token.
+pub async fn admin_get(w: &Warden, path: &str) -> Reply {
+    send(
+        "GET",
+        &w.admin_url(path),
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        Vec::new(),
+    )
+    .await
 }
 
 /// Polls `check` until it returns true or `limit` passes.

@@ -105,6 +105,22 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Warden's S3 sink settings for `bucket`/`prefix` on this server (no Object Lock
+    /// defaults: the bucket's own apply).
+    pub fn sink_config(&self, bucket: &str, prefix: &str) -> warden::config::S3SinkConfig {
+        warden::config::S3SinkConfig {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            endpoint: Some(self.endpoint()),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key_id: Some(ACCESS_KEY.into()),
+            secret_access_key: Some(SECRET_KEY.into()),
+            object_lock: None,
+            timeout_ms: 10_000,
+        }
+    }
+
     pub fn client(&self) -> aws_sdk_s3::Client {
         let conf = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
