@@ -37,6 +37,9 @@ enum Command {
     },
     /// Run the built-in mock provider on its own port (tests, benchmarks).
     MockProvider(warden::mock::cli::Args),
+    /// Run the demo commerce backends (catalog, inventory, pricing, orders) on their own
+    /// port.
+    MockCommerce(warden::mock::commerce::cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +51,6 @@ fn main() -> ExitCode {
         Command::Audit { command } => warden::audit::cli::run(command),
         Command::Pii { command } => warden::pii::cli::run(command),
         Command::MockProvider(args) => warden::mock::cli::run(args),
+        Command::MockCommerce(args) => warden::mock::commerce::cli::run(args),
     }
 }

@@ -1,9 +1,11 @@
 //! The built-in mock provider: deterministic OpenAI-compatible answers (chat, streaming,
 //! tool calls, completions, embeddings, models), served in-process for `kind: mock` and by
 //! `warden mock-provider` for tests and benchmarks. It records what it received so tests
-//! can check exactly what left Warden.
+//! can check exactly what left Warden. The demo shop's backends (`commerce`) live here
+//! too.
 
 pub mod cli;
+pub mod commerce;
 mod reply;
 pub mod server;
 

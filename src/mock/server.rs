@@ -1,5 +1,6 @@
-//! `warden mock-provider`: serves a [`Mock`] over HTTP/1.1 (optionally TLS) on a loopback
-//! address, for tests and the load harness. Stops on SIGTERM or Ctrl-C.
+//! Serves a built-in stand-in ([`Mock`] for `warden mock-provider`, [`Commerce`] for
+//! `warden mock-commerce`) over HTTP/1.1 (optionally TLS) on a loopback address, for tests,
+//! the demo and the load harness. Stops on SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::commerce::Commerce;
 use super::{Mock, MockRequest};
 use crate::http_client::UpstreamBody;
 
@@ -39,11 +41,39 @@ fn acceptor(files: &TlsFiles<'_>) -> anyhow::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves until the process is told to stop. Prints `listening on ADDR` once bound.
-pub async fn run(listen: SocketAddr, mock: Mock, tls: Option<TlsFiles<'_>>) -> anyhow::Result<()> {
+/// What a server answers with.
+#[async_trait::async_trait]
+pub trait Serve: Send + Sync + 'static {
+    /// Printed as `NAME listening on ADDR` once bound.
+    const NAME: &'static str;
+    async fn serve(&self, req: MockRequest<'_>) -> Response<UpstreamBody>;
+}
+
+#[async_trait::async_trait]
+impl Serve for Mock {
+    const NAME: &'static str = "mock provider";
+    async fn serve(&self, req: MockRequest<'_>) -> Response<UpstreamBody> {
+        self.handle(req).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Serve for Commerce {
+    const NAME: &'static str = "mock commerce";
+    async fn serve(&self, req: MockRequest<'_>) -> Response<UpstreamBody> {
+        self.handle(req)
+    }
+}
+
+/// Serves until the process is told to stop. Prints `NAME listening on ADDR` once bound.
+pub async fn run<S: Serve>(
+    listen: SocketAddr,
+    mock: S,
+    tls: Option<TlsFiles<'_>>,
+) -> anyhow::Result<()> {
     let tls = tls.as_ref().map(acceptor).transpose()?;
     let listener = TcpListener::bind(listen).await?;
-    println!("mock provider listening on {}", listener.local_addr()?);
+    println!("{} listening on {}", S::NAME, listener.local_addr()?);
     let mock = Arc::new(mock);
     let shutdown = crate::shutdown_signal();
     tokio::pin!(shutdown);
@@ -68,19 +98,19 @@ pub async fn run(listen: SocketAddr, mock: Mock, tls: Option<TlsFiles<'_>>) -> a
     }
 }
 
-async fn connection<S>(mock: Arc<Mock>, io: S)
+async fn connection<M: Serve, S>(mock: Arc<M>, io: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |req| {
         let mock = mock.clone();
-        async move { Ok::<_, std::convert::Infallible>(serve(&mock, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(serve(mock.as_ref(), req).await) }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let _ = builder.serve_connection(TokioIo::new(io), service).await;
 }
 
-async fn serve(mock: &Mock, req: Request<Incoming>) -> Response<UpstreamBody> {
+async fn serve<M: Serve>(mock: &M, req: Request<Incoming>) -> Response<UpstreamBody> {
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     let bytes = match limited.collect().await {
@@ -92,7 +122,7 @@ async fn serve(mock: &Mock, req: Request<Incoming>) -> Response<UpstreamBody> {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    mock.handle(MockRequest {
+    mock.serve(MockRequest {
         method: &parts.method,
         path,
         headers: &parts.headers,
