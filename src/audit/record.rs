@@ -56,6 +56,9 @@ pub struct RequestRecord {
     /// Tools the model called in its answer, with how often.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCalls>,
+    /// The tool call Warden ran (`tools_invoke`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_execution: Option<ToolExecution>,
     /// The subject is written as the token says (`subject: plain`), not pseudonymized.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub subject_plain: bool,
@@ -66,6 +69,26 @@ pub struct RequestRecord {
     /// record bounded ([`MAX_LIST`] entries, [`MAX_TEXT`] bytes).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub cut: std::collections::BTreeMap<String, u64>,
+}
+
+/// A tool call Warden ran: never its arguments or result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToolExecution {
+    pub name: String,
+    /// `read`, `write` or `high`.
+    pub risk: String,
+    pub backend: String,
+    /// `sha256:` digest of the tool's definition.
+    pub definition_digest: String,
+    /// `ok`, `rejected` (the backend refused), a failure (`timeout`, `unreachable`,
+    /// `server_error`, `redirect`, `too_large`, `not_json`, `arguments`), or absent when the
+    /// call was refused before it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
 }
 
 /// Most entries a list of a record keeps (tools, decisions, calls, PII counts).

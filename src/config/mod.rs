@@ -45,7 +45,7 @@ pub use providers::{
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
 pub use state::{RedisConfig, StateBackend, StateConfig};
-pub use tools::{BackendConfig, ToolsConfig};
+pub use tools::{BackendConfig, BackendKind, ToolsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -372,7 +372,10 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut files = vec![root.join("warden.yaml")];
         for entry in std::fs::read_dir(root.join("examples")).unwrap() {
-            files.push(entry.unwrap().path());
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
         }
         assert!(files.len() >= 5);
         for path in files {

@@ -1,5 +1,6 @@
 //! Where tools' backends are (`tools:`): each backend's base URL, the headers every call
-//! carries (credentials from `${ENV}`), its response size cap and CA bundle. The tools
+//! carries (credentials from `${ENV}`), its response size cap, CA bundle and timeout to
+//! connect — or `kind: mock`, the demo shop's backends in process. The tools
 //! themselves — arguments, request templates, risk — live in the policy directory's
 //! `kind: ToolRegistry` files and name these backends; the scheme, host and port of a call
 //! always come from here.
@@ -23,8 +24,14 @@ pub struct ToolsConfig {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// Scheme, host, port and base path of every call, e.g. `https://erp.internal/api`.
-    pub base_url: String,
+    /// `http` (a service at `base_url`) or `mock` (the demo shop's backends, in process,
+    /// as `warden mock-commerce` serves them).
+    #[serde(default)]
+    pub kind: BackendKind,
+    /// Scheme, host, port and base path of every call, e.g. `https://erp.internal/api`
+    /// (`kind: http` only).
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// Headers sent on every call, e.g. `authorization: "Bearer ${ERP_TOKEN}"`.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -40,22 +47,44 @@ fn default_max_response_bytes() -> usize {
     1024 * 1024
 }
 
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Http,
+    Mock,
+}
+
 impl ToolsConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         for (name, b) in &self.backends {
             let path = ["tools", "backends", name.as_str()];
-            let uri = b.base_url.parse::<http::Uri>();
-            let plain = uri.as_ref().is_ok_and(|u| {
-                u.query().is_none() && !u.authority().is_some_and(|a| a.as_str().contains('@'))
-            });
-            if !is_http_url(&b.base_url) || !plain || b.base_url.contains('#') {
-                return Err(invalid(
-                    &path,
-                    format!(
-                        "`base_url` `{}` must be an http(s) URL without credentials, query or fragment",
-                        b.base_url
-                    ),
-                ));
+            match (b.kind, &b.base_url) {
+                (BackendKind::Http, None) => {
+                    return Err(invalid(&path, "`base_url` is required"));
+                }
+                (BackendKind::Mock, Some(_)) => {
+                    return Err(invalid(
+                        &path,
+                        "`kind: mock` runs in process and takes no `base_url`",
+                    ));
+                }
+                (BackendKind::Http, Some(url)) => {
+                    let uri = url.parse::<http::Uri>();
+                    let plain = uri.as_ref().is_ok_and(|u| {
+                        u.query().is_none()
+                            && !u.authority().is_some_and(|a| a.as_str().contains('@'))
+                    });
+                    if !is_http_url(url) || !plain || url.contains('#') {
+                        return Err(invalid(
+                            &path,
+                            format!(
+                                "`base_url` `{url}` must be an http(s) URL without credentials, query or fragment"
+                            ),
+                        ));
+                    }
+                }
+                (BackendKind::Mock, None) => {}
             }
             for (header, value) in &b.headers {
                 if http::HeaderName::from_bytes(header.as_bytes()).is_err()

@@ -34,6 +34,8 @@ pub struct Gateway {
     pub lease_ttl: Duration,
     /// PII profiles (none configured: prompts are forwarded as sent).
     pub pii: crate::pii::Profiles,
+    /// Where tool calls go (`tools.backends`).
+    pub tool_backends: crate::tools::backends::Backends,
     /// The audit log; `None` when the config has no `audit` section.
     pub audit: Option<Arc<Audit>>,
     pub lifecycle: Lifecycle,
@@ -83,6 +85,7 @@ impl Gateway {
             * (config.retry.max_attempts.max(1))
             + Duration::from_secs(60);
         let pii = crate::pii::Profiles::from_config(config.pii.as_ref())?;
+        let tool_backends = crate::tools::backends::Backends::from_config(config.tools.as_ref())?;
         let audit = match &config.audit {
             Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
             None => None,
@@ -106,6 +109,7 @@ impl Gateway {
             limits,
             lease_ttl,
             pii,
+            tool_backends,
             audit,
             lifecycle: Lifecycle::default(),
             started_at,

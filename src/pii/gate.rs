@@ -97,7 +97,54 @@ fn walk(job: Job, req: &mut ApiRequest) -> Walked {
     }
 }
 
+/// A tool's result, redacted.
+pub struct RedactedResult {
+    pub value: serde_json::Value,
+    pub counts: Counts,
+}
+
 impl Profiles {
+    /// Redacts every string of a tool's result by `profile` before a model can read it:
+    /// as in an answer, a type the profile pseudonymizes or blocks is withheld as
+    /// `[TYPE]` (the result exists already, and a placeholder would mean nothing to the
+    /// next request). The NER model reads it when the profile uses one, off the async
+    /// workers and within the per-request allowance.
+    /// `read_model: false` leaves the NER model out (validated patterns and deny lists
+    /// only).
+    pub async fn redact_result(
+        &self,
+        profile: Arc<Profile>,
+        tenant: Option<&str>,
+        mut value: serde_json::Value,
+        read_model: bool,
+    ) -> Result<RedactedResult, Refusal> {
+        if read_model && profile.ner_missing() {
+            metrics().pii_ner.with_label_values(&["unavailable"]).inc();
+            return Err(Refusal::NerUnavailable);
+        }
+        let key = self.hash_key.clone();
+        let tenant = tenant.map(str::to_string);
+        let limits = self.ner_limits;
+        let uses_model = read_model && profile.ner().is_some();
+        let walk = move || {
+            let mut r = match read_model {
+                true => Redactor::for_result(&profile, &key, tenant.as_deref()),
+                false => Redactor::for_output(&profile, &key, tenant.as_deref()),
+            };
+            r.ner_budget = limits.map(NerBudget::new);
+            request::json_value(&mut value, &mut r);
+            (value, r.counts)
+        };
+        let (value, counts) = if uses_model {
+            tokio::task::spawn_blocking(walk)
+                .await
+                .map_err(|_| Refusal::Failed)?
+        } else {
+            walk()
+        };
+        Ok(RedactedResult { value, counts })
+    }
+
     /// Redacts `req` in place by `profile`. `raw` is the body as the client sent it
     /// (placeholder nonces never occur in it); `encoding` decodes token-id inputs.
     pub async fn redact(

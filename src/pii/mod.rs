@@ -36,7 +36,7 @@ enum ModelUse<'b> {
 }
 
 pub use crate::config::Entity;
-pub use gate::{Redacted, Refusal, Refused};
+pub use gate::{Redacted, RedactedResult, Refusal, Refused};
 pub use redact::{Blocked, Redactor};
 pub use vault::{StreamRestorer, Vault};
 

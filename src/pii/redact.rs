@@ -22,6 +22,9 @@ pub struct Redactor<'a> {
     /// answer exists already and a placeholder means nothing to its reader), so both
     /// withhold the value as `redact` does.
     output: bool,
+    /// Whether the NER model reads the texts (not for answers, which must keep pace
+    /// with a stream).
+    read_model: bool,
     hash_key: &'a [u8],
     tenant: &'a str,
     /// Where the text being redacted comes from in the request (for `restore_sources`).
@@ -38,6 +41,7 @@ impl<'a> Redactor<'a> {
         Redactor {
             profile,
             output: false,
+            read_model: true,
             hash_key,
             tenant: tenant.unwrap_or(""),
             origin: RestoreSource::Other,
@@ -50,6 +54,17 @@ impl<'a> Redactor<'a> {
 
     /// A redactor for the model's answer (see [`Redactor::output`]).
     pub fn for_output(profile: &'a Profile, hash_key: &'a [u8], tenant: Option<&'a str>) -> Self {
+        Redactor {
+            output: true,
+            read_model: false,
+            ..Redactor::new(profile, hash_key, tenant)
+        }
+    }
+
+    /// A redactor for a tool's result: applied as to an answer (the result exists
+    /// already), with the NER model reading it, since backends return names and
+    /// addresses that no pattern finds.
+    pub fn for_result(profile: &'a Profile, hash_key: &'a [u8], tenant: Option<&'a str>) -> Self {
         Redactor {
             output: true,
             ..Redactor::new(profile, hash_key, tenant)
@@ -74,10 +89,10 @@ impl<'a> Redactor<'a> {
 
     /// The redacted text, or `None` when nothing in it changes.
     pub fn text(&mut self, text: &str) -> Option<String> {
-        let findings = match (&mut self.ner_budget, self.output) {
-            (_, true) => self.profile.detect_output(text),
-            (Some(budget), false) => self.profile.detect_within(text, budget),
-            (None, false) => self.profile.detect(text),
+        let findings = match (&mut self.ner_budget, self.read_model) {
+            (_, false) => self.profile.detect_output(text),
+            (Some(budget), true) => self.profile.detect_within(text, budget),
+            (None, true) => self.profile.detect(text),
         };
         self.apply(text, &findings)
     }

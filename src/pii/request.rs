@@ -121,6 +121,18 @@ pub fn json_text(json: &str, r: &mut Redactor<'_>) -> Option<String> {
     }
 }
 
+/// Redacts every string of a JSON value as text (a tool's result); returns whether
+/// anything changed.
+pub fn json_value(v: &mut Value, r: &mut Redactor<'_>) -> bool {
+    let mut w = Walk {
+        r,
+        encoding: None,
+        changed: false,
+    };
+    w.value(v, &mut Vec::new(), false);
+    w.changed
+}
+
 struct Walk<'w, 'p> {
     r: &'w mut Redactor<'p>,
     encoding: Option<&'w Encoding>,

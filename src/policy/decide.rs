@@ -234,7 +234,8 @@ fn cel_input(facts: &Facts<'_>) -> Result<CelInput, String> {
     ])
 }
 
-fn principal_value(p: &Principal) -> Value {
+/// The principal as CEL conditions see it (`principal.tenant`, `.roles`, …).
+pub fn principal_value(p: &Principal) -> Value {
     json!({
         "tenant": p.tenant,
         "subject": p.subject,

@@ -15,7 +15,7 @@ pub mod reload;
 pub mod testing;
 
 pub use crate::condition::Condition;
-pub use decide::{Decision, Effect, Facts};
+pub use decide::{Decision, Effect, Facts, principal_value};
 pub use load::{LoadError, PolicySet, load_dir, load_sources};
 pub use model::{AuditSettings, EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
 pub use pricing::Pricing;

@@ -114,6 +114,8 @@ pub enum EndpointName {
     Completions,
     Embeddings,
     Models,
+    /// `POST /v1/tools/{name}/invoke`: a client runs a registry tool through Warden.
+    ToolsInvoke,
 }
 
 impl EndpointName {

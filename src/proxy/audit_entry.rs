@@ -7,7 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::context::RequestCtx;
 use super::rescue::Failure;
 use crate::audit::Audit;
-use crate::audit::record::{Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision};
+use crate::audit::record::{
+    Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision, ToolExecution,
+};
 use crate::auth::AuthMethod;
 use crate::config::{CaptureMode, SubjectMode};
 use crate::policy::Effect;
@@ -34,10 +36,12 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Fa
     let decision = ctx.decision();
     // Names and reasons can come from clients and providers: the record stays bounded.
     let mut b = Bounds::default();
+    let invoked = ctx.tool.as_ref().map(|t| std::slice::from_ref(&t.name));
     let offered = ctx
         .parsed
         .as_ref()
         .map(|p| p.tools.as_slice())
+        .or(invoked)
         .unwrap_or_default();
     let tools = b.list("tools", offered.iter().map(|t| b_text(t)));
     let tool_decisions = decision
@@ -100,6 +104,15 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Fa
         pii_ner_skipped: ctx.pii.ner_skipped,
         tool_decisions,
         tool_calls,
+        tool_execution: ctx.tool.as_ref().map(|t| ToolExecution {
+            name: t.name.clone(),
+            risk: t.risk.label().to_string(),
+            backend: t.backend.clone(),
+            definition_digest: format!("sha256:{}", t.digest),
+            outcome: t.outcome.map(str::to_string),
+            backend_status: t.backend_status,
+            latency_ms: t.latency.map(|d| d.as_secs_f64() * 1e3),
+        }),
         subject_plain,
         capture: ctx.answered.capture.take().map(|c| c.finish()),
         cut: b.cut,

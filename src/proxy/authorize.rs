@@ -48,6 +48,34 @@ pub fn decide(
     })
 }
 
+/// The decision on running `tool` through Warden (`tools_invoke`) with the policy set
+/// that holds the tool.
+pub fn decide_tool(
+    set: &crate::policy::PolicySet,
+    principal: &Principal,
+    tool: &str,
+) -> Authorized {
+    let tools = [tool.to_string()];
+    let facts = Facts {
+        principal,
+        endpoint: EndpointName::ToolsInvoke,
+        model: None,
+        tools: &tools,
+        max_tokens: None,
+        stream: false,
+    };
+    let decision = set.decide(&facts);
+    let effect = if decision.allowed() { "allow" } else { "deny" };
+    metrics()
+        .policy_decisions
+        .with_label_values(&[effect, decision.rule.as_str()])
+        .inc();
+    Authorized {
+        decision,
+        policy_digest: set.digest.clone(),
+    }
+}
+
 /// The refusal of a denying decision.
 pub fn denial(authorized: &Authorized) -> Option<Failure> {
     let d = &authorized.decision;

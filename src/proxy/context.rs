@@ -40,6 +40,8 @@ pub struct RequestCtx {
     pub admission: Admitted,
     /// Dispatch: which provider answered, after how many attempts.
     pub upstream: Upstream,
+    /// A tool call Warden ran (`POST /v1/tools/{name}/invoke`).
+    pub tool: Option<ToolRun>,
     /// The answer as it went out.
     pub answered: Answered,
 }
@@ -101,6 +103,21 @@ pub struct Upstream {
     pub latency: Option<Duration>,
 }
 
+/// A tool call through Warden: which tool, and how its execution ended.
+#[derive(Debug, Clone)]
+pub struct ToolRun {
+    pub name: String,
+    pub risk: crate::tools::Risk,
+    pub backend: String,
+    /// SHA-256 of the tool's definition.
+    pub digest: String,
+    /// `ok`, `rejected` or why it failed; `None` when it was not executed.
+    pub outcome: Option<&'static str>,
+    /// The backend's HTTP status, when it answered.
+    pub backend_status: Option<u16>,
+    pub latency: Option<Duration>,
+}
+
 /// The answer as it went out, and what it used.
 #[derive(Debug, Default)]
 pub struct Answered {
@@ -139,6 +156,7 @@ impl RequestCtx {
             estimate: None,
             admission: Admitted::default(),
             upstream: Upstream::default(),
+            tool: None,
             answered: Answered::default(),
         }
     }

@@ -13,6 +13,7 @@ mod body;
 mod catalog;
 pub mod context;
 mod fault;
+mod invoke;
 mod log;
 mod pipeline;
 mod redaction;

@@ -15,6 +15,8 @@
 //! 8. **answer** — the answer through the filter chain (`answer`) to the client
 //!    (`respond`).
 //!
+//! `POST /v1/tools/{name}/invoke` leaves after step 2 for its own stages (`invoke`).
+//!
 //! Each stage writes its own outcome into the [`RequestCtx`]; a failure is the stage's
 //! own error, mapped to the client's error once (`rescue`). Whatever the path, the
 //! report (`report`) ends the request: audit record, settlement, metrics, access line.
@@ -27,7 +29,7 @@ use pingora::proxy::Session;
 use super::context::{Parsed, RequestCtx, Upstream};
 use super::rescue::Failure;
 use super::{
-    Gateway, admission, answer, authorize, body, catalog, fault, redaction, respond, route,
+    Gateway, admission, answer, authorize, body, catalog, fault, invoke, redaction, respond, route,
 };
 use crate::openai::ApiRequest;
 use crate::provider::Reply;
@@ -37,8 +39,8 @@ use crate::provider::dispatch::{Call, dispatch};
 pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Failure> {
     // 1. route
     let header = session.req_header();
-    let route = route::resolve(&header.method, header.uri.path())?;
-    ctx.route = route.endpoint.label();
+    let resolved = route::resolve(&header.method, header.uri.path())?;
+    ctx.route = resolved.label();
     let client_ip = session
         .client_addr()
         .and_then(|a| a.as_inet())
@@ -51,6 +53,13 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
         .authenticate(credential, client_ip.as_deref())
         .await?;
     let principal = ctx.principal.insert(principal);
+    let route = match resolved {
+        route::Resolved::Api(route) => route,
+        // A tool run through Warden has its own stages.
+        route::Resolved::ToolInvoke(tool) => {
+            return invoke::run(gw, session, ctx, &tool, client_ip.as_deref()).await;
+        }
+    };
     if !route.endpoint.takes_body() {
         let body = catalog::answer(gw, principal, &route)?;
         if let Some(id) = route.model_id {

@@ -73,6 +73,8 @@ pub async fn redact(
 pub enum Stage {
     Request,
     Answer,
+    /// A tool's result (`POST /v1/tools/{name}/invoke`).
+    ToolResult,
 }
 
 /// Counts findings in the metrics and the audit record.
@@ -81,6 +83,7 @@ pub fn record(ctx: &mut RequestCtx, counts: &Counts, stage: Stage) {
     let label = match stage {
         Stage::Request => "request",
         Stage::Answer => "answer",
+        Stage::ToolResult => "tool_result",
     };
     for ((entity, action), count) in counts {
         m.pii_findings
@@ -90,7 +93,7 @@ pub fn record(ctx: &mut RequestCtx, counts: &Counts, stage: Stage) {
             entity: entity.name().to_string(),
             action: action.label().to_string(),
             count: *count,
-            stage: (stage == Stage::Answer).then(|| label.to_string()),
+            stage: (stage != Stage::Request).then(|| label.to_string()),
         });
     }
 }

@@ -16,6 +16,7 @@ use crate::openai::{ApiError, ErrorKind};
 use crate::pii;
 use crate::policy::pricing::usd;
 use crate::provider::dispatch::{StreamError, UpstreamFailure};
+use crate::tools::caps::CapError;
 
 /// Why a request was not answered as asked.
 #[derive(Debug)]
@@ -41,6 +42,14 @@ pub enum Failure {
     EventTooLarge,
     /// The audit log cannot take the request's record.
     AuditUnavailable,
+    /// No tool of that name is in the registry.
+    ToolNotFound(String),
+    /// The arguments do not match the tool's schema (the message names no value).
+    ToolArguments(String),
+    /// The call needs a person's approval.
+    ApprovalRequired,
+    /// A cumulative cap of the tool refused the call.
+    ToolCap(crate::tools::caps::CapError),
     /// A bug inside Warden (a caught panic).
     Internal,
 }
@@ -60,6 +69,12 @@ impl From<AuthError> for Failure {
 impl From<pii::Refusal> for Failure {
     fn from(e: pii::Refusal) -> Failure {
         Failure::Pii(e)
+    }
+}
+
+impl From<CapError> for Failure {
+    fn from(e: CapError) -> Failure {
+        Failure::ToolCap(e)
     }
 }
 
@@ -94,6 +109,41 @@ pub fn rescue(failure: Failure) -> ApiError {
             "The audit log cannot record requests right now; retry later.",
         )
         .with_code("audit_unavailable")
+        .with_header("retry-after", "1"),
+        Failure::ToolNotFound(name) => {
+            let shown: String = name.chars().take(64).collect();
+            ApiError::new(
+                ErrorKind::NotFound,
+                format!("No tool `{shown}` is registered. The registry lists the tools a client may run."),
+            )
+            .with_code("tool_not_found")
+        }
+        Failure::ToolArguments(message) => ApiError::invalid(message)
+            .with_param("arguments")
+            .with_code("invalid_tool_arguments"),
+        Failure::ApprovalRequired => ApiError::new(
+            ErrorKind::Forbidden,
+            "This call needs a person's approval, and this deployment has no approval queue: \
+             it was not run.",
+        )
+        .with_code("approval_required"),
+        Failure::ToolCap(CapError::Exceeded {
+            cap,
+            limit,
+            left,
+            per,
+        }) => ApiError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "The tool's cap `{cap}` ({limit} per {per}) would be passed: {left} is left in this {per}."
+            ),
+        )
+        .with_code("tool_cap_exceeded"),
+        Failure::ToolCap(CapError::Unavailable) => ApiError::new(
+            ErrorKind::Unavailable,
+            "The tool's caps cannot be checked right now; the call was not run. Retry later.",
+        )
+        .with_code("tool_caps_unavailable")
         .with_header("retry-after", "1"),
         Failure::Internal => ApiError::new(
             ErrorKind::Internal,

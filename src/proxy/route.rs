@@ -1,5 +1,6 @@
-//! Stage 1, route: which OpenAI endpoint a method and path name. Unknown paths get 404
-//! and known paths with the wrong method 405, both in OpenAI's error shape.
+//! Stage 1, route: which endpoint a method and path name — one of OpenAI's, or
+//! `POST /v1/tools/{name}/invoke`. Unknown paths get 404 and known paths with the wrong
+//! method 405, both in OpenAI's error shape.
 
 use http::Method;
 
@@ -12,8 +13,48 @@ pub struct Route {
     pub model_id: Option<String>,
 }
 
-pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Api(Route),
+    /// `POST /v1/tools/{name}/invoke`, with the tool's name as the path gives it.
+    ToolInvoke(String),
+}
+
+impl Resolved {
+    /// The route's label in metrics, logs and records.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Resolved::Api(r) => r.endpoint.label(),
+            Resolved::ToolInvoke(_) => "tools_invoke",
+        }
+    }
+}
+
+pub fn resolve(method: &Method, path: &str) -> Result<Resolved, ApiError> {
     let path = path.strip_suffix('/').unwrap_or(path);
+    if let Some(tool) = path
+        .strip_prefix("/v1/tools/")
+        .and_then(|rest| rest.strip_suffix("/invoke"))
+        .filter(|t| !t.is_empty() && !t.contains('/'))
+    {
+        if *method != Method::POST {
+            return Err(method_not_allowed(&Method::POST));
+        }
+        return Ok(Resolved::ToolInvoke(tool.to_string()));
+    }
+    resolve_api(method, path).map(Resolved::Api)
+}
+
+fn method_not_allowed(allowed: &Method) -> ApiError {
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("Method not allowed: this endpoint accepts {allowed} only."),
+    )
+    .with_header("allow", allowed.as_str())
+}
+
+fn resolve_api(method: &Method, path: &str) -> Result<Route, ApiError> {
     let (endpoint, allowed, model_id) = match path {
         "/v1/chat/completions" => (Endpoint::ChatCompletions, Method::POST, None),
         "/v1/completions" => (Endpoint::Completions, Method::POST, None),
@@ -27,18 +68,15 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
                 return Err(ApiError::new(
                     ErrorKind::NotFound,
                     "Unknown endpoint. Warden serves POST /v1/chat/completions, \
-                     POST /v1/completions, POST /v1/embeddings and GET /v1/models.",
+                     POST /v1/completions, POST /v1/embeddings, GET /v1/models and \
+                     POST /v1/tools/{name}/invoke.",
                 )
                 .with_code("unknown_url"));
             }
         },
     };
     if *method != allowed {
-        return Err(ApiError::new(
-            ErrorKind::MethodNotAllowed,
-            format!("Method not allowed: this endpoint accepts {allowed} only."),
-        )
-        .with_header("allow", allowed.as_str()));
+        return Err(method_not_allowed(&allowed));
     }
     Ok(Route { endpoint, model_id })
 }
@@ -73,27 +111,42 @@ fn percent_decode(s: &str) -> Result<String, ApiError> {
 mod tests {
     use super::*;
 
+    fn api(method: &Method, path: &str) -> Route {
+        match resolve(method, path).unwrap() {
+            Resolved::Api(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn resolves_known_endpoints() {
         assert_eq!(
-            resolve(&Method::POST, "/v1/chat/completions")
-                .unwrap()
-                .endpoint,
+            api(&Method::POST, "/v1/chat/completions").endpoint,
             Endpoint::ChatCompletions
         );
         assert_eq!(
-            resolve(&Method::GET, "/v1/models/").unwrap().endpoint,
+            api(&Method::GET, "/v1/models/").endpoint,
             Endpoint::ListModels
         );
-        let r = resolve(&Method::GET, "/v1/models/org%2Fllama-3").unwrap();
+        let r = api(&Method::GET, "/v1/models/org%2Fllama-3");
         assert_eq!(r.model_id.as_deref(), Some("org/llama-3"));
         assert_eq!(
-            resolve(&Method::GET, "/v1/models/a/b")
-                .unwrap()
-                .model_id
-                .as_deref(),
+            api(&Method::GET, "/v1/models/a/b").model_id.as_deref(),
             Some("a/b")
         );
+        assert_eq!(
+            resolve(&Method::POST, "/v1/tools/get_price/invoke").unwrap(),
+            Resolved::ToolInvoke("get_price".into())
+        );
+        let e = resolve(&Method::GET, "/v1/tools/get_price/invoke").unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        for p in [
+            "/v1/tools//invoke",
+            "/v1/tools/a/b/invoke",
+            "/v1/tools/get_price",
+        ] {
+            assert!(resolve(&Method::POST, p).is_err(), "{p}");
+        }
     }
 
     #[test]

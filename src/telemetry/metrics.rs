@@ -39,6 +39,9 @@ pub struct Metrics {
     pub introspection: IntCounterVec,
     /// Policy decisions, by effect and deciding rule.
     pub policy_decisions: IntCounterVec,
+    /// Tool calls through Warden, by registry tool and outcome (`ok`, `rejected`,
+    /// `timeout`, `unreachable`, …, `approval_required`).
+    pub tool_calls: IntCounterVec,
     /// Rate-limit admissions, by profile and outcome (`allowed`, `limited`).
     pub rate_limit_decisions: IntCounterVec,
     /// Rate-limit store failures (Redis unreachable or slow).
@@ -230,6 +233,11 @@ impl Metrics {
                 "policy_decisions_total",
                 "Policy decisions by effect and rule",
                 &["effect", "rule"],
+            ),
+            tool_calls: counter(
+                "tool_calls_total",
+                "Tool calls through Warden by tool and outcome",
+                &["tool", "outcome"],
             ),
             policy_reloads: counter(
                 "policy_reloads_total",

@@ -3,8 +3,12 @@
 //! policies). Each tool has its argument schema, its backend request (HTTP or GraphQL,
 //! built from templates that cannot move the request to another host or path), its risk
 //! (`read`, `write`, `high`), when a `high` call waits for a person, its idempotency key
-//! and its cumulative caps.
+//! and its cumulative caps. Calls are made by `execute` against the configured
+//! `backends`.
 
+pub mod backends;
+pub mod caps;
+pub mod execute;
 mod load;
 pub mod model;
 pub mod template;

@@ -69,6 +69,20 @@ pub struct ToolDef {
     /// call cannot be split into small ones.
     #[serde(default)]
     pub caps: Vec<Cap>,
+    /// How results are searched for personal data before a model reads them: `model`
+    /// (patterns and the NER model, for results that carry names and addresses) or
+    /// `patterns` (validated patterns only, for catalog data where the model would take
+    /// product and brand names for people and places).
+    #[serde(default)]
+    pub redact_results: ResultScan,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultScan {
+    #[default]
+    Model,
+    Patterns,
 }
 
 fn default_timeout_ms() -> u64 {

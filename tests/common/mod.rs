@@ -107,6 +107,50 @@ impl Drop for MockProvider {
     }
 }
 
+/// A running `warden mock-commerce` (the demo shop's backends).
+pub struct MockCommerce {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl MockCommerce {
+    pub fn start() -> MockCommerce {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = Command::new(BIN)
+            .arg("mock-commerce")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mock commerce");
+        wait_for_port(addr, &mut child, "mock commerce");
+        MockCommerce { addr, child }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Writes executed, by operation (`issue_refund`, `create_return`, …).
+    pub async fn writes(&self) -> Value {
+        get_json(&format!("http://{}/_commerce/stats", self.addr)).await["writes"].clone()
+    }
+
+    /// The last requests the backends received (method, path, uri, headers, body).
+    pub async fn requests(&self) -> Vec<Value> {
+        let v = get_json(&format!("http://{}/_commerce/requests", self.addr)).await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for MockCommerce {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running `warden serve` with its own config file.
 pub struct Warden {
     pub addr: SocketAddr,

@@ -1,0 +1,312 @@
+//! `POST /v1/tools/{name}/invoke`: a client runs a registry tool through Warden, which
+//! governs the call as it governs a model call. After authentication (by `pipeline`):
+//!
+//! 1. **read and parse** — `{"arguments": {…}}` (an object, or the JSON text a model's
+//!    tool call carries);
+//! 2. **find** — the tool in the policy set's registry (404 `tool_not_found`);
+//! 3. **authorize** — the policy decision for endpoint `tools_invoke` and this tool;
+//! 4. **validate** — the arguments against the tool's JSON Schema (400
+//!    `invalid_tool_arguments`, naming where, never a value);
+//! 5. **approval** — a `high` tool whose approval condition holds is not run;
+//! 6. **admit** — the request-rate and concurrency limits of the rule's profile, then the
+//!    tool's cumulative caps (429 `tool_cap_exceeded`);
+//! 7. **execute** — the backend call, with an idempotency key for `write` and `high`
+//!    tools (the client's `Idempotency-Key`, else one derived from the tenant, subject,
+//!    tool and arguments);
+//! 8. **redact** — the result by the rule's PII profile before anyone shows it to a model;
+//! 9. **answer** — `200 {"tool", "result", "is_error"}`. A backend that refuses, fails or
+//!    times out is still a 200: its `result` is an error the model can read.
+//!
+//! The report (audit record with `tool_execution`, settlement, access line) ends it like
+//! every request.
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use pingora::proxy::Session;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::context::{RequestCtx, ToolRun};
+use super::rescue::Failure;
+use super::{Gateway, admission, authorize, body, redaction, respond};
+use crate::condition::CelInput;
+use crate::limits::{Demand, Periods, subject_id};
+use crate::openai::ApiError;
+use crate::telemetry::metrics;
+use crate::tools::caps;
+use crate::tools::execute::execute;
+use crate::tools::model::ResultScan;
+use crate::tools::{Risk, Tool};
+
+/// Most validation errors named in a refusal.
+const MAX_ARGUMENT_ERRORS: usize = 5;
+
+pub async fn run(
+    gw: &Gateway,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    name: &str,
+    client_ip: Option<&str>,
+) -> Result<(), Failure> {
+    // 1. read and parse
+    body::check_content_type(session)?;
+    let server = &gw.config.server;
+    let raw = body::read(
+        session,
+        server.max_body_bytes,
+        Duration::from_millis(server.client_body_timeout_ms),
+    )
+    .await?;
+    ctx.body_read = true;
+    let args = parse(&raw)?;
+    let client_key = idempotency_header(&session.req_header().headers)?;
+
+    // 2. find
+    let set = gw
+        .policy
+        .as_ref()
+        .map(|p| p.current())
+        .ok_or_else(|| Failure::ToolNotFound(name.to_string()))?;
+    let tool = set
+        .tools
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Failure::ToolNotFound(name.to_string()))?;
+    ctx.tool = Some(ToolRun {
+        name: tool.def.name.clone(),
+        risk: tool.def.risk,
+        backend: tool.def.backend.clone(),
+        digest: tool.digest.clone(),
+        outcome: None,
+        backend_status: None,
+        latency: None,
+    });
+
+    // 3. authorize
+    let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
+    let authorized = authorize::decide_tool(&set, principal, name);
+    let denied = authorize::denial(&authorized);
+    ctx.authorized = Some(authorized);
+    if let Some(denied) = denied {
+        return Err(denied);
+    }
+
+    // 4. validate
+    validate(&tool, &args)?;
+
+    // 5. approval
+    if needs_approval(&tool, &args, principal) {
+        metrics()
+            .tool_calls
+            .with_label_values(&[&tool.def.name, "approval_required"])
+            .inc();
+        return Err(Failure::ApprovalRequired);
+    }
+
+    // 6. admit
+    admission::admit(gw, ctx, client_ip, Demand::default(), false).await?;
+    let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
+    let tenant = principal.tenant.clone();
+    let periods = Periods::now();
+    let window = caps::Window {
+        day: (&periods.day, periods.day_left),
+        month: (&periods.month, periods.month_left),
+    };
+    let charged = caps::charge(
+        &gw.state,
+        &window,
+        &tool,
+        &args,
+        tenant.as_deref(),
+        &subject_id(&principal.subject),
+    )
+    .await?;
+    let profile = gw
+        .pii
+        .select(ctx.decision().and_then(|d| d.settings.pii.as_deref()));
+    let read_model = tool.def.redact_results == ResultScan::Model;
+    if read_model && profile.as_ref().is_some_and(|p| p.ner_missing()) {
+        caps::release(&gw.state, charged).await;
+        return Err(Failure::Pii(crate::pii::Refusal::NerUnavailable));
+    }
+
+    // 7. execute
+    let backend = gw
+        .tool_backends
+        .get(&tool.def.backend)
+        .ok_or(Failure::Internal)?;
+    let key = tool.idempotency.as_ref().map(|_| {
+        client_key
+            .clone()
+            .unwrap_or_else(|| derived_key(tenant.as_deref(), &principal.subject, &tool, &args))
+    });
+    let executed = execute(&tool, backend, &args, key.as_deref(), &ctx.request_id).await;
+    if executed.is_error() {
+        caps::release(&gw.state, charged).await;
+    }
+    metrics()
+        .tool_calls
+        .with_label_values(&[&tool.def.name, executed.label()])
+        .inc();
+    if let Some(run) = ctx.tool.as_mut() {
+        run.outcome = Some(executed.label());
+        run.backend_status = executed.status;
+        run.latency = Some(executed.latency);
+    }
+    let is_error = executed.is_error();
+    let result = executed.into_result();
+
+    // 8. redact
+    let result = match profile {
+        None => result,
+        Some(profile) => {
+            let redacted = gw
+                .pii
+                .redact_result(profile, tenant.as_deref(), result, read_model)
+                .await
+                .map_err(Failure::Pii)?;
+            redaction::record(ctx, &redacted.counts, redaction::Stage::ToolResult);
+            redacted.value
+        }
+    };
+
+    // 9. answer
+    let body = json!({"tool": tool.def.name, "result": result, "is_error": is_error});
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    respond::full(session, ctx, StatusCode::OK, &headers, bytes.into()).await;
+    Ok(())
+}
+
+/// The body's arguments: `{"arguments": {…}}`, or the JSON text of an object.
+fn parse(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let body: Value = serde_json::from_slice(raw).map_err(|_| {
+        ApiError::invalid("The body is not valid JSON: send {\"arguments\": {...}}.")
+    })?;
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid(
+            "The body must be a JSON object: {\"arguments\": {...}}.",
+        ));
+    };
+    if let Some(unknown) = body.keys().find(|k| *k != "arguments") {
+        let shown: String = unknown.chars().take(64).collect();
+        return Err(
+            ApiError::invalid(format!("Unrecognized request argument supplied: {shown}"))
+                .with_param(shown),
+        );
+    }
+    let arguments = match body.remove("arguments") {
+        None => {
+            return Err(
+                ApiError::invalid("Missing required parameter: 'arguments'.")
+                    .with_param("arguments"),
+            );
+        }
+        Some(Value::String(text)) => serde_json::from_str::<Value>(&text).map_err(|_| {
+            ApiError::invalid("`arguments` is a string that is not JSON.").with_param("arguments")
+        })?,
+        Some(v) => v,
+    };
+    match arguments {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid("`arguments` must be a JSON object.").with_param("arguments")),
+    }
+}
+
+/// The client's `Idempotency-Key`: up to 255 visible ASCII characters.
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(v) if !v.is_empty() && v.len() <= 255 && v.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(v.to_string()))
+        }
+        _ => Err(ApiError::invalid(
+            "`Idempotency-Key` must be 1 to 255 visible ASCII characters.",
+        )),
+    }
+}
+
+/// Checks the arguments against the tool's schema. Messages name the place and the rule
+/// broken, never a value (arguments carry customer data).
+fn validate(tool: &Tool, args: &Map<String, Value>) -> Result<(), Failure> {
+    let instance = Value::Object(args.clone());
+    let problems: Vec<String> = tool
+        .arguments
+        .iter_errors(&instance)
+        .take(MAX_ARGUMENT_ERRORS)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            match e.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    format!("missing required argument {property}")
+                }
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { .. } => {
+                    "arguments the tool does not declare".to_string()
+                }
+                kind => format!("`{at}` fails `{}`", kind.keyword()),
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::ToolArguments(format!(
+        "The arguments do not match the schema of tool `{}`: {}.",
+        tool.def.name,
+        problems.join("; ")
+    )))
+}
+
+/// Whether a `high` tool's call waits for a person. A condition that cannot be evaluated
+/// holds: the call waits rather than runs.
+fn needs_approval(
+    tool: &Tool,
+    args: &Map<String, Value>,
+    principal: &crate::auth::Principal,
+) -> bool {
+    if tool.def.risk != Risk::High {
+        return false;
+    }
+    let Some(approval) = &tool.def.approval else {
+        return false;
+    };
+    let args = Value::Object(args.clone());
+    let claims = Value::Object(principal.claims.clone());
+    let input = CelInput::new(&[
+        ("args", &args),
+        ("principal", &crate::policy::principal_value(principal)),
+        ("claims", &claims),
+    ]);
+    match input.and_then(|i| approval.when.evaluate(&i)) {
+        Ok(holds) => holds,
+        Err(_) => {
+            tracing::warn!(tool = %tool.def.name, "approval condition failed to evaluate; the call waits");
+            true
+        }
+    }
+}
+
+/// The idempotency key of a call without a client key: the same tenant, subject, tool
+/// and (canonical) arguments make the same key, so a retried write runs once.
+fn derived_key(
+    tenant: Option<&str>,
+    subject: &str,
+    tool: &Tool,
+    args: &Map<String, Value>,
+) -> String {
+    let canonical = serde_jcs::to_string(&Value::Object(args.clone())).unwrap_or_default();
+    let mut h = Sha256::new();
+    for part in [tenant.unwrap_or(""), subject, &tool.def.name, &canonical] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("warden-{}", hex::encode(h.finalize()))
+}

@@ -1,0 +1,516 @@
+//! `POST /v1/tools/{name}/invoke` end to end, over real HTTP: the shipped registry
+//! (`policies/tools.yaml`) against `warden mock-commerce`. What Warden did is asserted —
+//! which calls it allowed, what reached the backend, what the client got back, what the
+//! audit log holds — not what the backend computes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const POLICY: &str = "apiVersion: warden/v1\nkind: Policy\nrules:\n  \
+    - name: shopper-tools\n    effect: allow\n    match:\n      roles: [shopper]\n      endpoints: [tools_invoke]\n    \
+    settings:\n      pii: strict\n      tools:\n        allow: [search_catalog, check_inventory, get_price, get_product]\n  \
+    - name: agent-tools\n    effect: allow\n    match:\n      roles: [agent]\n      endpoints: [tools_invoke]\n    \
+    settings:\n      pii: strict\n      tools:\n        allow: [lookup_order, list_orders, issue_refund, create_return]\n";
+
+struct Setup {
+    w: Warden,
+    shop: MockCommerce,
+    archive: std::path::PathBuf,
+    spool: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Warden with the shipped registry and a test policy, its backends on `warden
+/// mock-commerce` (`backends` overrides single backends' lines).
+fn setup(backends: &[(&str, String)]) -> Setup {
+    let shop = MockCommerce::start();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("policy.yaml"), POLICY).unwrap();
+    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml");
+    std::fs::copy(registry, policies.join("tools.yaml")).unwrap();
+    let keys: String = ["shopper", "agent", "agent2"]
+        .iter()
+        .map(|k| {
+            let role = k.trim_end_matches('2');
+            format!(
+                "    - id: {k}\n      sha256: {}\n      tenant: acme\n      roles: [{role}]\n",
+                hex::encode(Sha256::digest(format!("key-{k}").as_bytes()))
+            )
+        })
+        .collect();
+    let mut lines = String::new();
+    for name in ["catalog", "inventory", "pricing", "orders", "services"] {
+        let line = backends
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, l)| l.replace("{SHOP}", &shop.base_url()))
+            .unwrap_or_else(|| format!("{{base_url: \"{}\"}}", shop.base_url()));
+        lines.push_str(&format!("    {name}: {line}\n"));
+    }
+    let archive = dir.path().join("archive");
+    let spool = dir.path().join("spool");
+    let config = mock_config(&format!(
+        "auth:\n  api_keys:\n{keys}\
+         policy:\n  dir: {policies}\n  watch: false\n\
+         pii:\n  default_profile: strict\n  profiles:\n    strict:\n      default_action: pseudonymize\n\
+         tools:\n  backends:\n{lines}\
+         audit:\n  chain_id: tools\n  spool_dir: {spool}\n  segment_max_age_seconds: 1\n  sink:\n    kind: file\n    dir: {archive}\n",
+        policies = policies.display(),
+        spool = spool.display(),
+        archive = archive.display(),
+    ));
+    Setup {
+        w: Warden::start(&config),
+        shop,
+        archive,
+        spool,
+        _dir: dir,
+    }
+}
+
+async fn invoke(w: &Warden, key: &str, tool: &str, body: Value, extra: &[(&str, &str)]) -> Reply {
+    let auth = format!("Bearer key-{key}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    send(
+        "POST",
+        &w.url(&format!("/v1/tools/{tool}/invoke")),
+        &headers,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await
+}
+
+/// The demo shop's data, as the backends serve it.
+fn shop_data() -> Value {
+    serde_json::from_str(include_str!("../examples/commerce/catalog.json")).unwrap()
+}
+
+#[tokio::test]
+async fn the_running_shoes_question_is_answered_by_governed_tool_calls() {
+    let s = setup(&[]);
+    let found = invoke(
+        &s.w,
+        "shopper",
+        "search_catalog",
+        json!({"arguments": {"query": "running shoes", "size": "10", "width": "wide", "max_price": 120}}),
+        &[],
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text());
+    let body = found.json();
+    assert_eq!(body["tool"], "search_catalog");
+    assert_eq!(body["is_error"], false);
+    let results = body["result"]["results"].as_array().unwrap().clone();
+    assert!(!results.is_empty(), "{body}");
+    for product in &results {
+        assert!(product["price"].as_f64().unwrap() <= 120.0, "{product}");
+        assert!(product["category"].as_str().unwrap().contains("shoes"));
+        // The inventory (GraphQL) agrees, through Warden: size 10 wide is in stock.
+        let id = product["id"].as_str().unwrap();
+        let stock = invoke(
+            &s.w,
+            "shopper",
+            "check_inventory",
+            json!({"arguments": {"product_id": id, "size": "10", "width": "wide"}}),
+            &[],
+        )
+        .await;
+        assert_eq!(stock.status, 200, "{}", stock.text());
+        let inv = &stock.json()["result"]["inventory"];
+        let variants = inv["variants"].as_array().unwrap();
+        assert!(
+            variants
+                .iter()
+                .any(|v| v["inStock"] == true && v["width"] == "wide" && v["size"] == "10"),
+            "{inv}"
+        );
+    }
+    // The arguments reached the catalog percent-encoded in the query, nothing else.
+    let search = s
+        .shop
+        .requests()
+        .await
+        .into_iter()
+        .find(|r| r["path"] == "/catalog/search")
+        .unwrap();
+    let uri = search["uri"].as_str().unwrap();
+    assert!(
+        uri.contains("q=running+shoes") && uri.contains("width=wide"),
+        "{uri}"
+    );
+    assert!(search["headers"]["x-request-id"].is_string());
+
+    // A tool outside the rule's list, an unknown tool, arguments that break the schema.
+    let missing = invoke(
+        &s.w,
+        "shopper",
+        "get_product",
+        json!({"arguments": {"product_id": "P9999"}}),
+        &[],
+    )
+    .await;
+    assert_eq!(missing.status, 200);
+    let missing = missing.json();
+    assert_eq!(
+        (
+            missing["is_error"].clone(),
+            missing["result"]["error"]["status"].clone()
+        ),
+        (json!(true), json!(404))
+    );
+    let denied = invoke(
+        &s.w,
+        "shopper",
+        "lookup_order",
+        json!({"arguments": {"order_id": "A70000"}}),
+        &[],
+    )
+    .await;
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    assert_eq!(denied.json()["error"]["code"], "policy_denied");
+    let unknown = invoke(
+        &s.w,
+        "shopper",
+        "steal_everything",
+        json!({"arguments": {}}),
+        &[],
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["code"], "tool_not_found");
+    let secret = "maria.gonzalez@example.com";
+    let invalid = invoke(
+        &s.w,
+        "shopper",
+        "get_price",
+        json!({"arguments": {"product_id": secret}}),
+        &[],
+    )
+    .await;
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.json()["error"]["code"], "invalid_tool_arguments");
+    assert!(!invalid.text().contains(secret), "{}", invalid.text());
+    for (body, why) in [
+        (json!({}), "no arguments"),
+        (json!({"arguments": [1]}), "not an object"),
+        (json!({"arguments": "{not json"}), "string that is not JSON"),
+        (json!({"arguments": {}, "extra": 1}), "unknown field"),
+    ] {
+        let r = invoke(&s.w, "shopper", "get_price", body, &[]).await;
+        assert_eq!(r.status, 400, "{why}: {}", r.text());
+        assert_eq!(r.json()["error"]["type"], "invalid_request_error", "{why}");
+    }
+    // A model's tool call carries its arguments as JSON text: accepted as they are.
+    let as_text = invoke(
+        &s.w,
+        "shopper",
+        "get_price",
+        json!({"arguments": "{\"product_id\": \"P1001\"}"}),
+        &[],
+    )
+    .await;
+    assert_eq!(as_text.status, 200, "{}", as_text.text());
+    assert!(as_text.json()["result"]["price"].as_f64().is_some());
+    // Nothing the shopper was refused reached a backend.
+    assert!(
+        s.shop
+            .requests()
+            .await
+            .iter()
+            .all(|r| r["path"] != "/orders/A70000")
+    );
+}
+
+#[tokio::test]
+async fn backend_pii_is_redacted_and_arguments_reach_the_backend_whole() {
+    let s = setup(&[]);
+    let data = shop_data();
+    let customer = &data["customers"][0];
+    let email = customer["email"].as_str().unwrap();
+    let phone = customer["phone"].as_str().unwrap();
+    let order = data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["customer_id"] == customer["id"])
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The backend needs the real address to find the orders: it gets it.
+    let listed = invoke(
+        &s.w,
+        "agent",
+        "list_orders",
+        json!({"arguments": {"email": email}}),
+        &[],
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let ids: Vec<Value> = listed.json()["result"]["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].clone())
+        .collect();
+    assert!(ids.contains(&json!(order)), "{ids:?}");
+    let seen = s.shop.requests().await;
+    assert!(
+        seen.iter().any(
+            |r| r["path"] == "/orders" && r["uri"].as_str().unwrap().contains("%40example.com")
+        ),
+        "{seen:?}"
+    );
+
+    // What the backend returns about the customer never reaches the client in clear.
+    let looked = invoke(
+        &s.w,
+        "agent",
+        "lookup_order",
+        json!({"arguments": {"order_id": order}}),
+        &[],
+    )
+    .await;
+    assert_eq!(looked.status, 200, "{}", looked.text());
+    let text = looked.text();
+    assert!(!text.contains(email) && !text.contains(phone), "{text}");
+    let result = &looked.json()["result"];
+    assert_eq!(result["customer"]["email"], "[EMAIL]", "{result}");
+    assert_eq!(result["id"], order.as_str());
+
+    // Every call has its record: tool, outcome, backend status, and no argument value.
+    let mut records = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            records = audit_records(&s.archive, &s.spool);
+            let n = records
+                .iter()
+                .filter(|r| r["endpoint"] == "tools_invoke")
+                .count();
+            async move { n >= 2 }
+        })
+        .await
+    );
+    let calls: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["endpoint"] == "tools_invoke")
+        .collect();
+    let lookup = calls
+        .iter()
+        .find(|r| r["tool_execution"]["name"] == "lookup_order")
+        .unwrap();
+    assert_eq!(lookup["tool_execution"]["outcome"], "ok");
+    assert_eq!(lookup["tool_execution"]["backend_status"], 200);
+    assert_eq!(lookup["tool_execution"]["risk"], "read");
+    assert_eq!(lookup["rule"], "agent-tools");
+    assert!(
+        lookup["pii"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["stage"] == "tool_result")
+    );
+    let all = all_text(&s.archive) + &all_text(&s.spool);
+    assert!(!all.contains(email) && !all.contains(phone));
+}
+
+/// An order with at least `min` USD of its total left to refund, other than `skip`.
+fn order_worth(data: &Value, min: f64, skip: &[String]) -> String {
+    data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["total"].as_f64().unwrap() >= min
+                && !skip.contains(&o["id"].as_str().unwrap().to_string())
+        })
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn refunds_above_the_threshold_wait_and_small_ones_hit_the_daily_cap() {
+    let s = setup(&[]);
+    let data = shop_data();
+    let big = order_worth(&data, 500.0, &[]);
+    let waiting = invoke(
+        &s.w,
+        "agent",
+        "issue_refund",
+        json!({"arguments": {"order_id": big, "amount": 450, "reason": "damaged"}}),
+        &[],
+    )
+    .await;
+    assert_eq!(waiting.status, 403, "{}", waiting.text());
+    assert_eq!(waiting.json()["error"]["code"], "approval_required");
+    assert!(s.shop.writes().await.get("issue_refund").is_none());
+
+    // Three refunds of $60 on three orders: the third passes the $150 daily cap.
+    let mut used = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let order = order_worth(&data, 60.0, &used);
+        used.push(order.clone());
+        let r = invoke(
+            &s.w,
+            "agent",
+            "issue_refund",
+            json!({"arguments": {"order_id": order, "amount": 60, "reason": "late"}}),
+            &[],
+        )
+        .await;
+        statuses.push((r.status, r.json()));
+    }
+    assert_eq!(statuses[0].0, 200, "{:?}", statuses[0]);
+    assert_eq!(statuses[1].0, 200, "{:?}", statuses[1]);
+    assert_eq!(statuses[0].1["result"]["status"], "issued");
+    assert_eq!(statuses[2].0, 429, "{:?}", statuses[2]);
+    assert_eq!(statuses[2].1["error"]["code"], "tool_cap_exceeded");
+    assert_eq!(s.shop.writes().await["issue_refund"], 2);
+    // The cap is the subject's: another agent still has its own.
+    let other = invoke(
+        &s.w,
+        "agent2",
+        "issue_refund",
+        json!({"arguments": {"order_id": used[2], "amount": 60}}),
+        &[],
+    )
+    .await;
+    assert_eq!(other.status, 200, "{}", other.text());
+    assert_eq!(s.shop.writes().await["issue_refund"], 3);
+}
+
+#[tokio::test]
+async fn writes_carry_an_idempotency_key_so_a_retry_runs_once() {
+    let s = setup(&[]);
+    let data = shop_data();
+    let order = data["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["status"] == "delivered")
+        .unwrap()
+        .clone();
+    let args = json!({"arguments": {"order_id": order["id"], "product_id": order["items"][0]["product_id"], "reason": "too small"}});
+    let first = invoke(&s.w, "agent", "create_return", args.clone(), &[]).await;
+    let again = invoke(&s.w, "agent", "create_return", args.clone(), &[]).await;
+    assert_eq!((first.status, again.status), (200, 200), "{}", again.text());
+    assert_eq!(first.json()["result"], again.json()["result"]);
+    assert_eq!(s.shop.writes().await["create_return"], 1);
+    let keys: Vec<String> = s
+        .shop
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["path"] == "/returns")
+        .map(|r| {
+            r["headers"]["idempotency-key"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys[0].starts_with("warden-") && keys[0] == keys[1],
+        "{keys:?}"
+    );
+    // The client's own key is the one the backend sees: a new key is a new return.
+    let own = invoke(
+        &s.w,
+        "agent",
+        "create_return",
+        args,
+        &[("idempotency-key", "return-2")],
+    )
+    .await;
+    assert_eq!(own.status, 200);
+    assert_ne!(
+        own.json()["result"]["return_id"],
+        first.json()["result"]["return_id"]
+    );
+    assert_eq!(s.shop.writes().await["create_return"], 2);
+    let bad = invoke(
+        &s.w,
+        "agent",
+        "lookup_order",
+        json!({"arguments": {"order_id": "A1"}}),
+        &[("idempotency-key", "")],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn backend_failures_become_results_the_model_can_read() {
+    // The catalog never answers, the orders backend is down, pricing answers too much.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = free_port();
+    let s = setup(&[
+        (
+            "catalog",
+            format!("{{base_url: \"http://{}\"}}", silent.local_addr().unwrap()),
+        ),
+        (
+            "orders",
+            format!("{{base_url: \"http://127.0.0.1:{down}\"}}"),
+        ),
+        (
+            "pricing",
+            "{base_url: \"{SHOP}\", max_response_bytes: 64}".to_string(),
+        ),
+    ]);
+    let cases = [
+        (
+            "shopper",
+            "get_product",
+            json!({"product_id": "P1001"}),
+            "tool_timeout",
+        ),
+        (
+            "agent",
+            "lookup_order",
+            json!({"order_id": "A70000"}),
+            "tool_unreachable",
+        ),
+        (
+            "shopper",
+            "get_price",
+            json!({"product_id": "P1001"}),
+            "tool_too_large",
+        ),
+        (
+            "shopper",
+            "check_inventory",
+            json!({"product_id": "P9999"}),
+            "tool_rejected",
+        ),
+    ];
+    for (key, tool, args, kind) in cases {
+        let started = std::time::Instant::now();
+        let r = invoke(&s.w, key, tool, json!({"arguments": args}), &[]).await;
+        assert_eq!(r.status, 200, "{tool}: {}", r.text());
+        let body = r.json();
+        assert_eq!(body["is_error"], true, "{body}");
+        assert_eq!(body["result"]["error"]["type"], kind, "{body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{tool} took {:?}",
+            started.elapsed()
+        );
+    }
+}
