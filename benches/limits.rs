@@ -26,6 +26,7 @@ fn state(backend: StateBackend, redis_port: u16) -> StateStore {
             timeout_ms: 1000,
             key_prefix: "bench".into(),
         }),
+        ..StateConfig::default()
     })
     .unwrap()
 }

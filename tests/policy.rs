@@ -131,10 +131,11 @@ fn keyed_config(policy_dir: &Path) -> String {
     )
 }
 
-/// The PII and limit profiles the shipped policies name (a policy naming a profile the
-/// configuration lacks does not load).
+/// The PII and limit profiles and the tool backends the shipped policies name (a policy
+/// naming a profile or backend the configuration lacks does not load).
 const SHIPPED_PROFILES: &str = "pii:\n  profiles:\n    shopper-strict: {}\n    support-reversible: {}\n    internal: {}\n    catalog-only: {}\n\
-limits:\n  profiles:\n    storefront: {}\n    support: {}\n    pricing: {}\n    batch: {}\n";
+limits:\n  profiles:\n    storefront: {}\n    support: {}\n    pricing: {}\n    batch: {}\n\
+tools:\n  backends:\n    catalog: {kind: mock}\n    inventory: {kind: mock}\n    pricing: {kind: mock}\n    orders: {kind: mock}\n    services: {kind: mock}\n";
 
 async fn models(w: &Warden, key: &str) -> Vec<String> {
     let r = send(

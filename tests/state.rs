@@ -86,6 +86,7 @@ async fn memory_and_redis_stores_behave_alike() {
             timeout_ms: 500,
             key_prefix: "st".into(),
         }),
+        ..StateConfig::default()
     };
     let shared = StateStore::from_config(&config).unwrap();
     exercise(&shared).await;

@@ -17,9 +17,21 @@ const POLICY: &str = "apiVersion: warden/v1\nkind: Policy\nrules:\n  \
     - name: agent-tools\n    effect: allow\n    match:\n      roles: [agent]\n      endpoints: [tools_invoke]\n    \
     settings:\n      pii: strict\n      tools:\n        allow: [lookup_order, list_orders, issue_refund, create_return]\n";
 
+/// API keys (`key-<id>`): id, tenant, roles.
+const KEYS: [(&str, &str, &str); 6] = [
+    ("shopper", "acme", "shopper"),
+    ("agent", "acme", "agent"),
+    ("agent2", "acme", "agent"),
+    ("lead", "acme", "agent, approver"),
+    ("boss", "acme", "approver"),
+    ("outsider", "globex", "approver"),
+];
+
 struct Setup {
     w: Warden,
     shop: MockCommerce,
+    /// The configuration, to start more replicas.
+    config: String,
     archive: std::path::PathBuf,
     spool: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -28,6 +40,11 @@ struct Setup {
 /// Warden with the shipped registry and a test policy, its backends on `warden
 /// mock-commerce` (`backends` overrides single backends' lines).
 fn setup(backends: &[(&str, String)]) -> Setup {
+    setup_with(backends, "", &[])
+}
+
+/// [`setup`] with more configuration and environment variables.
+fn setup_with(backends: &[(&str, String)], extra: &str, env: &[(&str, &str)]) -> Setup {
     let shop = MockCommerce::start();
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
@@ -35,12 +52,11 @@ fn setup(backends: &[(&str, String)]) -> Setup {
     std::fs::write(policies.join("policy.yaml"), POLICY).unwrap();
     let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml");
     std::fs::copy(registry, policies.join("tools.yaml")).unwrap();
-    let keys: String = ["shopper", "agent", "agent2"]
+    let keys: String = KEYS
         .iter()
-        .map(|k| {
-            let role = k.trim_end_matches('2');
+        .map(|(k, tenant, roles)| {
             format!(
-                "    - id: {k}\n      sha256: {}\n      tenant: acme\n      roles: [{role}]\n",
+                "    - id: {k}\n      sha256: {}\n      tenant: {tenant}\n      roles: [{roles}]\n",
                 hex::encode(Sha256::digest(format!("key-{k}").as_bytes()))
             )
         })
@@ -61,14 +77,15 @@ fn setup(backends: &[(&str, String)]) -> Setup {
          policy:\n  dir: {policies}\n  watch: false\n\
          pii:\n  default_profile: strict\n  profiles:\n    strict:\n      default_action: pseudonymize\n\
          tools:\n  backends:\n{lines}\
-         audit:\n  chain_id: tools\n  spool_dir: {spool}\n  segment_max_age_seconds: 1\n  sink:\n    kind: file\n    dir: {archive}\n",
+         audit:\n  chain_id: tools\n  spool_dir: {spool}\n  segment_max_age_seconds: 1\n  sink:\n    kind: file\n    dir: {archive}\n{extra}",
         policies = policies.display(),
         spool = spool.display(),
         archive = archive.display(),
     ));
     Setup {
-        w: Warden::start(&config),
+        w: Warden::start_with_env(&config, env),
         shop,
+        config,
         archive,
         spool,
         _dir: dir,
@@ -355,8 +372,8 @@ async fn refunds_above_the_threshold_wait_and_small_ones_hit_the_daily_cap() {
         &[],
     )
     .await;
-    assert_eq!(waiting.status, 403, "{}", waiting.text());
-    assert_eq!(waiting.json()["error"]["code"], "approval_required");
+    assert_eq!(waiting.status, 202, "{}", waiting.text());
+    assert_eq!(waiting.json()["status"], "pending_approval");
     assert!(s.shop.writes().await.get("issue_refund").is_none());
 
     // Three refunds of $60 on three orders: the third passes the $150 daily cap.
@@ -513,4 +530,296 @@ async fn backend_failures_become_results_the_model_can_read() {
             started.elapsed()
         );
     }
+}
+
+async fn admin(w: &Warden, key: &str, method: &str, path: &str) -> Reply {
+    send(
+        method,
+        &w.admin_url(path),
+        &[("authorization", &format!("Bearer key-{key}"))],
+        Vec::new(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_large_refund_waits_for_another_person_and_runs_once() {
+    let s = setup(&[]);
+    let data = shop_data();
+    let order = order_worth(&data, 200.0, &[]);
+    let refund = json!({"arguments": {"order_id": order, "amount": 120, "reason": "damaged"}});
+
+    let asked = invoke(&s.w, "lead", "issue_refund", refund.clone(), &[]).await;
+    assert_eq!(asked.status, 202, "{}", asked.text());
+    let pending = asked.json();
+    assert_eq!(pending["status"], "pending_approval");
+    let id = pending["approval_id"].as_str().unwrap().to_string();
+    assert!(pending["expires_at"].as_str().unwrap().ends_with('Z'));
+    // Asking again names the same approval; nothing ran.
+    let again = invoke(&s.w, "lead", "issue_refund", refund.clone(), &[]).await;
+    assert_eq!(again.json()["approval_id"], id.as_str());
+    assert!(s.shop.writes().await.get("issue_refund").is_none());
+
+    // Approvers see their tenant's queue with a preview; others do not.
+    let listed = admin(&s.w, "boss", "GET", "/admin/v1/approvals").await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let entry = listed.json()["data"][0].clone();
+    assert_eq!(entry["id"], id.as_str());
+    assert_eq!(entry["tool"], "issue_refund");
+    assert_eq!(entry["requester"], "lead");
+    assert_eq!(entry["status"], "pending");
+    assert_eq!(entry["arguments"]["amount"], 120);
+    let outsider = admin(&s.w, "outsider", "GET", "/admin/v1/approvals").await;
+    assert_eq!(outsider.json()["data"], json!([]));
+    assert_eq!(
+        admin(&s.w, "agent", "GET", "/admin/v1/approvals")
+            .await
+            .status,
+        403
+    );
+    let shared = send(
+        "GET",
+        &s.w.admin_url("/admin/v1/approvals"),
+        &[],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(shared.status, 401);
+
+    // Nobody decides their own call or another tenant's.
+    let own = admin(
+        &s.w,
+        "lead",
+        "POST",
+        &format!("/admin/v1/approvals/{id}/approve"),
+    )
+    .await;
+    assert_eq!(own.status, 403, "{}", own.text());
+    assert_eq!(own.json()["error"]["code"], "own_call");
+    let foreign = admin(
+        &s.w,
+        "outsider",
+        "POST",
+        &format!("/admin/v1/approvals/{id}/approve"),
+    )
+    .await;
+    assert_eq!(foreign.status, 404);
+
+    let approved = admin(
+        &s.w,
+        "boss",
+        "POST",
+        &format!("/admin/v1/approvals/{id}/approve"),
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    assert_eq!(approved.json()["status"], "approved");
+    let twice = admin(
+        &s.w,
+        "boss",
+        "POST",
+        &format!("/admin/v1/approvals/{id}/approve"),
+    )
+    .await;
+    assert_eq!(twice.status, 409);
+
+    // Another principal, or changed arguments, is another call: it waits.
+    let other = invoke(&s.w, "agent", "issue_refund", refund.clone(), &[]).await;
+    assert_eq!(other.status, 202);
+    assert_ne!(other.json()["approval_id"], id.as_str());
+    let changed = json!({"arguments": {"order_id": order, "amount": 121, "reason": "damaged"}});
+    let changed = invoke(&s.w, "lead", "issue_refund", changed, &[]).await;
+    assert_eq!(changed.status, 202);
+    assert!(s.shop.writes().await.get("issue_refund").is_none());
+
+    // The approved call runs once; a replay waits for a new approval.
+    let ran = invoke(&s.w, "lead", "issue_refund", refund.clone(), &[]).await;
+    assert_eq!(ran.status, 200, "{}", ran.text());
+    assert_eq!(ran.json()["result"]["status"], "issued");
+    let replay = invoke(&s.w, "lead", "issue_refund", refund.clone(), &[]).await;
+    assert_eq!(replay.status, 202, "{}", replay.text());
+    assert_ne!(replay.json()["approval_id"], id.as_str());
+    assert_eq!(s.shop.writes().await["issue_refund"], 1);
+
+    // A rejected call stays refused.
+    let rejected_id = replay.json()["approval_id"].as_str().unwrap().to_string();
+    let rejected = admin(
+        &s.w,
+        "boss",
+        "POST",
+        &format!("/admin/v1/approvals/{rejected_id}/reject"),
+    )
+    .await;
+    assert_eq!(rejected.json()["status"], "rejected");
+    let refused = invoke(&s.w, "lead", "issue_refund", refund, &[]).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.json()["error"]["code"], "approval_rejected");
+    assert_eq!(s.shop.writes().await["issue_refund"], 1);
+
+    // Requests, decisions and the execution are all in the audit log.
+    let mut records = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            records = audit_records(&s.archive, &s.spool);
+            let n = records
+                .iter()
+                .filter(|r| r["endpoint"] == "approval_decision")
+                .count();
+            async move { n >= 5 }
+        })
+        .await
+    );
+    let states: Vec<&str> = records
+        .iter()
+        .filter(|r| r["tool_execution"]["approval"]["id"] == id.as_str())
+        .map(|r| r["tool_execution"]["approval"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending", "pending", "executed"]);
+    let decisions: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r["approval_decision"]["approval_id"] == id.as_str())
+        .map(|r| {
+            (
+                r["approval_decision"]["action"].as_str().unwrap(),
+                r["approval_decision"]["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("approve", "own_call"),
+            ("approve", "not_found"),
+            ("approve", "approved"),
+            ("approve", "decided:approved")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_approval_decided_on_one_replica_runs_once_on_another() {
+    let redis = common::redis::Redis::start(free_port());
+    let state = format!(
+        "state:\n  backend: redis\n  redis: {{url: \"redis://127.0.0.1:{}/\"}}\n",
+        redis.port
+    );
+    let key = [("WARDEN_STATE_KEY", "shared approvals key")];
+    let a = setup_with(&[], &state, &key);
+    // The second replica keeps its own audit chain in its own directories.
+    let dir = tempfile::tempdir().unwrap();
+    let b_config = a
+        .config
+        .replace(
+            &a.spool.display().to_string(),
+            &dir.path().join("spool").display().to_string(),
+        )
+        .replace(
+            &a.archive.display().to_string(),
+            &dir.path().join("archive").display().to_string(),
+        )
+        .replace("chain_id: tools", "chain_id: tools-b");
+    let b = Warden::start_with_env(&b_config, &key);
+
+    let order = order_worth(&shop_data(), 300.0, &[]);
+    let refund = json!({"arguments": {"order_id": order, "amount": 250}});
+    let asked = invoke(&a.w, "lead", "issue_refund", refund.clone(), &[]).await;
+    assert_eq!(asked.status, 202, "{}", asked.text());
+    let id = asked.json()["approval_id"].as_str().unwrap().to_string();
+    // Replica B lists it and a person decides there.
+    let listed = admin(&b, "boss", "GET", "/admin/v1/approvals").await;
+    assert_eq!(
+        listed.json()["data"][0]["id"],
+        id.as_str(),
+        "{}",
+        listed.text()
+    );
+    let approved = admin(
+        &b,
+        "boss",
+        "POST",
+        &format!("/admin/v1/approvals/{id}/approve"),
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+
+    // Both replicas are asked to run it at once: exactly one does.
+    let (ra, rb) = tokio::join!(
+        invoke(&a.w, "lead", "issue_refund", refund.clone(), &[]),
+        invoke(&b, "lead", "issue_refund", refund.clone(), &[]),
+    );
+    let statuses = [ra.status, rb.status];
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{} / {}",
+        ra.text(),
+        rb.text()
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 202, 409].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(a.shop.writes().await["issue_refund"], 1);
+
+    // The approval is sealed in Redis: no argument value or tool name in clear.
+    let mut con = ::redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("warden:approvals:*")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(keys.iter().any(|k| k.contains(":a:")), "{keys:?}");
+    for k in keys.iter().filter(|k| k.contains(":a:")) {
+        let v: Vec<u8> = ::redis::cmd("GET")
+            .arg(k)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&v);
+        assert!(
+            !text.contains("issue_refund") && !text.contains(&order),
+            "{k}"
+        );
+    }
+}
+
+#[test]
+fn redis_approvals_without_a_shared_key_are_a_start_up_error() {
+    let redis = common::redis::Redis::start(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("policy.yaml"), POLICY).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml"),
+        policies.join("tools.yaml"),
+    )
+    .unwrap();
+    let backends: String = ["catalog", "inventory", "pricing", "orders", "services"]
+        .iter()
+        .map(|b| format!("    {b}: {{kind: mock}}\n"))
+        .collect();
+    let config = dir.path().join("w.yaml");
+    std::fs::write(
+        &config,
+        mock_config(&format!(
+            "policy:\n  dir: {}\npii:\n  profiles:\n    strict: {{}}\ntools:\n  backends:\n{backends}state:\n  backend: redis\n  redis: {{url: \"redis://127.0.0.1:{}/\"}}\n",
+            policies.display(),
+            redis.port
+        )),
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("WARDEN_STATE_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARDEN_STATE_KEY"), "{err}");
 }

@@ -1,7 +1,9 @@
 //! The admin listener (separate from the proxy port): `/healthz` (process alive),
 //! `/readyz` (configuration loaded, providers configured, not draining), `/metrics`
-//! (Prometheus text) and the token-protected `/admin/v1/*` usage and limits API.
+//! (Prometheus text), the token-protected `/admin/v1/*` usage and limits API, and the
+//! approval queue for identified approvers (`/admin/v1/approvals`).
 
+mod approvals_api;
 mod usage_api;
 
 use std::sync::Arc;
@@ -70,6 +72,12 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
+        if let Some(rest) = path.strip_prefix("/admin/v1/approvals") {
+            let header = session.req_header();
+            let (status, body) =
+                approvals_api::serve(&self.gateway, &header.method, rest, &header.headers).await;
+            return respond(status, "application/json", body.to_string().into_bytes());
+        }
         if let Some(endpoint) = path.strip_prefix("/admin/v1/") {
             let gw = &self.gateway;
             let header = session.req_header();

@@ -17,7 +17,7 @@ use crate::limits::{KeyFacts, LimitState, subject_id};
 /// An answer: status and JSON body.
 pub type Answer = (StatusCode, Value);
 
-fn error(status: StatusCode, code: &str, message: &str) -> Answer {
+pub fn error(status: StatusCode, code: &str, message: &str) -> Answer {
     let kind = match status {
         StatusCode::UNAUTHORIZED => "authentication_error",
         StatusCode::FORBIDDEN => "permission_error",

@@ -59,6 +59,9 @@ pub struct RequestRecord {
     /// The tool call Warden ran (`tools_invoke`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_execution: Option<ToolExecution>,
+    /// A person's decision on an approval (`approval_decision` records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_decision: Option<ApprovalDecision>,
     /// The subject is written as the token says (`subject: plain`), not pseudonymized.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub subject_plain: bool,
@@ -89,6 +92,29 @@ pub struct ToolExecution {
     pub backend_status: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// The approval the call waits for (`pending`) or ran under (`executed`), or that
+    /// refused it (`rejected`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalState>,
+}
+
+/// A decision on an approval: who (as subjects are written) decided what.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalDecision {
+    pub approval_id: String,
+    pub tool: String,
+    /// `approve` or `reject`.
+    pub action: String,
+    /// The approval's state after the decision (or why it was refused: `own_call`,
+    /// `decided`, …).
+    pub outcome: String,
+}
+
+/// An approval and its state, as one record saw it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ApprovalState {
+    pub id: String,
+    pub status: String,
 }
 
 /// Most entries a list of a record keeps (tools, decisions, calls, PII counts).

@@ -45,7 +45,7 @@ pub use providers::{
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
 pub use state::{RedisConfig, StateBackend, StateConfig};
-pub use tools::{BackendConfig, BackendKind, ToolsConfig};
+pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, ToolsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -268,6 +268,7 @@ impl Config {
             Some(l) => StateConfig {
                 backend: l.backend.unwrap_or_default(),
                 redis: l.redis.clone(),
+                ..StateConfig::default()
             },
             None => StateConfig::default(),
         }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Invalid, invalid};
 
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     #[serde(default)]
@@ -15,6 +15,15 @@ pub struct StateConfig {
     /// Required with `backend: redis`.
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// The environment variable whose value (any text; its SHA-256 is the AES-256-GCM
+    /// key) seals pending approvals and stored answers in the state. Every replica sharing
+    /// Redis needs the same value; in process, a random key is drawn when it is unset.
+    #[serde(default = "default_encryption_key_env")]
+    pub encryption_key_env: String,
+}
+
+fn default_encryption_key_env() -> String {
+    "WARDEN_STATE_KEY".into()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
@@ -47,6 +56,16 @@ fn default_redis_timeout() -> u64 {
 
 fn default_redis_prefix() -> String {
     "warden".into()
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            backend: StateBackend::default(),
+            redis: None,
+            encryption_key_env: default_encryption_key_env(),
+        }
+    }
 }
 
 impl StateConfig {

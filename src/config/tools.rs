@@ -19,6 +19,36 @@ pub struct ToolsConfig {
     /// The backends tools may call, by the name tools give in `backend:`.
     #[serde(default)]
     pub backends: BTreeMap<String, BackendConfig>,
+    /// Who decides on `high` calls that wait for a person.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+}
+
+/// The approval queue of `high`-risk calls (`/admin/v1/approvals` on the admin listener).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Principals holding one of these roles (their own API key or token, of the
+    /// approval's tenant) may list and decide approvals; never the requester.
+    #[serde(default = "default_approver_roles")]
+    pub approver_roles: Vec<String>,
+    /// Announces each new pending approval with a POST of `{"event":
+    /// "approval.pending", "approval_id", "tool", "tenant", "expires_at"}` (no arguments).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig {
+            approver_roles: default_approver_roles(),
+            webhook_url: None,
+        }
+    }
+}
+
+fn default_approver_roles() -> Vec<String> {
+    vec!["approver".into()]
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -57,6 +87,23 @@ pub enum BackendKind {
 
 impl ToolsConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        let approvals = ["tools", "approvals"];
+        if self
+            .approvals
+            .approver_roles
+            .iter()
+            .all(|r| r.trim().is_empty())
+        {
+            return Err(invalid(
+                &approvals,
+                "`approver_roles` must name at least one role",
+            ));
+        }
+        if let Some(url) = &self.approvals.webhook_url
+            && !is_http_url(url)
+        {
+            return Err(invalid(&approvals, "`webhook_url` must be an http(s) URL"));
+        }
         for (name, b) in &self.backends {
             let path = ["tools", "backends", name.as_str()];
             match (b.kind, &b.base_url) {

@@ -36,6 +36,10 @@ pub struct Gateway {
     pub pii: crate::pii::Profiles,
     /// Where tool calls go (`tools.backends`).
     pub tool_backends: crate::tools::backends::Backends,
+    /// `high` calls waiting for a person, in the shared state.
+    pub approvals: crate::tools::approvals::Approvals,
+    /// Announces new pending approvals (`tools.approvals.webhook_url`).
+    pub approval_webhook: Option<crate::tools::approvals::Webhook>,
     /// The audit log; `None` when the config has no `audit` section.
     pub audit: Option<Arc<Audit>>,
     pub lifecycle: Lifecycle,
@@ -86,6 +90,25 @@ impl Gateway {
             + Duration::from_secs(60);
         let pii = crate::pii::Profiles::from_config(config.pii.as_ref())?;
         let tool_backends = crate::tools::backends::Backends::from_config(config.tools.as_ref())?;
+        let sealer = Arc::new(crate::state::Sealer::from_env(
+            &config.state().encryption_key_env,
+        )?);
+        let approvals = crate::tools::approvals::Approvals::new(state.clone(), sealer);
+        let needs_approvals = policy
+            .as_ref()
+            .is_some_and(|p| p.current().tools.iter().any(|t| t.def.approval.is_some()));
+        if needs_approvals && !approvals.usable() {
+            anyhow::bail!(
+                "tools: approvals are kept in Redis and sealed; set {} (the same value on every replica)",
+                config.state().encryption_key_env
+            );
+        }
+        let approval_webhook = config
+            .tools
+            .as_ref()
+            .and_then(|t| t.approvals.webhook_url.as_deref())
+            .map(crate::tools::approvals::Webhook::new)
+            .transpose()?;
         let audit = match &config.audit {
             Some(a) => Some(Audit::start(a).map_err(|e| anyhow::anyhow!("audit: {e:#}"))?),
             None => None,
@@ -110,6 +133,8 @@ impl Gateway {
             lease_ttl,
             pii,
             tool_backends,
+            approvals,
+            approval_webhook,
             audit,
             lifecycle: Lifecycle::default(),
             started_at,

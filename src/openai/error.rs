@@ -17,6 +17,10 @@ pub enum ErrorKind {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The request conflicts with one in flight (409).
+    Conflict,
+    /// A repeated request differs from the first one under its key (422).
+    Unprocessable,
     RateLimited,
     /// A budget is used up (OpenAI's `insufficient_quota`).
     QuotaExceeded,
@@ -36,6 +40,8 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::RateLimited | ErrorKind::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -52,7 +58,9 @@ impl ErrorKind {
             | ErrorKind::ModelNotFound
             | ErrorKind::MethodNotAllowed
             | ErrorKind::PayloadTooLarge
-            | ErrorKind::UnsupportedMediaType => "invalid_request_error",
+            | ErrorKind::UnsupportedMediaType
+            | ErrorKind::Conflict
+            | ErrorKind::Unprocessable => "invalid_request_error",
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::Forbidden => "permission_error",
             ErrorKind::RateLimited => "rate_limit_error",
@@ -75,6 +83,8 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unprocessable => "unprocessable",
             ErrorKind::RateLimited => "rate_limit_exceeded",
             ErrorKind::QuotaExceeded => "insufficient_quota",
             ErrorKind::UpstreamError => "upstream_error",

@@ -221,6 +221,9 @@ pub struct TestRequest {
     pub max_tokens: Option<u64>,
     #[serde(default)]
     pub stream: bool,
+    /// A tool call's arguments (`endpoint: tools_invoke`, one tool), for `expect.approval`.
+    #[serde(default)]
+    pub arguments: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -235,4 +238,15 @@ pub struct Expectation {
     pub reason_contains: Option<String>,
     #[serde(default)]
     pub settings: Option<RuleSettings>,
+    /// Whether the call (`request.tools[0]` with `request.arguments`) waits for a
+    /// person's approval.
+    #[serde(default)]
+    pub approval: Option<ApprovalExpectation>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalExpectation {
+    Required,
+    NotRequired,
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::decide::{Effect, Facts};
 use super::load::{LoadError, PolicySet};
-use super::model::{AuthMethodName, RuleEffect, TestCase, TestFile};
+use super::model::{ApprovalExpectation, AuthMethodName, RuleEffect, TestCase, TestFile};
 use crate::auth::{AuthMethod, Principal};
 
 /// The outcome of one case.
@@ -125,10 +125,43 @@ fn run_case(set: &PolicySet, file: &str, case: &TestCase) -> CaseResult {
             decision.settings
         ));
     }
+    if let Some(want) = case.expect.approval {
+        match approval_problem(set, case, &principal, want) {
+            Ok(()) => {}
+            Err(problem) => problems.push(problem),
+        }
+    }
     CaseResult {
         file: file.to_string(),
         name: case.name.clone(),
         passed: problems.is_empty(),
         detail: problems.join("; "),
+    }
+}
+
+/// Checks `expect.approval` against the tool's approval condition.
+fn approval_problem(
+    set: &PolicySet,
+    case: &TestCase,
+    principal: &Principal,
+    want: ApprovalExpectation,
+) -> Result<(), String> {
+    let [tool] = case.request.tools.as_slice() else {
+        return Err("`expect.approval` needs exactly one tool in `request.tools`".into());
+    };
+    let Some(tool) = set.tools.get(tool) else {
+        return Err(format!(
+            "`expect.approval`: no tool `{tool}` in the registry"
+        ));
+    };
+    let args = case.request.arguments.clone().unwrap_or_default();
+    let waits = tool.needs_approval(&args, &super::principal_value(principal), &principal.claims);
+    let expected = want == ApprovalExpectation::Required;
+    if waits == expected {
+        Ok(())
+    } else if waits {
+        Err("the call waits for approval, expected it not to".into())
+    } else {
+        Err("the call runs without approval, expected it to wait".into())
     }
 }

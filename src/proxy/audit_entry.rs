@@ -8,7 +8,7 @@ use super::context::RequestCtx;
 use super::rescue::Failure;
 use crate::audit::Audit;
 use crate::audit::record::{
-    Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision, ToolExecution,
+    ApprovalState, Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision, ToolExecution,
 };
 use crate::auth::AuthMethod;
 use crate::config::{CaptureMode, SubjectMode};
@@ -112,7 +112,12 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Fa
             outcome: t.outcome.map(str::to_string),
             backend_status: t.backend_status,
             latency_ms: t.latency.map(|d| d.as_secs_f64() * 1e3),
+            approval: t.approval.as_ref().map(|a| ApprovalState {
+                id: a.id.clone(),
+                status: a.status.to_string(),
+            }),
         }),
+        approval_decision: None,
         subject_plain,
         capture: ctx.answered.capture.take().map(|c| c.finish()),
         cut: b.cut,

@@ -116,6 +116,15 @@ pub struct ToolRun {
     /// The backend's HTTP status, when it answered.
     pub backend_status: Option<u16>,
     pub latency: Option<Duration>,
+    /// The approval the call waits for or ran under, and its state.
+    pub approval: Option<ApprovalRef>,
+}
+
+/// An approval a tool call named.
+#[derive(Debug, Clone)]
+pub struct ApprovalRef {
+    pub id: String,
+    pub status: &'static str,
 }
 
 /// The answer as it went out, and what it used.

@@ -7,15 +7,17 @@
 //! 3. **authorize** — the policy decision for endpoint `tools_invoke` and this tool;
 //! 4. **validate** — the arguments against the tool's JSON Schema (400
 //!    `invalid_tool_arguments`, naming where, never a value);
-//! 5. **approval** — a `high` tool whose approval condition holds is not run;
-//! 6. **admit** — the request-rate and concurrency limits of the rule's profile, then the
-//!    tool's cumulative caps (429 `tool_cap_exceeded`);
-//! 7. **execute** — the backend call, with an idempotency key for `write` and `high`
+//! 5. **admit** — the request-rate and concurrency limits of the rule's profile;
+//! 6. **approval** — a `high` call whose approval condition holds runs only under an
+//!    approval granted for exactly this call, else waits: 202 `pending_approval`
+//!    (`approval`);
+//! 7. **caps** — the tool's cumulative caps (429 `tool_cap_exceeded`);
+//! 8. **execute** — the backend call, with an idempotency key for `write` and `high`
 //!    tools (the client's `Idempotency-Key`, else one derived from the tenant, subject,
 //!    tool and arguments);
-//! 8. **redact** — the result by the rule's PII profile before anyone shows it to a model;
-//! 9. **answer** — `200 {"tool", "result", "is_error"}`. A backend that refuses, fails or
-//!    times out is still a 200: its `result` is an error the model can read.
+//! 9. **redact** — the result by the rule's PII profile before anyone shows it to a model;
+//! 10. **answer** — `200 {"tool", "result", "is_error"}`. A backend that refuses, fails or
+//!     times out is still a 200: its `result` is an error the model can read.
 //!
 //! The report (audit record with `tool_execution`, settlement, access line) ends it like
 //! every request.
@@ -27,17 +29,18 @@ use pingora::proxy::Session;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use super::approval::{self, Gate};
 use super::context::{RequestCtx, ToolRun};
 use super::rescue::Failure;
 use super::{Gateway, admission, authorize, body, redaction, respond};
-use crate::condition::CelInput;
 use crate::limits::{Demand, Periods, subject_id};
 use crate::openai::ApiError;
 use crate::telemetry::metrics;
+use crate::tools::Tool;
+use crate::tools::approvals;
 use crate::tools::caps;
 use crate::tools::execute::execute;
 use crate::tools::model::ResultScan;
-use crate::tools::{Risk, Tool};
 
 /// Most validation errors named in a refusal.
 const MAX_ARGUMENT_ERRORS: usize = 5;
@@ -81,6 +84,7 @@ pub async fn run(
         outcome: None,
         backend_status: None,
         latency: None,
+        approval: None,
     });
 
     // 3. authorize
@@ -95,17 +99,29 @@ pub async fn run(
     // 4. validate
     validate(&tool, &args)?;
 
-    // 5. approval
-    if needs_approval(&tool, &args, principal) {
-        metrics()
-            .tool_calls
-            .with_label_values(&[&tool.def.name, "approval_required"])
-            .inc();
-        return Err(Failure::ApprovalRequired);
-    }
-
-    // 6. admit
+    // 5. admit
     admission::admit(gw, ctx, client_ip, Demand::default(), false).await?;
+
+    // 6. approval
+    let claimed = match approval::gate(gw, ctx, &set, &tool, &args).await? {
+        Gate::Run(claimed) => claimed,
+        Gate::Wait(pending) => {
+            metrics()
+                .tool_calls
+                .with_label_values(&[&tool.def.name, "pending_approval"])
+                .inc();
+            let body = json!({
+                "status": "pending_approval",
+                "tool": tool.def.name,
+                "approval_id": pending.id,
+                "expires_at": approvals::rfc3339(pending.expires_at),
+            });
+            respond_json(session, ctx, StatusCode::ACCEPTED, &body).await;
+            return Ok(());
+        }
+    };
+
+    // 7. caps
     let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
     let tenant = principal.tenant.clone();
     let periods = Periods::now();
@@ -118,20 +134,32 @@ pub async fn run(
         &window,
         &tool,
         &args,
-        tenant.as_deref(),
-        &subject_id(&principal.subject),
+        (tenant.as_deref(), &subject_id(&principal.subject)),
+        claimed.is_some(),
     )
-    .await?;
+    .await;
+    let charged = match charged {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(a) = &claimed {
+                approval::finish(gw, ctx, a, false).await;
+            }
+            return Err(e.into());
+        }
+    };
     let profile = gw
         .pii
         .select(ctx.decision().and_then(|d| d.settings.pii.as_deref()));
     let read_model = tool.def.redact_results == ResultScan::Model;
     if read_model && profile.as_ref().is_some_and(|p| p.ner_missing()) {
         caps::release(&gw.state, charged).await;
+        if let Some(a) = &claimed {
+            approval::finish(gw, ctx, a, false).await;
+        }
         return Err(Failure::Pii(crate::pii::Refusal::NerUnavailable));
     }
 
-    // 7. execute
+    // 8. execute
     let backend = gw
         .tool_backends
         .get(&tool.def.backend)
@@ -145,6 +173,9 @@ pub async fn run(
     if executed.is_error() {
         caps::release(&gw.state, charged).await;
     }
+    if let Some(a) = &claimed {
+        approval::finish(gw, ctx, a, !executed.is_error()).await;
+    }
     metrics()
         .tool_calls
         .with_label_values(&[&tool.def.name, executed.label()])
@@ -157,7 +188,7 @@ pub async fn run(
     let is_error = executed.is_error();
     let result = executed.into_result();
 
-    // 8. redact
+    // 9. redact
     let result = match profile {
         None => result,
         Some(profile) => {
@@ -171,16 +202,25 @@ pub async fn run(
         }
     };
 
-    // 9. answer
+    // 10. answer
     let body = json!({"tool": tool.def.name, "result": result, "is_error": is_error});
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    respond_json(session, ctx, StatusCode::OK, &body).await;
+    Ok(())
+}
+
+async fn respond_json(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: StatusCode,
+    body: &Value,
+) {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut headers = HeaderMap::new();
     headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    respond::full(session, ctx, StatusCode::OK, &headers, bytes.into()).await;
-    Ok(())
+    respond::full(session, ctx, status, &headers, bytes.into()).await;
 }
 
 /// The body's arguments: `{"arguments": {…}}`, or the JSON text of an object.
@@ -263,35 +303,6 @@ fn validate(tool: &Tool, args: &Map<String, Value>) -> Result<(), Failure> {
         tool.def.name,
         problems.join("; ")
     )))
-}
-
-/// Whether a `high` tool's call waits for a person. A condition that cannot be evaluated
-/// holds: the call waits rather than runs.
-fn needs_approval(
-    tool: &Tool,
-    args: &Map<String, Value>,
-    principal: &crate::auth::Principal,
-) -> bool {
-    if tool.def.risk != Risk::High {
-        return false;
-    }
-    let Some(approval) = &tool.def.approval else {
-        return false;
-    };
-    let args = Value::Object(args.clone());
-    let claims = Value::Object(principal.claims.clone());
-    let input = CelInput::new(&[
-        ("args", &args),
-        ("principal", &crate::policy::principal_value(principal)),
-        ("claims", &claims),
-    ]);
-    match input.and_then(|i| approval.when.evaluate(&i)) {
-        Ok(holds) => holds,
-        Err(_) => {
-            tracing::warn!(tool = %tool.def.name, "approval condition failed to evaluate; the call waits");
-            true
-        }
-    }
 }
 
 /// The idempotency key of a call without a client key: the same tenant, subject, tool

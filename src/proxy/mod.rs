@@ -7,6 +7,7 @@
 mod accounting;
 mod admission;
 mod answer;
+mod approval;
 mod audit_entry;
 mod authorize;
 mod body;
@@ -33,6 +34,7 @@ use crate::telemetry::metrics;
 use rescue::Failure;
 
 pub use crate::gateway::Gateway;
+pub use approval::display_name as approval_display_name;
 pub use context::RequestCtx;
 
 pub struct WardenProxy {

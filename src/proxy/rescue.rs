@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use super::approval::Refusal as ApprovalRefusal;
 use crate::auth::AuthError;
 use crate::limits::{Demand, Refusal, format_reset};
 use crate::openai::{ApiError, ErrorKind};
@@ -46,8 +47,8 @@ pub enum Failure {
     ToolNotFound(String),
     /// The arguments do not match the tool's schema (the message names no value).
     ToolArguments(String),
-    /// The call needs a person's approval.
-    ApprovalRequired,
+    /// An approval-bound call neither runs nor waits.
+    Approval(super::approval::Refusal),
     /// A cumulative cap of the tool refused the call.
     ToolCap(crate::tools::caps::CapError),
     /// A bug inside Warden (a caught panic).
@@ -121,12 +122,22 @@ pub fn rescue(failure: Failure) -> ApiError {
         Failure::ToolArguments(message) => ApiError::invalid(message)
             .with_param("arguments")
             .with_code("invalid_tool_arguments"),
-        Failure::ApprovalRequired => ApiError::new(
+        Failure::Approval(ApprovalRefusal::Rejected) => ApiError::new(
             ErrorKind::Forbidden,
-            "This call needs a person's approval, and this deployment has no approval queue: \
-             it was not run.",
+            "A person rejected this call; it was not run. A changed call needs a new approval.",
         )
-        .with_code("approval_required"),
+        .with_code("approval_rejected"),
+        Failure::Approval(ApprovalRefusal::InUse) => ApiError::new(
+            ErrorKind::Conflict,
+            "This approved call is being run by another request.",
+        )
+        .with_code("approval_in_use"),
+        Failure::Approval(ApprovalRefusal::Unavailable) => ApiError::new(
+            ErrorKind::Unavailable,
+            "The approval queue cannot be reached; the call was not run. Retry later.",
+        )
+        .with_code("approvals_unavailable")
+        .with_header("retry-after", "1"),
         Failure::ToolCap(CapError::Exceeded {
             cap,
             limit,

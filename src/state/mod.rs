@@ -14,6 +14,7 @@
 
 mod memory;
 pub mod redis;
+mod sealed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::config::{StateBackend, StateConfig};
 
 pub use memory::MemoryState;
 pub use redis::RedisState;
+pub use sealed::Sealer;
 
 /// The store failed or did not answer in time; the caller's setting decides what follows.
 #[derive(Debug, Clone, thiserror::Error)]

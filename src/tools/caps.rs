@@ -61,15 +61,17 @@ fn counter_name(
 }
 
 /// Charges every cap of `tool` with the call's argument; refuses (and charges nothing)
-/// when one would be passed. `subject` is the pseudonymous id limits key subjects by.
+/// when one would be passed — unless a person approved this very call (`approved`): it
+/// is charged and runs. `subject` is the pseudonymous id limits key subjects by.
 pub async fn charge(
     state: &StateStore,
     window: &Window<'_>,
     tool: &Tool,
     args: &Map<String, Value>,
-    tenant: Option<&str>,
-    subject: &str,
+    who: (Option<&str>, &str),
+    approved: bool,
 ) -> Result<Charged, CapError> {
+    let (tenant, subject) = who;
     let mut charged = Charged::default();
     for cap in &tool.def.caps {
         // The schema requires a number; an absent argument adds nothing.
@@ -88,7 +90,7 @@ pub async fn charge(
             }
         };
         let limit = (cap.limit * 100.0).round() as i64;
-        if total > limit {
+        if total > limit && !approved {
             let _ = state.add(Key::new("caps", &name), -cents, ttl).await;
             release(state, charged).await;
             return Err(CapError::Exceeded {

@@ -6,6 +6,7 @@
 //! and its cumulative caps. Calls are made by `execute` against the configured
 //! `backends`.
 
+pub mod approvals;
 pub mod backends;
 pub mod caps;
 pub mod execute;
@@ -34,6 +35,39 @@ pub struct Tool {
     pub digest: String,
     /// The file that defines the tool.
     pub file: String,
+}
+
+impl Tool {
+    /// Whether a call with `args` by `principal` (as CEL sees it: `principal_value`) waits
+    /// for a person: a `high` tool whose approval condition holds. A condition that
+    /// cannot be evaluated holds — the call waits rather than runs.
+    pub fn needs_approval(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+        principal: &serde_json::Value,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        if self.def.risk != Risk::High {
+            return false;
+        }
+        let Some(approval) = &self.def.approval else {
+            return false;
+        };
+        let args = serde_json::Value::Object(args.clone());
+        let claims = serde_json::Value::Object(claims.clone());
+        let input = crate::condition::CelInput::new(&[
+            ("args", &args),
+            ("principal", principal),
+            ("claims", &claims),
+        ]);
+        match input.and_then(|i| approval.when.evaluate(&i)) {
+            Ok(holds) => holds,
+            Err(_) => {
+                tracing::warn!(tool = %self.def.name, "approval condition failed to evaluate; the call waits");
+                true
+            }
+        }
+    }
 }
 
 /// The backend request of a tool.
