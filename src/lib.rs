@@ -27,6 +27,7 @@ pub mod condition;
 pub mod config;
 pub mod gateway;
 pub mod http_client;
+pub mod idempotency;
 pub mod limits;
 pub mod manifest;
 pub mod mock;

@@ -38,6 +38,8 @@ pub struct Gateway {
     pub tool_backends: crate::tools::backends::Backends,
     /// `high` calls waiting for a person, in the shared state.
     pub approvals: crate::tools::approvals::Approvals,
+    /// Clients' `Idempotency-Key`s and their stored answers, in the shared state.
+    pub idempotency: crate::idempotency::Idempotency,
     /// Announces new pending approvals (`tools.approvals.webhook_url`).
     pub approval_webhook: Option<crate::tools::approvals::Webhook>,
     /// The audit log; `None` when the config has no `audit` section.
@@ -93,7 +95,14 @@ impl Gateway {
         let sealer = Arc::new(crate::state::Sealer::from_env(
             &config.state().encryption_key_env,
         )?);
-        let approvals = crate::tools::approvals::Approvals::new(state.clone(), sealer);
+        let approvals = crate::tools::approvals::Approvals::new(state.clone(), sealer.clone());
+        let idempotency = crate::idempotency::Idempotency::new(state.clone(), sealer);
+        if !idempotency.usable() {
+            tracing::warn!(
+                env = %config.state().encryption_key_env,
+                "state: no shared key: requests with an Idempotency-Key are refused (503) until it is set on every replica"
+            );
+        }
         let needs_approvals = policy
             .as_ref()
             .is_some_and(|p| p.current().tools.iter().any(|t| t.def.approval.is_some()));
@@ -134,6 +143,7 @@ impl Gateway {
             pii,
             tool_backends,
             approvals,
+            idempotency,
             approval_webhook,
             audit,
             lifecycle: Lifecycle::default(),

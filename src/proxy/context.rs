@@ -42,6 +42,8 @@ pub struct RequestCtx {
     pub upstream: Upstream,
     /// A tool call Warden ran (`POST /v1/tools/{name}/invoke`).
     pub tool: Option<ToolRun>,
+    /// The client's idempotency key, claimed for this request's answer.
+    pub idempotency: Option<crate::idempotency::Claim>,
     /// The answer as it went out.
     pub answered: Answered,
 }
@@ -146,6 +148,8 @@ pub struct Answered {
     pub tool_calls_cut: u64,
     /// The redacted prompt and answer, with `capture: redacted`.
     pub capture: Option<super::answer::Capture>,
+    /// The bytes of the answer as written, kept for an idempotency key's replays.
+    pub kept: Option<bytes::BytesMut>,
 }
 
 impl RequestCtx {
@@ -166,6 +170,7 @@ impl RequestCtx {
             admission: Admitted::default(),
             upstream: Upstream::default(),
             tool: None,
+            idempotency: None,
             answered: Answered::default(),
         }
     }

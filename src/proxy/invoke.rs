@@ -6,7 +6,8 @@
 //! 2. **find** — the tool in the policy set's registry (404 `tool_not_found`);
 //! 3. **authorize** — the policy decision for endpoint `tools_invoke` and this tool;
 //! 4. **validate** — the arguments against the tool's JSON Schema (400
-//!    `invalid_tool_arguments`, naming where, never a value);
+//!    `invalid_tool_arguments`, naming where, never a value); then the client's
+//!    `Idempotency-Key` is claimed or its stored answer replayed (`replay`);
 //! 5. **admit** — the request-rate and concurrency limits of the rule's profile;
 //! 6. **approval** — a `high` call whose approval condition holds runs only under an
 //!    approval granted for exactly this call, else waits: 202 `pending_approval`
@@ -32,7 +33,7 @@ use sha2::{Digest, Sha256};
 use super::approval::{self, Gate};
 use super::context::{RequestCtx, ToolRun};
 use super::rescue::Failure;
-use super::{Gateway, admission, authorize, body, redaction, respond};
+use super::{Gateway, admission, authorize, body, redaction, replay, respond};
 use crate::limits::{Demand, Periods, subject_id};
 use crate::openai::ApiError;
 use crate::telemetry::metrics;
@@ -63,7 +64,8 @@ pub async fn run(
     .await?;
     ctx.body_read = true;
     let args = parse(&raw)?;
-    let client_key = idempotency_header(&session.req_header().headers)?;
+    let client_key = crate::idempotency::client_key(&session.req_header().headers)
+        .map_err(|_| Failure::Idempotency(super::replay::Refusal::Malformed))?;
 
     // 2. find
     let set = gw
@@ -96,8 +98,11 @@ pub async fn run(
         return Err(denied);
     }
 
-    // 4. validate
+    // 4. validate, and claim or replay the client's idempotency key
     validate(&tool, &args)?;
+    if replay::begin(gw, session, ctx, &format!("tools_invoke:{name}"), &raw).await? {
+        return Ok(());
+    }
 
     // 5. admit
     admission::admit(gw, ctx, client_ip, Demand::default(), false).await?;
@@ -255,21 +260,6 @@ fn parse(raw: &[u8]) -> Result<Map<String, Value>, ApiError> {
     match arguments {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::invalid("`arguments` must be a JSON object.").with_param("arguments")),
-    }
-}
-
-/// The client's `Idempotency-Key`: up to 255 visible ASCII characters.
-fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(v) if !v.is_empty() && v.len() <= 255 && v.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(v.to_string()))
-        }
-        _ => Err(ApiError::invalid(
-            "`Idempotency-Key` must be 1 to 255 visible ASCII characters.",
-        )),
     }
 }
 

@@ -18,6 +18,7 @@ mod invoke;
 mod log;
 mod pipeline;
 mod redaction;
+mod replay;
 mod report;
 mod rescue;
 mod respond;
@@ -106,6 +107,7 @@ impl ProxyHttp for WardenProxy {
             }
         }
         report::finish(&self.gateway, ctx);
+        replay::finish(&self.gateway, ctx).await;
         Ok(true)
     }
 

@@ -6,7 +6,8 @@
 //! 3. **read and parse** — the body, whole and bounded (`body`), to an
 //!    [`ApiRequest`]; the model to its route;
 //! 4. **authorize** — the policy decision for this principal, model, tools and caps
-//!    (`authorize`);
+//!    (`authorize`); then a client's `Idempotency-Key` is claimed or its stored answer
+//!    replayed (`replay`);
 //! 5. **redact** — the PII profile over every text the provider will see (`redaction`);
 //! 6. **count and admit** — the estimate (prompt tokens, output cap, price) charged to the
 //!    limits (`admission`); on expensive requests the request rate is checked before 5;
@@ -29,7 +30,8 @@ use pingora::proxy::Session;
 use super::context::{Parsed, RequestCtx, Upstream};
 use super::rescue::Failure;
 use super::{
-    Gateway, admission, answer, authorize, body, catalog, fault, invoke, redaction, respond, route,
+    Gateway, admission, answer, authorize, body, catalog, fault, invoke, redaction, replay,
+    respond, route,
 };
 use crate::openai::ApiRequest;
 use crate::provider::Reply;
@@ -99,6 +101,9 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
     ctx.authorized = authorized;
     if let Some(denied) = denied {
         return Err(denied);
+    }
+    if replay::begin(gw, session, ctx, route.endpoint.label(), &raw).await? {
+        return Ok(()); // answered from an idempotency key's stored answer
     }
 
     // 5. redact, and 6. count and admit (request rates first when 5 is expensive)

@@ -47,6 +47,8 @@ pub enum Failure {
     ToolNotFound(String),
     /// The arguments do not match the tool's schema (the message names no value).
     ToolArguments(String),
+    /// The request's `Idempotency-Key` refuses it.
+    Idempotency(super::replay::Refusal),
     /// An approval-bound call neither runs nor waits.
     Approval(super::approval::Refusal),
     /// A cumulative cap of the tool refused the call.
@@ -122,6 +124,7 @@ pub fn rescue(failure: Failure) -> ApiError {
         Failure::ToolArguments(message) => ApiError::invalid(message)
             .with_param("arguments")
             .with_code("invalid_tool_arguments"),
+        Failure::Idempotency(refusal) => super::replay::error(refusal),
         Failure::Approval(ApprovalRefusal::Rejected) => ApiError::new(
             ErrorKind::Forbidden,
             "A person rejected this call; it was not run. A changed call needs a new approval.",

@@ -105,6 +105,7 @@ async fn write_full(
     if !start(session, ctx, h).await {
         return;
     }
+    keep(ctx, &body);
     if session.write_response_body(Some(body), true).await.is_err() {
         ctx.client_gone = true;
     }
@@ -237,6 +238,9 @@ pub async fn stream(
                 (Some(event), true)
             }
         };
+        if let Some(c) = &chunk {
+            keep(ctx, c);
+        }
         if session.write_response_body(chunk, end).await.is_err() {
             ctx.client_gone = true;
             chain.end(false, ctx);
@@ -272,6 +276,18 @@ fn ending(
         shown.extend_from_slice(&sse::done_event());
     }
     (shown.freeze(), recorded)
+}
+
+/// Keeps a copy of what is written for an idempotency key's replays, up to the size
+/// that is stored (beyond it, nothing is kept).
+fn keep(ctx: &mut RequestCtx, bytes: &[u8]) {
+    if let Some(kept) = ctx.answered.kept.as_mut() {
+        if kept.len() + bytes.len() > crate::idempotency::MAX_STORED {
+            ctx.answered.kept = None;
+        } else {
+            kept.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// Writes the request's record; false when it could not be written.

@@ -1,0 +1,137 @@
+//! Client idempotency keys on the request path (`idempotency`): before a request with an
+//! `Idempotency-Key` runs, its key is claimed — or its stored answer replayed, or the
+//! request refused (409 while the first runs, 422 for another body) — and after the
+//! answer, a success is stored for repeats and anything else frees the key.
+
+use bytes::BytesMut;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use pingora::proxy::Session;
+
+use super::Gateway;
+use super::context::RequestCtx;
+use super::rescue::Failure;
+use super::respond;
+use crate::idempotency::{self, Begin, Stored};
+use crate::limits::subject_id;
+use crate::openai::ApiError;
+
+/// Why a request with a key is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    InFlight,
+    Mismatch,
+    Unavailable,
+}
+
+/// Claims the request's key on `scope`, or answers it from the store. `Ok(true)` when
+/// the request has been answered (a replay).
+pub async fn begin(
+    gw: &Gateway,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    scope: &str,
+    body: &[u8],
+) -> Result<bool, Failure> {
+    let key = idempotency::client_key(&session.req_header().headers)
+        .map_err(|_| Failure::Idempotency(Refusal::Malformed))?;
+    let Some(key) = key else {
+        return Ok(false);
+    };
+    if !gw.idempotency.usable() {
+        return Err(Failure::Idempotency(Refusal::Unavailable));
+    }
+    let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
+    let who = (principal.tenant.as_deref(), subject_id(&principal.subject));
+    let begun = gw
+        .idempotency
+        .begin((who.0, &who.1), scope, &key, body)
+        .await
+        .map_err(|_| Failure::Idempotency(Refusal::Unavailable))?;
+    match begun {
+        Begin::Run(claim) => {
+            ctx.idempotency = Some(claim);
+            ctx.answered.kept = Some(BytesMut::new());
+            Ok(false)
+        }
+        Begin::Replay(stored) => {
+            let mut headers = HeaderMap::new();
+            if let Ok(ct) = HeaderValue::from_str(&stored.content_type) {
+                headers.insert(http::header::CONTENT_TYPE, ct);
+            }
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+            respond::full(
+                session,
+                ctx,
+                status,
+                &headers,
+                idempotency::replay_body(&stored),
+            )
+            .await;
+            Ok(true)
+        }
+        Begin::InFlight => Err(Failure::Idempotency(Refusal::InFlight)),
+        Begin::Mismatch => Err(Failure::Idempotency(Refusal::Mismatch)),
+    }
+}
+
+/// Stores the answer of a request that claimed its key, if it is a whole success;
+/// otherwise frees the key.
+pub async fn finish(gw: &Gateway, ctx: &mut RequestCtx) {
+    let Some(claim) = ctx.idempotency.take() else {
+        return;
+    };
+    let kept = ctx.answered.kept.take();
+    // A tool call whose backend failed is not a success to replay: the retry runs.
+    let success = matches!(ctx.answered.status, 200 | 201)
+        && ctx.answered.error_code.is_none()
+        && !ctx.client_gone
+        && ctx.tool.as_ref().is_none_or(|t| t.outcome == Some("ok"));
+    let stored = kept
+        .filter(|k| success && k.len() <= idempotency::MAX_STORED)
+        .map(|body| Stored {
+            status: ctx.answered.status,
+            content_type: if ctx.stream() {
+                "text/event-stream".into()
+            } else {
+                "application/json".into()
+            },
+            body: body.to_vec(),
+        });
+    let done = match stored {
+        Some(stored) => gw.idempotency.complete(claim, stored).await,
+        None => gw.idempotency.release(claim).await,
+    };
+    if done.is_err() {
+        tracing::warn!(request_id = %ctx.request_id, "idempotency: the answer could not be stored");
+    }
+}
+
+/// The client's view of a refusal.
+pub fn error(refusal: Refusal) -> ApiError {
+    use crate::openai::ErrorKind;
+    match refusal {
+        Refusal::Malformed => ApiError::invalid(
+            "`Idempotency-Key` must be 1 to 255 visible ASCII characters.",
+        )
+        .with_code("invalid_idempotency_key"),
+        Refusal::InFlight => ApiError::new(
+            ErrorKind::Conflict,
+            "A request with this Idempotency-Key is still being processed; retry once it has finished.",
+        )
+        .with_code("idempotency_key_in_use"),
+        Refusal::Mismatch => ApiError::new(
+            ErrorKind::Unprocessable,
+            "This Idempotency-Key was used with a different request body; use a new key for a new request.",
+        )
+        .with_code("idempotency_key_reused"),
+        Refusal::Unavailable => ApiError::new(
+            ErrorKind::Unavailable,
+            "Idempotency keys cannot be checked right now (the shared state is unreachable or \
+             has no shared key); the request was not run. Retry later or without the key.",
+        )
+        .with_code("idempotency_unavailable")
+        .with_header("retry-after", "1"),
+    }
+}
