@@ -37,6 +37,7 @@ pub mod pii;
 pub mod policy;
 pub mod provider;
 pub mod proxy;
+pub mod routing;
 pub mod server;
 pub mod state;
 pub mod telemetry;

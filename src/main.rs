@@ -1,5 +1,5 @@
 //! The `warden` command line: parses the arguments and hands each subcommand to the
-//! module that owns it (`server`, `policy`, `audit`, `pii`, `mock`).
+//! module that owns it (`server`, `policy`, `audit`, `pii`, `routing`, `mock`).
 
 use std::process::ExitCode;
 
@@ -30,6 +30,11 @@ enum Command {
         #[command(subcommand)]
         command: warden::audit::cli::Command,
     },
+    /// Rank and evaluate the registry's tools as semantic selection offers them.
+    Tools {
+        #[command(subcommand)]
+        command: warden::routing::cli::Command,
+    },
     /// Detect personal data as a PII profile does.
     Pii {
         #[command(subcommand)]
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Policy { command } => warden::policy::cli::run(command),
         Command::Audit { command } => warden::audit::cli::run(command),
         Command::Pii { command } => warden::pii::cli::run(command),
+        Command::Tools { command } => warden::routing::cli::run(command),
         Command::MockProvider(args) => warden::mock::cli::run(args),
         Command::MockCommerce(args) => warden::mock::commerce::cli::run(args),
     }

@@ -300,7 +300,9 @@ async fn the_larger_output_cap_meets_policy_and_limits() {
     let policies = dir.path().display();
     let w = Warden::start(&mock_config(&format!(
         "policy:\n  dir: {policies}\n\
-         limits:\n  default_profile: small\n  profiles:\n    small:\n      tokens:\n        - {{limit: 6000, per: minute, key: [route]}}\n"
+         tools:\n{}\
+         limits:\n  default_profile: small\n  profiles:\n    small:\n      tokens:\n        - {{limit: 6000, per: minute, key: [route]}}\n",
+        tools_selection()
     )));
     let ask = |caps: serde_json::Value| {
         let mut body = json!({"model": "gpt-4o-mini",

@@ -124,10 +124,11 @@ fn keyed_config(policy_dir: &Path) -> String {
          text-embedding-3-small:\n    targets:\n      - provider: mock\n\
          auth:\n  api_keys:\n    - id: storefront-web\n      sha256: {}\n      tenant: acme-retail\n      roles: [storefront-assistant]\n    \
          - id: nightly\n      sha256: {}\n      tenant: acme-retail\n      roles: [batch]\n\
-         policy:\n  dir: {}\n{SHIPPED_PROFILES}",
+         policy:\n  dir: {}\n{SHIPPED_PROFILES}{}",
         h(STOREFRONT_KEY),
         h(BATCH_KEY),
-        policy_dir.display()
+        policy_dir.display(),
+        tools_selection()
     )
 }
 

@@ -59,6 +59,9 @@ pub struct RequestRecord {
     /// The tool call Warden ran (`tools_invoke`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_execution: Option<ToolExecution>,
+    /// Tool selection: the tools offered by meaning, with their scores.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_selection: Vec<ToolSelected>,
     /// A person's decision on an approval (`approval_decision` records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_decision: Option<ApprovalDecision>,
@@ -96,6 +99,16 @@ pub struct ToolExecution {
     /// refused it (`rejected`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalState>,
+}
+
+/// A tool semantic selection offered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToolSelected {
+    pub name: String,
+    /// Cosine similarity to the latest user message, three decimals.
+    pub score: f64,
+    /// Added to the request (false: the client offered it already).
+    pub added: bool,
 }
 
 /// A decision on an approval: who (as subjects are written) decided what.

@@ -45,7 +45,7 @@ pub use providers::{
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
 pub use state::{RedisConfig, StateBackend, StateConfig};
-pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, ToolsConfig};
+pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, SelectionConfig, ToolsConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -22,6 +22,45 @@ pub struct ToolsConfig {
     /// Who decides on `high` calls that wait for a person.
     #[serde(default)]
     pub approvals: ApprovalsConfig,
+    /// The sentence-embedding model that offers tools by meaning (policy rules'
+    /// `settings.tools.routing`).
+    #[serde(default)]
+    pub selection: Option<SelectionConfig>,
+}
+
+/// Semantic tool selection: all-MiniLM-L6-v2 (int8) in process (`scripts/fetch-models.sh`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionConfig {
+    /// Directory with `model.onnx` and `tokenizer.json` (relative to the config file).
+    pub model_dir: PathBuf,
+    /// The ONNX Runtime shared library (relative to the config file).
+    pub runtime: PathBuf,
+    /// The lowest score (cosine similarity) at which a tool is offered, unless a rule's
+    /// `routing.min_score` says otherwise.
+    #[serde(default = "default_min_score")]
+    pub min_score: f32,
+    /// Model sessions: embeddings that can run at once.
+    #[serde(default = "one")]
+    pub sessions: usize,
+    /// Threads per inference.
+    #[serde(default = "one")]
+    pub threads: usize,
+    /// Query embeddings kept (keyed by a hash of the text, never the text).
+    #[serde(default = "default_selection_cache")]
+    pub cache_entries: usize,
+}
+
+fn default_min_score() -> f32 {
+    0.4
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_selection_cache() -> usize {
+    4096
 }
 
 /// The approval queue of `high`-risk calls (`/admin/v1/approvals` on the admin listener).
@@ -87,6 +126,14 @@ pub enum BackendKind {
 
 impl ToolsConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        if let Some(sel) = &self.selection
+            && !(0.0..=1.0).contains(&sel.min_score)
+        {
+            return Err(invalid(
+                &["tools", "selection"],
+                "`min_score` must be between 0 and 1",
+            ));
+        }
         let approvals = ["tools", "approvals"];
         if self
             .approvals
@@ -154,8 +201,16 @@ impl ToolsConfig {
         Ok(())
     }
 
-    /// A relative `ca_file` is relative to the config file's directory `base`.
+    /// A relative `ca_file` or model path is relative to the config file's directory
+    /// `base`.
     pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        if let Some(sel) = self.selection.as_mut() {
+            for p in [&mut sel.model_dir, &mut sel.runtime] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
         for b in self.backends.values_mut() {
             if let Some(ca) = b.ca_file.as_mut()
                 && ca.is_relative()

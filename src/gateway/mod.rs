@@ -36,6 +36,8 @@ pub struct Gateway {
     pub pii: crate::pii::Profiles,
     /// Where tool calls go (`tools.backends`).
     pub tool_backends: crate::tools::backends::Backends,
+    /// Semantic tool selection (`tools.selection`), with the registry's tools embedded.
+    pub selector: Option<Arc<crate::tools::select::Selector>>,
     /// `high` calls waiting for a person, in the shared state.
     pub approvals: crate::tools::approvals::Approvals,
     /// Clients' `Idempotency-Key`s and their stored answers, in the shared state.
@@ -112,6 +114,18 @@ impl Gateway {
                 config.state().encryption_key_env
             );
         }
+        let selector = match config.tools.as_ref().and_then(|t| t.selection.as_ref()) {
+            None => None,
+            Some(sel) => {
+                let selector = Arc::new(crate::tools::select::Selector::load(sel)?);
+                if let Some(store) = &policy {
+                    let warm = selector.clone();
+                    // Every set's tools are embedded before it becomes active.
+                    store.prepare_with(Box::new(move |set| warm.warm(&set.tools)));
+                }
+                Some(selector)
+            }
+        };
         let approval_webhook = config
             .tools
             .as_ref()
@@ -142,6 +156,7 @@ impl Gateway {
             lease_ttl,
             pii,
             tool_backends,
+            selector,
             approvals,
             idempotency,
             approval_webhook,

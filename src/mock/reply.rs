@@ -533,8 +533,12 @@ fn tool_call_for(body: &Value, prompt: &str) -> Option<(String, String)> {
     Some((name_of(picked)?, args))
 }
 
-/// Arguments that satisfy a simple JSON schema: every required property (or every
-/// property when none is required) filled with a value of its type.
+/// Arguments that satisfy a simple JSON schema, read from the prompt as a model would:
+/// an enum value the prompt names, a number after the word the property is named for
+/// (`size 10`, `under $120`, `quantity 3`), an id the prompt carries (`P1021`, `A70000`),
+/// else the prompt itself for a query or a summary. Required properties are always
+/// filled (numbers with 1, enums with their first value, text with the prompt); optional
+/// ones only when the prompt gives them.
 fn arguments_for(schema: Option<&Value>, prompt: &str) -> String {
     let mut args = Map::new();
     let props = schema
@@ -547,7 +551,12 @@ fn arguments_for(schema: Option<&Value>, prompt: &str) -> String {
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
         for (name, prop) in props {
-            if !required.is_empty() && !required.contains(&name.as_str()) {
+            let needed = required.contains(&name.as_str());
+            if let Some(v) = from_prompt(name, prop, prompt) {
+                args.insert(name.clone(), v);
+                continue;
+            }
+            if !needed {
                 continue;
             }
             let value = match prop.get("type").and_then(Value::as_str) {
@@ -568,6 +577,60 @@ fn arguments_for(schema: Option<&Value>, prompt: &str) -> String {
         }
     }
     Value::Object(args).to_string()
+}
+
+/// What the prompt says for one property, if anything.
+fn from_prompt(name: &str, prop: &Value, prompt: &str) -> Option<Value> {
+    let lower = prompt.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '$' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_end_matches('.'))
+        .collect();
+    if let Some(options) = prop.get("enum").and_then(Value::as_array) {
+        return options
+            .iter()
+            .find(|o| o.as_str().is_some_and(|o| words.contains(&o)))
+            .cloned();
+    }
+    let number_after = |keys: &[&str]| {
+        words.windows(2).find_map(|w| match w {
+            [k, v] if keys.contains(k) => v.trim_start_matches('$').parse::<f64>().ok(),
+            _ => None,
+        })
+    };
+    let kind = prop.get("type").and_then(Value::as_str);
+    let id_like = |prefix: char| {
+        prompt
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .find(|w| {
+                w.len() >= 4
+                    && w.starts_with(prefix)
+                    && w.chars().skip(1).all(|c| c.is_ascii_digit())
+            })
+            .map(|w| Value::from(w.to_string()))
+    };
+    match name {
+        "product_id" => id_like('P'),
+        "order_id" => id_like('A'),
+        n if n.contains("size") => number_after(&["size"]).map(|v| Value::from(format!("{v}"))),
+        n if n.starts_with("min") => number_after(&["over", "above", "from"]).map(Value::from),
+        n if n.contains("price") || n.contains("amount") => {
+            number_after(&["under", "below", "than", "of", "for"])
+                .or_else(|| {
+                    words
+                        .iter()
+                        .find_map(|w| w.strip_prefix('$').and_then(|v| v.parse::<f64>().ok()))
+                })
+                .map(Value::from)
+        }
+        n if n.contains("quantity") || n == "points" => {
+            number_after(&[n]).map(|v| Value::from(v as i64))
+        }
+        "query" | "q" | "summary" | "description" | "reason" => Some(Value::from(prompt)),
+        _ if kind == Some("string") => None,
+        _ => None,
+    }
 }
 
 fn summarize(text: &str) -> String {

@@ -17,7 +17,10 @@ pub mod testing;
 pub use crate::condition::Condition;
 pub use decide::{Decision, Effect, Facts, principal_value};
 pub use load::{LoadError, PolicySet, load_dir, load_sources};
-pub use model::{AuditSettings, EndpointName, PolicyFile, RuleSettings, TestFile, ToolPermissions};
+pub use model::{
+    AuditSettings, EndpointName, Execution, PolicyFile, Routing, RoutingMode, RuleSettings,
+    TestFile, ToolPermissions,
+};
 pub use pricing::Pricing;
 pub use reload::PolicyStore;
 

@@ -170,6 +170,47 @@ pub struct ToolPermissions {
     /// Tool name patterns that may never be used.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Offering registry tools by meaning: with `mode: auto`, the tools the principal may
+    /// use that best match the latest user message are offered with the client's.
+    #[serde(default)]
+    pub routing: Option<Routing>,
+    /// Who runs the model's tool calls: `client` (the default: they go back to the
+    /// client, which may run them at `/v1/tools/{name}/invoke`) or `gateway`.
+    #[serde(default)]
+    pub execution: Option<Execution>,
+    /// Most model calls one request may make when Warden runs the tool calls.
+    #[serde(default)]
+    pub max_steps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    pub mode: RoutingMode,
+    /// Most tools offered.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// The lowest score offered (default: `tools.selection.min_score`).
+    #[serde(default)]
+    pub min_score: Option<f32>,
+}
+
+fn default_top_k() -> usize {
+    5
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RoutingMode {
+    Off,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Execution {
+    Client,
+    Gateway,
 }
 
 /// A policy test file (`policies/tests/*.yaml`): cases of principal + request → expected

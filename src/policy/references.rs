@@ -16,6 +16,8 @@ pub struct Configured {
     pub limits: Option<BTreeSet<String>>,
     /// The tool backends (`tools.backends`).
     pub tool_backends: BTreeSet<String>,
+    /// Whether semantic tool selection is configured (`tools.selection`).
+    pub selection: bool,
 }
 
 impl Configured {
@@ -34,6 +36,7 @@ impl Configured {
                 .as_ref()
                 .map(|t| t.backends.keys().cloned().collect())
                 .unwrap_or_default(),
+            selection: config.tools.as_ref().is_some_and(|t| t.selection.is_some()),
         }
     }
 }
@@ -67,6 +70,26 @@ pub fn check(set: &PolicySet, configured: &Configured) -> Vec<LoadError> {
                 message: format!(
                     "rule `{}`: settings.{key} names the profile `{name}`, which is not configured ({problem})",
                     rule.name
+                ),
+            });
+        }
+    }
+    for compiled in &set.rules {
+        let auto = compiled
+            .rule
+            .settings
+            .tools
+            .as_ref()
+            .and_then(|t| t.routing.as_ref())
+            .is_some_and(|r| r.mode == super::RoutingMode::Auto);
+        if auto && !configured.selection {
+            errors.push(LoadError {
+                file: compiled.file.clone(),
+                position: position(&compiled.file, &compiled.rule.name, "routing", "{mode: auto}")
+                    .or_else(|| position(&compiled.file, &compiled.rule.name, "mode", "auto")),
+                message: format!(
+                    "rule `{}`: settings.tools.routing is `auto`, but warden.yaml has no `tools.selection` model",
+                    compiled.rule.name
                 ),
             });
         }
@@ -138,7 +161,7 @@ mod tests {
         let configured = Configured {
             pii: Some(["shopper-strict".to_string()].into()),
             limits: None,
-            tool_backends: Default::default(),
+            ..Configured::default()
         };
         let errors = check(&set, &configured);
         assert_eq!(errors.len(), 2, "{errors:?}");
@@ -153,7 +176,7 @@ mod tests {
         let fine = Configured {
             pii: Some(["shop-strict".to_string()].into()),
             limits: Some(["default".to_string()].into()),
-            tool_backends: Default::default(),
+            ..Configured::default()
         };
         assert!(check(&set, &fine).is_empty());
     }
@@ -186,6 +209,26 @@ mod tests {
         );
         let fine = Configured {
             tool_backends: ["pricing".to_string()].into(),
+            ..Configured::default()
+        };
+        assert!(check(&set, &fine).is_empty());
+    }
+
+    #[test]
+    fn automatic_routing_needs_a_selection_model() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("p.yaml"),
+            "apiVersion: warden/v1\nkind: Policy\nrules:\n  - name: shop\n    effect: allow\n    settings:\n      tools:\n        routing:\n          mode: auto\n",
+        )
+        .unwrap();
+        let set = super::super::load_dir(dir.path()).unwrap();
+        let errors = check(&set, &Configured::default());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].position, Some((9, 11)), "{}", errors[0]);
+        assert!(errors[0].message.contains("tools.selection"));
+        let fine = Configured {
+            selection: true,
             ..Configured::default()
         };
         assert!(check(&set, &fine).is_empty());

@@ -21,7 +21,12 @@ pub struct PolicyStore {
     configured: Configured,
     current: ArcSwap<PolicySet>,
     last_error: Mutex<Option<String>>,
+    /// Runs with each set that becomes active, before it does (e.g. embedding new tools).
+    prepare: Mutex<Option<Preparer>>,
 }
+
+/// Work a new set needs before it decides (see [`PolicyStore::prepare_with`]).
+pub type Preparer = Box<dyn Fn(&PolicySet) + Send + Sync>;
 
 impl PolicyStore {
     /// Loads `dir`; fails when the initial set is invalid or names profiles that are not
@@ -34,7 +39,17 @@ impl PolicyStore {
             configured,
             current: ArcSwap::from_pointee(set),
             last_error: Mutex::new(None),
+            prepare: Mutex::new(None),
         })
+    }
+
+    /// Runs `prepare` on the active set now and on every reloaded set before it becomes
+    /// active.
+    pub fn prepare_with(&self, prepare: Preparer) {
+        prepare(&self.current.load());
+        if let Ok(mut g) = self.prepare.lock() {
+            *g = Some(prepare);
+        }
     }
 
     /// The active set.
@@ -61,6 +76,11 @@ impl PolicyStore {
                 let changed = set.digest != self.current.load().digest;
                 if changed {
                     tracing::info!(digest = %set.digest, rules = set.rules.len(), "policy reloaded");
+                }
+                if let Ok(g) = self.prepare.lock()
+                    && let Some(prepare) = g.as_ref()
+                {
+                    prepare(&set);
                 }
                 record_active(&set);
                 self.current.store(Arc::new(set));

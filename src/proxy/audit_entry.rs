@@ -9,6 +9,7 @@ use super::rescue::Failure;
 use crate::audit::Audit;
 use crate::audit::record::{
     ApprovalState, Bounds, MAX_TEXT, RequestRecord, ToolCalls, ToolDecision, ToolExecution,
+    ToolSelected,
 };
 use crate::auth::AuthMethod;
 use crate::config::{CaptureMode, SubjectMode};
@@ -118,6 +119,16 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Fa
             }),
         }),
         approval_decision: None,
+        tool_selection: ctx
+            .selection
+            .iter()
+            .flatten()
+            .map(|(name, score, added)| ToolSelected {
+                name: name.clone(),
+                score: (f64::from(*score) * 1000.0).round() / 1000.0,
+                added: *added,
+            })
+            .collect(),
         subject_plain,
         capture: ctx.answered.capture.take().map(|c| c.finish()),
         cut: b.cut,

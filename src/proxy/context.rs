@@ -40,6 +40,9 @@ pub struct RequestCtx {
     pub admission: Admitted,
     /// Dispatch: which provider answered, after how many attempts.
     pub upstream: Upstream,
+    /// Tool selection: the registry tools ranked for the latest user message (name,
+    /// score, whether it was added to the request).
+    pub selection: Option<Vec<(String, f32, bool)>>,
     /// A tool call Warden ran (`POST /v1/tools/{name}/invoke`).
     pub tool: Option<ToolRun>,
     /// The client's idempotency key, claimed for this request's answer.
@@ -169,6 +172,7 @@ impl RequestCtx {
             estimate: None,
             admission: Admitted::default(),
             upstream: Upstream::default(),
+            selection: None,
             tool: None,
             idempotency: None,
             answered: Answered::default(),

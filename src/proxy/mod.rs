@@ -16,6 +16,7 @@ pub mod context;
 mod fault;
 mod invoke;
 mod log;
+mod offer;
 mod pipeline;
 mod redaction;
 mod replay;

@@ -7,7 +7,8 @@
 //!    [`ApiRequest`]; the model to its route;
 //! 4. **authorize** — the policy decision for this principal, model, tools and caps
 //!    (`authorize`); then a client's `Idempotency-Key` is claimed or its stored answer
-//!    replayed (`replay`);
+//!    replayed (`replay`), and, with `settings.tools.routing`, the registry tools that
+//!    match the latest user message are offered too (`offer`);
 //! 5. **redact** — the PII profile over every text the provider will see (`redaction`);
 //! 6. **count and admit** — the estimate (prompt tokens, output cap, price) charged to the
 //!    limits (`admission`); on expensive requests the request rate is checked before 5;
@@ -30,7 +31,7 @@ use pingora::proxy::Session;
 use super::context::{Parsed, RequestCtx, Upstream};
 use super::rescue::Failure;
 use super::{
-    Gateway, admission, answer, authorize, body, catalog, fault, invoke, redaction, replay,
+    Gateway, admission, answer, authorize, body, catalog, fault, invoke, offer, redaction, replay,
     respond, route,
 };
 use crate::openai::ApiRequest;
@@ -105,6 +106,10 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
     if replay::begin(gw, session, ctx, route.endpoint.label(), &raw).await? {
         return Ok(()); // answered from an idempotency key's stored answer
     }
+    let cap = request
+        .max_output_tokens()
+        .or(Some(model.default_max_tokens));
+    let tools_added = offer::offer(gw, ctx, &mut request, cap).await?;
 
     // 5. redact, and 6. count and admit (request rates first when 5 is expensive)
     let rates_first = admission::rates_first(gw, ctx, raw.len());
@@ -120,7 +125,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
     let call = Call {
         request: &request,
         original: &raw,
-        body_changed: redacted.changed,
+        body_changed: redacted.changed || tools_added,
         request_id: &ctx.request_id,
     };
     let dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;

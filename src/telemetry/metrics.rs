@@ -42,6 +42,10 @@ pub struct Metrics {
     /// Tool calls through Warden, by registry tool and outcome (`ok`, `rejected`,
     /// `timeout`, `unreachable`, …, `approval_required`).
     pub tool_calls: IntCounterVec,
+    /// Semantic tool selections, by outcome (`offered`, `none`, `error`).
+    pub tool_selections: IntCounterVec,
+    /// Time to embed a message and rank the tools.
+    pub tool_selection_seconds: HistogramVec,
     /// Rate-limit admissions, by profile and outcome (`allowed`, `limited`).
     pub rate_limit_decisions: IntCounterVec,
     /// Rate-limit store failures (Redis unreachable or slow).
@@ -238,6 +242,16 @@ impl Metrics {
                 "tool_calls_total",
                 "Tool calls through Warden by tool and outcome",
                 &["tool", "outcome"],
+            ),
+            tool_selections: counter(
+                "tool_selections_total",
+                "Semantic tool selections by outcome",
+                &["outcome"],
+            ),
+            tool_selection_seconds: histogram(
+                "tool_selection_seconds",
+                "Time to embed the latest user message and rank the tools",
+                &[],
             ),
             policy_reloads: counter(
                 "policy_reloads_total",

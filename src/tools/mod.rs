@@ -9,9 +9,11 @@
 pub mod approvals;
 pub mod backends;
 pub mod caps;
+pub mod embed;
 pub mod execute;
 mod load;
 pub mod model;
+pub mod select;
 pub mod template;
 
 use std::collections::BTreeMap;

@@ -271,6 +271,15 @@ pub fn mock_config(extra: &str) -> String {
     )
 }
 
+/// The `selection:` block of a `tools:` section (indented two spaces), with the embedding
+/// model `scripts/fetch-models.sh` puts under `ner-models/`.
+pub fn tools_selection() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    format!(
+        "  selection:\n    model_dir: {root}/ner-models/minilm\n    runtime: {root}/ner-models/libonnxruntime.so.1.32.0\n    min_score: 0.3\n"
+    )
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
