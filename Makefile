@@ -13,7 +13,7 @@ test:
 # Criterion micro-benchmarks of the hot paths.
 bench:
 	scripts/setup.sh
-	cargo bench --bench hot_paths --bench auth_policy --bench audit --bench limits --bench pii --bench audit_s3
+	cargo bench --bench hot_paths --bench auth_policy --bench audit --bench limits --bench pii --bench audit_s3 --bench tools
 
 # Load harness: mock provider directly and through Warden at fixed rates.
 load:

@@ -29,14 +29,7 @@ fn setup() -> Setup {
     let silent_addr = silent.local_addr().unwrap();
     std::mem::forget(silent);
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("policy.yaml"), POLICY).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml"),
-        policies.join("tools.yaml"),
-    )
-    .unwrap();
+    let policies = policies_with_registry(dir.path(), POLICY);
     let keys: String = ["alice", "bob"]
         .iter()
         .map(|k| {

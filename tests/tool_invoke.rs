@@ -47,11 +47,7 @@ fn setup(backends: &[(&str, String)]) -> Setup {
 fn setup_with(backends: &[(&str, String)], extra: &str, env: &[(&str, &str)]) -> Setup {
     let shop = MockCommerce::start();
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("policy.yaml"), POLICY).unwrap();
-    let registry = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml");
-    std::fs::copy(registry, policies.join("tools.yaml")).unwrap();
+    let policies = policies_with_registry(dir.path(), POLICY);
     let keys: String = KEYS
         .iter()
         .map(|(k, tenant, roles)| {
@@ -308,18 +304,7 @@ async fn backend_pii_is_redacted_and_arguments_reach_the_backend_whole() {
     assert_eq!(result["id"], order.as_str());
 
     // Every call has its record: tool, outcome, backend status, and no argument value.
-    let mut records = Vec::new();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            records = audit_records(&s.archive, &s.spool);
-            let n = records
-                .iter()
-                .filter(|r| r["endpoint"] == "tools_invoke")
-                .count();
-            async move { n >= 2 }
-        })
-        .await
-    );
+    let records = records_for(&s.archive, &s.spool, "tools_invoke", 2).await;
     let calls: Vec<&Value> = records
         .iter()
         .filter(|r| r["endpoint"] == "tools_invoke")
@@ -657,18 +642,7 @@ async fn a_large_refund_waits_for_another_person_and_runs_once() {
     assert_eq!(s.shop.writes().await["issue_refund"], 1);
 
     // Requests, decisions and the execution are all in the audit log.
-    let mut records = Vec::new();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            records = audit_records(&s.archive, &s.spool);
-            let n = records
-                .iter()
-                .filter(|r| r["endpoint"] == "approval_decision")
-                .count();
-            async move { n >= 5 }
-        })
-        .await
-    );
+    let records = records_for(&s.archive, &s.spool, "approval_decision", 5).await;
     let states: Vec<&str> = records
         .iter()
         .filter(|r| r["tool_execution"]["approval"]["id"] == id.as_str())
@@ -791,14 +765,7 @@ async fn an_approval_decided_on_one_replica_runs_once_on_another() {
 fn redis_approvals_without_a_shared_key_are_a_start_up_error() {
     let redis = common::redis::Redis::start(free_port());
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
-    std::fs::write(policies.join("policy.yaml"), POLICY).unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml"),
-        policies.join("tools.yaml"),
-    )
-    .unwrap();
+    let policies = policies_with_registry(dir.path(), POLICY);
     let backends: String = ["catalog", "inventory", "pricing", "orders", "services"]
         .iter()
         .map(|b| format!("    {b}: {{kind: mock}}\n"))

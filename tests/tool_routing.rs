@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -34,25 +33,17 @@ fn setup() -> Setup {
     let provider = MockProvider::start(&[]);
     let shop = MockCommerce::start();
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    std::fs::create_dir(&policies).unwrap();
     let allow = SHOPPER_TOOLS.join(", ");
-    std::fs::write(
-        policies.join("policy.yaml"),
-        format!(
+    let policies = policies_with_registry(
+        dir.path(),
+        &format!(
             "apiVersion: warden/v1\nkind: Policy\nrules:\n  \
              - name: shopper-chat\n    effect: allow\n    match:\n      roles: [shopper]\n      endpoints: [chat_completions]\n    \
              settings:\n      tools:\n        allow: [{allow}]\n        routing: {{mode: auto, top_k: 3}}\n  \
              - name: shopper-tools\n    effect: allow\n    match:\n      roles: [shopper]\n      endpoints: [tools_invoke]\n    \
              settings:\n      tools:\n        allow: [{allow}]\n"
         ),
-    )
-    .unwrap();
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml"),
-        policies.join("tools.yaml"),
-    )
-    .unwrap();
+    );
     let key = hex::encode(Sha256::digest(b"key-shopper"));
     let selection = tools_selection();
     let url = shop.base_url();
@@ -176,18 +167,7 @@ async fn the_running_shoes_question_is_offered_the_right_tools_and_answered_thro
     assert_eq!(offered.iter().filter(|t| *t == "get_price").count(), 1);
 
     // The record says what was offered and how well it matched, never the message.
-    let mut records = Vec::new();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            records = audit_records(&s.archive, &s.spool);
-            let n = records
-                .iter()
-                .filter(|r| r["endpoint"] == "chat_completions")
-                .count();
-            async move { n >= 3 }
-        })
-        .await
-    );
+    let records = records_for(&s.archive, &s.spool, "chat_completions", 3).await;
     let first = &records
         .iter()
         .find(|r| r["endpoint"] == "chat_completions")

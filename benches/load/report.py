@@ -93,6 +93,7 @@ def main():
         "settlement.",
     ], "warden + limits (redis)")
     pii(work, pii_rate, inferred, hits)
+    tools(work)
     audit_ab(work, rates.split()[0])
     binary_ab(work, rates.split()[0], baseline)
 
@@ -175,6 +176,31 @@ def pii(work, rate, inferred, hits):
         for name, r in (("direct", d), ("warden + PII", w)):
             print(f"| {rate} | {chat} | {name} | {r['rps']:.0f} | {r['failed'] * 100:.2f}% | {r['p50']:.3f} | {r['p90']:.3f} | {r['p99']:.3f} |")
         print(f"| {rate} | {chat} | **added** | | | **{w['p50'] - d['p50']:+.3f}** | {w['p90'] - d['p90']:+.3f} | **{w['p99'] - d['p99']:+.3f}** |")
+    print()
+
+
+def tools(work):
+    """Tool calls through POST /v1/tools/{name}/invoke against the backend called directly."""
+    if not os.path.exists(os.path.join(work, "tools-warden.json")):
+        return
+    with open(os.path.join(work, "tools-rates")) as f:
+        rate, ner_rate = f.read().split()
+    print("## Tool calls through Warden (`POST /v1/tools/{name}/invoke`)\n")
+    print("*direct*: the backend request Warden makes, sent to `warden mock-commerce` itself.")
+    print("*warden*: the same call through Warden — route, policy decision, JSON Schema validation,")
+    print("the backend call (pooled connection), the result redacted (no limits or audit log in these")
+    print("cells). `get_price` results are redacted by patterns; `lookup_order` results (customer")
+    print("name, address, e-mail) by patterns and the NER model, the same order each time (its texts")
+    print("come from the NER cache).\n")
+    print("| tool | rate | path | achieved RPS | failed | p50 ms | p90 ms | p99 ms |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for tool, r, d_name, w_name in (("get_price (patterns)", rate, "tools-direct", "tools-warden"),
+                                    ("lookup_order (NER)", ner_rate, "tools-ner-direct", "tools-ner-warden")):
+        d = load(work, d_name)
+        w = load(work, w_name)
+        for name, x in (("direct", d), ("warden", w)):
+            print(f"| {tool} | {r} | {name} | {x['rps']:.0f} | {x['failed'] * 100:.2f}% | {x['p50']:.3f} | {x['p90']:.3f} | {x['p99']:.3f} |")
+        print(f"| {tool} | {r} | **added** | | | **{w['p50'] - d['p50']:+.3f}** | {w['p90'] - d['p90']:+.3f} | **{w['p99'] - d['p99']:+.3f}** |")
     print()
 
 

@@ -7,6 +7,9 @@
 #   benches/load/run.sh                      # rates 500 1000 2000, 10 s each
 #   RATES="1000" DURATION=20s benches/load/run.sh
 #   SCENARIOS=pii PII_RATE=20 benches/load/run.sh   # only the PII cells
+#   SCENARIOS=tools TOOLS_RATE=500 TOOLS_NER_RATE=200 benches/load/run.sh
+#       # tool calls through POST /v1/tools/{name}/invoke against warden mock-commerce,
+#       # with the backend call measured directly in the same run
 #   SCENARIOS=audit-ab AB_REPEATS=6 benches/load/run.sh
 #       # the plain proxy and the audit-on proxy alternately (ABBA order) at the first rate
 #   SCENARIOS=binary-ab BASELINE_REV=<commit> RATES=1000 AB_REPEATS=6 benches/load/run.sh
@@ -75,6 +78,8 @@ local_port=$(port); local_admin_port=$(port); redis_port=$(port)
 shared_port=$(port); shared_admin_port=$(port)
 pii_port=$(port); pii_admin_port=$(port)
 base_port=$(port); base_admin_port=$(port)
+shop_port=$(port); tools_port=$(port); tools_admin_port=$(port)
+toolsner_port=$(port); toolsner_admin_port=$(port)
 # The part every measured Warden shares: quiet logs and the mock as its only provider.
 common_yaml() {
     cat <<YAML
@@ -122,6 +127,12 @@ pii:
     catalog-only: {default_action: allow, ner: off}
 limits:
   profiles: {storefront: {}, support: {}, pricing: {}, batch: {}}
+# The shipped rules offer tools by meaning (one embedding per new message, then cached).
+tools:
+  selection:
+    model_dir: $PWD/ner-models/minilm
+    runtime: $PWD/ner-models/libonnxruntime.so.1.32.0
+  backends: {catalog: {kind: mock}, inventory: {kind: mock}, pricing: {kind: mock}, orders: {kind: mock}, services: {kind: mock}}
 YAML
 } > "$work/warden-auth.yaml"
 wait_port "$jwks_port"
@@ -186,6 +197,48 @@ YAML
 } > "$work/warden-pii.yaml"
 "$bin" serve --config "$work/warden-pii.yaml" --listen "127.0.0.1:$pii_port" --admin-listen "127.0.0.1:$pii_admin_port" 2>"$work/warden-pii.log" &
 pids+=($!)
+# Tool calls through Warden against the demo shop's backends: results redacted by patterns
+# (the catalog's get_price), and by patterns and the NER model (an order, lookup_order).
+if has tools; then
+"$bin" mock-commerce --listen "127.0.0.1:$shop_port" >/dev/null 2>&1 &
+pids+=($!)
+mkdir -p "$work/tool-policies"
+cp policies/tools.yaml "$work/tool-policies/"
+printf 'apiVersion: warden/v1\nkind: Policy\nrules:\n  - name: all\n    effect: allow\n' > "$work/tool-policies/all.yaml"
+tools_config() { # profile-yaml file
+    { common_yaml; cat <<YAML
+policy:
+  dir: $work/tool-policies
+  watch: false
+tools:
+  backends:
+    catalog: {base_url: "http://127.0.0.1:$shop_port"}
+    inventory: {base_url: "http://127.0.0.1:$shop_port"}
+    pricing: {base_url: "http://127.0.0.1:$shop_port"}
+    orders: {base_url: "http://127.0.0.1:$shop_port"}
+    services: {base_url: "http://127.0.0.1:$shop_port"}
+$1
+YAML
+    } > "$2"
+}
+tools_config "pii:
+  default_profile: patterns
+  profiles:
+    patterns: {default_action: redact, ner: off}" "$work/warden-tools.yaml"
+tools_config "pii:
+  default_profile: standard
+  ner:
+    model_dir: $PWD/ner-models/rampart
+    runtime: $PWD/ner-models/libonnxruntime.so.1.32.0
+  profiles:
+    standard: {default_action: pseudonymize}" "$work/warden-tools-ner.yaml"
+wait_port "$shop_port"
+"$bin" serve --config "$work/warden-tools.yaml" --listen "127.0.0.1:$tools_port" --admin-listen "127.0.0.1:$tools_admin_port" 2>"$work/warden-tools.log" &
+pids+=($!)
+"$bin" serve --config "$work/warden-tools-ner.yaml" --listen "127.0.0.1:$toolsner_port" --admin-listen "127.0.0.1:$toolsner_admin_port" 2>"$work/warden-tools-ner.log" &
+pids+=($!)
+wait_port "$tools_port"; wait_port "$toolsner_port"
+fi
 # The baseline build with the plain proxy's configuration.
 if has binary-ab; then
     "$BASELINE_BIN" serve --config "$work/warden.yaml" --listen "127.0.0.1:$base_port" --admin-listen "127.0.0.1:$base_admin_port" 2>"$work/warden-base.log" &
@@ -275,6 +328,23 @@ done
 pii_inferred=$(curl -s "http://127.0.0.1:$pii_admin_port/metrics" | awk '/^warden_pii_ner_total\{outcome="inferred"\}/ {print $2}')
 pii_hits=$(curl -s "http://127.0.0.1:$pii_admin_port/metrics" | awk '/^warden_pii_ner_total\{outcome="cache_hit"\}/ {print $2}')
 echo "NER: $pii_inferred inferences, $pii_hits cache hits" >&2
+fi
+# Tool calls: the backend directly and through Warden, alternately per rate.
+if has tools; then
+run_tool() { # name target rate kind tool
+    .venv/bin/k6 run --quiet --no-color --summary-export "$work/$1.json" \
+        -e TARGET="$2" -e RATE="$3" -e KIND="$4" -e TOOL="$5" -e DURATION="$DURATION" \
+        benches/load/tools.js >/dev/null 2>&1 || true
+}
+tools_rate="${TOOLS_RATE:-500}"; ner_rate="${TOOLS_NER_RATE:-200}"
+run_tool warmup-tools-direct "http://127.0.0.1:$shop_port" 100 direct get_price
+run_tool warmup-tools-warden "http://127.0.0.1:$tools_port" 100 warden get_price
+run_tool warmup-tools-ner "http://127.0.0.1:$toolsner_port" 50 warden lookup_order
+run_tool tools-direct "http://127.0.0.1:$shop_port" "$tools_rate" direct get_price
+run_tool tools-warden "http://127.0.0.1:$tools_port" "$tools_rate" warden get_price
+run_tool tools-ner-direct "http://127.0.0.1:$shop_port" "$ner_rate" direct lookup_order
+run_tool tools-ner-warden "http://127.0.0.1:$toolsner_port" "$ner_rate" warden lookup_order
+echo "$tools_rate $ner_rate" > "$work/tools-rates"
 fi
 loaded_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 

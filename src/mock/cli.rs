@@ -55,22 +55,6 @@ pub fn run(args: Args) -> ExitCode {
     };
     let listen = args.listen;
     let tls = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let tls = tls.map(|(cert, key)| TlsFiles { cert, key });
-    match runtime.block_on(super::server::run(listen, Mock::new(settings, true), tls)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    super::server::run_blocking(listen, Mock::new(settings, true), tls)
 }

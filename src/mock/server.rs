@@ -65,6 +65,31 @@ impl Serve for Commerce {
     }
 }
 
+/// Runs [`run`] on a runtime of its own (the `warden mock-*` commands).
+pub fn run_blocking<S: Serve>(
+    listen: SocketAddr,
+    mock: S,
+    tls: Option<TlsFiles<'_>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(listen, mock, tls)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Serves until the process is told to stop. Prints `NAME listening on ADDR` once bound.
 pub async fn run<S: Serve>(
     listen: SocketAddr,

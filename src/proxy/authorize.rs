@@ -36,16 +36,21 @@ pub fn decide(
         },
         stream: parsed.stream,
     };
-    let decision = set.decide(&facts);
+    Some(decided(&set, &facts))
+}
+
+/// The set's decision on `facts`, counted by effect and rule.
+fn decided(set: &crate::policy::PolicySet, facts: &Facts<'_>) -> Authorized {
+    let decision = set.decide(facts);
     let effect = if decision.allowed() { "allow" } else { "deny" };
     metrics()
         .policy_decisions
         .with_label_values(&[effect, decision.rule.as_str()])
         .inc();
-    Some(Authorized {
+    Authorized {
         decision,
         policy_digest: set.digest.clone(),
-    })
+    }
 }
 
 /// The decision on running `tool` through Warden (`tools_invoke`) with the policy set
@@ -64,16 +69,7 @@ pub fn decide_tool(
         max_tokens: None,
         stream: false,
     };
-    let decision = set.decide(&facts);
-    let effect = if decision.allowed() { "allow" } else { "deny" };
-    metrics()
-        .policy_decisions
-        .with_label_values(&[effect, decision.rule.as_str()])
-        .inc();
-    Authorized {
-        decision,
-        policy_digest: set.digest.clone(),
-    }
+    decided(set, &facts)
 }
 
 /// The refusal of a denying decision.

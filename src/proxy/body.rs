@@ -49,6 +49,24 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// The request's JSON body, whole: the content type checked, the server's size limit and
+/// read timeout applied; notes in the context that the body was read.
+pub async fn read_json(
+    session: &mut Session,
+    ctx: &mut super::context::RequestCtx,
+    server: &crate::config::ServerSettings,
+) -> Result<Bytes, ApiError> {
+    check_content_type(session)?;
+    let raw = read(
+        session,
+        server.max_body_bytes,
+        Duration::from_millis(server.client_body_timeout_ms),
+    )
+    .await?;
+    ctx.body_read = true;
+    Ok(raw)
+}
+
 /// Reads the whole body, refusing it as soon as it grows past `limit` bytes.
 pub async fn read(
     session: &mut Session,

@@ -23,8 +23,6 @@
 //! The report (audit record with `tool_execution`, settlement, access line) ends it like
 //! every request.
 
-use std::time::Duration;
-
 use http::{HeaderMap, StatusCode};
 use pingora::proxy::Session;
 use serde_json::{Map, Value, json};
@@ -54,15 +52,7 @@ pub async fn run(
     client_ip: Option<&str>,
 ) -> Result<(), Failure> {
     // 1. read and parse
-    body::check_content_type(session)?;
-    let server = &gw.config.server;
-    let raw = body::read(
-        session,
-        server.max_body_bytes,
-        Duration::from_millis(server.client_body_timeout_ms),
-    )
-    .await?;
-    ctx.body_read = true;
+    let raw = body::read_json(session, ctx, &gw.config.server).await?;
     let args = parse(&raw)?;
     let client_key = crate::idempotency::client_key(&session.req_header().headers)
         .map_err(|_| Failure::Idempotency(super::replay::Refusal::Malformed))?;

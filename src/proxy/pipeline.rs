@@ -23,8 +23,6 @@
 //! own error, mapped to the client's error once (`rescue`). Whatever the path, the
 //! report (`report`) ends the request: audit record, settlement, metrics, access line.
 
-use std::time::Duration;
-
 use http::{HeaderMap, StatusCode};
 use pingora::proxy::Session;
 
@@ -76,15 +74,7 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
     }
 
     // 3. read and parse
-    body::check_content_type(session)?;
-    let server = &gw.config.server;
-    let raw = body::read(
-        session,
-        server.max_body_bytes,
-        Duration::from_millis(server.client_body_timeout_ms),
-    )
-    .await?;
-    ctx.body_read = true;
+    let raw = body::read_json(session, ctx, &gw.config.server).await?;
     let mut request = ApiRequest::parse(route.endpoint, &raw)?;
     let parsed = ctx.parsed.insert(Parsed {
         model: request.model().to_string(),

@@ -271,6 +271,39 @@ pub fn mock_config(extra: &str) -> String {
     )
 }
 
+/// A policy directory under `root` holding `policy` (a `kind: Policy` file) and the
+/// shipped tool registry (`policies/tools.yaml`).
+pub fn policies_with_registry(root: &std::path::Path, policy: &str) -> PathBuf {
+    let policies = root.join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    std::fs::write(policies.join("policy.yaml"), policy).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/policies/tools.yaml"),
+        policies.join("tools.yaml"),
+    )
+    .unwrap();
+    policies
+}
+
+/// The audit log's request records once at least `n` of them are for `endpoint` (waits up
+/// to 10 s for the spool to be read).
+pub async fn records_for(
+    archive: &std::path::Path,
+    spool: &std::path::Path,
+    endpoint: &str,
+    n: usize,
+) -> Vec<Value> {
+    let mut records = Vec::new();
+    let found = eventually(Duration::from_secs(10), || {
+        records = audit_records(archive, spool);
+        let count = records.iter().filter(|r| r["endpoint"] == endpoint).count();
+        async move { count >= n }
+    })
+    .await;
+    assert!(found, "fewer than {n} `{endpoint}` records: {records:?}");
+    records
+}
+
 /// The `selection:` block of a `tools:` section (indented two spaces), with the embedding
 /// model `scripts/fetch-models.sh` puts under `ner-models/`.
 pub fn tools_selection() -> String {
