@@ -361,20 +361,21 @@ async fn refunds_above_the_threshold_wait_and_small_ones_hit_the_daily_cap() {
     assert_eq!(waiting.json()["status"], "pending_approval");
     assert!(s.shop.writes().await.get("issue_refund").is_none());
 
-    // Three refunds of $60 on three orders: the third passes the $150 daily cap.
+    // Three refunds of $60 on three orders: the third passes the $150 daily cap. The
+    // first is asked twice (a retry, under the same idempotency key): one refund, counted
+    // once.
     let mut used = Vec::new();
     let mut statuses = Vec::new();
-    for _ in 0..3 {
+    for i in 0..3 {
         let order = order_worth(&data, 60.0, &used);
         used.push(order.clone());
-        let r = invoke(
-            &s.w,
-            "agent",
-            "issue_refund",
-            json!({"arguments": {"order_id": order, "amount": 60, "reason": "late"}}),
-            &[],
-        )
-        .await;
+        let refund = json!({"arguments": {"order_id": order, "amount": 60, "reason": "late"}});
+        let r = invoke(&s.w, "agent", "issue_refund", refund.clone(), &[]).await;
+        if i == 0 {
+            let retried = invoke(&s.w, "agent", "issue_refund", refund, &[]).await;
+            assert_eq!(retried.status, 200, "{}", retried.text());
+            assert_eq!(retried.json()["result"], r.json()["result"]);
+        }
         statuses.push((r.status, r.json()));
     }
     assert_eq!(statuses[0].0, 200, "{:?}", statuses[0]);

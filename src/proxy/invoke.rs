@@ -119,6 +119,11 @@ pub async fn run(
     // 7. caps
     let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
     let tenant = principal.tenant.clone();
+    let key = tool.idempotency.as_ref().map(|_| {
+        client_key
+            .clone()
+            .unwrap_or_else(|| derived_key(tenant.as_deref(), &principal.subject, &tool, &args))
+    });
     let periods = Periods::now();
     let window = caps::Window {
         day: (&periods.day, periods.day_left),
@@ -130,7 +135,7 @@ pub async fn run(
         &tool,
         &args,
         (tenant.as_deref(), &subject_id(&principal.subject)),
-        claimed.is_some(),
+        (key.as_deref(), claimed.is_some()),
     )
     .await;
     let charged = match charged {
@@ -159,11 +164,6 @@ pub async fn run(
         .tool_backends
         .get(&tool.def.backend)
         .ok_or(Failure::Internal)?;
-    let key = tool.idempotency.as_ref().map(|_| {
-        client_key
-            .clone()
-            .unwrap_or_else(|| derived_key(tenant.as_deref(), &principal.subject, &tool, &args))
-    });
     let executed = execute(&tool, backend, &args, key.as_deref(), &ctx.request_id).await;
     if executed.is_error() {
         caps::release(&gw.state, charged).await;

@@ -2,7 +2,8 @@
 //! USD), so a large call cannot be split into small ones. Sums are counted in the shared
 //! state store (every replica sees them) in the limits' calendar periods (UTC day and
 //! month) and keyed like limits (tenant, pseudonymous subject id). A call is charged before
-//! it runs and released when it did not run.
+//! it runs and released when it did not run; a repeat of a call under the same
+//! idempotency key (a retried write, which the backend runs once) is charged once.
 
 use serde_json::{Map, Value};
 
@@ -22,6 +23,8 @@ pub struct Window<'a> {
 #[derive(Debug, Default)]
 pub struct Charged {
     entries: Vec<(String, i64, std::time::Duration)>,
+    /// The mark that this call's idempotency key has been charged.
+    seen: Option<String>,
 }
 
 /// Why a call may not run.
@@ -62,17 +65,34 @@ fn counter_name(
 
 /// Charges every cap of `tool` with the call's argument; refuses (and charges nothing)
 /// when one would be passed — unless a person approved this very call (`approved`): it
-/// is charged and runs. `subject` is the pseudonymous id limits key subjects by.
+/// is charged and runs. `subject` is the pseudonymous id limits key subjects by. A call
+/// whose idempotency key (`once`) was charged already is not charged again.
 pub async fn charge(
     state: &StateStore,
     window: &Window<'_>,
     tool: &Tool,
     args: &Map<String, Value>,
     who: (Option<&str>, &str),
-    approved: bool,
+    call: (Option<&str>, bool),
 ) -> Result<Charged, CapError> {
     let (tenant, subject) = who;
+    let (once, approved) = call;
     let mut charged = Charged::default();
+    if tool.def.caps.is_empty() {
+        return Ok(charged);
+    }
+    if let Some(key) = once {
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
+        let mark = format!("{}:seen:{}:{digest}", tag(tenant), tool.def.name);
+        let first = state
+            .mark_once(Key::new("caps", &mark), window.month.1)
+            .await
+            .map_err(|_| CapError::Unavailable)?;
+        if !first {
+            return Ok(charged);
+        }
+        charged.seen = Some(mark);
+    }
     for cap in &tool.def.caps {
         // The schema requires a number; an absent argument adds nothing.
         let amount = args.get(&cap.sum).and_then(Value::as_f64).unwrap_or(0.0);
@@ -109,5 +129,15 @@ pub async fn charge(
 pub async fn release(state: &StateStore, charged: Charged) {
     for (name, cents, ttl) in charged.entries {
         let _ = state.add(Key::new("caps", &name), -cents, ttl).await;
+    }
+    if let Some(mark) = charged.seen {
+        // Replaced by a value that expires at once: the key's next call is charged.
+        let _ = state
+            .put(
+                Key::new("caps", &mark),
+                b"",
+                std::time::Duration::from_millis(1),
+            )
+            .await;
     }
 }
