@@ -91,8 +91,11 @@ pub async fn gate(
         .map_err(unavailable)?;
     let now = approvals::now();
     match found {
-        Some(a) if !a.expired(now) && a.status == Status::Approved => {
-            if !gw.approvals.claim(&a).await.map_err(unavailable)? {
+        Some(a) if !a.expired(now) && matches!(a.status, Status::Approved | Status::Executing) => {
+            // A claim is stale once the tool's timeout has long passed.
+            let stale = std::time::Duration::from_millis(tool.def.timeout_ms)
+                + std::time::Duration::from_secs(30);
+            if !gw.approvals.claim(&a, stale).await.map_err(unavailable)? {
                 return Err(Failure::Approval(Refusal::InUse));
             }
             note(ctx, &a, Status::Executing);
@@ -105,9 +108,6 @@ pub async fn gate(
         Some(a) if !a.expired(now) && a.status == Status::Rejected => {
             note(ctx, &a, Status::Rejected);
             return Err(Failure::Approval(Refusal::Rejected));
-        }
-        Some(a) if !a.expired(now) && a.status == Status::Executing => {
-            return Err(Failure::Approval(Refusal::InUse));
         }
         // None, expired, or already run: this call needs a new approval.
         _ => {}
@@ -133,6 +133,7 @@ pub async fn gate(
         expires_at: now + i64::try_from(expires).unwrap_or(86_400),
         decided_by: None,
         decided_at: None,
+        claimed_at: None,
     };
     gw.approvals.create(&approval).await.map_err(unavailable)?;
     if let Some(hook) = &gw.approval_webhook {

@@ -71,6 +71,9 @@ pub struct Approval {
     pub decided_by: Option<String>,
     #[serde(default)]
     pub decided_at: Option<i64>,
+    /// When a replica claimed the approved call to run it (`executing`).
+    #[serde(default)]
+    pub claimed_at: Option<i64>,
 }
 
 impl Approval {
@@ -343,10 +346,33 @@ impl Approvals {
         }
     }
 
-    /// Claims an approved approval to run its call: true for exactly one caller.
-    pub async fn claim(&self, approval: &Approval) -> Result<bool, StateError> {
-        self.transition(approval, Status::Approved, Status::Executing)
-            .await
+    /// Claims an approved approval to run its call: true for exactly one caller. A claim
+    /// older than `stale_after` (its replica died mid-call) can be taken over; the call's
+    /// idempotency key keeps the backend from running it twice.
+    pub async fn claim(
+        &self,
+        approval: &Approval,
+        stale_after: Duration,
+    ) -> Result<bool, StateError> {
+        let Some((mut current, raw)) = self.load(approval.tenant.as_deref(), &approval.id).await?
+        else {
+            return Ok(false);
+        };
+        let now = now();
+        let stale = current
+            .claimed_at
+            .is_some_and(|at| now - at >= i64::try_from(stale_after.as_secs()).unwrap_or(i64::MAX));
+        let claimable = match current.status {
+            Status::Approved => true,
+            Status::Executing => stale,
+            _ => false,
+        };
+        if !claimable || current.expired(now) {
+            return Ok(false);
+        }
+        current.status = Status::Executing;
+        current.claimed_at = Some(now);
+        self.swap(&current, &raw).await
     }
 
     /// Marks a claimed approval run (`done`), or approved again when the call did not
@@ -439,6 +465,7 @@ mod tests {
             expires_at: now() + 60,
             decided_by: None,
             decided_at: None,
+            claimed_at: None,
         }
     }
 
@@ -473,8 +500,11 @@ mod tests {
                 .unwrap_err(),
             DecideError::Decided("approved")
         );
-        assert!(q.claim(&approved).await.unwrap());
-        assert!(!q.claim(&approved).await.unwrap());
+        let minute = Duration::from_secs(60);
+        assert!(q.claim(&approved, minute).await.unwrap());
+        assert!(!q.claim(&approved, minute).await.unwrap());
+        // A claim whose replica went away can be taken over, by one caller.
+        assert!(q.claim(&approved, Duration::ZERO).await.unwrap());
         assert!(q.finish(&approved, true).await.unwrap());
         assert_eq!(
             q.list(Some("acme")).await.unwrap()[0].status,
