@@ -20,6 +20,20 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A response body from any provider, HTTP or in-process (the mock provider).
 pub type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
+/// Whether a `Content-Type` value names JSON: `application/json` or a `+json` type,
+/// parameters ignored.
+pub fn is_json_media(value: &http::HeaderValue) -> bool {
+    let media = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    media == "application/json" || media.ends_with("+json")
+}
+
 /// Builds a pooled client. `ca_file` adds PEM certificates to the trusted roots.
 pub fn build(connect_timeout: Duration, ca_file: Option<&Path>) -> anyhow::Result<HttpClient> {
     let mut roots = rustls::RootCertStore::empty();

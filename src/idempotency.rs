@@ -12,11 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::{Key, Sealer, StateError, StateStore, tag};
+use crate::state::{Key, Sealer, StateError, StateStore, parts_digest, tag};
 
 const NAMESPACE: &str = "idempotency";
 /// How long a first request may run before its key is free again (a replica that died
@@ -116,12 +115,8 @@ impl Idempotency {
     }
 
     fn name(tenant: Option<&str>, principal: &str, scope: &str, key: &str) -> String {
-        let mut h = Sha256::new();
-        for part in [principal, scope, key] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
-        }
-        format!("{}:{}", tag(tenant), hex::encode(h.finalize()))
+        let digest = parts_digest(&[principal.as_bytes(), scope.as_bytes(), key.as_bytes()]);
+        format!("{}:{digest}", tag(tenant))
     }
 
     fn seal(&self, name: &str, entry: &Entry) -> Result<Vec<u8>, StateError> {
@@ -206,11 +201,6 @@ impl Idempotency {
             .await
             .map(|_| ())
     }
-}
-
-/// The body a stored answer replays.
-pub fn replay_body(stored: &Stored) -> Bytes {
-    Bytes::from(stored.body.clone())
 }
 
 #[cfg(test)]

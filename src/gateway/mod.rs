@@ -13,7 +13,6 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::limits::Limiter;
 use crate::policy::PolicyStore;
-use crate::policy::references::Configured;
 use crate::provider::Upstreams;
 use crate::state::StateStore;
 
@@ -56,12 +55,7 @@ impl Gateway {
         let upstreams = Upstreams::from_config(&config)?;
         let auth = Authenticator::from_config(&config.auth)?;
         let policy = match &config.policy {
-            Some(p) => Some(Arc::new(
-                PolicyStore::open(&p.dir, Configured::of(&config)).map_err(|errors| {
-                    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-                    anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
-                })?,
-            )),
+            Some(p) => Some(Arc::new(PolicyStore::open_for(&p.dir, &config)?)),
             None => {
                 tracing::warn!(
                     "no `policy` configured: every authenticated caller may use every model"

@@ -599,7 +599,6 @@ fn from_prompt(name: &str, prop: &Value, prompt: &str) -> Option<Value> {
             _ => None,
         })
     };
-    let kind = prop.get("type").and_then(Value::as_str);
     let id_like = |prefix: char| {
         prompt
             .split(|c: char| !c.is_ascii_alphanumeric())
@@ -628,7 +627,6 @@ fn from_prompt(name: &str, prop: &Value, prompt: &str) -> Option<Value> {
             number_after(&[n]).map(|v| Value::from(v as i64))
         }
         "query" | "q" | "summary" | "description" | "reason" => Some(Value::from(prompt)),
-        _ if kind == Some("string") => None,
         _ => None,
     }
 }

@@ -43,6 +43,15 @@ impl PolicyStore {
         })
     }
 
+    /// Opens the policy directory of `config`, checked against what it configures; every
+    /// error in one message (start-up, `warden tools`).
+    pub fn open_for(dir: &Path, config: &crate::config::Config) -> anyhow::Result<PolicyStore> {
+        PolicyStore::open(dir, Configured::of(config)).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
+        })
+    }
+
     /// Runs `prepare` on the active set now and on every reloaded set before it becomes
     /// active.
     pub fn prepare_with(&self, prepare: Preparer) {

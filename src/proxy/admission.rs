@@ -84,8 +84,7 @@ const LARGE_BODY: usize = 64 * 1024;
 /// Whether the stages before admission cost enough (the NER model, a large body) to check
 /// the request rate first, in a separate step.
 pub fn rates_first(gw: &Gateway, ctx: &RequestCtx, body_len: usize) -> bool {
-    let profile = ctx.decision().and_then(|d| d.settings.pii.as_deref());
-    body_len >= LARGE_BODY || gw.pii.select(profile).is_some_and(|p| p.ner().is_some())
+    body_len >= LARGE_BODY || super::redaction::profile(gw, ctx).is_some_and(|p| p.ner().is_some())
 }
 
 /// Charges the request-rate limits, right after the policy decision and before the

@@ -172,10 +172,7 @@ fn note(ctx: &mut RequestCtx, a: &Approval, status: Status) {
 async fn preview(gw: &Gateway, ctx: &RequestCtx, args: &Map<String, Value>) -> Value {
     let value = Value::Object(args.clone());
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.as_deref());
-    match gw
-        .pii
-        .select(ctx.decision().and_then(|d| d.settings.pii.as_deref()))
-    {
+    match super::redaction::profile(gw, ctx) {
         None => value,
         Some(profile) => match gw.pii.redact_result(profile, tenant, value, false).await {
             Ok(r) => r.value,

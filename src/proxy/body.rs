@@ -15,15 +15,7 @@ pub fn check_content_type(session: &Session) -> Result<(), ApiError> {
     let Some(value) = session.req_header().headers.get(http::header::CONTENT_TYPE) else {
         return Ok(());
     };
-    let media = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if media == "application/json" || media.ends_with("+json") {
+    if crate::http_client::is_json_media(value) {
         return Ok(());
     }
     Err(ApiError::new(

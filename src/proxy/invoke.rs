@@ -8,7 +8,8 @@
 //! 4. **validate** — the arguments against the tool's JSON Schema (400
 //!    `invalid_tool_arguments`, naming where, never a value); then the client's
 //!    `Idempotency-Key` is claimed or its stored answer replayed (`replay`);
-//! 5. **admit** — the request-rate and concurrency limits of the rule's profile;
+//! 5. **admit** — the request-rate and concurrency limits of the rule's profile (and a
+//!    result the PII profile cannot scan — its NER model missing — is refused here);
 //! 6. **approval** — a `high` call whose approval condition holds runs only under an
 //!    approval granted for exactly this call, else waits: 202 `pending_approval`
 //!    (`approval`);
@@ -26,7 +27,6 @@
 use http::{HeaderMap, StatusCode};
 use pingora::proxy::Session;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use super::approval::{self, Gate};
 use super::context::{RequestCtx, ToolRun};
@@ -34,6 +34,7 @@ use super::rescue::Failure;
 use super::{Gateway, admission, authorize, body, redaction, replay, respond};
 use crate::limits::{Demand, Periods, subject_id};
 use crate::openai::ApiError;
+use crate::state::parts_digest;
 use crate::telemetry::metrics;
 use crate::tools::Tool;
 use crate::tools::approvals;
@@ -54,8 +55,7 @@ pub async fn run(
     // 1. read and parse
     let raw = body::read_json(session, ctx, &gw.config.server).await?;
     let args = parse(&raw)?;
-    let client_key = crate::idempotency::client_key(&session.req_header().headers)
-        .map_err(|_| Failure::Idempotency(super::replay::Refusal::Malformed))?;
+    let client_key = replay::client_key(session)?;
 
     // 2. find
     let set = gw
@@ -90,12 +90,18 @@ pub async fn run(
 
     // 4. validate, and claim or replay the client's idempotency key
     validate(&tool, &args)?;
-    if replay::begin(gw, session, ctx, &format!("tools_invoke:{name}"), &raw).await? {
+    let scope = format!("tools_invoke:{name}");
+    if replay::begin(gw, session, ctx, &scope, client_key.as_deref(), &raw).await? {
         return Ok(());
     }
 
-    // 5. admit
+    // 5. admit (and the result's PII profile must be able to run)
     admission::admit(gw, ctx, client_ip, Demand::default(), false).await?;
+    let profile = redaction::profile(gw, ctx);
+    let read_model = tool.def.redact_results == ResultScan::Model;
+    if read_model && profile.as_ref().is_some_and(|p| p.ner_missing()) {
+        return Err(Failure::Pii(crate::pii::Refusal::NerUnavailable));
+    }
 
     // 6. approval
     let claimed = match approval::gate(gw, ctx, &set, &tool, &args).await? {
@@ -147,17 +153,6 @@ pub async fn run(
             return Err(e.into());
         }
     };
-    let profile = gw
-        .pii
-        .select(ctx.decision().and_then(|d| d.settings.pii.as_deref()));
-    let read_model = tool.def.redact_results == ResultScan::Model;
-    if read_model && profile.as_ref().is_some_and(|p| p.ner_missing()) {
-        caps::release(&gw.state, charged).await;
-        if let Some(a) = &claimed {
-            approval::finish(gw, ctx, a, false).await;
-        }
-        return Err(Failure::Pii(crate::pii::Refusal::NerUnavailable));
-    }
 
     // 8. execute
     let backend = gw
@@ -203,6 +198,7 @@ pub async fn run(
     Ok(())
 }
 
+/// A JSON answer (`respond::full` sets its content type).
 async fn respond_json(
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -210,12 +206,7 @@ async fn respond_json(
     body: &Value,
 ) {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    respond::full(session, ctx, status, &headers, bytes.into()).await;
+    respond::full(session, ctx, status, &HeaderMap::new(), bytes.into()).await;
 }
 
 /// The body's arguments: `{"arguments": {…}}`, or the JSON text of an object.
@@ -293,11 +284,12 @@ fn derived_key(
     tool: &Tool,
     args: &Map<String, Value>,
 ) -> String {
-    let canonical = serde_jcs::to_string(&Value::Object(args.clone())).unwrap_or_default();
-    let mut h = Sha256::new();
-    for part in [tenant.unwrap_or(""), subject, &tool.def.name, &canonical] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    format!("warden-{}", hex::encode(h.finalize()))
+    let canonical = serde_jcs::to_vec(&Value::Object(args.clone())).unwrap_or_default();
+    let digest = parts_digest(&[
+        tenant.unwrap_or("").as_bytes(),
+        subject.as_bytes(),
+        tool.def.name.as_bytes(),
+        &canonical,
+    ]);
+    format!("warden-{digest}")
 }

@@ -93,7 +93,17 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
     if let Some(denied) = denied {
         return Err(denied);
     }
-    if replay::begin(gw, session, ctx, route.endpoint.label(), &raw).await? {
+    let key = replay::client_key(session)?;
+    if replay::begin(
+        gw,
+        session,
+        ctx,
+        route.endpoint.label(),
+        key.as_deref(),
+        &raw,
+    )
+    .await?
+    {
         return Ok(()); // answered from an idempotency key's stored answer
     }
     let cap = request

@@ -24,6 +24,12 @@ pub struct Redaction {
     pub answer: Option<Answer>,
 }
 
+/// The PII profile of the request: its policy rule's, else the default.
+pub fn profile(gw: &Gateway, ctx: &RequestCtx) -> Option<std::sync::Arc<crate::pii::Profile>> {
+    gw.pii
+        .select(ctx.decision().and_then(|d| d.settings.pii.as_deref()))
+}
+
 /// Redacts `req` in place. `raw` is the body as the client sent it; `encoding` decodes
 /// token-id inputs.
 pub async fn redact(
@@ -33,8 +39,7 @@ pub async fn redact(
     raw: &[u8],
     encoding: &Encoding,
 ) -> Result<Redaction, Failure> {
-    let from_policy = ctx.decision().and_then(|d| d.settings.pii.as_deref());
-    let Some(profile) = gw.pii.select(from_policy) else {
+    let Some(profile) = profile(gw, ctx) else {
         return Ok(Redaction::default());
     };
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());

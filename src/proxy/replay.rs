@@ -24,17 +24,22 @@ pub enum Refusal {
     Unavailable,
 }
 
-/// Claims the request's key on `scope`, or answers it from the store. `Ok(true)` when
-/// the request has been answered (a replay).
+/// The client's `Idempotency-Key`, if it sent a well-formed one.
+pub fn client_key(session: &Session) -> Result<Option<String>, Failure> {
+    idempotency::client_key(&session.req_header().headers)
+        .map_err(|_| Failure::Idempotency(Refusal::Malformed))
+}
+
+/// Claims the request's `key` (see [`client_key`]) on `scope`, or answers it from the
+/// store. `Ok(true)` when the request has been answered (a replay).
 pub async fn begin(
     gw: &Gateway,
     session: &mut Session,
     ctx: &mut RequestCtx,
     scope: &str,
+    key: Option<&str>,
     body: &[u8],
 ) -> Result<bool, Failure> {
-    let key = idempotency::client_key(&session.req_header().headers)
-        .map_err(|_| Failure::Idempotency(Refusal::Malformed))?;
     let Some(key) = key else {
         return Ok(false);
     };
@@ -45,7 +50,7 @@ pub async fn begin(
     let who = (principal.tenant.as_deref(), subject_id(&principal.subject));
     let begun = gw
         .idempotency
-        .begin((who.0, &who.1), scope, &key, body)
+        .begin((who.0, &who.1), scope, key, body)
         .await
         .map_err(|_| Failure::Idempotency(Refusal::Unavailable))?;
     match begun {
@@ -61,14 +66,7 @@ pub async fn begin(
             }
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
             let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
-            respond::full(
-                session,
-                ctx,
-                status,
-                &headers,
-                idempotency::replay_body(&stored),
-            )
-            .await;
+            respond::full(session, ctx, status, &headers, stored.body.into()).await;
             Ok(true)
         }
         Begin::InFlight => Err(Failure::Idempotency(Refusal::InFlight)),

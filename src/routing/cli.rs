@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use crate::auth::{AuthMethod, Principal};
 use crate::config::Config;
-use crate::policy::references::Configured;
 use crate::policy::{EndpointName, Facts, PolicySet, PolicyStore};
 use crate::tools::select::Selector;
 
@@ -83,10 +82,7 @@ fn load(who: &Who) -> anyhow::Result<Loaded> {
         .policy
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the configuration has no `policy` directory"))?;
-    let store = PolicyStore::open(&policy.dir, Configured::of(&config)).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("invalid policy:\n  {}", lines.join("\n  "))
-    })?;
+    let store = PolicyStore::open_for(&policy.dir, &config)?;
     let mut selector = Selector::load(selection)?;
     if let Some(min) = who.min_score {
         selector.min_score = min;

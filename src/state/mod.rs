@@ -52,6 +52,19 @@ pub fn tag(tenant: Option<&str>) -> String {
     }
 }
 
+/// SHA-256 (hex) of `parts`, each prefixed with its length, so that no two lists of parts
+/// share a digest: the names of keys made of several values (a principal's idempotency
+/// key, an approval's binding).
+pub fn parts_digest(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
 /// A key: the module it belongs to (`limits`, `idempotency`, …) and its tagged name
 /// (`{t:acme}:…`).
 #[derive(Debug, Clone, Copy)]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::{Key, Sealer, StateError, StateStore, tag};
+use crate::state::{Key, Sealer, StateError, StateStore, parts_digest, tag};
 
 const NAMESPACE: &str = "approvals";
 /// How long a decided or expired approval stays listed.
@@ -131,8 +131,7 @@ impl Binding<'_> {
         let args = serde_jcs::to_vec(&serde_json::Value::Object(self.arguments.clone()))
             .unwrap_or_default();
         let args = Sha256::digest(&args);
-        let mut h = Sha256::new();
-        let parts: [&[u8]; 7] = [
+        parts_digest(&[
             self.tenant.unwrap_or("").as_bytes(),
             self.requester_id.as_bytes(),
             self.tool.as_bytes(),
@@ -140,12 +139,7 @@ impl Binding<'_> {
             self.tool_digest.as_bytes(),
             self.rule.as_bytes(),
             self.rule_digest.as_bytes(),
-        ];
-        for p in parts {
-            h.update((p.len() as u64).to_be_bytes());
-            h.update(p);
-        }
-        hex::encode(h.finalize())
+        ])
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::Tool;
 use super::model::{CapKey, CapPeriod};
-use crate::state::{Key, StateStore, tag};
+use crate::state::{Key, StateStore, parts_digest, tag};
 
 /// The calendar periods a cap counts in (the limits' UTC day and month) and how long
 /// each has left.
@@ -82,8 +82,12 @@ pub async fn charge(
         return Ok(charged);
     }
     if let Some(key) = once {
-        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()));
-        let mark = format!("{}:seen:{}:{digest}", tag(tenant), tool.def.name);
+        let mark = format!(
+            "{}:seen:{}:{}",
+            tag(tenant),
+            tool.def.name,
+            parts_digest(&[key.as_bytes()])
+        );
         let first = state
             .mark_once(Key::new("caps", &mark), window.month.1)
             .await

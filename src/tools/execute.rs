@@ -214,31 +214,13 @@ async fn read(mut body: UpstreamBody, limit: usize) -> Result<Bytes, ReadError> 
     Ok(buf.freeze())
 }
 
-fn is_json(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .is_some_and(|m| m == "application/json" || m.ends_with("+json"))
-}
-
 async fn send(backend: &Backend, req: Request<Full<Bytes>>) -> Result<Answer, ReadError> {
-    let limit = backend.max_response_bytes;
-    match &backend.reach {
-        Reach::Http(client) => {
-            let resp = client
-                .request(req)
-                .await
-                .map_err(|_| ReadError::Unreachable)?;
-            let (parts, body) = resp.into_parts();
-            let body: UpstreamBody = body.map_err(|e| -> BoxError { Box::new(e) }).boxed();
-            Ok(Answer {
-                status: parts.status,
-                json_content: is_json(&parts.headers),
-                body: read(body, limit).await?,
-            })
-        }
+    let resp: http::Response<UpstreamBody> = match &backend.reach {
+        Reach::Http(client) => client
+            .request(req)
+            .await
+            .map_err(|_| ReadError::Unreachable)?
+            .map(|body| body.map_err(|e| -> BoxError { Box::new(e) }).boxed()),
         Reach::InProcess(shop) => {
             let (parts, body) = req.into_parts();
             let body = body
@@ -247,20 +229,23 @@ async fn send(backend: &Backend, req: Request<Full<Bytes>>) -> Result<Answer, Re
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let resp = shop.handle(MockRequest {
+            shop.handle(MockRequest {
                 method: &parts.method,
                 path,
                 headers: &parts.headers,
                 body,
-            });
-            let (parts, body) = resp.into_parts();
-            Ok(Answer {
-                status: parts.status,
-                json_content: is_json(&parts.headers),
-                body: read(body, limit).await?,
             })
         }
-    }
+    };
+    let (parts, body) = resp.into_parts();
+    Ok(Answer {
+        status: parts.status,
+        json_content: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(crate::http_client::is_json_media),
+        body: read(body, backend.max_response_bytes).await?,
+    })
 }
 
 /// Calls `tool`'s backend with `args` (validated against the tool's schema), sending
