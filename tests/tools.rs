@@ -169,3 +169,70 @@ async fn serve_refuses_unconfigured_backends_and_reload_keeps_the_last_good_tool
     );
     stop(w);
 }
+
+fn tools_cli(args: &[&str]) -> (i32, String) {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/warden.yaml");
+    let out = Command::new(BIN)
+        .arg("tools")
+        .args(args)
+        .args(["--config", config])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn tools_select_and_eval_work_on_the_shipped_configuration() {
+    let (code, out) = tools_cli(&[
+        "select",
+        "Do these running shoes come in wide width and size 10 for under $120?",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let first = out.lines().next().unwrap();
+    assert!(first.ends_with("search_catalog  (offered)"), "{out}");
+    // A storefront principal is never shown a tool its rules do not allow.
+    let (_, storefront) = tools_cli(&[
+        "select",
+        "--tenant",
+        "acme-retail",
+        "--role",
+        "storefront-assistant",
+        "where is my order A70000?",
+    ]);
+    assert!(!storefront.contains("lookup_order"), "{storefront}");
+    assert!(storefront.contains("search_catalog"), "{storefront}");
+
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tools/select-heldout.jsonl"
+    );
+    let (code, text) = tools_cli(&["eval", file]);
+    assert_eq!(code, 0, "{text}");
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["hit@1", "hit@3", "hit@5", "all@5", "offered_when_none"]
+    );
+    let figure = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap();
+        let value = line.split(": ").nth(1).unwrap();
+        assert_eq!(value.len(), 5, "three decimals: {line}");
+        value.parse().unwrap()
+    };
+    assert!(figure("hit@1") <= figure("hit@3") && figure("hit@3") <= figure("hit@5"));
+    let (_, json) = tools_cli(&["eval", file, "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for name in names {
+        let v = json[name].as_f64().unwrap();
+        assert!((v - figure(name)).abs() < 0.0005, "{name}: {v}");
+    }
+}
