@@ -33,17 +33,26 @@ pub fn free_port() -> u16 {
 }
 
 fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) {
+    if let Err(e) = listening(addr, child, what) {
+        panic!("{e}");
+    }
+}
+
+/// Waits until `child` listens on `addr`; says why when it exits first or never listens.
+fn listening(addr: SocketAddr, child: &mut Child, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
+            return Err(format!("{what} exited early with {status}"));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    panic!("{what} did not listen on {addr}");
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("{what} did not listen on {addr}"))
 }
 
 /// A running `warden mock-provider`.
@@ -53,24 +62,43 @@ pub struct MockProvider {
     args: Vec<String>,
 }
 
+/// Starts a `warden` subcommand listening on a fresh port (`--listen ADDR ARGS…`); one that
+/// exits before listening (its port taken since [`free_port`] picked it) is tried again.
+fn start_listening(subcommand: &str, args: &[String]) -> (SocketAddr, Child) {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut child = spawn_listener(subcommand, addr, args);
+        match listening(addr, &mut child, subcommand) {
+            Ok(()) => return (addr, child),
+            Err(e) if attempt >= 3 => panic!("{e}"),
+            Err(_) => {}
+        }
+    }
+}
+
+fn spawn_listener(subcommand: &str, addr: SocketAddr, args: &[String]) -> Child {
+    Command::new(BIN)
+        .arg(subcommand)
+        .arg("--listen")
+        .arg(addr.to_string())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {subcommand}: {e}"))
+}
+
 impl MockProvider {
     pub fn start(args: &[&str]) -> MockProvider {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let child = MockProvider::spawn(addr, &args);
+        let (addr, child) = start_listening("mock-provider", &args);
         MockProvider { addr, child, args }
     }
 
     fn spawn(addr: SocketAddr, args: &[String]) -> Child {
-        let mut child = Command::new(BIN)
-            .arg("mock-provider")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mock provider");
+        let mut child = spawn_listener("mock-provider", addr, args);
         wait_for_port(addr, &mut child, "mock provider");
         child
     }
@@ -115,16 +143,7 @@ pub struct MockCommerce {
 
 impl MockCommerce {
     pub fn start() -> MockCommerce {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut child = Command::new(BIN)
-            .arg("mock-commerce")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mock commerce");
-        wait_for_port(addr, &mut child, "mock commerce");
+        let (addr, child) = start_listening("mock-commerce", &[]);
         MockCommerce { addr, child }
     }
 
@@ -177,46 +196,66 @@ impl Warden {
         Warden::launch(config, &[], Some(setup))
     }
 
+    /// Ports come from [`free_port`], so another test can take one between the pick and
+    /// Warden's bind: a start that fails for that reason is tried again on new ports.
     fn launch(config: &str, env: &[(&str, &str)], setup: Option<&str>) -> Warden {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("warden.yaml");
         std::fs::write(&path, config).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.path().join("warden.log");
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = match setup {
-            None => Command::new(BIN),
-            Some(setup) => {
-                let mut c = Command::new("bash");
-                let script = format!("exec 2> >(cat >&2); {setup}; exec \"$0\" \"$@\"");
-                c.args(["-c", &script, BIN]);
-                c
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let log_file = std::fs::File::create(&log).unwrap();
+            let mut command = match setup {
+                None => Command::new(BIN),
+                Some(setup) => {
+                    let mut c = Command::new("bash");
+                    let script = format!("exec 2> >(cat >&2); {setup}; exec \"$0\" \"$@\"");
+                    c.args(["-c", &script, BIN]);
+                    c
+                }
+            };
+            let mut child = command
+                .args(["serve", "--config"])
+                .arg(&path)
+                .args([
+                    "--listen",
+                    &addr.to_string(),
+                    "--admin-listen",
+                    &admin.to_string(),
+                ])
+                .env("RUST_LOG", "info")
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .expect("spawn warden");
+            let started = listening(addr, &mut child, "warden")
+                .and_then(|()| listening(admin, &mut child, "warden admin"));
+            match started {
+                Ok(()) => {
+                    return Warden {
+                        addr,
+                        admin,
+                        child,
+                        log,
+                        _dir: dir,
+                    };
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let logs = std::fs::read_to_string(&log).unwrap_or_default();
+                    let port_taken = logs.contains("cannot listen on")
+                        || logs.contains("Address already in use");
+                    if !(port_taken && attempt < 3) {
+                        panic!("{e}; its log:\n{logs}");
+                    }
+                }
             }
-        };
-        let mut child = command
-            .args(["serve", "--config"])
-            .arg(&path)
-            .args([
-                "--listen",
-                &addr.to_string(),
-                "--admin-listen",
-                &admin.to_string(),
-            ])
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn warden");
-        wait_for_port(addr, &mut child, "warden");
-        wait_for_port(admin, &mut child, "warden admin");
-        Warden {
-            addr,
-            admin,
-            child,
-            log,
-            _dir: dir,
         }
     }
 
