@@ -97,7 +97,8 @@ struct Plan {
     model: String,
     n: usize,
     words: Vec<String>,
-    tool_call: Option<(String, String)>,
+    /// The tool calls of the answer (name, arguments), in order.
+    tool_calls: Vec<(String, String)>,
     prompt_tokens: u64,
     /// Counts like the provider it stands in for: OpenAI's tokenizers by model family.
     encoding: Encoding,
@@ -124,10 +125,10 @@ impl Plan {
                 (p, t)
             }
         };
-        let tool_call = if kind == Kind::Chat {
-            tool_call_for(body, &prompt_text)
+        let tool_calls = if kind == Kind::Chat {
+            tool_calls_for(body, &prompt_text)
         } else {
-            None
+            Vec::new()
         };
         let mut reply = if let Some(result) = tool_result_text(body) {
             format!("Tool result received: {}", summarize(&result))
@@ -166,7 +167,7 @@ impl Plan {
             model,
             n,
             words,
-            tool_call,
+            tool_calls,
             prompt_tokens,
             encoding,
             no_usage,
@@ -174,9 +175,13 @@ impl Plan {
     }
 
     fn completion_tokens(&self) -> u64 {
-        let per_choice = match &self.tool_call {
-            Some((name, args)) => self.encoding.count(&format!("{name}{args}")),
-            None => self.encoding.count(&self.words.concat()),
+        let per_choice = match self.tool_calls.is_empty() {
+            false => self
+                .tool_calls
+                .iter()
+                .map(|(name, args)| self.encoding.count(&format!("{name}{args}")))
+                .sum(),
+            true => self.encoding.count(&self.words.concat()),
         };
         per_choice * self.n as u64
     }
@@ -187,14 +192,27 @@ impl Plan {
                "total_tokens": self.prompt_tokens + c})
     }
 
-    fn tool_calls_value(&self, with_index: bool) -> Option<Value> {
-        let (name, args) = self.tool_call.as_ref()?;
-        let mut call = json!({"id": format!("call_{}", &self.id), "type": "function",
-                              "function": {"name": name, "arguments": args}});
-        if let (true, Some(obj)) = (with_index, call.as_object_mut()) {
-            obj.insert("index".into(), json!(0));
+    fn call_id(&self, i: usize) -> String {
+        match i {
+            0 => format!("call_{}", self.id),
+            i => format!("call_{}_{i}", self.id),
         }
-        Some(json!([call]))
+    }
+
+    fn tool_calls_value(&self) -> Option<Value> {
+        if self.tool_calls.is_empty() {
+            return None;
+        }
+        let calls: Vec<Value> = self
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(i, (name, args))| {
+                json!({"id": self.call_id(i), "type": "function",
+                       "function": {"name": name, "arguments": args}})
+            })
+            .collect();
+        Some(Value::Array(calls))
     }
 
     fn whole(&self) -> Value {
@@ -202,7 +220,7 @@ impl Plan {
         let choices: Vec<Value> = (0..self.n)
             .map(|i| match self.kind {
                 Kind::Chat => {
-                    let (message, finish) = match self.tool_calls_value(false) {
+                    let (message, finish) = match self.tool_calls_value() {
                         Some(calls) => (
                             json!({"role": "assistant", "content": null, "tool_calls": calls}),
                             "tool_calls",
@@ -249,18 +267,19 @@ impl Plan {
                                    "logprobs": null, "finish_reason": null});
                 out.push(self.chunk(vec![first], null_usage.clone()));
             }
-            match &self.tool_call {
-                Some((name, args)) => {
-                    let head = json!([{"index": 0, "id": format!("call_{}", self.id), "type": "function",
-                                       "function": {"name": name, "arguments": ""}}]);
-                    out.push(self.delta_chunk(i, json!({"tool_calls": head}), &null_usage));
-                    for piece in split_in(args, 3) {
-                        let d =
-                            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
-                        out.push(self.delta_chunk(i, d, &null_usage));
+            match self.tool_calls.is_empty() {
+                false => {
+                    for (c, (name, args)) in self.tool_calls.iter().enumerate() {
+                        let head = json!([{"index": c, "id": self.call_id(c), "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]);
+                        out.push(self.delta_chunk(i, json!({"tool_calls": head}), &null_usage));
+                        for piece in split_in(args, 3) {
+                            let d = json!({"tool_calls": [{"index": c, "function": {"arguments": piece}}]});
+                            out.push(self.delta_chunk(i, d, &null_usage));
+                        }
                     }
                 }
-                None => {
+                true => {
                     for w in &self.words {
                         let choice = match self.kind {
                             Kind::Chat => json!({"index": i, "delta": {"content": w},
@@ -273,7 +292,7 @@ impl Plan {
                     }
                 }
             }
-            let finish = if self.tool_call.is_some() {
+            let finish = if !self.tool_calls.is_empty() {
                 "tool_calls"
             } else {
                 "stop"
@@ -498,39 +517,49 @@ fn prompt_of(body: &Value) -> String {
     }
 }
 
-/// Picks a tool to call when tools are offered and the prompt (or `tool_choice`) asks for one.
-fn tool_call_for(body: &Value, prompt: &str) -> Option<(String, String)> {
+/// Picks the tools to call when tools are offered and the prompt (or `tool_choice`) asks
+/// for them: the forced one, else every offered tool the prompt names (in the order
+/// offered), else with `tool_choice: required` the first offered.
+fn tool_calls_for(body: &Value, prompt: &str) -> Vec<(String, String)> {
     if tool_result_text(body).is_some() {
-        return None;
+        return Vec::new();
     }
-    let tools = body.get("tools")?.as_array()?;
+    let Some(tools) = body.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
     let functions: Vec<&Value> = tools.iter().filter_map(|t| t.get("function")).collect();
     let name_of = |f: &Value| f.get("name").and_then(Value::as_str).map(str::to_string);
     let choice = body.get("tool_choice");
     if choice.and_then(Value::as_str) == Some("none") {
-        return None;
+        return Vec::new();
     }
     let forced = choice
         .and_then(|c| c.pointer("/function/name"))
         .and_then(Value::as_str);
     let lower = prompt.to_lowercase();
-    let picked = if let Some(name) = forced {
+    let picked: Vec<&Value> = if let Some(name) = forced {
         functions
             .iter()
-            .find(|f| name_of(f).as_deref() == Some(name))
+            .filter(|f| name_of(f).as_deref() == Some(name))
+            .take(1)
             .copied()
+            .collect()
     } else {
-        let mentioned = functions
+        let mentioned: Vec<&Value> = functions
             .iter()
-            .find(|f| name_of(f).is_some_and(|n| lower.contains(&n.to_lowercase())));
-        match (mentioned, choice.and_then(Value::as_str)) {
-            (Some(f), _) => Some(*f),
-            (None, Some("required")) => functions.first().copied(),
-            _ => None,
+            .filter(|f| name_of(f).is_some_and(|n| lower.contains(&n.to_lowercase())))
+            .copied()
+            .collect();
+        match (mentioned.is_empty(), choice.and_then(Value::as_str)) {
+            (false, _) => mentioned,
+            (true, Some("required")) => functions.first().copied().into_iter().collect(),
+            _ => Vec::new(),
         }
-    }?;
-    let args = arguments_for(picked.get("parameters"), prompt);
-    Some((name_of(picked)?, args))
+    };
+    picked
+        .into_iter()
+        .filter_map(|f| Some((name_of(f)?, arguments_for(f.get("parameters"), prompt))))
+        .collect()
 }
 
 /// Arguments that satisfy a simple JSON schema, read from the prompt as a model would:
@@ -752,7 +781,7 @@ mod tests {
     fn no_tool_call_without_a_reason() {
         let body = json!({"messages": [{"role": "user", "content": "hi"}],
             "tools": [{"type": "function", "function": {"name": "lookup"}}]});
-        assert!(chat(body).tool_call.is_none());
+        assert!(chat(body).tool_calls.is_empty());
     }
 
     #[test]
