@@ -87,7 +87,8 @@ pub struct ToolExecution {
     /// `sha256:` digest of the tool's definition.
     pub definition_digest: String,
     /// `ok`, `rejected` (the backend refused), a failure (`timeout`, `unreachable`,
-    /// `server_error`, `redirect`, `too_large`, `not_json`, `arguments`), or absent when the
+    /// `server_error`, `redirect`, `too_large`, `not_json`, `arguments`), `replayed` (a
+    /// repeated write of the tool loop answered with its kept result), or absent when the
     /// call was refused before it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,

@@ -26,6 +26,39 @@ pub struct ToolsConfig {
     /// `settings.tools.routing`).
     #[serde(default)]
     pub selection: Option<SelectionConfig>,
+    /// The loop Warden runs for rules with `settings.tools.execution: gateway`.
+    #[serde(default)]
+    pub gateway_loop: GatewayLoopConfig,
+}
+
+/// Bounds of the tool loop Warden runs itself (`execution: gateway`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayLoopConfig {
+    /// Most model calls per request when the rule sets no `settings.tools.max_steps`.
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u32,
+    /// The whole loop's deadline — every model call and tool call before the final
+    /// answer starts.
+    #[serde(default = "default_loop_deadline")]
+    pub deadline_seconds: u64,
+}
+
+impl Default for GatewayLoopConfig {
+    fn default() -> Self {
+        GatewayLoopConfig {
+            max_steps: default_max_steps(),
+            deadline_seconds: default_loop_deadline(),
+        }
+    }
+}
+
+fn default_max_steps() -> u32 {
+    5
+}
+
+fn default_loop_deadline() -> u64 {
+    120
 }
 
 /// Semantic tool selection: all-MiniLM-L6-v2 (int8) in process (`scripts/fetch-models.sh`).
@@ -132,6 +165,13 @@ impl ToolsConfig {
             return Err(invalid(
                 &["tools", "selection"],
                 "`min_score` must be between 0 and 1",
+            ));
+        }
+        let lp = &self.gateway_loop;
+        if !(1..=32).contains(&lp.max_steps) || !(1..=3600).contains(&lp.deadline_seconds) {
+            return Err(invalid(
+                &["tools", "gateway_loop"],
+                "`max_steps` must be 1 to 32 and `deadline_seconds` 1 to 3600",
             ));
         }
         let approvals = ["tools", "approvals"];

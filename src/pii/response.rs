@@ -71,6 +71,16 @@ impl Answer {
         })
     }
 
+    /// A tool call's JSON arguments with the placeholders the model was shown restored,
+    /// under the profile's restore rule (as answers are restored), for the backend that
+    /// runs the call.
+    pub fn restore_arguments<'a>(&self, arguments: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.vault {
+            Some(vault) => vault.restore(arguments, true),
+            None => std::borrow::Cow::Borrowed(arguments),
+        }
+    }
+
     /// The filtered body, or `None` when nothing changed (or it is not JSON).
     pub fn body(&mut self, body: &[u8]) -> Option<Vec<u8>> {
         if !self.may_change(body) {

@@ -206,6 +206,13 @@ pub fn load_sources(sources: &[(&str, &str)]) -> Result<PolicySet, Vec<LoadError
                 ));
                 continue;
             }
+            let steps = rule.settings.tools.as_ref().and_then(|t| t.max_steps);
+            if steps.is_some_and(|n| !(1..=32).contains(&n)) {
+                errors.push(err(
+                    locate_key(text, "max_steps"),
+                    format!("rule `{name}`: settings.tools.max_steps must be 1 to 32"),
+                ));
+            }
             seen.insert(name.to_string(), file.to_string());
             set.rules.push(CompiledRule {
                 rule: rule.clone(),
@@ -251,6 +258,11 @@ mod tests {
         let e = &load_sources(&[("x.yaml", bad_cel)]).unwrap_err()[0];
         assert_eq!(e.position.map(|p| p.0), Some(6), "{e}");
         assert!(e.message.contains("CEL"), "{e}");
+
+        let no_steps = format!("{GOOD}    settings:\n      tools:\n        max_steps: 0\n");
+        let e = &load_sources(&[("x.yaml", &no_steps)]).unwrap_err()[0];
+        assert_eq!(e.position.map(|p| p.0), Some(8), "{e}");
+        assert!(e.message.contains("max_steps must be 1 to 32"), "{e}");
 
         let bad_version = GOOD.replace("warden/v1", "warden/v2");
         let e = &load_sources(&[("x.yaml", &bad_version)]).unwrap_err()[0];

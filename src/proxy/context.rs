@@ -62,7 +62,7 @@ pub struct Parsed {
 }
 
 /// A policy decision and the policy set that made it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Authorized {
     pub decision: Decision,
     /// Digest of the policy set that decided.

@@ -34,6 +34,7 @@ use super::rescue::Failure;
 use super::{Gateway, admission, authorize, body, redaction, replay, respond};
 use crate::limits::{Demand, Periods, subject_id};
 use crate::openai::ApiError;
+use crate::policy::PolicySet;
 use crate::state::parts_digest;
 use crate::telemetry::metrics;
 use crate::tools::Tool;
@@ -63,6 +64,46 @@ pub async fn run(
         .as_ref()
         .map(|p| p.current())
         .ok_or_else(|| Failure::ToolNotFound(name.to_string()))?;
+    let tool = find(ctx, &set, name)?;
+
+    // 3. authorize, and 4. validate
+    permit(ctx, &set, &tool, &args)?;
+    // … and claim or replay the client's idempotency key
+    let scope = format!("tools_invoke:{name}");
+    if replay::begin(gw, session, ctx, &scope, client_key.as_deref(), &raw).await? {
+        return Ok(());
+    }
+
+    // 5. to 9.
+    let called = perform(gw, ctx, &set, &tool, &args, client_key, client_ip).await?;
+
+    // 10. answer
+    match called {
+        Called::Ran { result, is_error } => {
+            let body = json!({"tool": tool.def.name, "result": result, "is_error": is_error});
+            respond_json(session, ctx, StatusCode::OK, &body).await;
+        }
+        Called::Waiting(pending) => {
+            respond_json(session, ctx, StatusCode::ACCEPTED, &pending).await;
+        }
+    }
+    Ok(())
+}
+
+/// How a governed tool call ended.
+pub enum Called {
+    /// The backend answered, refused or failed: its result, redacted.
+    Ran { result: Value, is_error: bool },
+    /// It waits for a person: `{"status": "pending_approval", …}`.
+    Waiting(Value),
+}
+
+/// Step 2: the tool in the registry, noted in the request's context.
+pub fn find(
+    ctx: &mut RequestCtx,
+    set: &PolicySet,
+    name: &str,
+) -> Result<std::sync::Arc<Tool>, Failure> {
     let tool = set
         .tools
         .get(name)
@@ -78,23 +119,38 @@ pub async fn run(
         latency: None,
         approval: None,
     });
+    Ok(tool)
+}
 
-    // 3. authorize
+/// Steps 3 and 4: the policy decision for `tools_invoke` and this tool, then the
+/// arguments against the tool's schema.
+pub fn permit(
+    ctx: &mut RequestCtx,
+    set: &PolicySet,
+    tool: &Tool,
+    args: &Map<String, Value>,
+) -> Result<(), Failure> {
     let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
-    let authorized = authorize::decide_tool(&set, principal, name);
+    let authorized = authorize::decide_tool(set, principal, &tool.def.name);
     let denied = authorize::denial(&authorized);
     ctx.authorized = Some(authorized);
     if let Some(denied) = denied {
         return Err(denied);
     }
+    validate(tool, args)
+}
 
-    // 4. validate, and claim or replay the client's idempotency key
-    validate(&tool, &args)?;
-    let scope = format!("tools_invoke:{name}");
-    if replay::begin(gw, session, ctx, &scope, client_key.as_deref(), &raw).await? {
-        return Ok(());
-    }
-
+/// Steps 5 to 9 of a permitted call: admit, approval, caps, execute, redact. `client_key`
+/// is the client's idempotency key, if it sent one.
+pub async fn perform(
+    gw: &Gateway,
+    ctx: &mut RequestCtx,
+    set: &PolicySet,
+    tool: &Tool,
+    args: &Map<String, Value>,
+    client_key: Option<String>,
+    client_ip: Option<&str>,
+) -> Result<Called, Failure> {
     // 5. admit (and the result's PII profile must be able to run)
     admission::admit(gw, ctx, client_ip, Demand::default(), false).await?;
     let profile = redaction::profile(gw, ctx);
@@ -104,21 +160,19 @@ pub async fn run(
     }
 
     // 6. approval
-    let claimed = match approval::gate(gw, ctx, &set, &tool, &args).await? {
+    let claimed = match approval::gate(gw, ctx, set, tool, args).await? {
         Gate::Run(claimed) => claimed,
         Gate::Wait(pending) => {
             metrics()
                 .tool_calls
                 .with_label_values(&[&tool.def.name, "pending_approval"])
                 .inc();
-            let body = json!({
+            return Ok(Called::Waiting(json!({
                 "status": "pending_approval",
                 "tool": tool.def.name,
                 "approval_id": pending.id,
                 "expires_at": approvals::rfc3339(pending.expires_at),
-            });
-            respond_json(session, ctx, StatusCode::ACCEPTED, &body).await;
-            return Ok(());
+            })));
         }
     };
 
@@ -126,9 +180,7 @@ pub async fn run(
     let principal = ctx.principal.as_ref().ok_or(Failure::Internal)?;
     let tenant = principal.tenant.clone();
     let key = tool.idempotency.as_ref().map(|_| {
-        client_key
-            .clone()
-            .unwrap_or_else(|| derived_key(tenant.as_deref(), &principal.subject, &tool, &args))
+        client_key.unwrap_or_else(|| derived_key(tenant.as_deref(), &principal.subject, tool, args))
     });
     let periods = Periods::now();
     let window = caps::Window {
@@ -138,8 +190,8 @@ pub async fn run(
     let charged = caps::charge(
         &gw.state,
         &window,
-        &tool,
-        &args,
+        tool,
+        args,
         (tenant.as_deref(), &subject_id(&principal.subject)),
         (key.as_deref(), claimed.is_some()),
     )
@@ -159,7 +211,7 @@ pub async fn run(
         .tool_backends
         .get(&tool.def.backend)
         .ok_or(Failure::Internal)?;
-    let executed = execute(&tool, backend, &args, key.as_deref(), &ctx.request_id).await;
+    let executed = execute(tool, backend, args, key.as_deref(), &ctx.request_id).await;
     if executed.is_error() {
         caps::release(&gw.state, charged).await;
     }
@@ -191,11 +243,7 @@ pub async fn run(
             redacted.value
         }
     };
-
-    // 10. answer
-    let body = json!({"tool": tool.def.name, "result": result, "is_error": is_error});
-    respond_json(session, ctx, StatusCode::OK, &body).await;
-    Ok(())
+    Ok(Called::Ran { result, is_error })
 }
 
 /// A JSON answer (`respond::full` sets its content type).
@@ -278,7 +326,7 @@ fn validate(tool: &Tool, args: &Map<String, Value>) -> Result<(), Failure> {
 
 /// The idempotency key of a call without a client key: the same tenant, subject, tool
 /// and (canonical) arguments make the same key, so a retried write runs once.
-fn derived_key(
+pub fn derived_key(
     tenant: Option<&str>,
     subject: &str,
     tool: &Tool,

@@ -24,6 +24,7 @@ mod report;
 mod rescue;
 mod respond;
 mod route;
+mod tool_loop;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,6 +23,8 @@
 //! own error, mapped to the client's error once (`rescue`). Whatever the path, the
 //! report (`report`) ends the request: audit record, settlement, metrics, access line.
 
+use std::sync::Arc;
+
 use http::{HeaderMap, StatusCode};
 use pingora::proxy::Session;
 
@@ -30,14 +32,18 @@ use super::context::{Parsed, RequestCtx, Upstream};
 use super::rescue::Failure;
 use super::{
     Gateway, admission, answer, authorize, body, catalog, fault, invoke, offer, redaction, replay,
-    respond, route,
+    respond, route, tool_loop,
 };
 use crate::openai::ApiRequest;
 use crate::provider::Reply;
 use crate::provider::dispatch::{Call, dispatch};
 
 /// Runs the stages; `Ok` once the client has been answered.
-pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Failure> {
+pub async fn run(
+    gw: &Arc<Gateway>,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Result<(), Failure> {
     // 1. route
     let header = session.req_header();
     let resolved = route::resolve(&header.method, header.uri.path())?;
@@ -120,6 +126,19 @@ pub async fn run(gw: &Gateway, session: &mut Session, ctx: &mut RequestCtx) -> R
     let demand = admission::estimate(gw, ctx, &request, model);
     admission::admit(gw, ctx, client_ip.as_deref(), demand, rates_first).await?;
     fault::inject(&request);
+
+    // 7. and 8., in a loop when Warden runs the model's tool calls
+    if let Some(plan) = tool_loop::plan(gw, ctx, &request) {
+        let prepared = tool_loop::Prepared {
+            request,
+            raw: &raw,
+            body_changed: redacted.changed || tools_added,
+            model,
+            redaction: redacted,
+            client_ip: client_ip.as_deref(),
+        };
+        return tool_loop::run(gw, session, ctx, plan, prepared).await;
+    }
 
     // 7. dispatch
     let call = Call {

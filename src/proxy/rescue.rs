@@ -53,6 +53,8 @@ pub enum Failure {
     Approval(super::approval::Refusal),
     /// A cumulative cap of the tool refused the call.
     ToolCap(crate::tools::caps::CapError),
+    /// The tool loop Warden runs (`execution: gateway`) passed its deadline.
+    ToolLoopTimeout,
     /// A bug inside Warden (a caught panic).
     Internal,
 }
@@ -159,6 +161,11 @@ pub fn rescue(failure: Failure) -> ApiError {
         )
         .with_code("tool_caps_unavailable")
         .with_header("retry-after", "1"),
+        Failure::ToolLoopTimeout => ApiError::new(
+            ErrorKind::UpstreamTimeout,
+            "The model and its tool calls did not reach a final answer before the loop's deadline.",
+        )
+        .with_code("tool_loop_timeout"),
         Failure::Internal => ApiError::new(
             ErrorKind::Internal,
             "The request failed inside Warden; it was recorded and can be retried.",
@@ -485,6 +492,7 @@ mod tests {
             (Failure::Stream(StreamError::Broken), 502, "upstream_error"),
             (Failure::EventTooLarge, 502, "upstream_event_too_large"),
             (Failure::AuditUnavailable, 503, "audit_unavailable"),
+            (Failure::ToolLoopTimeout, 504, "tool_loop_timeout"),
             (Failure::Internal, 500, "internal_error"),
         ];
         for (failure, status, code) in cases {

@@ -110,6 +110,15 @@ impl Chain {
         }
     }
 
+    /// The readers only — usage and the tools called — for an answer no client sees (a
+    /// model call inside the tool loop Warden runs).
+    pub fn readers() -> Chain {
+        Chain {
+            filters: vec![Box::new(usage::Watch), Box::new(watch::Watch)],
+            ended: false,
+        }
+    }
+
     /// Whether any filter changes what the client sees (otherwise a stream's bytes pass
     /// as the provider sent them).
     pub fn rewrites(&self) -> bool {
