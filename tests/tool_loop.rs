@@ -61,7 +61,7 @@ fn setup(services: Option<String>) -> Setup {
          auth:\n  api_keys:\n{keys}\
          policy:\n  dir: {}\n  watch: false\n\
          pii:\n  default_profile: strict\n  profiles:\n    strict:\n      default_action: pseudonymize\n\
-         tools:\n{}  \
+         tools:\n{}  approvals:\n    webhook_url: \"{url}/hooks/approvals\"\n  \
          backends:\n    catalog: {{base_url: \"{url}\"}}\n    inventory: {{base_url: \"{url}\"}}\n    pricing: {{base_url: \"{url}\"}}\n    \
          orders: {{base_url: \"{url}\"}}\n    services: {services}\n\
          audit:\n  chain_id: loop\n  spool_dir: {}\n  segment_max_age_seconds: 1\n  sink:\n    kind: file\n    dir: {}\n",
@@ -374,6 +374,28 @@ async fn a_large_refund_in_the_loop_waits_then_runs_once() {
     assert_eq!(waiting["status"], "pending_approval", "{waiting}");
     let id = waiting["approval_id"].as_str().unwrap().to_string();
     assert!(s.shop.writes().await.get("issue_refund").is_none());
+
+    // The webhook announced it, without the call's arguments.
+    let mut hook = Value::Null;
+    for _ in 0..100 {
+        let requests = s.shop.requests().await;
+        if let Some(r) = requests
+            .into_iter()
+            .find(|r| r["path"] == "/hooks/approvals")
+        {
+            hook = r;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!hook.is_null(), "no webhook call");
+    assert_eq!(hook["method"], "POST");
+    assert_eq!(hook["body"]["event"], "approval.pending");
+    assert_eq!(hook["body"]["approval_id"], id.as_str());
+    assert_eq!(hook["body"]["tool"], "issue_refund");
+    assert_eq!(hook["body"]["tenant"], "acme");
+    assert!(hook["body"]["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(!hook["body"].to_string().contains("A70074"), "{hook}");
 
     let approved = send(
         "POST",
