@@ -73,6 +73,10 @@ pub struct SelectionConfig {
     /// `routing.min_score` says otherwise.
     #[serde(default = "default_min_score")]
     pub min_score: f32,
+    /// How much the keyword overlap of a query with a tool's texts (0 to 1, rare words
+    /// weighing more) adds to the embedding score; 0 ranks by meaning alone.
+    #[serde(default = "default_lexical_weight")]
+    pub lexical_weight: f32,
     /// Model sessions: embeddings that can run at once.
     #[serde(default = "one")]
     pub sessions: usize,
@@ -86,6 +90,10 @@ pub struct SelectionConfig {
 
 fn default_min_score() -> f32 {
     0.4
+}
+
+fn default_lexical_weight() -> f32 {
+    0.1
 }
 
 fn one() -> usize {
@@ -160,11 +168,11 @@ pub enum BackendKind {
 impl ToolsConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         if let Some(sel) = &self.selection
-            && !(0.0..=1.0).contains(&sel.min_score)
+            && !((0.0..=1.0).contains(&sel.min_score) && (0.0..=1.0).contains(&sel.lexical_weight))
         {
             return Err(invalid(
                 &["tools", "selection"],
-                "`min_score` must be between 0 and 1",
+                "`min_score` and `lexical_weight` must be between 0 and 1",
             ));
         }
         let lp = &self.gateway_loop;

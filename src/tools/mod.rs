@@ -11,6 +11,7 @@ pub mod backends;
 pub mod caps;
 pub mod embed;
 pub mod execute;
+pub mod lexical;
 mod load;
 pub mod model;
 pub mod select;
