@@ -39,7 +39,12 @@ struct Setup {
 
 /// Warden with the shipped registry; `services` is the escalation backend's line.
 fn setup(services: Option<String>) -> Setup {
-    let provider = MockProvider::start(&[]);
+    setup_with(services, &[], "")
+}
+
+/// [`setup`] with arguments for the mock provider and more lines under `tools:`.
+fn setup_with(services: Option<String>, provider_args: &[&str], tools_extra: &str) -> Setup {
+    let provider = MockProvider::start(provider_args);
     let shop = MockCommerce::start();
     let dir = tempfile::tempdir().unwrap();
     let policies = policies_with_registry(dir.path(), POLICY);
@@ -61,7 +66,7 @@ fn setup(services: Option<String>) -> Setup {
          auth:\n  api_keys:\n{keys}\
          policy:\n  dir: {}\n  watch: false\n\
          pii:\n  default_profile: strict\n  profiles:\n    strict:\n      default_action: pseudonymize\n\
-         tools:\n{}  approvals:\n    webhook_url: \"{url}/hooks/approvals\"\n  \
+         tools:\n{}{tools_extra}  approvals:\n    webhook_url: \"{url}/hooks/approvals\"\n  \
          backends:\n    catalog: {{base_url: \"{url}\"}}\n    inventory: {{base_url: \"{url}\"}}\n    pricing: {{base_url: \"{url}\"}}\n    \
          orders: {{base_url: \"{url}\"}}\n    services: {services}\n\
          audit:\n  chain_id: loop\n  spool_dir: {}\n  segment_max_age_seconds: 1\n  sink:\n    kind: file\n    dir: {}\n",
@@ -427,4 +432,40 @@ async fn a_large_refund_in_the_loop_waits_then_runs_once() {
         record(&records, "refund-3.1.1")["tool_execution"]["outcome"],
         "replayed"
     );
+}
+
+#[tokio::test]
+async fn the_loop_ends_at_its_deadline_with_every_call_recorded() {
+    // Each model call takes 2.5 s: the second one passes the four-second deadline.
+    let s = setup_with(
+        None,
+        &["--latency-ms", "2500"],
+        "  gateway_loop: {deadline_seconds: 4}\n",
+    );
+    let body = json!({"model": "gpt-4o-mini",
+        "tools": [tool("lookup_order", &["order_id"])],
+        "messages": [{"role": "user", "content": "lookup_order A70000"}]});
+    // The provider's first answer also loads its tokenizer: not part of the measure.
+    let warm = post_json(
+        &format!("{}/chat/completions", s.provider.base_url()),
+        &body,
+    )
+    .await;
+    assert_eq!(warm.status, 200);
+    let started = std::time::Instant::now();
+    let answer = chat(&s.w, "agent", "slow-1", &body).await;
+    assert_eq!(answer.status, 504, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "tool_loop_timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+
+    let records = records_for(&s.archive, &s.spool, "tools_invoke", 1).await;
+    assert_eq!(record(&records, "slow-1")["status"], 504);
+    assert_eq!(record(&records, "slow-1.1")["status"], 200);
+    assert_eq!(
+        record(&records, "slow-1.1.1")["tool_execution"]["outcome"],
+        "ok"
+    );
+    let second = record(&records, "slow-1.2");
+    assert_eq!(second["status"], 504);
+    assert_eq!(second["error_code"], "tool_loop_timeout");
 }
