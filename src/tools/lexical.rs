@@ -54,18 +54,39 @@ impl Index {
         (1.0 + self.tools as f32 / used_by as f32).ln()
     }
 
+    /// A query's stems with their weights, to compare with every tool.
+    pub fn query(&self, text: &str) -> Query {
+        let stems: Vec<(String, f32)> = terms(text)
+            .into_iter()
+            .map(|s| {
+                let w = self.weight(&s);
+                (s, w)
+            })
+            .collect();
+        let total = stems.iter().map(|(_, w)| w).sum();
+        Query { stems, total }
+    }
+}
+
+/// A query's weighted stems.
+pub struct Query {
+    stems: Vec<(String, f32)>,
+    total: f32,
+}
+
+impl Query {
     /// The weighted share of the query's stems the tool uses: 0 (none) to 1 (all).
-    pub fn overlap(&self, query: &HashSet<String>, tool: &HashSet<String>) -> f32 {
-        let total: f32 = query.iter().map(|s| self.weight(s)).sum();
-        if total <= 0.0 {
+    pub fn overlap(&self, tool: &HashSet<String>) -> f32 {
+        if self.total <= 0.0 {
             return 0.0;
         }
-        let shared: f32 = query
+        let shared: f32 = self
+            .stems
             .iter()
-            .filter(|s| tool.contains(*s))
-            .map(|s| self.weight(s))
+            .filter(|(s, _)| tool.contains(s))
+            .map(|(_, w)| w)
             .sum();
-        shared / total
+        shared / self.total
     }
 }
 
@@ -87,12 +108,12 @@ mod tests {
         let lookup = terms("order status tracking");
         let warranty = terms("warranty claim defective order");
         let index = Index::build([&refund, &lookup, &warranty]);
-        let query = terms("warranty for my order");
-        let w = index.overlap(&query, &warranty);
-        let l = index.overlap(&query, &lookup);
+        let query = index.query("warranty for my order");
+        let w = query.overlap(&warranty);
+        let l = query.overlap(&lookup);
         assert!((w - 1.0).abs() < 1e-6, "{w}");
         assert!(l > 0.0 && l < 0.5, "{l}");
-        assert_eq!(index.overlap(&terms("hello"), &lookup), 0.0);
-        assert_eq!(index.overlap(&HashSet::new(), &lookup), 0.0);
+        assert_eq!(index.query("hello").overlap(&lookup), 0.0);
+        assert_eq!(index.query("").overlap(&lookup), 0.0);
     }
 }

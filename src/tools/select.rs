@@ -148,13 +148,13 @@ impl Selector {
             .map(|t| self.known(t))
             .collect::<anyhow::Result<_>>()?;
         let index = self.index(&tools, &known);
-        let words = lexical::terms(query);
+        let words = index.query(query);
         let mut ranked: Vec<Ranked> = tools
             .iter()
             .zip(&known)
             .map(|(tool, k)| {
                 let meaning = best_two(k.vectors.iter().map(|v| cosine(&q, v)));
-                let wording = index.overlap(&words, &k.terms);
+                let wording = words.overlap(&k.terms);
                 Ranked {
                     name: tool.def.name.clone(),
                     score: meaning + self.lexical_weight * wording,
