@@ -1,7 +1,8 @@
 //! Criterion benchmarks of PII detection with the pattern recognizers (throughput in bytes
 //! per second on one core): shop conversation text without personal data — the common
 //! case, one `RegexSet` pass — and the same text with planted values, detected and
-//! pseudonymized; restoring placeholders in an answer; and the NER model (from
+//! pseudonymized; restoring placeholders in an answer; the keep-list of commerce terms
+//! (100,000 terms) over a message's findings; and the NER model (from
 //! `scripts/fetch-models.sh`) on a ~128-token message, inferred and from its cache.
 
 use std::hint::black_box;
@@ -97,5 +98,30 @@ fn ner(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, ner);
+/// The keep-list: a message's pattern findings checked against 100,000 commerce terms, two
+/// of which occur in the message.
+fn keep(c: &mut Criterion) {
+    let mut terms: Vec<String> = (0..100_000)
+        .map(|i| format!("Brand{} Line{} {}", i % 997, i / 997, i % 13))
+        .collect();
+    terms.push("TrailRunner GTX".into());
+    terms.push("Alpine 40L Backpack".into());
+    let keep = warden::pii::keep::KeepTerms::new(terms).unwrap();
+    let settings: PiiProfile = serde_yaml_ng::from_str("{}").unwrap();
+    let profile = Profile::new("bench", &settings).unwrap();
+    let text = format!("{WITH_PII}{CLEAN}");
+    let found = profile.detect(&text);
+    let mut group = c.benchmark_group("pii/keep");
+    group.throughput(Throughput::Elements(found.len() as u64));
+    group.bench_function(format!("100k_terms_{}_findings", found.len()), |b| {
+        b.iter(|| {
+            let mut f = found.clone();
+            keep.drop_inside(black_box(&text), &mut f);
+            black_box(f)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, keep, ner);
 criterion_main!(benches);

@@ -267,6 +267,29 @@ def main():
                 f.write(f"{json.dumps(key)}: {json.dumps(value, separators=(',', ':'))}{sep}\n")
         f.write("}\n")
     print(f"examples/commerce/catalog.json: {len(catalog)} products, {len(orders)} orders")
+    terms = keep_terms(catalog)
+    with open("examples/commerce/keep-terms.txt", "w") as f:
+        f.write("# Commerce terms of the demo catalog (brands, product lines, product names, SKUs)\n")
+        f.write("# that PII profiles keep (pii.profiles.NAME.keep_terms_files).\n")
+        f.write("# Written by scripts/generate-catalog.py with examples/commerce/catalog.json.\n")
+        f.write("".join(f"{t}\n" for t in terms))
+    print(f"examples/commerce/keep-terms.txt: {len(terms)} terms")
+
+
+def keep_terms(catalog):
+    """Brands, product names with and without their brand, product lines (a name without
+    its trailing version number) and SKUs."""
+    terms = set()
+    for p in catalog:
+        brand, name = p["brand"], p["name"]
+        terms.update([brand, name, p["id"]])
+        rest = name[len(brand):].strip() if name.startswith(brand + " ") else name
+        terms.add(rest)
+        words = rest.split()
+        if len(words) > 1 and words[-1].replace(".", "").isdigit():
+            line = " ".join(words[:-1])
+            terms.update([line, f"{brand} {line}"])
+    return sorted(terms, key=lambda t: (t.lower(), t))
 
 
 if __name__ == "__main__":

@@ -363,6 +363,64 @@ async fn names_are_found_by_the_ner_model_and_cached_across_turns() {
     assert_eq!(r.json()["error"]["code"], "pii_unavailable");
 }
 
+/// A profile's commerce terms (`keep_terms_files`, the shipped demo list) keep product
+/// names the NER model takes for a person or a place; the customer's name in the same
+/// message is still pseudonymized. Without the list the model's mistake reaches the
+/// provider as a placeholder, so the test sees what the list changes.
+#[tokio::test]
+async fn product_names_on_the_keep_list_reach_the_provider_whole() {
+    let mock = MockProvider::start(&[]);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let model_dir = format!("{root}/ner-models/rampart");
+    let message = "Do you have the Northpeak Stride Runner 3 and the Stridewell Summit Trail GTX \
+                   in stock? Please hold them for Maria Gonzalez.";
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": message}]});
+
+    let plain = Warden::start(&ner_config(&mock, &model_dir));
+    let r = post_json(&plain.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    assert!(!seen.contains("Stridewell Summit Trail GTX"), "{seen}");
+
+    let keep = format!("      keep_terms_files: [{root}/examples/commerce/keep-terms.txt]\n");
+    let w = Warden::start(&ner_config_with(&mock, &model_dir, "required", &keep));
+    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    for product in ["Northpeak Stride Runner 3", "Stridewell Summit Trail GTX"] {
+        assert!(seen.contains(product), "{product}: {seen}");
+    }
+    assert!(
+        !seen.contains("Maria Gonzalez") && seen.contains("<PERSON_1>"),
+        "{seen}"
+    );
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        format!("You said: {message}")
+    );
+
+    // A list that cannot be read stops the start.
+    let missing = ner_config_with(
+        &mock,
+        &model_dir,
+        "required",
+        "      keep_terms_files: [/nonexistent/terms.txt]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warden.yaml");
+    std::fs::write(&path, missing).unwrap();
+    let started = std::process::Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert!(!started.status.success());
+    let err = String::from_utf8_lossy(&started.stderr);
+    assert!(err.contains("/nonexistent/terms.txt"), "{err}");
+}
+
 /// `ner: optional` without the model: patterns only, counted in the metric and flagged
 /// in the audit record.
 #[tokio::test]

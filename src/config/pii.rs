@@ -121,6 +121,11 @@ pub struct PiiProfile {
     /// Terms always treated as personal data (entity `CUSTOM`), e.g. internal code names.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Files of commerce terms (brands, product lines, product names, SKUs; one per line,
+    /// `#` comments) never taken for personal data: a finding inside one is dropped.
+    /// Relative to the config file.
+    #[serde(default)]
+    pub keep_terms_files: Vec<std::path::PathBuf>,
     /// Restore pseudonymized values in answers (streams included).
     #[serde(default = "yes")]
     pub restore: bool,
@@ -279,6 +284,11 @@ impl PiiConfig {
         if let Some(ner) = self.ner.as_mut() {
             ner.model_dir = base.join(&ner.model_dir);
             ner.runtime = base.join(&ner.runtime);
+        }
+        for profile in self.profiles.values_mut() {
+            for file in &mut profile.keep_terms_files {
+                *file = base.join(&*file);
+            }
         }
     }
 }

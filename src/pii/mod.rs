@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod eval;
 mod gate;
+pub mod keep;
 pub mod ner;
 pub mod output;
 pub mod recognize;
@@ -66,6 +67,8 @@ pub struct Profile {
     pub settings: PiiProfile,
     allow: HashSet<String>,
     deny: Option<Regex>,
+    /// Commerce terms whose findings are dropped (`keep_terms_files`).
+    keep: Option<Arc<keep::KeepTerms>>,
     /// The NER model, when loaded and the profile uses it.
     ner: Option<Arc<NerModel>>,
 }
@@ -87,6 +90,7 @@ impl Profile {
             settings: settings.clone(),
             allow: settings.allow.iter().map(|a| a.to_lowercase()).collect(),
             deny,
+            keep: keep::KeepTerms::load(&settings.keep_terms_files)?.map(Arc::new),
             ner: None,
         })
     }
@@ -175,6 +179,9 @@ impl Profile {
                     .get(f.start..f.end)
                     .is_some_and(|value| !self.allow.contains(&value.to_lowercase()))
         });
+        if let Some(keep) = &self.keep {
+            keep.drop_inside(text, &mut found);
+        }
         resolve_overlaps(found)
     }
 }
