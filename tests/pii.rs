@@ -421,6 +421,58 @@ async fn product_names_on_the_keep_list_reach_the_provider_whole() {
     assert!(err.contains("/nonexistent/terms.txt"), "{err}");
 }
 
+/// A profile's `ner_min_score` decides which of the model's spans count: lower finds
+/// spans the default leaves out (here a commerce word taken for a name), 1.0 none.
+#[test]
+fn each_profile_sets_its_own_ner_threshold() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().unwrap();
+    let scan = |threshold: Option<&str>, text: &str| -> Vec<(String, f64)> {
+        let line = threshold.map_or(String::new(), |t| format!("      ner_min_score: {t}\n"));
+        let config = mock_config(&format!(
+            "pii:\n  default_profile: p\n  ner:\n    model_dir: {root}/ner-models/rampart\n    \
+             runtime: {root}/ner-models/libonnxruntime.so.1.32.0\n  profiles:\n    p:\n      \
+             ner: required\n{line}"
+        ));
+        let path = dir.path().join("warden.yaml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(["pii", "scan", "--config"])
+            .arg(&path)
+            .arg(text)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["type"].as_str().unwrap().to_string(),
+                    f["score"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let shop = "Price check: SKU-67458-42 is 448,95 EUR list, member price $433.00; \
+                EAN 5527520973812; warehouse Valencia.";
+    assert_eq!(scan(None, shop), []);
+    let low = scan(Some("0.5"), shop);
+    assert!(
+        low.iter().any(|(t, s)| t == "PERSON" && *s < 0.65),
+        "{low:?}"
+    );
+    let name = "Hi, I'm Jane Doe and my parcel has not arrived.";
+    assert_eq!(scan(None, name).len(), 1);
+    assert_eq!(scan(Some("1.0"), name), []);
+}
+
 /// `ner: optional` without the model: patterns only, counted in the metric and flagged
 /// in the audit record.
 #[tokio::test]

@@ -313,6 +313,13 @@ mod tests {
     }
 
     #[test]
+    fn a_ner_threshold_below_the_models_floor_is_refused() {
+        let text = format!("{MINIMAL}pii:\n  profiles:\n    p:\n      ner_min_score: 0.3\n");
+        let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
+        assert!(e.message.contains("ner_min_score"), "{e}");
+    }
+
+    #[test]
     fn missing_env_var_is_reported_without_value() {
         let text = format!("{MINIMAL}listen: ${{WARDEN_TEST_SURELY_UNSET_VAR}}\n");
         let e = Config::from_str_named(&text, "w.yaml").unwrap_err();

@@ -173,8 +173,13 @@ impl Profile {
                 source: Source::DenyList,
             }));
         }
+        let ner_min = self.settings.ner_min_score.max(self.settings.min_score);
         found.retain(|f| {
-            f.score >= self.settings.min_score
+            let min = match f.source {
+                Source::Ner => ner_min,
+                _ => self.settings.min_score,
+            };
+            f.score >= min
                 && text
                     .get(f.start..f.end)
                     .is_some_and(|value| !self.allow.contains(&value.to_lowercase()))
