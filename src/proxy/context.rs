@@ -108,6 +108,18 @@ pub struct Upstream {
     pub latency: Option<Duration>,
 }
 
+impl Upstream {
+    /// Where a dispatch went (its facts taken out of it).
+    pub fn taken(d: &mut crate::provider::dispatch::Dispatched) -> Upstream {
+        Upstream {
+            provider: d.provider.take(),
+            model: d.upstream_model.take(),
+            attempts: d.attempts,
+            latency: d.upstream_latency,
+        }
+    }
+}
+
 /// A tool call through Warden: which tool, and how its execution ended.
 #[derive(Debug, Clone)]
 pub struct ToolRun {

@@ -35,7 +35,6 @@ use super::{
     respond, route, tool_loop,
 };
 use crate::openai::ApiRequest;
-use crate::provider::Reply;
 use crate::provider::dispatch::{Call, dispatch};
 
 /// Runs the stages; `Ok` once the client has been answered.
@@ -147,31 +146,12 @@ pub async fn run(
         body_changed: redacted.changed || tools_added,
         request_id: &ctx.request_id,
     };
-    let dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
-    ctx.upstream = Upstream {
-        provider: dispatched.provider,
-        model: dispatched.upstream_model,
-        attempts: dispatched.attempts,
-        latency: dispatched.upstream_latency,
-    };
+    let mut dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
+    ctx.upstream = Upstream::taken(&mut dispatched);
     let reply = dispatched.reply?;
 
     // 8. answer
-    let mut chain = answer::Chain::for_request(dispatched.usage_injected, redacted.answer);
-    match reply {
-        Reply::Full {
-            status,
-            headers,
-            body,
-        } => {
-            let body = if status.is_success() {
-                chain.body(body, ctx)
-            } else {
-                body
-            };
-            respond::full(session, ctx, status, &headers, body).await
-        }
-        Reply::Stream(stream) => respond::stream(session, ctx, stream, chain).await,
-    }
+    let chain = answer::Chain::for_request(dispatched.usage_injected, redacted.answer);
+    respond::reply(session, ctx, reply, chain).await;
     Ok(())
 }

@@ -14,7 +14,7 @@ use super::answer::Chain;
 use super::context::RequestCtx;
 use super::rescue::{Failure, rescue};
 use crate::openai::{ApiError, sse};
-use crate::provider::UpstreamStream;
+use crate::provider::{Reply, UpstreamStream};
 use crate::telemetry::metrics;
 
 fn header(status: StatusCode, ctx: &RequestCtx, extra: &HeaderMap) -> Option<ResponseHeader> {
@@ -145,6 +145,27 @@ fn error_headers(err: &ApiError) -> HeaderMap {
         }
     }
     extra
+}
+
+/// Answers with a provider's reply through the answer's filter chain: a whole 2xx body
+/// passes the chain (other statuses go as the provider sent them), a stream event by
+/// event.
+pub async fn reply(session: &mut Session, ctx: &mut RequestCtx, reply: Reply, mut chain: Chain) {
+    match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let body = if status.is_success() {
+                chain.body(body, ctx)
+            } else {
+                body
+            };
+            full(session, ctx, status, &headers, body).await
+        }
+        Reply::Stream(upstream) => stream(session, ctx, upstream, chain).await,
+    }
 }
 
 /// Relays a provider stream through the answer's filter chain. Upstream failures after

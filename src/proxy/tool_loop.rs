@@ -23,11 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, StatusCode};
 use pingora::proxy::Session;
 use serde_json::{Map, Value, json};
 
-use super::context::RequestCtx;
+use super::context::{RequestCtx, Upstream};
 use super::invoke::{self, Called};
 use super::redaction::Redaction;
 use super::rescue::{Failure, rescue};
@@ -39,7 +38,7 @@ use crate::openai::{ApiRequest, sse};
 use crate::pii::response::Answer;
 use crate::policy::{Execution, PolicySet};
 use crate::provider::dispatch::{Call, dispatch};
-use crate::provider::{ModelRoute, Reply, UpstreamStream};
+use crate::provider::{ModelRoute, Reply};
 
 /// How long a call waits for an identical call another request is running.
 const COALESCE_POLL: Duration = Duration::from_millis(50);
@@ -100,12 +99,7 @@ enum Read {
     /// Registry tool calls to run.
     Tools(Turn),
     /// The answer for the client.
-    Whole {
-        status: StatusCode,
-        headers: HeaderMap,
-        body: Bytes,
-    },
-    Stream(UpstreamStream),
+    Answer(Reply),
 }
 
 pub async fn run(
@@ -167,13 +161,8 @@ pub async fn run(
         };
         let runnable = |name: &str| set.tools.get(name).is_some();
         let answered = tokio::time::timeout_at(deadline, async {
-            let dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
-            model_call.upstream = super::context::Upstream {
-                provider: dispatched.provider,
-                model: dispatched.upstream_model,
-                attempts: dispatched.attempts,
-                latency: dispatched.upstream_latency,
-            };
+            let mut dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
+            model_call.upstream = Upstream::taken(&mut dispatched);
             let reply = dispatched.reply?;
             let read = read(reply, &mut model_call, &runnable, last).await?;
             Ok::<_, Failure>((read, dispatched.usage_injected))
@@ -186,13 +175,15 @@ pub async fn run(
         };
         let turn = match read {
             Read::Tools(turn) => turn,
-            final_answer => {
+            Read::Answer(reply) => {
                 // The client's request carries the call that answers it.
                 ctx.admission.ticket = model_call.admission.ticket.take();
                 ctx.estimate = model_call.estimate.take();
                 ctx.upstream = std::mem::take(&mut model_call.upstream);
                 model_call.unreported = None;
-                return answer(session, ctx, final_answer, usage_injected, redaction).await;
+                let chain = answer::Chain::for_request(usage_injected, redaction.answer);
+                respond::reply(session, ctx, reply, chain).await;
+                return Ok(());
             }
         };
         model_call.answered.status = 200;
@@ -261,11 +252,11 @@ async fn read(
             body,
         } => {
             if last || !status.is_success() {
-                return Ok(Read::Whole {
+                return Ok(Read::Answer(Reply::Full {
                     status,
                     headers,
                     body,
-                });
+                }));
             }
             let _ = answer::Chain::readers().body(body.clone(), ctx);
             let turn = serde_json::from_slice::<Value>(&body)
@@ -274,14 +265,14 @@ async fn read(
                 .filter(|t| runs_all(t, runnable));
             Ok(match turn {
                 Some(turn) => Read::Tools(turn),
-                None => Read::Whole {
+                None => Read::Answer(Reply::Full {
                     status,
                     headers,
                     body,
-                },
+                }),
             })
         }
-        Reply::Stream(up) if last => Ok(Read::Stream(up)),
+        Reply::Stream(up) if last => Ok(Read::Answer(Reply::Stream(up))),
         Reply::Stream(mut up) => {
             let mut readers = answer::Chain::readers();
             let mut seen = BytesMut::new();
@@ -301,7 +292,7 @@ async fn read(
                 if seen.len() > crate::idempotency::MAX_STORED {
                     // Tool calls are small: a long answer is for the client.
                     up.first = Some(seen.freeze());
-                    return Ok(Read::Stream(up));
+                    return Ok(Read::Answer(Reply::Stream(up)));
                 }
                 parser
                     .feed(&chunk, &mut events)
@@ -314,7 +305,7 @@ async fn read(
                         && !turn.add(&v)
                     {
                         up.first = Some(seen.freeze());
-                        return Ok(Read::Stream(up));
+                        return Ok(Read::Answer(Reply::Stream(up)));
                     }
                     readers.event(event.data, ctx);
                 }
@@ -325,7 +316,7 @@ async fn read(
                 None => {
                     // Read to its end: the client gets it all from what was kept.
                     up.first = Some(seen.freeze());
-                    Ok(Read::Stream(up))
+                    Ok(Read::Answer(Reply::Stream(up)))
                 }
             }
         }
@@ -448,34 +439,6 @@ impl StreamTurn {
                 .collect(),
         })
     }
-}
-
-/// The final answer to the client, through the request's answer chain.
-async fn answer(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    read: Read,
-    usage_injected: bool,
-    redaction: Redaction,
-) -> Result<(), Failure> {
-    let mut chain = answer::Chain::for_request(usage_injected, redaction.answer);
-    match read {
-        Read::Whole {
-            status,
-            headers,
-            body,
-        } => {
-            let body = if status.is_success() {
-                chain.body(body, ctx)
-            } else {
-                body
-            };
-            respond::full(session, ctx, status, &headers, body).await;
-        }
-        Read::Stream(stream) => respond::stream(session, ctx, stream, chain).await,
-        Read::Tools(_) => return Err(Failure::Internal),
-    }
-    Ok(())
 }
 
 /// Adds the names of the tools a model call of the loop called to the client's request.
