@@ -667,11 +667,15 @@ async fn an_admission_committed_after_a_timeout_is_reconciled() {
         used_tokens,
         "{budget} vs usage {usage}"
     );
-    let metrics = get(&w.admin_url("/metrics")).await.text();
-    assert!(
-        metrics.contains("warden_limit_settlements_queued 0"),
-        "{metrics}"
-    );
+    // The retry queue empties once the retried settlement has landed.
+    let drained = eventually(Duration::from_secs(5), || async {
+        get(&w.admin_url("/metrics"))
+            .await
+            .text()
+            .contains("warden_limit_settlements_queued 0")
+    })
+    .await;
+    assert!(drained, "{}", get(&w.admin_url("/metrics")).await.text());
 }
 
 /// SIGTERM right after a request whose settlement cannot reach a stalled Redis: Warden
