@@ -21,6 +21,8 @@ const NAMESPACE: &str = "idempotency";
 /// How long a first request may run before its key is free again (a replica that died
 /// mid-request does not block the key for longer).
 const IN_FLIGHT_TTL: Duration = Duration::from_secs(600);
+/// How often [`Idempotency::begin_waiting`] looks again at a key in flight.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
 /// How long a stored answer is replayed.
 pub const ANSWER_TTL: Duration = Duration::from_secs(86_400);
 /// Largest answer stored; a larger one is answered but not stored.
@@ -168,6 +170,26 @@ impl Idempotency {
             Some(stored) => Begin::Replay(stored),
             None => Begin::InFlight,
         })
+    }
+
+    /// [`Idempotency::begin`], waiting up to `wait` while the first request with the key
+    /// still runs: `InFlight` only when it still does after that.
+    pub async fn begin_waiting(
+        &self,
+        who: (Option<&str>, &str),
+        scope: &str,
+        key: &str,
+        body: &[u8],
+        wait: Duration,
+    ) -> Result<Begin, StateError> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let begun = self.begin(who, scope, key, body).await?;
+            if !matches!(begun, Begin::InFlight) || tokio::time::Instant::now() >= until {
+                return Ok(begun);
+            }
+            tokio::time::sleep(IN_FLIGHT_POLL).await;
+        }
     }
 
     /// Stores the first request's answer.

@@ -16,9 +16,8 @@ use crate::limits::subject_id;
 use crate::openai::ApiError;
 
 /// How long a repeat waits for a first request that is finishing before it is refused
-/// with 409, and how often it looks.
+/// with 409.
 const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
-const IN_FLIGHT_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Why a request with a key is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,19 +54,11 @@ pub async fn begin(
     let who = (principal.tenant.as_deref(), subject_id(&principal.subject));
     // The first request stores its answer just after its last bytes: a repeat sent as
     // soon as they arrived waits that moment out instead of being told to retry.
-    let grace = tokio::time::Instant::now() + IN_FLIGHT_GRACE;
-    let begun = loop {
-        let begun = gw
-            .idempotency
-            .begin((who.0, &who.1), scope, key, body)
-            .await
-            .map_err(|_| Failure::Idempotency(Refusal::Unavailable))?;
-        if matches!(begun, Begin::InFlight) && tokio::time::Instant::now() < grace {
-            tokio::time::sleep(IN_FLIGHT_POLL).await;
-            continue;
-        }
-        break begun;
-    };
+    let begun = gw
+        .idempotency
+        .begin_waiting((who.0, &who.1), scope, key, body, IN_FLIGHT_GRACE)
+        .await
+        .map_err(|_| Failure::Idempotency(Refusal::Unavailable))?;
     match begun {
         Begin::Run(claim) => {
             ctx.idempotency = Some(claim);

@@ -40,9 +40,6 @@ use crate::policy::{Execution, PolicySet};
 use crate::provider::dispatch::{Call, dispatch};
 use crate::provider::{ModelRoute, Reply};
 
-/// How long a call waits for an identical call another request is running.
-const COALESCE_POLL: Duration = Duration::from_millis(50);
-
 /// The loop's bounds for one request.
 pub struct Plan {
     pub max_steps: u32,
@@ -568,58 +565,49 @@ async fn governed(
     let subject = subject_id(&principal.subject);
     let scope = format!("tools_loop:{name}");
     let body = serde_jcs::to_vec(&Value::Object(args.clone())).unwrap_or_default();
-    let wait_until = Instant::now() + Duration::from_millis(tool.def.timeout_ms);
-    let unavailable = || Failure::Idempotency(super::replay::Refusal::Unavailable);
-    loop {
-        let begun = gw
-            .idempotency
-            .begin((tenant, &subject), &scope, &key, &body)
-            .await
-            .map_err(|_| unavailable())?;
-        match begun {
-            Begin::Run(claim) => {
-                let called =
-                    invoke::perform(gw, ctx, set, &tool, &args, Some(key.clone()), client_ip).await;
-                let kept = match &called {
-                    Ok(Called::Ran {
-                        result,
-                        is_error: false,
-                    }) => Some(Stored {
-                        status: 200,
-                        content_type: "application/json".into(),
-                        body: result.to_string().into_bytes(),
-                    }),
-                    _ => None,
-                };
-                let done = match kept {
-                    Some(stored) => gw.idempotency.complete(claim, stored).await,
-                    None => gw.idempotency.release(claim).await,
-                };
-                if done.is_err() {
-                    tracing::warn!(request_id = %ctx.request_id, "tool loop: a result could not be kept");
-                }
-                return called;
-            }
-            Begin::Replay(stored) => {
-                if let Some(run) = ctx.tool.as_mut() {
-                    run.outcome = Some("replayed");
-                }
-                let result = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
-                return Ok(Called::Ran {
+    // An identical call another request is running is waited for, up to the tool's timeout.
+    let wait = Duration::from_millis(tool.def.timeout_ms);
+    let begun = gw
+        .idempotency
+        .begin_waiting((tenant, &subject), &scope, &key, &body, wait)
+        .await
+        .map_err(|_| Failure::Idempotency(super::replay::Refusal::Unavailable))?;
+    match begun {
+        Begin::Run(claim) => {
+            let called =
+                invoke::perform(gw, ctx, set, &tool, &args, Some(key.clone()), client_ip).await;
+            let kept = match &called {
+                Ok(Called::Ran {
                     result,
                     is_error: false,
-                });
+                }) => Some(Stored {
+                    status: 200,
+                    content_type: "application/json".into(),
+                    body: result.to_string().into_bytes(),
+                }),
+                _ => None,
+            };
+            let done = match kept {
+                Some(stored) => gw.idempotency.complete(claim, stored).await,
+                None => gw.idempotency.release(claim).await,
+            };
+            if done.is_err() {
+                tracing::warn!(request_id = %ctx.request_id, "tool loop: a result could not be kept");
             }
-            Begin::InFlight if Instant::now() < wait_until => {
-                tokio::time::sleep(COALESCE_POLL).await;
-            }
-            Begin::InFlight => {
-                return Err(Failure::Idempotency(super::replay::Refusal::InFlight));
-            }
-            Begin::Mismatch => {
-                return Err(Failure::Idempotency(super::replay::Refusal::Mismatch));
-            }
+            called
         }
+        Begin::Replay(stored) => {
+            if let Some(run) = ctx.tool.as_mut() {
+                run.outcome = Some("replayed");
+            }
+            let result = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
+            Ok(Called::Ran {
+                result,
+                is_error: false,
+            })
+        }
+        Begin::InFlight => Err(Failure::Idempotency(super::replay::Refusal::InFlight)),
+        Begin::Mismatch => Err(Failure::Idempotency(super::replay::Refusal::Mismatch)),
     }
 }
 
