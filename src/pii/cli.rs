@@ -27,10 +27,14 @@ pub enum Command {
         #[arg(long)]
         profile: Option<String>,
     },
-    /// Per-type precision, recall and F1 on a labelled JSON-lines file, and the share of
-    /// commerce terms kept.
+    /// Per-type precision, recall and F1 on labelled JSON-lines files (one table per
+    /// file), and the share of commerce terms kept.
     Eval {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// List every miss, false positive and commerce term touched (with its message).
+        #[arg(long)]
+        errors: bool,
         #[arg(long)]
         config: Option<PathBuf>,
         #[arg(long)]
@@ -57,7 +61,7 @@ pub fn run(command: Command) -> ExitCode {
     };
     match command {
         Command::Scan { text, redact, .. } => scan(&profile, &hash_key, text, redact),
-        Command::Eval { file, .. } => eval(&profile, &file),
+        Command::Eval { files, errors, .. } => eval(&profile, &files, errors),
     }
 }
 
@@ -154,29 +158,19 @@ pub fn scan(profile: &Profile, hash_key: &[u8], text: Option<String>, redact: bo
     ExitCode::SUCCESS
 }
 
-/// `warden pii eval FILE`
-pub fn eval(profile: &Profile, file: &Path) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {}: {e}", file.display());
-            return ExitCode::from(2);
-        }
-    };
-    let mut examples = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<eval::Example>(line) {
-            Ok(e) => examples.push(e),
+/// `warden pii eval FILE...`: one report per file.
+pub fn eval(profile: &Profile, files: &[PathBuf], errors: bool) -> ExitCode {
+    println!("profile: {}", profile.name);
+    for file in files {
+        let examples = match eval::read(file) {
+            Ok(e) => e,
             Err(e) => {
-                eprintln!("error: {}:{}: {e}", file.display(), i + 1);
+                eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-        }
+        };
+        let report = eval::evaluate_with(profile, &examples, errors);
+        println!("\n## {}\n\n{}", file.display(), eval::render(&report));
     }
-    let report = eval::evaluate(profile, &examples);
-    println!("profile: {}\n{}", profile.name, eval::render(&report));
     ExitCode::SUCCESS
 }

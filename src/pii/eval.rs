@@ -2,9 +2,12 @@
 //! `{type, value}` planted in the text, and `keep`: commerce terms that must survive):
 //! per-type precision, recall and F1, and the share of commerce terms left untouched.
 //! A finding counts as correct when its type matches and its span overlaps the planted
-//! value; `warden pii eval FILE` prints the table.
+//! value. A stricter figure, *covered*, counts the planted values every letter and digit
+//! of which lies inside some finding: what a provider can no longer read of it.
+//! `warden pii eval FILE...` prints one table per file.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -31,6 +34,8 @@ pub struct Counts {
     pub tp: u64,
     pub fp: u64,
     pub fn_: u64,
+    /// Planted values left with no letter or digit outside a finding.
+    pub covered: u64,
 }
 
 impl Counts {
@@ -39,6 +44,9 @@ impl Counts {
     }
     pub fn recall(&self) -> f64 {
         ratio(self.tp, self.tp + self.fn_)
+    }
+    pub fn covered_share(&self) -> f64 {
+        ratio(self.covered, self.tp + self.fn_)
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
@@ -63,6 +71,9 @@ pub struct Report {
     pub keep_kept: u64,
     /// Planted values whose type the detector cannot produce (e.g. PERSON without NER).
     pub unsupported: BTreeMap<String, u64>,
+    /// Each miss, false positive and commerce term touched, with its message, when asked
+    /// for (`warden pii eval --errors`): for tuning on a set, never for a held-out one.
+    pub errors: Vec<String>,
 }
 
 impl Report {
@@ -87,8 +98,38 @@ const PATTERN_TYPES: &[Entity] = &[
 /// Entity types only the NER model finds.
 const NER_TYPES: &[Entity] = &[Entity::Person, Entity::Address];
 
+/// The examples of a JSON-lines file (blank lines skipped); a bad line is an error that
+/// names it.
+pub fn read(file: &Path) -> Result<Vec<Example>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", file.display(), i + 1))
+        })
+        .collect()
+}
+
+/// Whether every letter and digit of `text[start..end]` lies inside a finding.
+fn covered(text: &str, start: usize, end: usize, findings: &[super::Finding]) -> bool {
+    text.get(start..end).is_some_and(|value| {
+        value.char_indices().all(|(i, c)| {
+            !c.is_alphanumeric()
+                || findings
+                    .iter()
+                    .any(|f| f.start <= start + i && start + i < f.end)
+        })
+    })
+}
+
 /// Runs `profile`'s detection over every example.
 pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
+    evaluate_with(profile, examples, false)
+}
+
+/// [`evaluate`], listing the errors in the report when `errors` is set.
+pub fn evaluate_with(profile: &Profile, examples: &[Example], errors: bool) -> Report {
     let mut report = Report {
         examples: examples.len(),
         ..Default::default()
@@ -122,6 +163,9 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
                 continue;
             }
             let c = report.by_type.entry(planted.kind.clone()).or_default();
+            if span.is_some_and(|(s, e)| covered(&ex.text, s, e, &findings)) {
+                c.covered += 1;
+            }
             match hit {
                 Some(i) => {
                     c.tp += 1;
@@ -129,10 +173,26 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
                         *seen = true;
                     }
                 }
-                None => c.fn_ += 1,
+                None => {
+                    c.fn_ += 1;
+                    if errors {
+                        report.errors.push(format!(
+                            "missed {} `{}` in: {}",
+                            planted.kind, planted.value, ex.text
+                        ));
+                    }
+                }
             }
         }
         for (seen, f) in matched.iter().zip(&findings) {
+            if !seen && errors {
+                report.errors.push(format!(
+                    "false {} `{}` in: {}",
+                    f.entity.name(),
+                    ex.text.get(f.start..f.end).unwrap_or_default(),
+                    ex.text
+                ));
+            }
             if !seen {
                 report
                     .by_type
@@ -149,6 +209,10 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
             });
             if !touched {
                 report.keep_kept += 1;
+            } else if errors {
+                report
+                    .errors
+                    .push(format!("touched `{term}` in: {}", ex.text));
             }
         }
     }
@@ -156,6 +220,7 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
         report.total.tp += c.tp;
         report.total.fp += c.fp;
         report.total.fn_ += c.fn_;
+        report.total.covered += c.covered;
     }
     report
 }
@@ -163,18 +228,19 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
 /// The report as a Markdown table.
 pub fn render(report: &Report) -> String {
     let mut out = format!(
-        "examples: {}\n\n| type | planted | found | false positives | precision | recall | F1 |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "examples: {}\n\n| type | planted | found | false positives | precision | recall | F1 | covered |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
         report.examples
     );
     let row = |name: &str, c: &Counts| {
         format!(
-            "| {name} | {} | {} | {} | {:.3} | {:.3} | {:.3} |\n",
+            "| {name} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
             c.tp + c.fn_,
             c.tp,
             c.fp,
             c.precision(),
             c.recall(),
-            c.f1()
+            c.f1(),
+            c.covered_share()
         )
     };
     for (name, c) in &report.by_type {
@@ -187,6 +253,9 @@ pub fn render(report: &Report) -> String {
         report.keep_total,
         report.kept_share()
     ));
+    for e in &report.errors {
+        out.push_str(&format!("- {e}\n"));
+    }
     if !report.unsupported.is_empty() {
         let list: Vec<String> = report
             .unsupported
