@@ -38,7 +38,9 @@ pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitProfile, LimitsConfig, OnStoreError,
     OnUnpriced, Period, RequestLimit, TokenLimit,
 };
-pub use pii::{NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile, RestoreSource, TokenInput};
+pub use pii::{
+    NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile, RestoreSource, ScanOutput, TokenInput,
+};
 pub use policy::PolicyConfig;
 pub use providers::{
     ModelConfig, ProviderConfig, ProviderKind, RetrySettings, TargetConfig, Timeouts,
@@ -317,6 +319,25 @@ mod tests {
         let text = format!("{MINIMAL}pii:\n  profiles:\n    p:\n      ner_min_score: 0.3\n");
         let e = Config::from_str_named(&text, "w.yaml").unwrap_err();
         assert!(e.message.contains("ner_min_score"), "{e}");
+    }
+
+    #[test]
+    fn scan_output_takes_a_flag_or_a_mode_and_ner_needs_the_model() {
+        let load = |p: &str| Config::from_str_named(&format!("{MINIMAL}pii:\n{p}"), "w.yaml");
+        let mode = |c: Config| c.pii.unwrap().profiles["p"].scan_output;
+        let flag = load("  profiles:\n    p:\n      scan_output: true\n").unwrap();
+        assert_eq!(mode(flag), ScanOutput::Patterns);
+        let off = load("  profiles:\n    p:\n      scan_output: false\n").unwrap();
+        assert_eq!(mode(off), ScanOutput::Off);
+        let ner = load(
+            "  ner:\n    model_dir: m\n    runtime: r.so\n  profiles:\n    p:\n      scan_output: ner\n",
+        )
+        .unwrap();
+        assert_eq!(mode(ner), ScanOutput::Ner);
+        let e = load("  profiles:\n    p:\n      scan_output: ner\n").unwrap_err();
+        assert!(e.to_string().contains("scan_output"), "{e}");
+        let e = load("  profiles:\n    p:\n      scan_output: maybe\n").unwrap_err();
+        assert!(e.to_string().contains("false, patterns or ner"), "{e}");
     }
 
     #[test]

@@ -99,6 +99,42 @@ pub enum NerMode {
     Required,
 }
 
+/// Whether and how a profile scans answers for personal data the model writes.
+#[derive(Debug, Clone, Copy, JsonSchema, Default, PartialEq, Eq)]
+pub enum ScanOutput {
+    /// Answers are not scanned (`false`).
+    #[default]
+    Off,
+    /// The pattern recognizers and the deny-list (`patterns`, or `true`).
+    Patterns,
+    /// Patterns and the NER model: names and addresses the model writes too, judged on
+    /// whole sentences of a stream (`ner`).
+    Ner,
+}
+
+impl<'de> Deserialize<'de> for ScanOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(false) => Ok(ScanOutput::Off),
+            Raw::Flag(true) => Ok(ScanOutput::Patterns),
+            Raw::Name(n) => match n.as_str() {
+                "false" | "off" => Ok(ScanOutput::Off),
+                "patterns" | "true" => Ok(ScanOutput::Patterns),
+                "ner" => Ok(ScanOutput::Ner),
+                other => Err(serde::de::Error::custom(format!(
+                    "scan_output must be false, patterns or ner, not `{other}`"
+                ))),
+            },
+        }
+    }
+}
+
 fn default_hash_key_env() -> String {
     "WARDEN_PII_HASH_KEY".into()
 }
@@ -131,6 +167,12 @@ pub struct PiiProfile {
     /// Relative to the config file.
     #[serde(default)]
     pub keep_terms_files: Vec<std::path::PathBuf>,
+    /// Registry tools whose results teach the profile more commerce terms: the `name`,
+    /// `brand`, `title`, `product_name` and `model` strings of every result Warden runs
+    /// (e.g. `[search_catalog]`: the products a model is shown are kept whole when the
+    /// user or the model writes them). Up to 50,000 terms are learned per tool.
+    #[serde(default)]
+    pub keep_terms_from_tools: Vec<String>,
     /// Restore pseudonymized values in answers (streams included).
     #[serde(default = "yes")]
     pub restore: bool,
@@ -149,10 +191,12 @@ pub struct PiiProfile {
     #[serde(default)]
     pub ner: NerMode,
     /// Scan answers for personal data the model emits (from retrieved documents, tool
-    /// results or its training data) with the pattern recognizers and the deny-list;
-    /// `pseudonymize` and `block` withhold such values as `redact` does.
+    /// results or its training data): `false`, `patterns` (the pattern recognizers and the
+    /// deny-list; `true` means the same) or `ner` (the NER model as well, on whole
+    /// sentences of a stream); `pseudonymize` and `block` withhold such values as `redact`
+    /// does.
     #[serde(default)]
-    pub scan_output: bool,
+    pub scan_output: ScanOutput,
     /// How much of a streamed answer output scanning may hold back to see a value whole
     /// (bytes; a value without spaces, such as a key or an address, is held until it ends,
     /// up to 4 KiB).
@@ -289,6 +333,14 @@ impl PiiConfig {
                 return Err(invalid(
                     &["pii", "profiles", name.as_str()],
                     "`min_score` must be between 0 and 1",
+                ));
+            }
+            if profile.scan_output == ScanOutput::Ner
+                && (self.ner.is_none() || profile.ner == NerMode::Off)
+            {
+                return Err(invalid(
+                    &["pii", "profiles", name.as_str(), "scan_output"],
+                    "`ner` needs the NER model: configure `pii.ner` and leave the profile's `ner` on",
                 ));
             }
         }

@@ -108,6 +108,26 @@ impl Gateway {
                 config.state().encryption_key_env
             );
         }
+        if let Some(pii_config) = &config.pii {
+            let tools: Vec<String> = policy.as_ref().map_or_else(Vec::new, |p| {
+                p.current()
+                    .tools
+                    .iter()
+                    .map(|t| t.def.name.clone())
+                    .collect()
+            });
+            for (name, profile) in &pii_config.profiles {
+                if let Some(missing) = profile
+                    .keep_terms_from_tools
+                    .iter()
+                    .find(|t| !tools.contains(t))
+                {
+                    anyhow::bail!(
+                        "pii.profiles.{name}.keep_terms_from_tools: no tool `{missing}` in the tool registry"
+                    );
+                }
+            }
+        }
         let selector = match config.tools.as_ref().and_then(|t| t.selection.as_ref()) {
             None => None,
             Some(sel) => {

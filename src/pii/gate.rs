@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::ner::NerBudget;
 use super::response::{Answer, OutputScan};
 use super::{Blocked, Counts, Profile, Profiles, Redactor, Vault, request};
-use crate::config::NerMode;
+use crate::config::{NerMode, ScanOutput};
 use crate::openai::ApiRequest;
 use crate::telemetry::metrics;
 use crate::tokens::Encoding;
@@ -212,13 +212,17 @@ impl Profiles {
             profile: profile.clone(),
             hash_key: self.hash_key.clone(),
             tenant: tenant.map(str::to_string),
+            ner_budget: Arc::new(std::sync::Mutex::new(self.ner_limits.map(NerBudget::new))),
         };
         let restore = profile.settings.restore.then_some(walked.vault);
         Ok(Redacted {
             changed: walked.changed,
             counts: walked.counts,
             ner_skipped,
-            answer: Answer::new(restore, profile.settings.scan_output.then(|| scan.clone())),
+            answer: Answer::new(
+                restore,
+                (profile.settings.scan_output != ScanOutput::Off).then(|| scan.clone()),
+            ),
             scan,
         })
     }

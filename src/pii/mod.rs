@@ -4,10 +4,12 @@
 //! pseudonymized values in answers, streams included. Values never leave this module in
 //! logs, metrics or errors: only entity types and counts do.
 
+mod address;
 pub mod cli;
 pub mod eval;
 mod gate;
 pub mod keep;
+mod names;
 pub mod ner;
 pub mod output;
 pub mod recognize;
@@ -46,6 +48,8 @@ pub use vault::{StreamRestorer, Vault};
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Pattern,
+    /// A name after a cue ("ship to", "Attn:", "Mrs.").
+    Cue,
     Ner,
     DenyList,
 }
@@ -69,6 +73,8 @@ pub struct Profile {
     deny: Option<Regex>,
     /// Commerce terms whose findings are dropped (`keep_terms_files`).
     keep: Option<Arc<keep::KeepTerms>>,
+    /// Terms learned from tools' results (`keep_terms_from_tools`).
+    learned: Vec<Arc<keep::Learned>>,
     /// The NER model, when loaded and the profile uses it.
     ner: Option<Arc<NerModel>>,
 }
@@ -91,8 +97,23 @@ impl Profile {
             allow: settings.allow.iter().map(|a| a.to_lowercase()).collect(),
             deny,
             keep: keep::KeepTerms::load(&settings.keep_terms_files)?.map(Arc::new),
+            learned: Vec::new(),
             ner: None,
         })
+    }
+
+    /// This profile keeping the terms learned from its `keep_terms_from_tools`.
+    fn with_learned(
+        mut self,
+        learned: &std::collections::HashMap<String, Arc<keep::Learned>>,
+    ) -> Profile {
+        self.learned = self
+            .settings
+            .keep_terms_from_tools
+            .iter()
+            .filter_map(|t| learned.get(t).cloned())
+            .collect();
+        self
     }
 
     /// This profile with the NER model (unless its `ner` is `off`).
@@ -131,20 +152,29 @@ impl Profile {
         self.find(text, ModelUse::Within(budget))
     }
 
-    /// [`Profile::detect`] without the NER model: what output scanning runs on answers,
-    /// where it must keep pace with a stream.
-    pub fn detect_output(&self, text: &str) -> Vec<Finding> {
+    /// [`Profile::detect`] without the NER model: patterns, cues and the deny-list.
+    pub fn detect_patterns(&self, text: &str) -> Vec<Finding> {
         self.find(text, ModelUse::Skip)
     }
 
     fn find(&self, text: &str, use_ner: ModelUse<'_>) -> Vec<Finding> {
         let mut found = Vec::new();
         recognize::scan(text, &mut found);
+        address::scan(text, &mut found);
+        names::scan(text, &mut found);
+        names::before_contacts(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
+            // The model reads lower-case names after cues with capitals; they are
+            // candidates until it finds a person there.
+            let (read, candidates) = match use_ner {
+                ModelUse::Skip => (std::borrow::Cow::Borrowed(text), Vec::new()),
+                _ => names::recase(text),
+            };
+            found.extend(candidates.into_iter().map(|(s, e)| names::candidate(s, e)));
             let spans = match use_ner {
                 ModelUse::Skip => Ok(None),
-                ModelUse::Unlimited => model.detect(text).map(Some).map_err(ner::NerError::from),
-                ModelUse::Within(budget) => model.detect_within(text, budget).map(Some),
+                ModelUse::Unlimited => model.detect(&read).map(Some).map_err(ner::NerError::from),
+                ModelUse::Within(budget) => model.detect_within(&read, budget).map(Some),
             };
             match spans {
                 Ok(Some(spans)) => found.extend(spans.iter().cloned()),
@@ -164,6 +194,8 @@ impl Profile {
                 }
             }
         }
+        names::confirm(text, &mut found);
+        address::widen(text, &mut found);
         if let Some(deny) = &self.deny {
             found.extend(deny.find_iter(text).map(|m| Finding {
                 entity: Entity::Custom,
@@ -186,6 +218,11 @@ impl Profile {
         });
         if let Some(keep) = &self.keep {
             keep.drop_inside(text, &mut found);
+        }
+        for learned in &self.learned {
+            if let Some(keep) = learned.current() {
+                keep.drop_inside(text, &mut found);
+            }
         }
         resolve_overlaps(found)
     }
@@ -227,6 +264,8 @@ pub struct Profiles {
     pub ner_limits: Option<ner::NerLimits>,
     /// Model sessions one tenant may use at a time.
     pub ner_share: Option<Arc<ner::TenantShare>>,
+    /// Terms learned from each tool a profile names in `keep_terms_from_tools`.
+    learned: std::collections::HashMap<String, Arc<keep::Learned>>,
 }
 
 impl Profiles {
@@ -235,6 +274,8 @@ impl Profiles {
             return Ok(Profiles::default());
         };
         recognize::warm();
+        address::warm();
+        names::warm();
         let ner = match &config.ner {
             Some(files) => match NerModel::load(&ner::NerFiles {
                 model_dir: files.model_dir.clone(),
@@ -256,9 +297,17 @@ impl Profiles {
             },
             None => None,
         };
+        let learned: std::collections::HashMap<String, Arc<keep::Learned>> = config
+            .profiles
+            .values()
+            .flat_map(|p| p.keep_terms_from_tools.iter())
+            .map(|t| (t.clone(), Arc::new(keep::Learned::default())))
+            .collect();
         let mut profiles = std::collections::HashMap::new();
         for (name, p) in &config.profiles {
-            let profile = Profile::new(name, p)?.with_ner(ner.clone());
+            let profile = Profile::new(name, p)?
+                .with_ner(ner.clone())
+                .with_learned(&learned);
             profiles.insert(name.clone(), Arc::new(profile));
         }
         let hash_key = match std::env::var(&config.hash_key_env) {
@@ -292,7 +341,24 @@ impl Profiles {
             ner_share: ner
                 .as_ref()
                 .map(|m| Arc::new(ner::TenantShare::new(m.sessions.saturating_sub(1).max(1)))),
+            learned,
         })
+    }
+
+    /// Learns the commerce terms in a result of `tool`, for the profiles that keep its
+    /// terms (nothing when none does).
+    pub fn learn(&self, tool: &str, result: &serde_json::Value) {
+        if let Some(learned) = self.learned.get(tool) {
+            let added = learned.learn(result);
+            if added > 0 {
+                tracing::debug!(
+                    tool,
+                    added,
+                    total = learned.len(),
+                    "PII: commerce terms learned"
+                );
+            }
+        }
     }
 
     /// The profile a request uses: its policy rule's, else the default; `None` when PII

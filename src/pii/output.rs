@@ -3,7 +3,10 @@
 //! window holds back the last `hold` bytes (so a value split across chunks is seen whole),
 //! a word without spaces until it ends (keys, e-mail addresses, URLs) and an unterminated
 //! PEM block until its end line — never more than [`MAX_HOLD`] bytes. Some released text is
-//! kept as context, so context words before a value still count.
+//! kept as context, so context words before a value still count. When the NER model reads
+//! the answer (`scan_output: ner`), text is released a sentence at a time, so the model
+//! judges a name or an address with the words around it; a sentence longer than
+//! [`MAX_HOLD`] is released at the bound as any text is.
 
 use super::Finding;
 use super::redact::Redactor;
@@ -17,6 +20,8 @@ pub const MAX_HOLD: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct ScanWindow {
     hold: usize,
+    /// Release only up to the end of a sentence.
+    sentences: bool,
     /// The tail of what was already released, scanned for context only.
     context: String,
     /// Text not released yet.
@@ -27,15 +32,31 @@ impl ScanWindow {
     pub fn new(hold: usize) -> ScanWindow {
         ScanWindow {
             hold: hold.min(MAX_HOLD),
+            sentences: false,
             context: String::new(),
             pending: String::new(),
         }
+    }
+
+    /// This window releasing whole sentences only (`true`).
+    pub fn by_sentence(mut self, sentences: bool) -> ScanWindow {
+        self.sentences = sentences;
+        self
     }
 
     /// The text that can be released after `fragment`, scanned and rewritten.
     pub fn push(&mut self, r: &mut Redactor<'_>, fragment: &str) -> String {
         self.pending.push_str(fragment);
         if self.pending.len() <= self.hold {
+            return String::new();
+        }
+        // Reading sentences, nothing is released (nor read) before one ends.
+        let ready = self.pending.len() - self.hold;
+        let ready = self.pending.floor_char_boundary(ready);
+        if self.sentences
+            && self.pending.len() < MAX_HOLD
+            && sentence_end(&self.pending, 0, ready) == 0
+        {
             return String::new();
         }
         self.release(r, false)
@@ -52,7 +73,7 @@ impl ScanWindow {
     fn release(&mut self, r: &mut Redactor<'_>, all: bool) -> String {
         let base = self.context.len();
         let text = format!("{}{}", self.context, self.pending);
-        let findings = r.profile().detect_output(&text);
+        let findings = r.detect(&text);
         let cut = if all {
             text.len()
         } else {
@@ -100,6 +121,9 @@ impl ScanWindow {
                 at + after(at).chars().next().map_or(1, char::len_utf8)
             });
         }
+        if self.sentences {
+            cut = sentence_end(text, base, cut);
+        }
         if let Some(open) = after(base).rfind("-----BEGIN")
             && !after(base + open).contains("-----END")
         {
@@ -115,6 +139,27 @@ impl ScanWindow {
         }
         cut
     }
+}
+
+/// The end of the last sentence of `text[base..cut]` (after its terminator and the
+/// space that follows), or `base` when none ends there.
+fn sentence_end(text: &str, base: usize, cut: usize) -> usize {
+    let Some(window) = text.get(base..cut) else {
+        return base;
+    };
+    let mut end = base;
+    let mut chars = window.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let terminator = matches!(c, '.' | '!' | '?' | '。' | '！' | '？' | '\n');
+        if terminator && chars.peek().is_some_and(|&(_, n)| n.is_whitespace()) {
+            if let Some(&(j, n)) = chars.peek() {
+                end = base + j + n.len_utf8();
+            }
+        } else if c == '\n' {
+            end = base + i + 1;
+        }
+    }
+    end
 }
 
 #[cfg(test)]

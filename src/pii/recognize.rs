@@ -135,12 +135,8 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::Phone,
-            pattern: r"(?:\+|(?-u:\b)00)\d[\d ().-]{5,18}\d(?-u:\b)|\(?(?-u:\b)\d[\d ().-]{5,16}\d(?-u:\b)",
-            check: |s| match (!looks_like_date(s)).then(|| validate::phone(s)).flatten() {
-                Some(true) => Some(0.85),
-                Some(false) => Some(0.55),
-                None => None,
-            },
+            pattern: r"(?:\+|(?-u:\b)00)\d[\d ().-]{5,20}\d(?i:\s?(?:x|ext\.?|extn\.?|extension)\s?\d{1,6})?(?-u:\b)|\(?(?-u:\b)\d[\d ().-]{5,18}\d(?i:\s?(?:x|ext\.?|extn\.?|extension)\s?\d{1,6})?(?-u:\b)",
+            check: phone_score,
             context: &[
                 "phone",
                 "call",
@@ -156,6 +152,22 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "téléphone",
                 "portable",
                 "telefono",
+                "teléfono",
+                "móvil",
+                "llamadme",
+                "llámame",
+                "cellulare",
+                "chiamami",
+                "bel ",
+                "bellen",
+                "telefoon",
+                "mobiel",
+                "appelez",
+                "joindre",
+                "celular",
+                "contact",
+                "mob",
+                "ring",
                 "reach me",
             ],
             penalty: COMMERCE,
@@ -179,6 +191,14 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "née le",
                 "date de naissance",
                 "fecha de nacimiento",
+                "data di nascita",
+                "nato il",
+                "nata il",
+                "geboortedatum",
+                "geboren op",
+                "data de nascimento",
+                "nascido em",
+                "nascida em",
                 "age",
             ],
             penalty: &[],
@@ -215,6 +235,26 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{4}[./-]\d{1,2}[./-]\d{1,2}$")
         .expect("date pattern")
 });
+
+/// A phone candidate's score before context: a valid number written with its country
+/// code is a phone; one valid in a region, or merely possible, needs less or more
+/// context; an extension marks a phone.
+fn phone_score(s: &str) -> Option<f64> {
+    use validate::PhoneFit;
+    if looks_like_date(s) {
+        return None;
+    }
+    let fit = validate::phone(s)?;
+    let international = s.starts_with('+') || s.starts_with("00");
+    let base = match fit {
+        PhoneFit::International => 0.85,
+        PhoneFit::National => 0.55,
+        PhoneFit::Possible if international => 0.45,
+        PhoneFit::Possible => 0.3,
+    };
+    let extension = validate::without_extension(s).len() < s.len();
+    Some(if extension { base + 0.2 } else { base })
+}
 
 fn looks_like_date(s: &str) -> bool {
     DATE.is_match(s.trim())
@@ -279,11 +319,15 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
                 from += 1;
             }
             if !r.context.is_empty() || !r.penalty.is_empty() {
+                // The nearer word decides: "order #5 arrived broken, call me on 0191…" is
+                // a phone; "call about order 4155552671" is not.
                 let window = before(text, m.start());
-                if r.context.iter().any(|w| window.contains(w)) {
+                let last = |words: &[&str]| words.iter().filter_map(|w| window.rfind(w)).max();
+                let cue = last(r.context);
+                if cue.is_some() {
                     score += CONTEXT_BOOST;
                 }
-                if r.penalty.iter().any(|w| window.contains(w)) {
+                if last(r.penalty) > cue {
                     score -= CONTEXT_PENALTY;
                 }
             }
@@ -400,6 +444,12 @@ mod tests {
     fn context_raises_and_commerce_lowers() {
         assert!(kinds("call me at (415) 555-2671", 0.5).contains(&Entity::Phone));
         assert!(!kinds("order 4155552671 shipped", 0.5).contains(&Entity::Phone));
+        assert!(!kinds("call about order 4155552671", 0.5).contains(&Entity::Phone));
+        assert!(
+            kinds("order #520323 never arrived, call me on 0191 4960209", 0.5)
+                .contains(&Entity::Phone),
+            "the cue is nearer than the order"
+        );
         assert!(kinds("born 12.03.1987 in Lyon", 0.5).contains(&Entity::DateOfBirth));
         assert!(!kinds("delivered 12.03.2026 to Lyon", 0.5).contains(&Entity::DateOfBirth));
         assert!(kinds("my SSN is 536-22-1234", 0.5).contains(&Entity::UsSsn));

@@ -9,8 +9,7 @@ use sha2::Sha256;
 
 use super::vault::Vault;
 use super::{Finding, Profile};
-use crate::config::Entity;
-use crate::config::{PiiAction, RestoreSource};
+use crate::config::{Entity, PiiAction, RestoreSource, ScanOutput};
 
 /// The request carried entity types its profile blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +21,8 @@ pub struct Redactor<'a> {
     /// answer exists already and a placeholder means nothing to its reader), so both
     /// withhold the value as `redact` does.
     output: bool,
-    /// Whether the NER model reads the texts (not for answers, which must keep pace
-    /// with a stream).
+    /// Whether the NER model reads the texts (for answers only when the profile's
+    /// `scan_output` is `ner`).
     read_model: bool,
     hash_key: &'a [u8],
     tenant: &'a str,
@@ -52,11 +51,22 @@ impl<'a> Redactor<'a> {
         }
     }
 
-    /// A redactor for the model's answer (see [`Redactor::output`]).
+    /// A redactor applying patterns to text that exists already, as to an answer (see
+    /// [`Redactor::output`]), without the model.
     pub fn for_output(profile: &'a Profile, hash_key: &'a [u8], tenant: Option<&'a str>) -> Self {
         Redactor {
             output: true,
             read_model: false,
+            ..Redactor::new(profile, hash_key, tenant)
+        }
+    }
+
+    /// A redactor for the model's answer: patterns, and the model when the profile's
+    /// `scan_output` is `ner`.
+    pub fn for_answer(profile: &'a Profile, hash_key: &'a [u8], tenant: Option<&'a str>) -> Self {
+        Redactor {
+            output: true,
+            read_model: profile.settings.scan_output == ScanOutput::Ner,
             ..Redactor::new(profile, hash_key, tenant)
         }
     }
@@ -89,12 +99,17 @@ impl<'a> Redactor<'a> {
 
     /// The redacted text, or `None` when nothing in it changes.
     pub fn text(&mut self, text: &str) -> Option<String> {
-        let findings = match (&mut self.ner_budget, self.read_model) {
-            (_, false) => self.profile.detect_output(text),
+        let findings = self.detect(text);
+        self.apply(text, &findings)
+    }
+
+    /// What the profile finds in `text`, the model read as this redactor allows.
+    pub fn detect(&mut self, text: &str) -> Vec<Finding> {
+        match (&mut self.ner_budget, self.read_model) {
+            (_, false) => self.profile.detect_patterns(text),
             (Some(budget), true) => self.profile.detect_within(text, budget),
             (None, true) => self.profile.detect(text),
-        };
-        self.apply(text, &findings)
+        }
     }
 
     /// Applies findings (sorted, non-overlapping) to `text`.

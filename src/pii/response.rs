@@ -12,16 +12,17 @@
 //! choice finishes or the stream ends.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
 use super::Counts;
+use super::ner::NerBudget;
 use super::output::ScanWindow;
 use super::redact::Redactor;
 use super::vault::{StreamRestorer, Vault};
 use super::{Profile, request};
-use crate::config::PiiAction;
+use crate::config::{PiiAction, ScanOutput};
 
 /// Output scanning settings of one request: its profile and the `hash` action's key.
 #[derive(Debug, Clone)]
@@ -29,22 +30,36 @@ pub struct OutputScan {
     pub profile: Arc<Profile>,
     pub hash_key: Arc<[u8]>,
     pub tenant: Option<String>,
+    /// What the model may still spend on this answer (`scan_output: ner`), shared by
+    /// every field and choice of it.
+    pub ner_budget: Arc<Mutex<Option<NerBudget>>>,
 }
 
 impl OutputScan {
     /// A redactor applying the profile to the model's answer.
     pub fn redactor(&self) -> Redactor<'_> {
-        Redactor::for_output(&self.profile, &self.hash_key, self.tenant.as_deref())
+        Redactor::for_answer(&self.profile, &self.hash_key, self.tenant.as_deref())
     }
 
     /// Runs `f` with a redactor and adds its findings to `counts`.
     fn run<T>(&self, counts: &mut Counts, f: impl FnOnce(&mut Redactor<'_>) -> T) -> T {
         let mut r = self.redactor();
+        let mut budget = self
+            .ner_budget
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        r.ner_budget = budget.take();
         let out = f(&mut r);
+        *budget = r.ner_budget.take();
         for (k, n) in r.counts {
             *counts.entry(k).or_default() += n;
         }
         out
+    }
+
+    /// Whether the model reads the answer: streams are then released a sentence at a time.
+    pub fn reads_sentences(&self) -> bool {
+        self.profile.settings.scan_output == ScanOutput::Ner && self.profile.ner().is_some()
     }
 }
 
@@ -317,10 +332,10 @@ impl AnswerStream {
     fn push(&mut self, key: (u64, Field), fragment: &str) -> String {
         let answer = &mut self.answer;
         let state = self.fields.entry(key).or_insert_with(|| FieldState {
-            window: answer
-                .scan
-                .as_ref()
-                .map(|s| ScanWindow::new(s.profile.settings.output_holdback_bytes)),
+            window: answer.scan.as_ref().map(|s| {
+                ScanWindow::new(s.profile.settings.output_holdback_bytes)
+                    .by_sentence(s.reads_sentences())
+            }),
             restorer: answer.vault.as_ref().map(|v| v.stream(key.1.json())),
         });
         let scanned = match (&mut state.window, &answer.scan) {
@@ -443,6 +458,7 @@ mod tests {
             )),
             hash_key: Arc::from(&b"k"[..]),
             tenant: None,
+            ner_budget: Default::default(),
         };
         Answer::new(Some(vault()), Some(scan)).unwrap()
     }

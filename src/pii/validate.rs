@@ -83,37 +83,78 @@ pub fn ipv6(s: &str) -> bool {
     s.contains("::") || s.matches(':').count() >= 4 && s.parse::<Ipv6Addr>().is_ok()
 }
 
-/// Regions phone numbers without a country code are tried in.
-const REGIONS: [phonenumber::country::Id; 8] = {
+/// Regions phone numbers without a country code are tried in (US stands for the North
+/// American plan, Canada included).
+const REGIONS: [phonenumber::country::Id; 11] = {
     use phonenumber::country::Id::*;
-    [US, GB, DE, FR, NL, ES, IT, IN]
+    [US, GB, IN, DE, FR, ES, IT, NL, BR, AU, JP]
 };
 
-/// A number valid in international form (`+…` / `00…`), or in one of the common regions.
-/// Returns whether the number carried an explicit country code.
-pub fn phone(s: &str) -> Option<bool> {
-    let digits = s.chars().filter(char::is_ascii_digit).count();
+/// How well a phone candidate fits libphonenumber's metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneFit {
+    /// Valid, written with its country code (`+…`, `00…`, `001-…`).
+    International,
+    /// Valid in one of [`REGIONS`] as written.
+    National,
+    /// Parses, with a plausible length, but the metadata does not know its range (new
+    /// ranges, fictional 555 numbers, typos): a phone only with a cue.
+    Possible,
+}
+
+/// How `s` fits as a phone number, or `None` when it cannot be one. An extension
+/// (`x204`, `ext. 12`) is not part of the number.
+pub fn phone(s: &str) -> Option<PhoneFit> {
+    let number = without_extension(s).trim();
+    let digits = number.chars().filter(char::is_ascii_digit).count();
     if !(7..=15).contains(&digits) {
         return None;
     }
-    let trimmed = s.trim();
-    let international = trimmed.starts_with('+') || trimmed.starts_with("00");
+    let international = number.starts_with('+') || number.starts_with("00");
     if international {
-        let normalized = match trimmed.strip_prefix("00") {
+        let normalized = match number.strip_prefix("00") {
             Some(rest) => format!("+{rest}"),
-            None => trimmed.to_string(),
+            None => number.to_string(),
+        }
+        .replace("(0)", "");
+        // A number libphonenumber cannot place (an unknown area code) is still possible
+        // with a country code: digits after a `+` are dialled as a phone number.
+        return match phonenumber::parse(None, &normalized) {
+            Ok(parsed) if phonenumber::is_valid(&parsed) => Some(PhoneFit::International),
+            Ok(parsed) => plausible(&parsed).then_some(PhoneFit::Possible),
+            Err(_) => (digits >= 8).then_some(PhoneFit::Possible),
         };
-        let number = phonenumber::parse(None, &normalized).ok()?;
-        return phonenumber::is_valid(&number).then_some(true);
     }
-    REGIONS
-        .iter()
-        .any(|region| {
-            phonenumber::parse(Some(*region), trimmed)
-                .map(|n| phonenumber::is_valid(&n))
-                .unwrap_or(false)
-        })
-        .then_some(false)
+    let mut possible = false;
+    for region in REGIONS {
+        if let Ok(parsed) = phonenumber::parse(Some(region), number) {
+            if phonenumber::is_valid(&parsed) {
+                return Some(PhoneFit::National);
+            }
+            possible |= plausible(&parsed);
+        }
+    }
+    possible.then_some(PhoneFit::Possible)
+}
+
+/// A national number of a length some country uses.
+fn plausible(number: &phonenumber::PhoneNumber) -> bool {
+    (6..=12).contains(&number.national().to_string().len())
+}
+
+/// `s` without a trailing extension (`x204`, `ext. 12`, `extension 7`).
+pub fn without_extension(s: &str) -> &str {
+    let lower = s.to_ascii_lowercase();
+    for marker in ["extension", "extn", "ext", "x"] {
+        if let Some(at) = lower.rfind(marker) {
+            let tail = lower.get(at + marker.len()..).unwrap_or_default();
+            let tail = tail.trim_start_matches(['.', ' ']);
+            if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) {
+                return s.get(..at).unwrap_or(s).trim_end();
+            }
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -149,11 +190,19 @@ mod tests {
 
     #[test]
     fn phones_in_several_regions() {
-        assert_eq!(phone("+1 415 555 2671"), Some(true));
-        assert_eq!(phone("+44 20 7946 0958"), Some(true));
-        assert_eq!(phone("0049 30 901820"), Some(true));
-        assert_eq!(phone("(415) 555-2671"), Some(false));
-        assert_eq!(phone("020 7946 0958"), Some(false));
+        use PhoneFit::*;
+        assert_eq!(phone("+1 415 555 2671"), Some(International));
+        assert_eq!(phone("+44 20 7946 0958"), Some(International));
+        assert_eq!(phone("0049 30 901820"), Some(International));
+        assert_eq!(phone("001-415-555-2671"), Some(International));
+        assert_eq!(phone("+919845012345"), Some(International));
+        assert_eq!(phone("+49 (0)30 901820"), Some(International));
+        assert_eq!(phone("(415) 555-2671"), Some(National));
+        assert_eq!(phone("020 7946 0958"), Some(National));
+        assert_eq!(phone("612-555-0187x204"), phone("612-555-0187"));
+        assert_eq!(phone("(646) 555-3890 ext. 12"), phone("(646) 555-3890"));
+        assert!(phone("+44161 4960871").is_some());
+        assert!(phone("+33 4 72 10 55 38").is_some());
         assert_eq!(phone("12"), None);
     }
 

@@ -230,7 +230,10 @@ pub async fn perform(
     let is_error = executed.is_error();
     let result = executed.into_result();
 
-    // 9. redact
+    // 9. redact (after the catalog's terms in the result are learned, so they stay)
+    if !is_error {
+        gw.pii.learn(&tool.def.name, &result);
+    }
     let result = match profile {
         None => result,
         Some(profile) => {

@@ -180,6 +180,7 @@ mod tests {
             profile: Arc::new(crate::pii::Profile::new("p", &profile).unwrap()),
             hash_key: Arc::from(&b"k"[..]),
             tenant: None,
+            ner_budget: Default::default(),
         };
         Capture::new(
             scan,

@@ -1,0 +1,414 @@
+//! Postal addresses by their shape, and whole addresses from pieces. The shapes are the
+//! ones people write on one line: a number and a street type ("221 Maple Ave", "12 rue des
+//! Lilas"), a street type and a number ("Calle de Alcalá 45", "Via Roma 10", "Rua Augusta
+//! 1500"), a compound street name and a number ("Hauptstraße 17a", "Keizersgracht 123"),
+//! Indian house and plot numbers ("H.No. 12-4-57"), Japanese block numbers ("2-11-3
+//! Meguro") and US military mail ("PSC 1234, Box 5678, APO AE 09204"; "USNS Comfort (T-AH
+//! 20), FPO AA 34055"). [`widen`] then grows every address finding, the model's included,
+//! over the pieces written next to it: the unit or house number before it, and the unit,
+//! locality, region and postcode after it, which the model labels apart or not at all.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{Finding, Source};
+use crate::config::Entity;
+
+/// Letters of the Latin alphabets, as ranges: a few bytes of automaton where `\p{L}`
+/// would be thousands of states, so text without an address is scanned at memory speed.
+/// (Upper and lower case overlap in the extended ranges; the patterns only need to tell
+/// a capitalised word from a lower-case one in Basic Latin and Latin-1.)
+const UPPER: &str = r"A-ZÀ-ÖØ-ÞĀ-ɏ";
+const LOWER: &str = r"a-zß-öø-ÿĀ-ɏ";
+const LETTER: &str = r"A-Za-zÀ-ÖØ-öø-ɏ";
+/// `pattern` with its letter classes as Latin ranges and its digits as ASCII digits (as
+/// nested classes, so they work inside a class too).
+fn latin(pattern: &str) -> String {
+    pattern
+        .replace(r"\p{Lu}", &format!("[{UPPER}]"))
+        .replace(r"\p{Ll}", &format!("[{LOWER}]"))
+        .replace(r"\p{L}", &format!("[{LETTER}]"))
+        .replace(r"\d", "[0-9]")
+}
+
+/// The lazy DFA's cache for the shapes.
+const DFA_CACHE: usize = 8 << 20;
+
+/// Score of an address found by its shape.
+const SHAPED: f64 = 0.75;
+/// Most pieces [`widen`] adds after an address, and bytes it may grow by each way.
+const MAX_PIECES: usize = 5;
+const MAX_GROWTH: usize = 96;
+
+/// Street types that follow the street's name ("Maple Ave"), in any case.
+const TYPES_AFTER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|highway|hwy|parkway|pkwy|crescent|cres|terrace|way|court|ct|place|pl|close|gardens|square|sq|row|mews|walk|trail|circle|cir|alley|grove|hill|gate|loop|parade|esplanade|quay|plaza|chowk|marg|nagar|gali|colony|bagh|zila|ganj|path";
+/// Street types of an address written in lower case: the unmistakable ones.
+const TYPES_AFTER_LOWER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|hwy|pkwy";
+/// Street types that come first ("Calle de Alcalá", "Via Roma"), in any case.
+const TYPES_BEFORE: &str = r"calle|callejón|cuesta|rambla|pasaje|pasadizo|urbanización|acceso|cañada|vía|c/|avenida|avda\.?|av\.|avd\.|paseo|ronda|plaza|pza\.|carrer|camino|glorieta|travesía|carretera|rua|travessa|alameda|praça|estrada|rue|boulevard|strada|vicolo|piazzale|piazza|viale|corso|largo|canale|contrada|borgo|stretto|incrocio|rotonda";
+/// Street types that come first only when capitalised (English words otherwise).
+const TYPES_BEFORE_CAPITALISED: &str = r"Via|Avenue|Place|Route|Allée|Chemin|Quai|Impasse|Cours";
+/// Street types that follow a number in French ("12 rue des Lilas").
+const TYPES_AFTER_NUMBER: &str =
+    r"rue|avenue|av\.|boulevard|bd|place|chemin|allée|quai|impasse|route|cours|square";
+/// Endings of compound street names ("Hauptstraße", "Keizersgracht", "Lindenallee").
+const COMPOUND: &str = r"straße|strasse|str\.|weg|allee|gasse|platz|ring|damm|ufer|chaussee|gracht|straat|laan|plein|kade|steeg|singel|dijk|hof|baan|dreef|boulevard|pad|markt|vej|gade|gatan|vägen|veien";
+/// Words between the capitalised words of a street's name ("de la", "dei", "van").
+const PARTICLE: &str = r"de la|de las|de los|del|de|des|du|la|le|les|d'|dels|do|dos|da|das|di|dei|della|delle|degli|van|von|der|den|y|e|i";
+
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns; the unit tests compile them"
+)]
+static SHAPES: LazyLock<Regex> = LazyLock::new(|| {
+    // A capitalised word; a dot only after an abbreviation ("St.", "Av."), so a name
+    // never runs on into the next sentence.
+    let cap = r"\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)";
+    let name = format!(
+        r"(?:(?:{PARTICLE})\s+){{0,2}}{cap}(?:\s+(?:(?:{PARTICLE})\s+){{0,2}}(?:{cap}|\d{{1,2}}))*"
+    );
+    let number = r"\d{1,5}[A-Za-z]?(?:[-/]\d{1,4})?";
+    let patterns = [
+        // US military mail.
+        r"(?i:(?-u:\b)(?:psc|unit|cmr)\s+\d{3,5},?\s+box\s+\d{1,5},?\s+(?:apo|fpo|dpo)\s+(?:aa|ae|ap)\s+\d{5}(?-u:\b))".to_string(),
+        r"(?:USNS|USNV|USS|USCGC)\s+\p{Lu}[\p{L}.']*(?:\s+\p{Lu}[\p{L}.']*){0,4}(?:\s*\([A-Z]+(?:-[A-Z]+)?\s*\d+\))?,?\s+(?:APO|FPO|DPO)\s+(?:AA|AE|AP)\s+\d{5}(?-u:\b)".to_string(),
+        // Number, capitalised name, street type.
+        format!(r"(?-u:\b){number},?\s+(?:[NSEW]\.?\s+)?{name}\s+(?i:{TYPES_AFTER})(?-u:\b)\.?"),
+        // The same in lower case, with the unmistakable types.
+        format!(r"(?-u:\b)\d{{1,5}}[a-z]?\s+(?:[nsew]\.?\s+)?\p{{Ll}}+(?:\s+\p{{Ll}}+)?\s+(?:{TYPES_AFTER_LOWER})(?-u:\b)\.?"),
+        // Number, then a type that comes first (French).
+        format!(r"(?-u:\b)\d{{1,4}}(?:\s?(?:bis|ter))?,?\s+(?i:{TYPES_AFTER_NUMBER})\s+{name}"),
+        // Type first, capitalised name, number.
+        format!(r"(?-u:\b)(?:(?i:{TYPES_BEFORE})|{TYPES_BEFORE_CAPITALISED})\s+{name},?\s+(?:n\.?º\s*)?{number}(?-u:\b)"),
+        // Compound street name and number.
+        format!(r"\p{{Lu}}[\p{{L}}-]*(?i:{COMPOUND})\s+\d{{1,4}}[a-zA-Z]?(?:-[0-9IVX]+)?(?-u:\b)"),
+        // Indian: a number, a locality, a city and its PIN ("22/26, Dara, Pondicherry 748650").
+        format!(r"(?-u:\b)\d{{1,4}}(?:/\d{{1,4}})?,\s+{name},\s+{name}\s?[-–]?\s?\d{{6}}(?-u:\b)"),
+        // Indian house, plot and door numbers.
+        r"(?i:(?-u:\b)(?:h\.?\s?no\.?|house\s+no\.?|plot\s+no\.?|flat\s+no\.?|door\s+no\.?)\s*[\d/-]+[a-z]?(?-u:\b))".to_string(),
+        // Japanese block addresses.
+        r"(?-u:\b)\d{1,2}-\d{1,2}-\d{1,3},?\s+\p{Lu}\p{Ll}+(?:-(?:ku|shi|cho|machi))?(?-u:\b)".to_string(),
+    ];
+    let pattern = latin(&patterns.join("|"));
+    regex::RegexBuilder::new(&pattern)
+        .dfa_size_limit(DFA_CACHE)
+        .build()
+        .expect("address shapes compile")
+});
+
+/// Words that make a lower-case match prose rather than an address ("3 on the road").
+const PROSE: &[&str] = &[
+    "on", "the", "in", "to", "of", "a", "an", "my", "your", "our", "for", "at", "by", "down", "up",
+    "this", "that", "same", "other", "more", "days", "weeks", "items", "pairs", "times", "and",
+    "or", "is", "are", "across", "along", "off",
+];
+
+/// A piece written before an address: a unit or a house number, then a comma or a space.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns; the unit tests compile them"
+)]
+static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i:(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|no\.|plot\s+no\.?|house\s+no\.?|h\.?\s?no\.?)\s*[\w/-]+|\d{1,5}[a-z]?(?:-\d+)?),?\s+$",
+    )
+    .expect("address prefix compiles")
+});
+
+/// A piece written after an address, after a comma or a space: a unit, a postcode, a
+/// region, a locality of up to three words.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns; the unit tests compile them"
+)]
+static AFTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&latin(concat!(
+        r"^(?:\s*,\s*|\s+|\s*-\s*)(?:",
+        // units and floors
+        r"(?i:(?:apt\.?|apto\.?|apartment|unit|suite|ste\.?|flat|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block)\s*[\w/º°ª.-]+)",
+        r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|[a-z](?-u:\b)|(?i:izquierda|izda\.?|derecha|dcha\.?|centro))?",
+        r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
+        // postcodes
+        r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)",
+        r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}(?-u:\b)|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2}(?-u:\b)",
+        r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d(?-u:\b)|[A-Z]\d{2}\s?[A-Z\d]{4}(?-u:\b)",
+        // regions
+        r"|[A-Z]{2,3}(?-u:\b)",
+        // a locality: capitalised words, or lower-case ones in a lower-case address
+        r"|\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)(?:\s(?:de\s|del\s|la\s|sur\s|am\s|an\s(?:der\s)?|upon\s|on\s)?\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)){0,2}(?:\s\([A-Z]{2}\))?",
+        r")"
+    )))
+    .expect("address suffix compiles")
+});
+
+/// Lower-case words that may form a locality in an address written all in lower case.
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns; the unit tests compile them"
+)]
+static AFTER_LOWER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&latin(
+        r"^(?:,\s*|\s+)(?:[\p{Ll}][\p{Ll}'’.-]*(?:\s[\p{Ll}][\p{Ll}'’.-]*){0,1})(?-u:\b)",
+    ))
+    .expect("lower-case locality compiles")
+});
+
+/// Words a locality never is: the start of what is said after an address.
+const NOT_PLACES: &[&str] = &[
+    "please",
+    "pls",
+    "thanks",
+    "thank",
+    "call",
+    "phone",
+    "tel",
+    "tel.",
+    "mobile",
+    "email",
+    "and",
+    "the",
+    "my",
+    "i",
+    "it",
+    "is",
+    "before",
+    "after",
+    "by",
+    "asap",
+    "gracias",
+    "merci",
+    "danke",
+    "grazie",
+    "bitte",
+    "order",
+    "attn",
+    "attention",
+    "regards",
+    "mi",
+    "je",
+    "ich",
+    "il",
+    "la",
+    "le",
+    "el",
+    "can",
+    "could",
+    "i'm",
+    "we",
+    "you",
+    "they",
+    "he",
+    "she",
+    "this",
+    "that",
+    "ask",
+    "note",
+    "leave",
+    "send",
+    "ship",
+    "deliver",
+    "gracias!",
+];
+
+/// Addresses by their shape.
+pub fn scan(text: &str, out: &mut Vec<Finding>) {
+    let start = out.len();
+    for m in SHAPES.find_iter(text) {
+        let lower_prose = !m.as_str().chars().any(char::is_uppercase)
+            && m.as_str().split_whitespace().any(|w| PROSE.contains(&w));
+        if lower_prose {
+            continue;
+        }
+        out.push(Finding {
+            entity: Entity::Address,
+            start: m.start(),
+            end: m.end().min(text.len()),
+            score: SHAPED,
+            source: Source::Pattern,
+        });
+    }
+    // Shapes that overlap: the longest stands for the address.
+    let mut shaped = out.split_off(start);
+    shaped.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    for f in shaped {
+        if out
+            .get(start..)
+            .and_then(<[Finding]>::last)
+            .is_none_or(|last| last.end <= f.start)
+        {
+            out.push(f);
+        }
+    }
+}
+
+/// Grows every address finding over the pieces written next to it (see the module),
+/// then drops the model's street names that stay without a number: "Oxford Street" is
+/// where a shop is, not where a person lives.
+pub fn widen(text: &str, found: &mut Vec<Finding>) {
+    for f in found.iter_mut().filter(|f| f.entity == Entity::Address) {
+        let (start, end) = grown(text, f.start, f.end);
+        f.start = start;
+        f.end = end;
+    }
+    found.retain(|f| {
+        f.entity != Entity::Address
+            || f.source != Source::Ner
+            || text
+                .get(f.start..f.end)
+                .is_some_and(|a| a.chars().any(|c| c.is_ascii_digit()))
+    });
+}
+
+fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let lower = text
+        .get(start..end)
+        .is_some_and(|s| !s.chars().any(char::is_uppercase));
+    // Before: one unit or house number.
+    let floor = text.floor_char_boundary(start.saturating_sub(MAX_GROWTH));
+    let mut new_start = start;
+    if let Some(m) = text.get(floor..start).and_then(|b| BEFORE.find(b)) {
+        let s = floor + m.start();
+        let clear = text
+            .get(..s)
+            .and_then(|t| t.chars().next_back())
+            .is_none_or(|c| !c.is_alphanumeric());
+        if clear {
+            new_start = s;
+        }
+    }
+    // After: units, postcodes, regions, localities. Once a postcode and a locality are
+    // in, only a region may follow ("10123 Torino, Marco Ferrari": the name stays out).
+    let mut new_end = end;
+    let has_postcode = |s: &str| {
+        s.split(|c: char| !c.is_ascii_digit())
+            .any(|run| run.len() >= 4)
+    };
+    let (mut postcode, mut locality) = (text.get(start..end).is_some_and(has_postcode), false);
+    for _ in 0..MAX_PIECES {
+        let Some(rest) = text.get(new_end..) else {
+            break;
+        };
+        let piece = AFTER
+            .find(rest)
+            .or_else(|| lower.then(|| AFTER_LOWER.find(rest)).flatten());
+        let Some(m) = piece else {
+            break;
+        };
+        let body = m
+            .as_str()
+            .trim_start_matches(|c: char| c == ',' || c == '-' || c.is_whitespace());
+        let first = body.split(' ').next().unwrap_or_default().to_lowercase();
+        if body.is_empty() || NOT_PLACES.contains(&first.as_str()) {
+            break;
+        }
+        let is_postcode = body.chars().any(|c| c.is_ascii_digit());
+        let unit = is_postcode && !has_postcode(body);
+        let is_region = body.len() <= 4
+            && body
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || "()".contains(c))
+            || body.starts_with('(');
+        if postcode && locality && !is_region && !is_postcode {
+            break;
+        }
+        postcode |= is_postcode && !unit;
+        locality |= !is_postcode && !is_region;
+        if new_end + m.end() - end > MAX_GROWTH {
+            break;
+        }
+        new_end += m.end();
+    }
+    (new_start, new_end)
+}
+
+/// Compiles every pattern now (the first request should not pay for it).
+pub fn warm() {
+    LazyLock::force(&SHAPES);
+    LazyLock::force(&BEFORE);
+    LazyLock::force(&AFTER);
+    LazyLock::force(&AFTER_LOWER);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        scan(text, &mut out);
+        widen(text, &mut out);
+        out.iter().map(|f| &text[f.start..f.end]).collect()
+    }
+
+    #[test]
+    fn shapes_of_several_countries() {
+        for (text, want) in [
+            (
+                "Deliver to PSC 1234, Box 5678, APO AE 09204 please",
+                "PSC 1234, Box 5678, APO AE 09204",
+            ),
+            (
+                "Send it to USNS Comfort (T-AH 20), FPO AA 34055",
+                "USNS Comfort (T-AH 20), FPO AA 34055",
+            ),
+            (
+                "ship to 221 Maple Ave Apt 5C, Brooklyn, NY 11211",
+                "221 Maple Ave Apt 5C, Brooklyn, NY 11211",
+            ),
+            (
+                "Entrega: Ronda de Segovia 21, Escalera 2, 28005 Madrid. Gracias",
+                "Ronda de Segovia 21, Escalera 2, 28005 Madrid",
+            ),
+            (
+                "Ship to X, H.No. 12-4-57, Gandhi Nagar, Nagpur 440012. Order",
+                "H.No. 12-4-57, Gandhi Nagar, Nagpur 440012",
+            ),
+            (
+                "Lieferadresse: Hauptstraße 17a, 69117 Heidelberg",
+                "Hauptstraße 17a, 69117 Heidelberg",
+            ),
+            (
+                "Adresse : 12 rue des Lilas, 69003 Lyon. Téléphone",
+                "12 rue des Lilas, 69003 Lyon",
+            ),
+            (
+                "at Keizersgracht 123-II, 1015 CJ Amsterdam",
+                "Keizersgracht 123-II, 1015 CJ Amsterdam",
+            ),
+            (
+                "deliver to 22 baker st, bradford bd1 4ra",
+                "22 baker st, bradford bd1 4ra",
+            ),
+            (
+                "to 2-11-3 Meguro, Meguro-ku, Tokyo 153-0063, phone",
+                "2-11-3 Meguro, Meguro-ku, Tokyo 153-0063",
+            ),
+        ] {
+            assert_eq!(addresses(text), [want], "{text}");
+        }
+    }
+
+    #[test]
+    fn commerce_text_has_no_address() {
+        for text in [
+            "Alpine 40L Backpack in size 42, 3 in stock",
+            "Brooks Cascadia 17 in 10.5 wide please",
+            "order ORD-2026-000123 of 2 items shipped",
+        ] {
+            assert!(addresses(text).is_empty(), "{text}: {:?}", addresses(text));
+        }
+    }
+
+    #[test]
+    fn a_model_span_grows_over_its_pieces() {
+        let text = "Flat 3B, Sunrise Apartments, 14th Cross, Indiranagar, Bengaluru 560038 — note";
+        let s = text.find("Sunrise").unwrap();
+        let e = s + "Sunrise Apartments".len();
+        let (gs, ge) = grown(text, s, e);
+        assert_eq!(
+            &text[gs..ge],
+            "Flat 3B, Sunrise Apartments, 14th Cross, Indiranagar, Bengaluru 560038"
+        );
+    }
+}
