@@ -3,7 +3,9 @@
 //! case, one `RegexSet` pass — and the same text with planted values, detected and
 //! pseudonymized; restoring placeholders in an answer; the keep-list of commerce terms
 //! (100,000 terms) over a message's findings; and the NER model (from
-//! `scripts/fetch-models.sh`) on a ~128-token message, inferred and from its cache.
+//! `scripts/fetch-models.sh`) on a ~128-token message, inferred and from its cache; and
+//! output scanning of a streamed answer (three sentences, 4-byte fragments) by patterns and
+//! with the model reading each sentence (`scan_output: ner`).
 
 use std::hint::black_box;
 
@@ -123,5 +125,47 @@ fn keep(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, keep, ner);
+/// A streamed answer through output scanning: what the scan costs per answer with
+/// patterns only and with the model reading each released sentence.
+fn output(c: &mut Criterion) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config: warden::config::PiiConfig = serde_yaml_ng::from_str(&format!(
+        "ner:\n  model_dir: {root}/ner-models/rampart\n  runtime: {root}/ner-models/libonnxruntime.so.1.32.0\n  cache_entries: 1\n  sessions: 1\n\
+         profiles:\n  patterns:\n    scan_output: patterns\n  ner:\n    scan_output: ner\n"
+    ))
+    .unwrap();
+    let profiles = match warden::pii::Profiles::from_config(Some(&config)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("skipping the output benchmark: {e}");
+            return;
+        }
+    };
+    let answer = "Your parcel left our Rotterdam warehouse on Monday and was packed by Margaret \
+        Thompson. The courier will deliver it to 12 Baker Street, London NW1 6XE, before noon on \
+        Thursday. If nobody is home, it goes to the pickup point on the same street, order";
+    let mut group = c.benchmark_group("pii/output");
+    group.throughput(Throughput::Bytes(answer.len() as u64));
+    for name in ["patterns", "ner"] {
+        let profile = profiles.get(name).unwrap();
+        let mut i = 0u64;
+        group.bench_function(format!("stream_{name}_{}B", answer.len()), |b| {
+            b.iter(|| {
+                i += 1;
+                let text = format!("{answer} {i}.");
+                let mut r = Redactor::for_answer(&profile, b"key", None);
+                let mut w = warden::pii::output::ScanWindow::new(64).by_sentence(name == "ner");
+                let mut out = String::new();
+                for chunk in text.as_bytes().chunks(4) {
+                    out.push_str(&w.push(&mut r, std::str::from_utf8(chunk).unwrap()));
+                }
+                out.push_str(&w.flush(&mut r));
+                black_box(out)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, keep, ner, output);
 criterion_main!(benches);
