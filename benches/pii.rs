@@ -37,6 +37,27 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
+    // Each detector of the pattern pass on its own, on the clean text.
+    let text = CLEAN.repeat(16);
+    let mut group = c.benchmark_group("pii/scan_parts");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    type Scan = fn(&str, &mut Vec<warden::pii::Finding>);
+    let parts: [(&str, Scan); 3] = [
+        ("recognizers", warden::pii::recognize::scan),
+        ("address_shapes", warden::pii::address::scan),
+        ("name_cues", warden::pii::names::scan),
+    ];
+    for (name, scan) in parts {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut out = Vec::new();
+                scan(black_box(&text), &mut out);
+                black_box(out)
+            })
+        });
+    }
+    group.finish();
+
     let mut r = Redactor::new(&profile, b"key", Some("acme"));
     let redacted = r.text(&WITH_PII.repeat(16)).unwrap();
     let vault = r.vault;

@@ -4,12 +4,12 @@
 //! pseudonymized values in answers, streams included. Values never leave this module in
 //! logs, metrics or errors: only entity types and counts do.
 
-mod address;
+pub mod address;
 pub mod cli;
 pub mod eval;
 mod gate;
 pub mod keep;
-mod names;
+pub mod names;
 pub mod ner;
 pub mod output;
 pub mod recognize;

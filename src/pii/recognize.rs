@@ -135,7 +135,11 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::Phone,
-            pattern: r"(?:\+|(?-u:\b)00)\d[\d ().-]{5,20}\d(?i:\s?(?:x|ext\.?|extn\.?|extension)\s?\d{1,6})?(?-u:\b)|\(?(?-u:\b)\d[\d ().-]{5,18}\d(?i:\s?(?:x|ext\.?|extn\.?|extension)\s?\d{1,6})?(?-u:\b)",
+            // An extension after the number (`x204`, `ext. 12`) is taken in code
+            // (`extension_end`): in the pattern it would multiply the automaton's states.
+            // Its end is checked by `whole_token`, so that a number glued to an
+            // extension (`0187x204`) still matches.
+            pattern: r"(?:\+|(?-u:\b)00)\d[\d ().-]{5,20}\d|\(?(?-u:\b)\d[\d ().-]{5,18}\d",
             check: phone_score,
             context: &[
                 "phone",
@@ -256,6 +260,37 @@ fn phone_score(s: &str) -> Option<f64> {
     Some(if extension { base + 0.2 } else { base })
 }
 
+/// Where a phone number's extension written right after `at` ends (`x204`, ` ext. 12`,
+/// ` extension 7`), or `at` when none is.
+fn extension_end(text: &str, at: usize) -> usize {
+    let Some(rest) = text.get(at..) else {
+        return at;
+    };
+    let spaced = rest.strip_prefix(' ').unwrap_or(rest);
+    let lower = spaced
+        .get(..spaced.len().min(10))
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let Some(marker) = ["extension", "extn", "ext", "x"]
+        .into_iter()
+        .find(|m| lower.starts_with(m))
+    else {
+        return at;
+    };
+    let after = spaced.get(marker.len()..).unwrap_or_default();
+    let after_sep = after.trim_start_matches(['.', ' ']);
+    let digits = after_sep.bytes().take_while(u8::is_ascii_digit).count();
+    let glued = after_sep
+        .get(digits..)
+        .and_then(|t| t.chars().next())
+        .is_some_and(char::is_alphanumeric);
+    if (1..=6).contains(&digits) && !glued && after.len() - after_sep.len() <= 2 {
+        at + (rest.len() - after_sep.len()) + digits
+    } else {
+        at
+    }
+}
+
 fn looks_like_date(s: &str) -> bool {
     DATE.is_match(s.trim())
 }
@@ -304,7 +339,11 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
                         .and_then(|t| t.chars().next())
                         .map_or(1, char::len_utf8),
             );
-            let Some((end, mut score)) = validated(r, text, m.start(), m.end()) else {
+            let matched_end = match r.entity {
+                Entity::Phone => extension_end(text, m.end()),
+                _ => m.end(),
+            };
+            let Some((end, mut score)) = validated(r, text, m.start(), matched_end) else {
                 if r.shrinks {
                     // The value may start later inside this match (after an order number
                     // the pattern ran through): search again from the next group.
@@ -438,6 +477,29 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn extensions_belong_to_the_number() {
+        for (text, want) in [
+            ("call me: 612-555-0187x204 (desk)", "612-555-0187x204"),
+            (
+                "ring (646) 555-3890 ext. 12 today",
+                "(646) 555-3890 ext. 12",
+            ),
+            (
+                "tel +1 646 555 0175 extension 9",
+                "+1 646 555 0175 extension 9",
+            ),
+        ] {
+            let phones: Vec<String> = found(text)
+                .into_iter()
+                .filter(|h| h.0 == Entity::Phone)
+                .map(|h| h.1)
+                .collect();
+            assert_eq!(phones, [want], "{text}");
+        }
+        assert_eq!(extension_end("415 555 2671 xylophone", 12), 12);
     }
 
     #[test]
