@@ -519,18 +519,7 @@ async fn product_names_on_the_keep_list_reach_the_provider_whole() {
         "required",
         "      keep_terms_files: [/nonexistent/terms.txt]\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("warden.yaml");
-    std::fs::write(&path, missing).unwrap();
-    let started = std::process::Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
-    assert!(!started.status.success());
-    let err = String::from_utf8_lossy(&started.stderr);
+    let err = Warden::refused(&missing);
     assert!(err.contains("/nonexistent/terms.txt"), "{err}");
 }
 
@@ -596,17 +585,7 @@ async fn catalog_search_results_teach_the_profile_its_product_names() {
         "keep_terms_from_tools: [search_catalog]",
         "keep_terms_from_tools: [search_catalogue]",
     );
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, bad).unwrap();
-    let started = std::process::Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
-    assert!(!started.status.success());
-    let err = String::from_utf8_lossy(&started.stderr);
+    let err = Warden::refused(&bad);
     assert!(err.contains("search_catalogue"), "{err}");
 }
 

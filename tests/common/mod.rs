@@ -189,6 +189,23 @@ impl Warden {
         Warden::launch(config, env, None)
     }
 
+    /// Starts Warden with a configuration it must refuse: asserts that the start fails
+    /// and returns what it wrote to stderr.
+    pub fn refused(config: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.yaml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the start was refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// Starts Warden from a bash script that runs `setup` first (e.g. `ulimit -f 24`),
     /// then execs it. Its log reaches the log file through a pipe whose reader started
     /// before `setup`, so limits set there do not apply to the log.
