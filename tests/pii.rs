@@ -375,9 +375,10 @@ fn shipped_profile_on(file: &str) -> (warden::pii::eval::Report, String) {
 /// the tuning set's generator, split from handwritten.txt with a fixed seed and never
 /// tuned on. Targets: recall 0.99 overall and 0.97 per type, precision 0.97, commerce
 /// terms kept 0.995. Precision and commerce terms meet them. Recall is held to what the
-/// detector reaches (0.964 overall, 0.96 for each type with ten values or more; types
-/// with fewer count in the total only), below its target, so that a change that loses
-/// any of it fails.
+/// detector reaches (0.978 overall; 0.968 for each type with ten values or more; types
+/// with fewer count in the total only), below its target, and so is *covered* (0.934: the
+/// values no part of which a provider can read), so that a change that loses any of it
+/// fails.
 #[test]
 fn held_out_set_meets_the_targets_on_the_default_profile() {
     let (report, table) = shipped_profile_on("heldout.jsonl");
@@ -385,24 +386,39 @@ fn held_out_set_meets_the_targets_on_the_default_profile() {
     for (kind, c) in &report.by_type {
         if c.tp + c.fn_ >= 10 {
             assert!(
-                c.recall() >= 0.96,
+                c.recall() >= 0.965,
                 "{kind} recall {:.3}\n{table}",
                 c.recall()
             );
         }
     }
-    assert!(report.total.recall() >= 0.96, "{table}");
+    assert!(report.total.recall() >= 0.975, "{table}");
+    assert!(report.total.covered_share() >= 0.93, "{table}");
     assert!(report.total.precision() >= 0.97, "{table}");
     assert!(report.kept_share() >= 0.995, "{table}");
 }
 
 /// The multi-locale tuning set (Faker, eight locales) holds what tuning reached (recall
-/// 0.992, precision 0.999), so a change that loses it is seen.
+/// 0.996, covered 0.995, precision 1.000), so a change that loses it is seen.
 #[test]
 fn tuning_set_keeps_its_figures_on_the_default_profile() {
     let (report, table) = shipped_profile_on("tune.jsonl");
     assert!(report.examples >= 1000, "{table}");
-    assert!(report.total.recall() >= 0.985, "{table}");
+    assert!(report.total.recall() >= 0.99, "{table}");
+    assert!(report.total.covered_share() >= 0.99, "{table}");
+    assert!(report.total.precision() >= 0.995, "{table}");
+    assert!(report.kept_share() >= 0.995, "{table}");
+}
+
+/// The hand-written tuning messages hold what tuning reached on them (recall 0.993,
+/// covered 0.986, precision 0.993): pieces of addresses and names, phones and birth dates
+/// as people write them in seven languages.
+#[test]
+fn hand_written_tuning_set_keeps_its_figures_on_the_default_profile() {
+    let (report, table) = shipped_profile_on("handwritten-dev.jsonl");
+    assert!(report.examples >= 300, "{table}");
+    assert!(report.total.recall() >= 0.99, "{table}");
+    assert!(report.total.covered_share() >= 0.98, "{table}");
     assert!(report.total.precision() >= 0.99, "{table}");
     assert!(report.kept_share() >= 0.995, "{table}");
 }

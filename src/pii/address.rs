@@ -37,14 +37,16 @@ const DFA_CACHE: usize = 8 << 20;
 
 /// Score of an address found by its shape.
 const SHAPED: f64 = 0.75;
-/// Most pieces [`widen`] adds after an address, and bytes it may grow by each way.
+/// Most pieces [`widen`] adds after an address and before it, and bytes it may grow by
+/// each way.
 const MAX_PIECES: usize = 5;
+const MAX_PIECES_BEFORE: usize = 3;
 const MAX_GROWTH: usize = 96;
 
 /// Street types that follow the street's name ("Maple Ave"), in any case.
 const TYPES_AFTER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|highway|hwy|parkway|pkwy|crescent|cres|terrace|way|court|ct|place|pl|close|gardens|square|sq|row|mews|walk|trail|circle|cir|alley|grove|hill|gate|loop|parade|esplanade|quay|plaza|chowk|marg|nagar|gali|colony|bagh|zila|ganj|path";
 /// Street types of an address written in lower case: the unmistakable ones.
-const TYPES_AFTER_LOWER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|hwy|pkwy";
+const TYPES_AFTER_LOWER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|hwy|pkwy|place|court|crescent|terrace|square|gardens|grove|close";
 /// Street types that come first ("Calle de Alcalá", "Via Roma"), in any case.
 const TYPES_BEFORE: &str = r"calle|callejón|cuesta|rambla|pasaje|pasadizo|urbanización|acceso|cañada|vía|c/|avenida|avda\.?|av\.|avd\.|paseo|ronda|plaza|pza\.|carrer|camino|glorieta|travesía|carretera|rua|travessa|alameda|praça|estrada|rue|boulevard|strada|vicolo|piazzale|piazza|viale|corso|largo|canale|contrada|borgo|stretto|incrocio|rotonda";
 /// Street types that come first only when capitalised (English words otherwise).
@@ -82,7 +84,7 @@ static SHAPES: LazyLock<Regex> = LazyLock::new(|| {
         // Type first, capitalised name, number.
         format!(r"(?-u:\b)(?:(?i:{TYPES_BEFORE})|{TYPES_BEFORE_CAPITALISED})\s+{name},?\s+(?:n\.?º\s*)?{number}(?-u:\b)"),
         // Compound street name and number.
-        format!(r"\p{{Lu}}[\p{{L}}-]*(?i:{COMPOUND})\s+\d{{1,4}}[a-zA-Z]?(?:-[0-9IVX]+)?(?-u:\b)"),
+        format!(r"\p{{Lu}}[\p{{L}}-]*(?i:{COMPOUND})\s+\d{{1,4}}[a-zA-Z]?(?:-[0-9IVX]+|/\d{{1,4}})?(?-u:\b)"),
         // Indian: a number, a locality, a city and its PIN ("22/26, Dara, Pondicherry 748650").
         format!(r"(?-u:\b)\d{{1,4}}(?:/\d{{1,4}})?,\s+{name},\s+{name}\s?[-–]?\s?\d{{6}}(?-u:\b)"),
         // Indian house, plot and door numbers.
@@ -104,14 +106,15 @@ const PROSE: &[&str] = &[
     "or", "is", "are", "across", "along", "off",
 ];
 
-/// A piece written before an address: a unit or a house number, then a comma or a space.
+/// A piece written before an address: a unit (with a number, or one letter) or a house
+/// number, then a comma or a space.
 #[allow(
     clippy::expect_used,
     reason = "constant patterns; the unit tests compile them"
 )]
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i:(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|no\.|plot\s+no\.?|house\s+no\.?|h\.?\s?no\.?)\s*[\w/-]+|\d{1,5}[a-z]?(?:-\d+)?),?\s+$",
+        r"(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house\s+no\.?|h\.?\s?no\.?)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?),?\s+$",
     )
     .expect("address prefix compiles")
 });
@@ -124,19 +127,23 @@ static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
 )]
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&latin(concat!(
-        r"^(?:\s*,\s*|\s+|\s*-\s*)(?:",
+        // a floor mark glued to the house number before it ("45, 3º B"), or a separator
+        r"^(?:[º°ª]\s?(?:(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|derecha|dcha\.?|centro))?",
+        r"|(?:\s*,\s*|\s+|\s*[-–]\s*)(?:",
         // units and floors
-        r"(?i:(?:apt\.?|apto\.?|apartment|unit|suite|ste\.?|flat|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block)\s*[\w/º°ª.-]+)",
-        r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|[a-z](?-u:\b)|(?i:izquierda|izda\.?|derecha|dcha\.?|centro))?",
+        r"(?i:(?:apt\.?|apto\.?|apartment|appartamento|app\.|unit|suite|ste\.?|flat|studio|shop|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block)\s*[\w/º°ª.-]+)",
+        r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|derecha|dcha\.?|centro))?",
         r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
         // postcodes
         r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)",
         r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}(?-u:\b)|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2}(?-u:\b)",
         r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d(?-u:\b)|[A-Z]\d{2}\s?[A-Z\d]{4}(?-u:\b)",
         // regions
-        r"|[A-Z]{2,3}(?-u:\b)",
-        // a locality: capitalised words, or lower-case ones in a lower-case address
-        r"|\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)(?:\s(?:de\s|del\s|la\s|sur\s|am\s|an\s(?:der\s)?|upon\s|on\s)?\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)){0,2}(?:\s\([A-Z]{2}\))?",
+        r"|[A-Z]{2,3}(?-u:\b)|\([A-Z]{2}\)",
+        // a locality, with its district number ("Dublin 2"): capitalised words, or
+        // lower-case ones in a lower-case address
+        r"|\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)(?:\s(?:(?i:de|del|la|sur|am|an|an der|upon|on)\s)?\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)){0,3}(?:\s\([A-Z]{2}\)|\s[1-9]\d?(?-u:\b))?",
+        r")",
         r")"
     )))
     .expect("address suffix compiles")
@@ -243,8 +250,9 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
 }
 
 /// Grows every address finding over the pieces written next to it (see the module),
-/// then drops the model's street names that stay without a number: "Oxford Street" is
-/// where a shop is, not where a person lives.
+/// then drops the model's street names that stay without a number ("Oxford Street" is
+/// where a shop is, not where a person lives) and its "addresses" that start with a word
+/// no address starts with ("order 55120").
 pub fn widen(text: &str, found: &mut Vec<Finding>) {
     for f in found.iter_mut().filter(|f| f.entity == Entity::Address) {
         let (start, end) = grown(text, f.start, f.end);
@@ -252,11 +260,13 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
         f.end = end;
     }
     found.retain(|f| {
+        let Some(address) = text.get(f.start..f.end) else {
+            return false;
+        };
+        let first = address.split(' ').next().unwrap_or_default().to_lowercase();
         f.entity != Entity::Address
             || f.source != Source::Ner
-            || text
-                .get(f.start..f.end)
-                .is_some_and(|a| a.chars().any(|c| c.is_ascii_digit()))
+            || address.chars().any(|c| c.is_ascii_digit()) && !NOT_PLACES.contains(&first.as_str())
     });
 }
 
@@ -264,18 +274,22 @@ fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
     let lower = text
         .get(start..end)
         .is_some_and(|s| !s.chars().any(char::is_uppercase));
-    // Before: one unit or house number.
+    // Before: units and house numbers ("Flat 12, 4th Floor, Lotus Towers").
     let floor = text.floor_char_boundary(start.saturating_sub(MAX_GROWTH));
     let mut new_start = start;
-    if let Some(m) = text.get(floor..start).and_then(|b| BEFORE.find(b)) {
+    for _ in 0..MAX_PIECES_BEFORE {
+        let Some(m) = text.get(floor..new_start).and_then(|b| BEFORE.find(b)) else {
+            break;
+        };
         let s = floor + m.start();
         let clear = text
             .get(..s)
             .and_then(|t| t.chars().next_back())
             .is_none_or(|c| !c.is_alphanumeric());
-        if clear {
-            new_start = s;
+        if !clear {
+            break;
         }
+        new_start = s;
     }
     // After: units, postcodes, regions, localities. Once a postcode and a locality are
     // in, only a region may follow ("10123 Torino, Marco Ferrari": the name stays out).
@@ -295,31 +309,95 @@ fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
         let Some(m) = piece else {
             break;
         };
-        let body = m
-            .as_str()
-            .trim_start_matches(|c: char| c == ',' || c == '-' || c.is_whitespace());
-        let first = body.split(' ').next().unwrap_or_default().to_lowercase();
-        if body.is_empty() || NOT_PLACES.contains(&first.as_str()) {
+        let Some(taken) = whole_words(rest, m.end()) else {
+            break;
+        };
+        let body = rest
+            .get(..taken)
+            .unwrap_or_default()
+            .trim_start_matches(|c: char| matches!(c, ',' | '-' | '–') || c.is_whitespace());
+        let mut words = body.split(' ');
+        let first = words.next().unwrap_or_default();
+        let second = words.next().unwrap_or_default();
+        if body.is_empty() || not_a_place(first, second) {
             break;
         }
         let is_postcode = body.chars().any(|c| c.is_ascii_digit());
-        let unit = is_postcode && !has_postcode(body);
+        let unit = body.starts_with(['º', '°', 'ª']) || is_postcode && !has_postcode(body);
         let is_region = body.len() <= 4
             && body
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || "()".contains(c))
             || body.starts_with('(');
-        if postcode && locality && !is_region && !is_postcode {
+        // A region in brackets follows a locality or a postcode ("Bergamo (BG)"); after
+        // a street it is a size ("Meadow Low 2 (XL)").
+        let bracketed = body.starts_with('(');
+        if postcode && locality && !is_region && !is_postcode || bracketed && !postcode && !locality
+        {
             break;
         }
         postcode |= is_postcode && !unit;
-        locality |= !is_postcode && !is_region;
-        if new_end + m.end() - end > MAX_GROWTH {
+        locality |= !is_postcode && !is_region && !unit;
+        if new_end + taken - end > MAX_GROWTH {
             break;
         }
-        new_end += m.end();
+        new_end += taken;
     }
     (new_start, new_end)
+}
+
+/// How much of a piece matched as `rest[..end]` to take: without a trailing hyphen
+/// ("Ajmer-" of "Ajmer-949309"), without a last word that runs on into letters or digits
+/// ("EH" of "Edinburgh EH3 6AZ", a postcode the next piece takes whole), and up to a word
+/// said after an address; `None` when nothing is left.
+fn whole_words(rest: &str, end: usize) -> Option<usize> {
+    let matched = rest.get(..end)?.trim_end_matches(['-', '–']);
+    let runs_on = rest
+        .get(matched.len()..)
+        .and_then(|t| t.chars().next())
+        .is_some_and(char::is_alphanumeric);
+    let mut taken = if runs_on {
+        matched
+            .trim_end_matches(|c: char| c != ' ')
+            .trim_end()
+            .len()
+    } else {
+        matched.len()
+    };
+    // A locality ends before a word said after an address ("Ell. Order BST-…").
+    let piece = rest.get(..taken).unwrap_or_default();
+    let body =
+        piece.trim_start_matches(|c: char| matches!(c, ',' | '-' | '–') || c.is_whitespace());
+    if !body.chars().any(|c| c.is_ascii_digit()) {
+        let offset = piece.len() - body.len();
+        let said_after = body.match_indices(' ').map(|(i, _)| i).find(|&i| {
+            let word = body.get(i + 1..).unwrap_or_default();
+            let word = word.split([' ', ',']).next().unwrap_or_default();
+            NOT_PLACES.contains(&word.to_lowercase().as_str())
+        });
+        if let Some(i) = said_after {
+            taken = offset + i;
+        }
+    }
+    rest.get(..taken)
+        .is_some_and(|t| t.chars().any(char::is_alphanumeric))
+        .then_some(taken)
+}
+
+/// Whether a piece starting with `first`, `second` is what is said after an address
+/// rather than its locality; an article before a capitalised word is a place's ("La
+/// Rioja", "Le Mans", "El Paso").
+fn not_a_place(first: &str, second: &str) -> bool {
+    let folded = first.to_lowercase();
+    let article = matches!(
+        folded.as_str(),
+        "la" | "le" | "el" | "il" | "les" | "los" | "las"
+    );
+    let capitalised = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
+    if article && capitalised(first) && capitalised(second) {
+        return false;
+    }
+    NOT_PLACES.contains(&folded.as_str())
 }
 
 /// Compiles every pattern now (the first request should not pay for it).
@@ -387,6 +465,64 @@ mod tests {
         ] {
             assert_eq!(addresses(text), [want], "{text}");
         }
+    }
+
+    #[test]
+    fn pieces_next_to_an_address_are_taken_whole() {
+        for (text, want) in [
+            // A postcode after a locality, not split by it.
+            (
+                "leave it at 19 Park Crescent, Edinburgh EH3 6AZ",
+                "19 Park Crescent, Edinburgh EH3 6AZ",
+            ),
+            (
+                "to 15 Harcourt Street, Dublin 2, D02 XY45 today",
+                "15 Harcourt Street, Dublin 2, D02 XY45",
+            ),
+            // Spanish floors glued to the house number.
+            (
+                "Mi dirección es Calle Serrano 41, 4º D, 28001 Madrid",
+                "Calle Serrano 41, 4º D, 28001 Madrid",
+            ),
+            (
+                "address is Calle Mayor 5, 1ºB, 28013 Madrid",
+                "Calle Mayor 5, 1ºB, 28013 Madrid",
+            ),
+            // An Indian PIN after a hyphen.
+            (
+                "Attn: X, 45, Dora Circle, Baranagar-411373",
+                "45, Dora Circle, Baranagar-411373",
+            ),
+            // Italian units and provinces; a house number with a slash.
+            (
+                "to Via Nadia, 51 Appartamento 29, 57039, Rio Nell'Elba (LI). Order",
+                "Via Nadia, 51 Appartamento 29, 57039, Rio Nell'Elba (LI)",
+            ),
+            (
+                "Neue Adresse: Henschelweg 5/5, 71302 Jessen. Danke",
+                "Henschelweg 5/5, 71302 Jessen",
+            ),
+            // Units before the street, more than one.
+            (
+                "pick up from Shop 2, 15 George Street, Brisbane QLD 4000 please",
+                "Shop 2, 15 George Street, Brisbane QLD 4000",
+            ),
+            // A locality stops at what is said after it.
+            (
+                "Please deliver to Bramweg 3, 6849 OT, Ell. Order BST-718148.",
+                "Bramweg 3, 6849 OT, Ell.",
+            ),
+            // An article before a capitalised word is a place's.
+            (
+                "to Plaza Juan Martín 11 Apt. 49, La Rioja, 14167. Order",
+                "Plaza Juan Martín 11 Apt. 49, La Rioja, 14167",
+            ),
+        ] {
+            assert_eq!(addresses(text), [want], "{text}");
+        }
+        // A unit word inside a name is not a unit ("Stephenson" is not "Ste").
+        let text = "Attn: Sharon Stephenson, 12 Mill Lane";
+        assert_eq!(addresses(text), ["12 Mill Lane"]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! per-type precision, recall and F1, and the share of commerce terms left untouched.
 //! A finding counts as correct when its type matches and its span overlaps the planted
 //! value. A stricter figure, *covered*, counts the planted values every letter and digit
-//! of which lies inside some finding: what a provider can no longer read of it.
+//! of which lies inside some finding: what a provider can no longer read of it; `--errors`
+//! lists the pieces left out of the others.
 //! `warden pii eval FILE...` prints one table per file.
 
 use std::collections::BTreeMap;
@@ -111,16 +112,34 @@ pub fn read(file: &Path) -> Result<Vec<Example>, String> {
         .collect()
 }
 
-/// Whether every letter and digit of `text[start..end]` lies inside a finding.
-fn covered(text: &str, start: usize, end: usize, findings: &[super::Finding]) -> bool {
-    text.get(start..end).is_some_and(|value| {
-        value.char_indices().all(|(i, c)| {
-            !c.is_alphanumeric()
-                || findings
-                    .iter()
-                    .any(|f| f.start <= start + i && start + i < f.end)
-        })
-    })
+/// The parts of `text[start..end]` no finding covers that hold a letter or digit: what a
+/// provider can still read of a planted value (empty when it is covered).
+fn left_out<'t>(
+    text: &'t str,
+    start: usize,
+    end: usize,
+    findings: &[super::Finding],
+) -> Vec<&'t str> {
+    let inside = |at: usize| findings.iter().any(|f| f.start <= at && at < f.end);
+    let mut parts = Vec::new();
+    let mut run: Option<usize> = None;
+    let mut at = start;
+    for c in text.get(start..end).unwrap_or_default().chars() {
+        match (inside(at), run) {
+            (false, None) => run = Some(at),
+            (true, Some(from)) => {
+                parts.extend(text.get(from..at));
+                run = None;
+            }
+            _ => {}
+        }
+        at += c.len_utf8();
+    }
+    if let Some(from) = run {
+        parts.extend(text.get(from..end));
+    }
+    parts.retain(|p| p.chars().any(char::is_alphanumeric));
+    parts
 }
 
 /// Runs `profile`'s detection over every example.
@@ -163,12 +182,31 @@ pub fn evaluate_with(profile: &Profile, examples: &[Example], errors: bool) -> R
                 continue;
             }
             let c = report.by_type.entry(planted.kind.clone()).or_default();
-            if span.is_some_and(|(s, e)| covered(&ex.text, s, e, &findings)) {
+            let left = span.map(|(s, e)| left_out(&ex.text, s, e, &findings));
+            if left.as_ref().is_some_and(Vec::is_empty) {
                 c.covered += 1;
+            }
+            // Every finding of the planted type on the value is right (a name found
+            // in two parts is not a false positive).
+            if let Some((s, e)) = span {
+                for (seen, f) in matched.iter_mut().zip(&findings) {
+                    if f.entity.name() == planted.kind && f.start < e && f.end > s {
+                        *seen = true;
+                    }
+                }
             }
             match hit {
                 Some(i) => {
                     c.tp += 1;
+                    if let Some(left) = left.filter(|l| errors && !l.is_empty()) {
+                        report.errors.push(format!(
+                            "partly {} `{}`, left `{}` in: {}",
+                            planted.kind,
+                            planted.value,
+                            left.join("` `"),
+                            ex.text
+                        ));
+                    }
                     if let Some(seen) = matched.get_mut(i) {
                         *seen = true;
                     }

@@ -162,6 +162,7 @@ impl Profile {
         recognize::scan(text, &mut found);
         address::scan(text, &mut found);
         names::scan(text, &mut found);
+        names::before_here(text, &mut found);
         names::before_contacts(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
             // The model reads lower-case names after cues with capitals; they are
@@ -170,7 +171,7 @@ impl Profile {
                 ModelUse::Skip => (std::borrow::Cow::Borrowed(text), Vec::new()),
                 _ => names::recase(text),
             };
-            found.extend(candidates.into_iter().map(|(s, e)| names::candidate(s, e)));
+            found.extend(candidates);
             let spans = match use_ner {
                 ModelUse::Skip => Ok(None),
                 ModelUse::Unlimited => model.detect(&read).map(Some).map_err(ner::NerError::from),
@@ -194,8 +195,14 @@ impl Profile {
                 }
             }
         }
-        names::confirm(text, &mut found);
+        // Commerce terms are dropped before the spans grow (a model's "address" that is a
+        // product stays one, not a product with its size) and after (a name found after
+        // an address may be a brand).
+        self.drop_kept(text, &mut found);
         address::widen(text, &mut found);
+        names::confirm(text, &mut found);
+        names::widen(text, &mut found);
+        names::after_addresses(text, &mut found);
         if let Some(deny) = &self.deny {
             found.extend(deny.find_iter(text).map(|m| Finding {
                 entity: Entity::Custom,
@@ -216,21 +223,30 @@ impl Profile {
                     .get(f.start..f.end)
                     .is_some_and(|value| !self.allow.contains(&value.to_lowercase()))
         });
+        self.drop_kept(text, &mut found);
+        resolve_overlaps(text, found)
+    }
+
+    /// Drops the findings inside the profile's commerce terms, listed and learned.
+    fn drop_kept(&self, text: &str, found: &mut Vec<Finding>) {
         if let Some(keep) = &self.keep {
-            keep.drop_inside(text, &mut found);
+            keep.drop_inside(text, found);
         }
         for learned in &self.learned {
             if let Some(keep) = learned.current() {
-                keep.drop_inside(text, &mut found);
+                keep.drop_inside(text, found);
             }
         }
-        resolve_overlaps(found)
     }
 }
 
 /// Keeps the best of overlapping findings: validated patterns and deny-list terms before
-/// the model, then the higher score, then the longer span.
-pub fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
+/// the model, then the higher score, then the longer span. A name or an address is never
+/// lost to a partial overlap: one that overlaps only a kept one of its own type widens it
+/// ("Dr Tom Graham" from a cue and "Tom Graham" from the model are one name), and one that
+/// overlaps others keeps what they leave of it ("Gordon Hill, Flat 4, …", an address to
+/// the model, is the name "Gordon Hill" and the address "Flat 4, …").
+pub fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
     if found.len() < 2 {
         return found;
     }
@@ -243,12 +259,69 @@ pub fn resolve_overlaps(mut found: Vec<Finding>) -> Vec<Finding> {
     });
     let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
     for f in found {
-        if kept.iter().all(|k| f.end <= k.start || f.start >= k.end) {
-            kept.push(f);
+        let overlaps = |k: &Finding| f.start < k.end && f.end > k.start;
+        let hits: Vec<usize> = (0..kept.len())
+            .filter(|&i| kept.get(i).is_some_and(overlaps))
+            .collect();
+        let free_text = matches!(f.entity, Entity::Person | Entity::Address);
+        match hits.as_slice() {
+            [] => kept.push(f),
+            &[i] if free_text && kept.get(i).is_some_and(|k| k.entity == f.entity) => {
+                let Some(k) = kept.get(i) else { continue };
+                let (start, end) = (k.start.min(f.start), k.end.max(f.end));
+                let clear = kept
+                    .iter()
+                    .enumerate()
+                    .all(|(j, o)| j == i || end <= o.start || start >= o.end);
+                if let Some(k) = kept.get_mut(i).filter(|_| clear) {
+                    k.start = start;
+                    k.end = end;
+                }
+            }
+            _ if free_text => {
+                let parts = uncovered(text, &f, &kept);
+                kept.extend(parts);
+            }
+            _ => {}
         }
     }
     kept.sort_by_key(|f| f.start);
     kept
+}
+
+/// The parts of `f` no finding of `kept` covers that hold a letter or digit, trimmed of
+/// the spaces and punctuation at their edges.
+fn uncovered(text: &str, f: &Finding, kept: &[Finding]) -> Vec<Finding> {
+    let mut cuts: Vec<(usize, usize)> = kept
+        .iter()
+        .filter(|k| f.start < k.end && f.end > k.start)
+        .map(|k| (k.start.max(f.start), k.end.min(f.end)))
+        .collect();
+    cuts.sort_unstable();
+    let mut parts = Vec::new();
+    let mut from = f.start;
+    for (s, e) in cuts.into_iter().chain([(f.end, f.end)]) {
+        if let Some(part) = text.get(from..s) {
+            let edge = |c: char| !c.is_alphanumeric();
+            let trimmed = part.trim_start_matches(edge);
+            let start = from + (part.len() - trimmed.len());
+            let end = start + trimmed.trim_end_matches(edge).len();
+            // A part is worth a finding when it holds a word, not a lone digit or letter.
+            let word = text.get(start..end).is_some_and(|p| {
+                p.chars().filter(|c| c.is_alphanumeric()).count() > 1
+                    && p.chars().any(char::is_alphabetic)
+            });
+            if word {
+                parts.push(Finding {
+                    start,
+                    end,
+                    ..f.clone()
+                });
+            }
+        }
+        from = from.max(e);
+    }
+    parts
 }
 
 /// Every configured profile, built once.
@@ -417,12 +490,52 @@ mod tests {
             score,
             source: Source::Pattern,
         };
-        let kept = resolve_overlaps(vec![
-            f(Entity::Phone, 0, 10, 0.6),
-            f(Entity::CreditCard, 0, 19, 0.9),
-            f(Entity::Email, 20, 30, 0.95),
-        ]);
+        let text = "x".repeat(40);
+        let kept = resolve_overlaps(
+            &text,
+            vec![
+                f(Entity::Phone, 0, 10, 0.6),
+                f(Entity::CreditCard, 0, 19, 0.9),
+                f(Entity::Email, 20, 30, 0.95),
+            ],
+        );
         let entities: Vec<Entity> = kept.iter().map(|k| k.entity).collect();
         assert_eq!(entities, vec![Entity::CreditCard, Entity::Email]);
+    }
+
+    #[test]
+    fn names_and_addresses_are_never_lost_to_a_partial_overlap() {
+        let text = "ship to Gordon Hill, Flat 4, Elliott Inlet, DD46 0UZ";
+        let at = |s: &str| text.find(s).unwrap();
+        let f = |entity, start, end, score, source| Finding {
+            entity,
+            start,
+            end,
+            score,
+            source,
+        };
+        let name = (at("Gordon"), at(", Flat"));
+        let kept = resolve_overlaps(
+            text,
+            vec![
+                f(Entity::Person, name.0, name.1, 0.8, Source::Cue),
+                // The model took the name for a street and the address grew over it.
+                f(Entity::Address, name.0, text.len(), 0.98, Source::Ner),
+                f(Entity::Address, at("Elliott"), text.len(), 0.6, Source::Ner),
+                // A title the cue found and a name the model found are one name.
+                f(Entity::Person, at("Hill"), name.1, 0.99, Source::Ner),
+            ],
+        );
+        let spans: Vec<(Entity, &str)> = kept
+            .iter()
+            .map(|k| (k.entity, &text[k.start..k.end]))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (Entity::Person, "Gordon Hill"),
+                (Entity::Address, "Flat 4, Elliott Inlet, DD46 0UZ")
+            ]
+        );
     }
 }

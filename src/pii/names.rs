@@ -9,12 +9,16 @@
 //! to", "deliver to") may name a place as well as a person, so its words are only a
 //! candidate until the model finds a person there ([`confirm`]). A lower-case name after
 //! a cue is given capitals in the copy of the text the model reads ([`recase`]), so the
-//! model judges it as it would a written one, and is a candidate too.
+//! model judges it as it would a written one, and is a candidate too, unless the cue says
+//! in words that a name follows ("my name is", "account holder"). A name that a cue
+//! follows ("Anmol Kalita here, …") and one written after an address ("…, 10123 Torino,
+//! Marco Ferrari") are found as well; [`widen`] then grows every name over the titles,
+//! initials, particles and suffixes next to it.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 use super::{Finding, Source};
 use crate::config::Entity;
@@ -31,8 +35,11 @@ const MAX_WORDS: usize = 5;
 /// How strongly a cue announces a name.
 #[derive(Clone, Copy, PartialEq)]
 enum Cue {
-    /// A label: the next words are a name ("Attn:", "account holder", "my name is").
+    /// A label: the next words are a name ("Attn:", "to:", "regards,").
     Label,
+    /// A label that says so in words ("my name is", "account holder"): the next words are
+    /// a name even when written in lower case.
+    Naming,
     /// An introduction: a name of two words or more ("I'm", "ich bin", "this is").
     Intro,
     /// Where something goes: a person or a place ("ship to", "deliver to").
@@ -45,14 +52,14 @@ enum Cue {
 
 const CUES: &[(&str, Cue)] = &[
     // English
-    ("my name is", Cue::Label),
-    ("my name's", Cue::Label),
-    ("name:", Cue::Label),
-    ("full name:", Cue::Label),
-    ("account holder", Cue::Label),
-    ("account name", Cue::Label),
-    ("cardholder", Cue::Label),
-    ("card holder", Cue::Label),
+    ("my name is", Cue::Naming),
+    ("my name's", Cue::Naming),
+    ("name:", Cue::Naming),
+    ("full name:", Cue::Naming),
+    ("account holder", Cue::Naming),
+    ("account name", Cue::Naming),
+    ("cardholder", Cue::Naming),
+    ("card holder", Cue::Naming),
     ("attn", Cue::Label),
     ("attention", Cue::Label),
     ("for the attention of", Cue::Label),
@@ -109,11 +116,11 @@ const CUES: &[(&str, Cue)] = &[
     ("my colleague", Cue::Label),
     ("my manager", Cue::Label),
     // German
-    ("mein name ist", Cue::Label),
-    ("ich heiße", Cue::Label),
+    ("mein name ist", Cue::Naming),
+    ("ich heiße", Cue::Naming),
     ("ich bin", Cue::Intro),
-    ("kontoinhaber", Cue::Label),
-    ("kontoinhaberin", Cue::Label),
+    ("kontoinhaber", Cue::Naming),
+    ("kontoinhaberin", Cue::Naming),
     ("zu händen", Cue::Label),
     ("z. hd.", Cue::Label),
     ("z.hd.", Cue::Label),
@@ -122,41 +129,44 @@ const CUES: &[(&str, Cue)] = &[
     ("grüße,", Cue::Label),
     ("grüße", Cue::Label),
     ("gruß,", Cue::Label),
+    ("grüßen,", Cue::Label),
     // French
-    ("je m'appelle", Cue::Label),
-    ("je m’appelle", Cue::Label),
+    ("je m'appelle", Cue::Naming),
+    ("je m’appelle", Cue::Naming),
     ("je suis", Cue::Intro),
-    ("mon nom est", Cue::Label),
-    ("titulaire", Cue::Label),
+    ("mon nom est", Cue::Naming),
+    ("titulaire", Cue::Naming),
     ("à l'attention de", Cue::Label),
     ("a l'attention de", Cue::Label),
     ("destinataire", Cue::Label),
     ("cordialement,", Cue::Label),
     // Spanish
-    ("me llamo", Cue::Label),
-    ("mi nombre es", Cue::Label),
+    ("me llamo", Cue::Naming),
+    ("mi nombre es", Cue::Naming),
     ("soy", Cue::Intro),
-    ("a nombre de", Cue::Label),
+    ("a nombre de", Cue::Naming),
+    ("titular", Cue::Naming),
+    ("titular de la cuenta", Cue::Naming),
     ("a la atención de", Cue::Label),
     ("entregar a", Cue::Destination),
     ("saludos,", Cue::Label),
     // Italian
-    ("mi chiamo", Cue::Label),
+    ("mi chiamo", Cue::Naming),
     ("sono", Cue::Intro),
-    ("intestatario", Cue::Label),
+    ("intestatario", Cue::Naming),
     ("destinatario", Cue::Label),
     ("consegna a", Cue::Destination),
     ("citofono", Cue::Label),
     // Dutch
-    ("mijn naam is", Cue::Label),
+    ("mijn naam is", Cue::Naming),
     ("ik ben", Cue::Intro),
-    ("rekeninghouder", Cue::Label),
+    ("rekeninghouder", Cue::Naming),
     ("aan:", Cue::Label),
     ("t.a.v.", Cue::Label),
     ("ter attentie van", Cue::Label),
     ("bezorgen bij", Cue::Destination),
     // Portuguese
-    ("meu nome é", Cue::Label),
+    ("meu nome é", Cue::Naming),
     ("sou o", Cue::Intro),
     ("sou a", Cue::Intro),
     // Courtesy titles
@@ -213,6 +223,8 @@ const TITLES: &[&str] = &[
     "dr.",
     "prof",
     "prof.",
+    "univ.prof.",
+    "univ.-prof.",
     "herr",
     "frau",
     "m.",
@@ -332,9 +344,12 @@ static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
         clippy::expect_used,
         reason = "constant patterns; the unit tests build the automaton"
     )]
+    // A DFA: the cues are short and common ("to", "for"), so no prefilter skips text,
+    // and the DFA's one lookup per byte is the fastest way through it.
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
+        .kind(Some(AhoCorasickKind::DFA))
         .build(CUES.iter().map(|(c, _)| c))
         .expect("name cues build")
 });
@@ -496,15 +511,16 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
     }
 }
 
-/// A lower-case name after a cue (from [`recase`]), as a candidate.
-pub fn candidate(start: usize, end: usize) -> Finding {
-    Finding {
-        entity: Entity::Person,
-        start,
-        end,
-        score: CANDIDATE,
-        source: Source::Cue,
-    }
+/// Where the last clause of `head` starts: after the last of `ends`, past spaces.
+fn clause_start(head: &str, ends: &[char]) -> usize {
+    let from = head.rfind(ends).map_or(0, |i| {
+        i + head
+            .get(i..)
+            .and_then(|t| t.chars().next())
+            .map_or(1, char::len_utf8)
+    });
+    let clause = head.get(from..).unwrap_or_default();
+    from + (clause.len() - clause.trim_start().len())
 }
 
 /// Names that sign a message before a contact: capitalised words that start a sentence
@@ -526,16 +542,7 @@ pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
             continue;
         };
         // The sentence the name starts: after its terminator, or the text's start.
-        let from = head
-            .rfind(['.', '!', '?', '\n', ':', ';', '—', '('])
-            .map_or(0, |i| {
-                i + head
-                    .get(i..)
-                    .and_then(|t| t.chars().next())
-                    .map_or(1, char::len_utf8)
-            });
-        let sentence = head.get(from..).unwrap_or_default();
-        let start = from + (sentence.len() - sentence.trim_start().len());
+        let start = clause_start(head, &['.', '!', '?', '\n', ':', ';', '—', '(']);
         let Some((s, e, _)) = name_at(text, start, 2, false) else {
             continue;
         };
@@ -586,12 +593,160 @@ pub fn confirm(text: &str, found: &mut [Finding]) {
     }
 }
 
+/// Particles that continue a name after its words when a capitalised word follows
+/// them ("Pilar Sánchez de la Vega", "Jan van der Berg"): the particles of [`PARTICLES`]
+/// that are not also conjunctions or articles of a sentence.
+const TRAILING_PARTICLES: &[&str] = &[
+    "de", "del", "della", "di", "da", "das", "do", "dos", "du", "des", "la", "van", "von", "der",
+    "den", "ter", "ten", "zu", "bin", "ibn", "binti",
+];
+
+/// Grows every person finding over the parts of the name written next to it that the
+/// model or a cue left out: titles and initials before it ("Dr", "Univ.Prof.", "W."),
+/// suffixes after it ("B.A.", "MBA."), particles with the word after them ("de la
+/// Vega"); and joins the parts of one name found apart ("Robert J." and "Fischer").
+pub fn widen(text: &str, found: &mut Vec<Finding>) {
+    for f in found.iter_mut().filter(|f| f.entity == Entity::Person) {
+        while let Some(start) = title_before(text, f.start) {
+            f.start = start;
+        }
+        while let Some(end) = part_after(text, f.end) {
+            f.end = end;
+        }
+    }
+    // Parts of one name that overlap or stand one space apart.
+    found.sort_by_key(|f| f.start);
+    let mut joined: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found.drain(..) {
+        match joined.last_mut() {
+            Some(last)
+                if last.entity == Entity::Person
+                    && f.entity == Entity::Person
+                    && (f.start <= last.end || text.get(last.end..f.start) == Some(" ")) =>
+            {
+                last.end = last.end.max(f.end);
+                last.score = last.score.max(f.score);
+            }
+            _ => joined.push(f),
+        }
+    }
+    *found = joined;
+}
+
+/// Where a title or an initial written just before `at` (one space apart) starts.
+fn title_before(text: &str, at: usize) -> Option<usize> {
+    let head = text.get(..at)?.strip_suffix(' ')?;
+    let start = head
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_whitespace() || c == '(' || c == ',')
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let word = head.get(start..)?;
+    let folded = word.to_lowercase();
+    let mut chars = word.chars();
+    let initial = matches!(
+        (chars.next(), chars.next(), chars.next()),
+        (Some(c), Some('.'), None) if c.is_uppercase()
+    );
+    (initial || TITLES.contains(&folded.as_str())).then_some(start)
+}
+
+/// Where a suffix, particles with the capitalised word after them, or a capitalised word
+/// that ends the message, written just after `at` (one space apart), end.
+fn part_after(text: &str, at: usize) -> Option<usize> {
+    let mut from = at;
+    let mut particles = 0;
+    loop {
+        if text.get(from..)?.chars().next()? != ' ' {
+            return None;
+        }
+        let (s, e) = word_at(text, from + 1)?;
+        let raw = text.get(s..e)?;
+        let folded = raw.to_lowercase();
+        let bare = folded.trim_end_matches('.');
+        if particles == 0 && SUFFIXES.iter().any(|x| x.trim_end_matches('.') == bare) {
+            return Some(e);
+        }
+        if TRAILING_PARTICLES.contains(&raw) && particles < 2 {
+            particles += 1;
+            from = e;
+            continue;
+        }
+        let word = raw.trim_end_matches('.');
+        // A capitalised word that ends the message ends the name too ("— Jacob Page").
+        let last = text
+            .get(e..)
+            .is_some_and(|t| t.trim_end_matches(['.', '!']).trim().is_empty());
+        return ((particles > 0 || last)
+            && is_capitalised(word)
+            && !NOT_NAMES.contains(&folded.as_str()))
+        .then_some(s + word.len());
+    }
+}
+
+/// Names that start a message or a sentence and are followed by "here" ("Anmol Kalita
+/// here, my order …"): two capitalised name words at least.
+pub fn before_here(text: &str, out: &mut Vec<Finding>) {
+    for (at, _) in text.match_indices(" here") {
+        let after = text
+            .get(at + " here".len()..)
+            .and_then(|t| t.chars().next());
+        if after.is_some_and(char::is_alphanumeric) {
+            continue;
+        }
+        let Some(head) = text.get(..at) else {
+            continue;
+        };
+        let start = clause_start(head, &['.', '!', '?', '\n', ':', ';', ',', '—', '(']);
+        if let Some((s, e, _)) = name_at(text, start, 2, false).filter(|&(_, e, _)| e == at) {
+            out.push(Finding {
+                entity: Entity::Person,
+                start: s,
+                end: e,
+                score: INTRODUCED,
+                source: Source::Cue,
+            });
+        }
+    }
+}
+
+/// Names written after an address, a comma apart, that end the sentence ("Via Po 15,
+/// 10123 Torino, Marco Ferrari"): who lives there. Two name words at least.
+pub fn after_addresses(text: &str, found: &mut Vec<Finding>) {
+    let ends: Vec<usize> = found
+        .iter()
+        .filter(|f| f.entity == Entity::Address)
+        .map(|f| f.end)
+        .collect();
+    for end in ends {
+        let Some(from) = text.get(end..).and_then(|t| t.strip_prefix(", ")) else {
+            continue;
+        };
+        let at = text.len() - from.len();
+        let Some((start, name_end, _)) = name_at(text, at, 2, false) else {
+            continue;
+        };
+        let ends_sentence = text
+            .get(name_end..)
+            .is_some_and(|t| t.trim_start().is_empty() || t.starts_with(['.', '!', '?', '\n']));
+        if ends_sentence {
+            found.push(Finding {
+                entity: Entity::Person,
+                start,
+                end: name_end,
+                score: INTRODUCED,
+                source: Source::Cue,
+            });
+        }
+    }
+}
+
 /// `text` with the lower-case words of a name after a cue given capitals ("this is rahul
 /// mehta" → "this is Rahul Mehta") for the model to judge, and where they stand: each is a
 /// candidate for [`confirm`]. Byte offsets are unchanged (a letter whose capital has
 /// another length is left as it is); borrowed when nothing changes.
-pub fn recase(text: &str) -> (Cow<'_, str>, Vec<(usize, usize)>) {
-    let mut spans: Vec<(usize, usize)> = Vec::new();
+pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
+    let mut spans: Vec<Finding> = Vec::new();
     for m in MATCHER.find_iter(text) {
         let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
             continue;
@@ -606,8 +761,20 @@ pub fn recase(text: &str) -> (Cow<'_, str>, Vec<(usize, usize)>) {
             s.split(' ')
                 .any(|w| is_lower_word(w) && !PARTICLES.contains(&w))
         });
-        if lower && spans.last().is_none_or(|&(_, e)| e <= start) {
-            spans.push((start, end));
+        if lower && spans.last().is_none_or(|f| f.end <= start) {
+            // After a cue that says it is a name, a name of two words in lower case is one.
+            let score = if cue == Cue::Naming {
+                LABELLED
+            } else {
+                CANDIDATE
+            };
+            spans.push(Finding {
+                entity: Entity::Person,
+                start,
+                end,
+                score,
+                source: Source::Cue,
+            });
         }
     }
     if spans.is_empty() {
@@ -615,7 +782,7 @@ pub fn recase(text: &str) -> (Cow<'_, str>, Vec<(usize, usize)>) {
     }
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for &(start, end) in &spans {
+    for &Finding { start, end, .. } in &spans {
         out.push_str(text.get(last..start).unwrap_or_default());
         let name = text.get(start..end).unwrap_or_default();
         for (i, word) in name.split(' ').enumerate() {
@@ -684,6 +851,104 @@ mod tests {
             names("call Mrs. Olivia Hartley today"),
             ["Mrs. Olivia Hartley"]
         );
+    }
+
+    /// A person finding over `part` of `text`, as the model would give it.
+    fn model_person(text: &str, part: &str) -> Finding {
+        let start = text.find(part).unwrap();
+        Finding {
+            entity: Entity::Person,
+            start,
+            end: start + part.len(),
+            score: 0.9,
+            source: Source::Ner,
+        }
+    }
+
+    #[test]
+    fn a_name_grows_over_titles_initials_particles_and_suffixes() {
+        for (text, model, want) in [
+            ("left it with Mrs Patel at number 12", "Patel", "Mrs Patel"),
+            ("please cancel, W. Schmidt", "Schmidt", "W. Schmidt"),
+            (
+                "Univ.Prof. Ilona Eimer B.Sc. wrote",
+                "Ilona Eimer",
+                "Univ.Prof. Ilona Eimer B.Sc.",
+            ),
+            (
+                "I'm Herr Emin Gute B.A.. My order",
+                "Emin Gute",
+                "Herr Emin Gute B.A..",
+            ),
+            (
+                "Enviar a Pilar Sánchez de la Vega, Av.",
+                "Pilar Sánchez",
+                "Pilar Sánchez de la Vega",
+            ),
+            ("help with the Dash 7! — Jacob Page", "Jacob", "Jacob Page"),
+            // Not past a word that is not part of the name.
+            ("a gift for Anna de Paris", "Anna", "Anna de Paris"),
+            (
+                "Olga Petrova called about the pot",
+                "Olga Petrova",
+                "Olga Petrova",
+            ),
+            ("tell Jonas the Kånken was a gift", "Jonas", "Jonas"),
+        ] {
+            let mut found = vec![model_person(text, model)];
+            widen(text, &mut found);
+            let got: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+            assert_eq!(got, [want], "{text}");
+        }
+        let text = "the card is in the name of Robert J. Fischer";
+        let mut found = vec![
+            model_person(text, "Robert J."),
+            model_person(text, "Fischer"),
+        ];
+        widen(text, &mut found);
+        let got: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(got, ["Robert J. Fischer"], "one name found in two parts");
+    }
+
+    #[test]
+    fn names_before_here_and_after_an_address() {
+        let mut found = Vec::new();
+        before_here("Anmol Kalita here, my order never came", &mut found);
+        before_here("hi, Priya Nair here.", &mut found);
+        assert_eq!(found.len(), 2);
+        let mut none = Vec::new();
+        for text in [
+            "Same problem here, the box was empty",
+            "Customer Service here, how can we help",
+            "Anmol Kalita is here",
+            "the Nike store here in Leeds",
+        ] {
+            before_here(text, &mut none);
+            assert!(none.is_empty(), "{text}");
+        }
+        let text = "Indirizzo: Via Po 15, 10123 Torino, Marco Ferrari";
+        let at = text.find("Via").unwrap();
+        let end = text.find(", Marco").unwrap();
+        let mut found = vec![Finding {
+            entity: Entity::Address,
+            start: at,
+            end,
+            score: 0.75,
+            source: Source::Pattern,
+        }];
+        after_addresses(text, &mut found);
+        let person = found.iter().find(|f| f.entity == Entity::Person).unwrap();
+        assert_eq!(&text[person.start..person.end], "Marco Ferrari");
+        let text = "Via Po 15, 10123 Torino, Marco said he would sign";
+        let mut found = vec![Finding {
+            entity: Entity::Address,
+            start: 0,
+            end: text.find(", Marco").unwrap(),
+            score: 0.75,
+            source: Source::Pattern,
+        }];
+        after_addresses(text, &mut found);
+        assert_eq!(found.len(), 1, "a name must end the sentence");
     }
 
     #[test]
@@ -769,11 +1034,17 @@ mod tests {
         let text = "hi, this is rahul mehta, my shoes";
         let (recased, spans) = recase(text);
         assert_eq!(recased, "hi, this is Rahul Mehta, my shoes");
-        assert_eq!(spans, [(12, 23)]);
+        let found: Vec<(usize, usize, bool)> = spans
+            .iter()
+            .map(|f| (f.start, f.end, f.score >= 0.5))
+            .collect();
+        assert_eq!(found, [(12, 23, false)], "an introduction: a candidate");
         assert!(matches!(recase("nothing to see").0, Cow::Borrowed(_)));
-        assert_eq!(
-            recase("my name is josé luis de la fuente and I").0,
-            "my name is José Luis de la Fuente and I"
+        let (recased, spans) = recase("my name is josé luis de la fuente and I");
+        assert_eq!(recased, "my name is José Luis de la Fuente and I");
+        assert!(
+            spans.iter().all(|f| f.score >= 0.5),
+            "\"my name is\" names: a name"
         );
         assert!(matches!(
             recase("this is the wrong size").0,

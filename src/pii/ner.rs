@@ -282,7 +282,7 @@ impl Ner {
             }
             start = end - OVERLAP;
         }
-        Ok(resolve_overlaps(found))
+        Ok(resolve_overlaps(text, found))
     }
 
     /// (label, probability) per token of one window, on a session of the pool; the

@@ -1,11 +1,16 @@
 //! Pattern recognizers: one regex per kind of identifier, a validator that must accept the
 //! match (checksums, structure), a base score, and context words that raise it (Presidio's
 //! idea) or, for commerce words such as "order" or "SKU", lower it. A `RegexSet` pass
-//! finds which recognizers can match at all, so text without PII costs one scan.
+//! finds which recognizers can match at all, so text without PII costs one scan; those
+//! whose values are made of digits and a few separators (phones, cards, SSNs) are then
+//! searched only in the runs of those characters that hold enough digits, not across the
+//! whole text.
 
 use std::sync::LazyLock;
 
+use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
+use regex_automata::{Input, meta};
 
 use super::validate;
 use super::{Finding, Source};
@@ -31,7 +36,38 @@ struct Recognizer {
     /// A match that fails its check is tried again without its trailing groups: the
     /// pattern runs on into what follows (`DE89 … 0130 00 A`, `4111 … 1111 2 pairs`).
     shrinks: bool,
+    /// Where matches can lie, when the pattern is made of a few characters only: the
+    /// pattern is searched in the runs of those characters that hold enough digits, not
+    /// across the whole text.
+    runs: Option<Runs>,
 }
+
+/// The characters every match of a pattern is made of, and the fewest digits a match that
+/// passes the check holds.
+#[derive(Clone, Copy)]
+struct Runs {
+    /// Whether each byte is one of the characters: one lookup per byte of text.
+    chars: &'static [bool; 256],
+    min_digits: usize,
+}
+
+/// The byte table of `chars`, built at compile time.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: a byte always indexes 256 entries, and `i` stays below the length"
+)]
+const fn byte_table(chars: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < chars.len() {
+        table[chars[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
+const DIGITS_SPACES_HYPHENS: [bool; 256] = byte_table(b"0123456789 -");
+const PHONE_CHARS: [bool; 256] = byte_table(b"0123456789 ()./+-");
 
 /// Words that make a number more likely an identifier of goods than of a person.
 const COMMERCE: &[&str] = &[
@@ -66,6 +102,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
+            runs: None,
         },
         Recognizer {
             entity: Entity::UrlCredentials,
@@ -75,6 +112,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
+            runs: None,
         },
         Recognizer {
             entity: Entity::Secret,
@@ -84,6 +122,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
+            runs: None,
         },
         Recognizer {
             entity: Entity::CreditCard,
@@ -105,6 +144,10 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: true,
             shrinks: true,
+            runs: Some(Runs {
+                chars: &DIGITS_SPACES_HYPHENS,
+                min_digits: 13,
+            }),
         },
         Recognizer {
             entity: Entity::Iban,
@@ -114,6 +157,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: true,
             shrinks: true,
+            runs: None,
         },
         Recognizer {
             entity: Entity::UsSsn,
@@ -123,6 +167,10 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: COMMERCE,
             whole_token: true,
             shrinks: false,
+            runs: Some(Runs {
+                chars: &DIGITS_SPACES_HYPHENS,
+                min_digits: 9,
+            }),
         },
         Recognizer {
             entity: Entity::IpAddress,
@@ -132,14 +180,16 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &["version", "v.", "release", "firmware"],
             whole_token: true,
             shrinks: false,
+            runs: None,
         },
         Recognizer {
             entity: Entity::Phone,
+            // A slash separates the area code in German writing (`030/12345678`).
             // An extension after the number (`x204`, `ext. 12`) is taken in code
             // (`extension_end`): in the pattern it would multiply the automaton's states.
             // Its end is checked by `whole_token`, so that a number glued to an
             // extension (`0187x204`) still matches.
-            pattern: r"(?:\+|(?-u:\b)00)\d[\d ().-]{5,20}\d|\(?(?-u:\b)\d[\d ().-]{5,18}\d",
+            pattern: r"(?:\+|(?-u:\b)00)\d[\d ()./-]{5,20}\d|\(?(?-u:\b)\d[\d ()./-]{5,18}\d",
             check: phone_score,
             context: &[
                 "phone",
@@ -177,10 +227,17 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: COMMERCE,
             whole_token: true,
             shrinks: false,
+            runs: Some(Runs {
+                chars: &PHONE_CHARS,
+                min_digits: 7,
+            }),
         },
         Recognizer {
             entity: Entity::DateOfBirth,
-            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}(?-u:\b)|(?-u:\b)(?:19|20)\d{2}-\d{2}-\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th)? (?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? (?:19|20)\d{2}(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}(?-u:\b)",
+            // Day, month and year in numbers (a two-digit year too: a birth date needs
+            // context anyway), the year first, or the month's name in one of the seven
+            // languages ("3rd of March 1985", "5. Mai 1990", "5 de mayo de 1990").
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|\.|º)?(?: of| de)?[ -](?:jan|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen)[a-zà-ÿ]*\.?(?: de|,)?[ -](?:19|20)\d{2}(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}(?-u:\b)",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
@@ -195,6 +252,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "née le",
                 "date de naissance",
                 "fecha de nacimiento",
+                "nací",
+                "nacido",
+                "nacida",
                 "data di nascita",
                 "nato il",
                 "nata il",
@@ -203,11 +263,16 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "data de nascimento",
                 "nascido em",
                 "nascida em",
-                "age",
+                // As a word: "package" and "message" hold no age.
+                " age ",
+                "age:",
             ],
             penalty: &[],
             whole_token: true,
             shrinks: false,
+            // Dates are common in shop text, most of them not birth dates: searching
+            // around each one costs more than one pass over the text.
+            runs: None,
         },
     ]
 });
@@ -224,10 +289,34 @@ static SET: LazyLock<RegexSet> = LazyLock::new(|| {
     clippy::expect_used,
     reason = "a constant pattern; the unit tests compile it"
 )]
-static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+static REGEXES: LazyLock<Vec<meta::Regex>> = LazyLock::new(|| {
     RECOGNIZERS
         .iter()
-        .map(|r| Regex::new(r.pattern).expect("recognizer pattern compiles"))
+        .map(|r| meta::Regex::new(r.pattern).expect("recognizer pattern compiles"))
+        .collect()
+});
+
+/// A recognizer's context and commerce words, each set one automaton: a window before a
+/// match is read once, not once per word.
+struct Words {
+    context: Option<AhoCorasick>,
+    penalty: Option<AhoCorasick>,
+}
+
+#[allow(
+    clippy::expect_used,
+    reason = "constant word lists; the unit tests build them"
+)]
+static WORDS: LazyLock<Vec<Words>> = LazyLock::new(|| {
+    let automaton = |words: &[&str]| {
+        (!words.is_empty()).then(|| AhoCorasick::new(words).expect("context words build"))
+    };
+    RECOGNIZERS
+        .iter()
+        .map(|r| Words {
+            context: automaton(r.context),
+            penalty: automaton(r.penalty),
+        })
         .collect()
 });
 
@@ -236,7 +325,7 @@ static REGEXES: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     reason = "a constant pattern; the unit tests compile it"
 )]
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{4}[./-]\d{1,2}[./-]\d{1,2}$")
+    Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{4}[./-]\d{1,2}[./-]\d{1,2}$|\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}")
         .expect("date pattern")
 });
 
@@ -291,6 +380,7 @@ fn extension_end(text: &str, at: usize) -> usize {
     }
 }
 
+/// Whether a phone candidate is a date, or holds one ("12/03/2026 - 15/03/2026").
 fn looks_like_date(s: &str) -> bool {
     DATE.is_match(s.trim())
 }
@@ -316,6 +406,7 @@ fn stands_alone(text: &str, start: usize, end: usize) -> bool {
 pub fn warm() {
     LazyLock::force(&SET);
     LazyLock::force(&REGEXES);
+    LazyLock::force(&WORDS);
 }
 
 /// Every validated match in `text`, with its score after context.
@@ -328,57 +419,103 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         let (Some(r), Some(regex)) = (RECOGNIZERS.get(index), REGEXES.get(index)) else {
             continue;
         };
-        let mut from = 0;
-        while let Some(m) = regex.find_at(text, from) {
-            // Past an empty match by one character; past a shrunk match only by what was
-            // kept, so the rest is searched again.
-            from = m.end().max(
-                m.start()
-                    + text
-                        .get(m.start()..)
-                        .and_then(|t| t.chars().next())
-                        .map_or(1, char::len_utf8),
-            );
-            let matched_end = match r.entity {
-                Entity::Phone => extension_end(text, m.end()),
-                _ => m.end(),
-            };
-            let Some((end, mut score)) = validated(r, text, m.start(), matched_end) else {
-                if r.shrinks {
-                    // The value may start later inside this match (after an order number
-                    // the pattern ran through): search again from the next group.
-                    if let Some(next) = m.as_str().find([' ', '-']) {
-                        from = m.start() + next + 1;
-                    }
-                }
-                continue;
-            };
-            from = from.min(end.max(m.start() + 1));
-            while !text.is_char_boundary(from) {
-                from += 1;
-            }
-            if !r.context.is_empty() || !r.penalty.is_empty() {
-                // The nearer word decides: "order #5 arrived broken, call me on 0191…" is
-                // a phone; "call about order 4155552671" is not.
-                let window = before(text, m.start());
-                let last = |words: &[&str]| words.iter().filter_map(|w| window.rfind(w)).max();
-                let cue = last(r.context);
-                if cue.is_some() {
-                    score += CONTEXT_BOOST;
-                }
-                if last(r.penalty) > cue {
-                    score -= CONTEXT_PENALTY;
-                }
-            }
-            out.push(Finding {
-                entity: r.entity,
-                start: m.start(),
-                end,
-                score: score.clamp(0.0, 1.0),
-                source: Source::Pattern,
-            });
+        let words = WORDS.get(index);
+        let ranges = match r.runs {
+            Some(runs) => candidate_runs(text, runs),
+            None => vec![(0, text.len())],
+        };
+        for (from, to) in ranges {
+            scan_range(r, regex, words, text, from, to, out);
         }
     }
+}
+
+/// The matches of one recognizer in `text[from..to]` (the whole text around it seen by the
+/// pattern's word boundaries).
+fn scan_range(
+    r: &Recognizer,
+    regex: &meta::Regex,
+    words: Option<&Words>,
+    text: &str,
+    mut from: usize,
+    to: usize,
+    out: &mut Vec<Finding>,
+) {
+    while from <= to {
+        let Some(m) = regex.find(Input::new(text).range(from..to)) else {
+            break;
+        };
+        // Past an empty match by one character; past a shrunk match only by what was
+        // kept, so the rest is searched again.
+        from = m.end().max(
+            m.start()
+                + text
+                    .get(m.start()..)
+                    .and_then(|t| t.chars().next())
+                    .map_or(1, char::len_utf8),
+        );
+        let matched_end = match r.entity {
+            Entity::Phone => extension_end(text, m.end()),
+            _ => m.end(),
+        };
+        let Some((end, mut score)) = validated(r, text, m.start(), matched_end) else {
+            if r.shrinks {
+                // The value may start later inside this match (after an order number
+                // the pattern ran through): search again from the next group.
+                if let Some(next) = text.get(m.range()).and_then(|t| t.find([' ', '-'])) {
+                    from = m.start() + next + 1;
+                }
+            }
+            continue;
+        };
+        from = from.min(end.max(m.start() + 1));
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        if !r.context.is_empty() || !r.penalty.is_empty() {
+            // The nearer word decides: "order #5 arrived broken, call me on 0191…" is
+            // a phone; "call about order 4155552671" is not.
+            let window = before(text, m.start());
+            let last = |words: Option<&AhoCorasick>| {
+                words.and_then(|w| w.find_iter(&window).map(|m| m.start()).last())
+            };
+            let cue = last(words.and_then(|w| w.context.as_ref()));
+            if cue.is_some() {
+                score += CONTEXT_BOOST;
+            }
+            if last(words.and_then(|w| w.penalty.as_ref())) > cue {
+                score -= CONTEXT_PENALTY;
+            }
+        }
+        out.push(Finding {
+            entity: r.entity,
+            start: m.start(),
+            end,
+            score: score.clamp(0.0, 1.0),
+            source: Source::Pattern,
+        });
+    }
+}
+
+/// The runs of `runs.chars` in `text` that hold at least `runs.min_digits` digits: where
+/// a match of a pattern made of those characters can lie.
+fn candidate_runs(text: &str, runs: Runs) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    let (mut start, mut digits) = (0usize, 0usize);
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if runs.chars.get(usize::from(b)).copied().unwrap_or(false) {
+            digits += usize::from(b.is_ascii_digit());
+        } else {
+            if digits >= runs.min_digits {
+                found.push((start, i));
+            }
+            (start, digits) = (i + 1, 0);
+        }
+    }
+    if digits >= runs.min_digits {
+        found.push((start, text.len()));
+    }
+    found
 }
 
 /// Shortest match a shrinking recognizer tries (an IBAN has at least 15 characters).
@@ -438,6 +575,15 @@ mod tests {
             .collect()
     }
 
+    /// The values of one kind found in `text`.
+    fn values(text: &str, entity: Entity) -> Vec<String> {
+        found(text)
+            .into_iter()
+            .filter(|h| h.0 == entity)
+            .map(|h| h.1)
+            .collect()
+    }
+
     fn kinds(text: &str, min: f64) -> Vec<Entity> {
         found(text)
             .into_iter()
@@ -492,14 +638,55 @@ mod tests {
                 "+1 646 555 0175 extension 9",
             ),
         ] {
-            let phones: Vec<String> = found(text)
-                .into_iter()
-                .filter(|h| h.0 == Entity::Phone)
-                .map(|h| h.1)
-                .collect();
-            assert_eq!(phones, [want], "{text}");
+            assert_eq!(values(text, Entity::Phone), [want], "{text}");
         }
         assert_eq!(extension_end("415 555 2671 xylophone", 12), 12);
+    }
+
+    #[test]
+    fn birth_dates_in_the_ways_people_write_them() {
+        for (text, want) in [
+            ("geboren am 12. März 1985, falls", "12. März 1985"),
+            ("nací el 5 de mayo de 1990", "5 de mayo de 1990"),
+            ("nata il 7 giugno 1992 a Bologna", "7 giugno 1992"),
+            ("ma date de naissance : 14 juillet 1979", "14 juillet 1979"),
+            ("my date of birth is 3rd of March 1985", "3rd of March 1985"),
+            ("DOB: 1985/03/03", "1985/03/03"),
+            ("d.o.b. 03-Mar-1985", "03-Mar-1985"),
+            ("born 11/02/86, if you need it", "11/02/86"),
+        ] {
+            assert_eq!(values(text, Entity::DateOfBirth), [want], "{text}");
+        }
+        assert!(
+            !kinds("delivered 5 de mayo de 2026", 0.5).contains(&Entity::DateOfBirth),
+            "a date without context is not a birth date"
+        );
+    }
+
+    #[test]
+    fn german_area_codes_after_a_slash_and_dates_are_not_phones() {
+        assert!(kinds("Tel. 030/12345678 ab 18 Uhr", 0.5).contains(&Entity::Phone));
+        assert!(kinds("Handy 0171/1234567, bitte", 0.5).contains(&Entity::Phone));
+        assert!(
+            !kinds("call me 12/03/2026 - 15/03/2026", 0.5).contains(&Entity::Phone),
+            "a range of dates"
+        );
+    }
+
+    #[test]
+    fn patterns_are_searched_only_where_their_digits_are() {
+        let phone = Runs {
+            chars: &PHONE_CHARS,
+            min_digits: 7,
+        };
+        let text = "size 42, call (646) 555-3890 or 0171/1234567; 3 units";
+        let spans: Vec<&str> = candidate_runs(text, phone)
+            .into_iter()
+            .map(|(s, e)| &text[s..e])
+            .collect();
+        assert_eq!(spans, [" (646) 555-3890 ", " 0171/1234567"]);
+        assert!(candidate_runs("no digits here", phone).is_empty());
+        assert_eq!(candidate_runs("+44 20 7946 0958", phone), [(0, 16)]);
     }
 
     #[test]
