@@ -475,15 +475,27 @@ fn scan_range(
         if !r.context.is_empty() || !r.penalty.is_empty() {
             // The nearer word decides: "order #5 arrived broken, call me on 0191…" is
             // a phone; "call about order 4155552671" is not.
+            // A "#" right after a cue numbers it ("Phone #: 415…", "cell # 0770…"), it
+            // does not make the value an order's.
             let window = before(text, m.start());
-            let last = |words: Option<&AhoCorasick>| {
-                words.and_then(|w| w.find_iter(&window).map(|m| m.start()).last())
-            };
+            let last =
+                |words: Option<&AhoCorasick>| words.and_then(|w| w.find_iter(&window).last());
             let cue = last(words.and_then(|w| w.context.as_ref()));
             if cue.is_some() {
                 score += CONTEXT_BOOST;
             }
-            if last(words.and_then(|w| w.penalty.as_ref())) > cue {
+            let numbers_cue = |p: &aho_corasick::Match| {
+                window.get(p.range()) == Some("#")
+                    && cue.is_some_and(|c| {
+                        window
+                            .get(c.end()..p.start())
+                            .is_some_and(|gap| gap.chars().all(|ch| ch == ' ' || ch == ':'))
+                    })
+            };
+            let penalty = last(words.and_then(|w| w.penalty.as_ref()));
+            if penalty
+                .is_some_and(|p| cue.is_none_or(|c| p.start() > c.start()) && !numbers_cue(&p))
+            {
                 score -= CONTEXT_PENALTY;
             }
         }
@@ -694,6 +706,9 @@ mod tests {
         assert!(kinds("call me at (415) 555-2671", 0.5).contains(&Entity::Phone));
         assert!(!kinds("order 4155552671 shipped", 0.5).contains(&Entity::Phone));
         assert!(!kinds("call about order 4155552671", 0.5).contains(&Entity::Phone));
+        assert!(kinds("Phone #: 415-555-2671", 0.5).contains(&Entity::Phone));
+        assert!(kinds("cell # 07700 900123", 0.5).contains(&Entity::Phone));
+        assert!(!kinds("call about #4155552671", 0.5).contains(&Entity::Phone));
         assert!(
             kinds("order #520323 never arrived, call me on 0191 4960209", 0.5)
                 .contains(&Entity::Phone),
