@@ -344,22 +344,14 @@ async fn a_policy_naming_an_unconfigured_profile_is_refused() {
         "policy:\n  dir: {}\npii:\n  profiles:\n    shop:\n      default_action: redact\n",
         policies.display()
     ));
-    let config_path = dir.path().join("warden.yaml");
-    std::fs::write(&config_path, &config).unwrap();
-
-    let out = std::process::Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = Warden::refused(&config);
     assert!(
         err.contains("p.yaml:9:7") && err.contains("`shopp`"),
         "{err}"
     );
+
+    let config_path = dir.path().join("warden.yaml");
+    std::fs::write(&config_path, &config).unwrap();
 
     let out = std::process::Command::new(BIN)
         .args(["policy", "check"])
