@@ -260,13 +260,14 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
         f.end = end;
     }
     found.retain(|f| {
+        if f.entity != Entity::Address || f.source != Source::Ner {
+            return true;
+        }
         let Some(address) = text.get(f.start..f.end) else {
             return false;
         };
         let first = address.split(' ').next().unwrap_or_default().to_lowercase();
-        f.entity != Entity::Address
-            || f.source != Source::Ner
-            || address.chars().any(|c| c.is_ascii_digit()) && !NOT_PLACES.contains(&first.as_str())
+        address.chars().any(|c| c.is_ascii_digit()) && !NOT_PLACES.contains(&first.as_str())
     });
 }
 
@@ -312,10 +313,7 @@ fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
         let Some(taken) = whole_words(rest, m.end()) else {
             break;
         };
-        let body = rest
-            .get(..taken)
-            .unwrap_or_default()
-            .trim_start_matches(|c: char| matches!(c, ',' | '-' | '–') || c.is_whitespace());
+        let body = without_separator(rest.get(..taken).unwrap_or_default());
         let mut words = body.split(' ');
         let first = words.next().unwrap_or_default();
         let second = words.next().unwrap_or_default();
@@ -324,14 +322,14 @@ fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
         }
         let is_postcode = body.chars().any(|c| c.is_ascii_digit());
         let unit = body.starts_with(['º', '°', 'ª']) || is_postcode && !has_postcode(body);
+        // A region in brackets follows a locality or a postcode ("Bergamo (BG)"); after
+        // a street it is a size ("Meadow Low 2 (XL)").
+        let bracketed = body.starts_with('(');
         let is_region = body.len() <= 4
             && body
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || "()".contains(c))
-            || body.starts_with('(');
-        // A region in brackets follows a locality or a postcode ("Bergamo (BG)"); after
-        // a street it is a size ("Meadow Low 2 (XL)").
-        let bracketed = body.starts_with('(');
+            || bracketed;
         if postcode && locality && !is_region && !is_postcode || bracketed && !postcode && !locality
         {
             break;
@@ -366,8 +364,7 @@ fn whole_words(rest: &str, end: usize) -> Option<usize> {
     };
     // A locality ends before a word said after an address ("Ell. Order BST-…").
     let piece = rest.get(..taken).unwrap_or_default();
-    let body =
-        piece.trim_start_matches(|c: char| matches!(c, ',' | '-' | '–') || c.is_whitespace());
+    let body = without_separator(piece);
     if !body.chars().any(|c| c.is_ascii_digit()) {
         let offset = piece.len() - body.len();
         let said_after = body.match_indices(' ').map(|(i, _)| i).find(|&i| {
@@ -382,6 +379,11 @@ fn whole_words(rest: &str, end: usize) -> Option<usize> {
     rest.get(..taken)
         .is_some_and(|t| t.chars().any(char::is_alphanumeric))
         .then_some(taken)
+}
+
+/// A piece without the comma, hyphen or spaces that separate it from what it follows.
+fn without_separator(piece: &str) -> &str {
+    piece.trim_start_matches(|c: char| matches!(c, ',' | '-' | '–') || c.is_whitespace())
 }
 
 /// Whether a piece starting with `first`, `second` is what is said after an address

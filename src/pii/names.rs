@@ -470,6 +470,17 @@ fn lower_particle_ends(raw: &str, words: usize) -> bool {
     words > 0 && raw.chars().next().is_some_and(char::is_uppercase)
 }
 
+/// A name found by a cue in `text[start..end]`, with the cue's score.
+fn cue_name(start: usize, end: usize, score: f64) -> Finding {
+    Finding {
+        entity: Entity::Person,
+        start,
+        end,
+        score,
+        source: Source::Cue,
+    }
+}
+
 /// Names after cues in `text`: capitalised ones scored by their cue, destinations as
 /// candidates for [`confirm`].
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
@@ -500,13 +511,7 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
             .find(|f| f.source == Source::Cue && f.start == start && f.end == end)
         {
             Some(same) => same.score = same.score.max(score),
-            None => out.push(Finding {
-                entity: Entity::Person,
-                start,
-                end,
-                score,
-                source: Source::Cue,
-            }),
+            None => out.push(cue_name(start, end, score)),
         }
     }
 }
@@ -547,13 +552,7 @@ pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
             continue;
         };
         if s == start && e == head.len() {
-            found.push(Finding {
-                entity: Entity::Person,
-                start: s,
-                end: e,
-                score: INTRODUCED,
-                source: Source::Cue,
-            });
+            found.push(cue_name(s, e, INTRODUCED));
         }
     }
 }
@@ -699,13 +698,7 @@ pub fn before_here(text: &str, out: &mut Vec<Finding>) {
         };
         let start = clause_start(head, &['.', '!', '?', '\n', ':', ';', ',', '—', '(']);
         if let Some((s, e, _)) = name_at(text, start, 2, false).filter(|&(_, e, _)| e == at) {
-            out.push(Finding {
-                entity: Entity::Person,
-                start: s,
-                end: e,
-                score: INTRODUCED,
-                source: Source::Cue,
-            });
+            out.push(cue_name(s, e, INTRODUCED));
         }
     }
 }
@@ -730,13 +723,7 @@ pub fn after_addresses(text: &str, found: &mut Vec<Finding>) {
             .get(name_end..)
             .is_some_and(|t| t.trim_start().is_empty() || t.starts_with(['.', '!', '?', '\n']));
         if ends_sentence {
-            found.push(Finding {
-                entity: Entity::Person,
-                start,
-                end: name_end,
-                score: INTRODUCED,
-                source: Source::Cue,
-            });
+            found.push(cue_name(start, name_end, INTRODUCED));
         }
     }
 }
@@ -768,13 +755,7 @@ pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
             } else {
                 CANDIDATE
             };
-            spans.push(Finding {
-                entity: Entity::Person,
-                start,
-                end,
-                score,
-                source: Source::Cue,
-            });
+            spans.push(cue_name(start, end, score));
         }
     }
     if spans.is_empty() {
