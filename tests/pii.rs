@@ -475,6 +475,54 @@ fn ner_config_with(mock: &MockProvider, model_dir: &str, mode: &str, extra: &str
 /// provider sees a placeholder, the customer the name; the second turn of a conversation
 /// reuses the cached result for the first; a profile that requires the model refuses
 /// requests when it cannot be loaded.
+/// Through the proxy, no piece of a name or an address is left for the provider to read:
+/// the model's partial spans grow over titles, units, postcodes and localities, and a
+/// name the model took for a street stays a name next to its address. The answer comes
+/// back restored exactly.
+#[tokio::test]
+async fn whole_names_and_addresses_reach_the_provider_as_placeholders() {
+    let mock = MockProvider::start(&[]);
+    let model_dir = format!("{}/ner-models/rampart", env!("CARGO_MANIFEST_DIR"));
+    let w = Warden::start(&ner_config(&mock, &model_dir));
+    let message = "ship to Gordon Hill, Flat 4, Elliott Inlet, North Ronald, DD46 0UZ please. \
+                   Attn: Mrs Rachel Goldberg B.A., 19 Park Crescent, Edinburgh EH3 6AZ";
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": message}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        format!("You said: {message}")
+    );
+    let seen = provider_saw(&mock).await;
+    for piece in [
+        "Gordon",
+        "Hill",
+        "Flat 4",
+        "Elliott",
+        "Ronald",
+        "DD46",
+        "0UZ",
+        "Mrs",
+        "Rachel",
+        "Goldberg",
+        "B.A.",
+        "19 Park",
+        "Edinburgh",
+        "EH3",
+        "6AZ",
+    ] {
+        assert!(
+            !seen.contains(piece),
+            "`{piece}` reached the provider: {seen}"
+        );
+    }
+    assert!(seen.contains("please") && seen.contains("Attn:"), "{seen}");
+    assert!(!w.logs().contains("Goldberg"));
+}
+
 #[tokio::test]
 async fn names_are_found_by_the_ner_model_and_cached_across_turns() {
     let mock = MockProvider::start(&[]);
