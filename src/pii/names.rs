@@ -227,6 +227,11 @@ const TITLES: &[&str] = &[
     "univ.-prof.",
     "herr",
     "frau",
+    "familie",
+    "family",
+    "famille",
+    "familia",
+    "famiglia",
     "m.",
     "mme",
     "mme.",
@@ -256,6 +261,23 @@ const TITLES: &[&str] = &[
     "cpt.",
     "maj.",
     "col.",
+    "cpl",
+    "cpl.",
+    "pvt",
+    "pvt.",
+    "pfc",
+    "spc",
+    "sfc",
+    "msgt",
+    "1lt",
+    "2lt",
+    "po1",
+    "po2",
+    "po3",
+    "cpo",
+    "cdr",
+    "lcdr",
+    "cmdr",
 ];
 
 /// Words inside a name that are not capitalised ("María del Carmen", "Jan van der Berg").
@@ -654,7 +676,15 @@ fn title_before(text: &str, at: usize) -> Option<usize> {
 /// that ends the message, written just after `at` (one space apart), end.
 fn part_after(text: &str, at: usize) -> Option<usize> {
     let mut from = at;
-    let mut particles = 0;
+    // A name does not end on a particle: one that ends a finding ("Nguyen Van") takes the
+    // capitalised word after it ("An").
+    let last_word = text
+        .get(..at)?
+        .rsplit(' ')
+        .next()
+        .map(str::to_lowercase)
+        .unwrap_or_default();
+    let mut particles = usize::from(TRAILING_PARTICLES.contains(&last_word.as_str()));
     loop {
         if text.get(from..)?.chars().next()? != ' ' {
             return None;
@@ -676,9 +706,9 @@ fn part_after(text: &str, at: usize) -> Option<usize> {
         let last = text
             .get(e..)
             .is_some_and(|t| t.trim_end_matches(['.', '!']).trim().is_empty());
-        return ((particles > 0 || last)
-            && is_capitalised(word)
-            && !NOT_NAMES.contains(&folded.as_str()))
+        // After a particle the capitalised word is the name's, whatever it is ("Van An").
+        return (is_capitalised(word)
+            && (particles > 0 || last && !NOT_NAMES.contains(&folded.as_str())))
         .then_some(s + word.len());
     }
 }
@@ -875,6 +905,21 @@ mod tests {
                 "Olga Petrova",
             ),
             ("tell Jonas the Kånken was a gift", "Jonas", "Jonas"),
+            (
+                "could Mr. Nguyen Van An pick it up",
+                "Nguyen Van",
+                "Mr. Nguyen Van An",
+            ),
+            (
+                "Bitte an Familie Özdemir, Lindenstr.",
+                "Özdemir",
+                "Familie Özdemir",
+            ),
+            (
+                "Ship to PO2 Daniel Reyes, USS",
+                "Daniel Reyes",
+                "PO2 Daniel Reyes",
+            ),
         ] {
             let mut found = vec![model_person(text, model)];
             widen(text, &mut found);

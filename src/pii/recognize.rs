@@ -20,8 +20,11 @@ use crate::config::Entity;
 const CONTEXT_BOOST: f64 = 0.3;
 /// Lowered by a commerce word near the match (an order number is not a phone number).
 const CONTEXT_PENALTY: f64 = 0.4;
-/// Bytes before a match searched for context words.
+/// Bytes before a match searched for context and commerce words.
 const CONTEXT_BEFORE: usize = 48;
+/// Bytes after a match searched for context words ("…0018 (mobile)", "… is my date of
+/// birth"), within the match's sentence.
+const CONTEXT_AFTER: usize = 32;
 
 struct Recognizer {
     entity: Entity,
@@ -250,17 +253,21 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "geburtsdatum",
                 "né le",
                 "née le",
-                "date de naissance",
-                "fecha de nacimiento",
+                "geburtstag",
+                "geb.",
+                "naissance",
+                "nacimiento",
                 "nací",
                 "nacido",
                 "nacida",
-                "data di nascita",
+                "nascita",
                 "nato il",
                 "nata il",
+                "compleanno",
                 "geboortedatum",
                 "geboren op",
-                "data de nascimento",
+                "nascimento",
+                "nasci ",
                 "nascido em",
                 "nascida em",
                 // As a word: "package" and "message" hold no age.
@@ -481,9 +488,6 @@ fn scan_range(
             let last =
                 |words: Option<&AhoCorasick>| words.and_then(|w| w.find_iter(&window).last());
             let cue = last(words.and_then(|w| w.context.as_ref()));
-            if cue.is_some() {
-                score += CONTEXT_BOOST;
-            }
             let numbers_cue = |p: &aho_corasick::Match| {
                 window.get(p.range()) == Some("#")
                     && cue.is_some_and(|c| {
@@ -492,10 +496,18 @@ fn scan_range(
                             .is_some_and(|gap| gap.chars().all(|ch| ch == ' ' || ch == ':'))
                     })
             };
-            let penalty = last(words.and_then(|w| w.penalty.as_ref()));
-            if penalty
-                .is_some_and(|p| cue.is_none_or(|c| p.start() > c.start()) && !numbers_cue(&p))
-            {
+            let penalty = last(words.and_then(|w| w.penalty.as_ref()))
+                .filter(|p| cue.is_none_or(|c| p.start() > c.start()) && !numbers_cue(p));
+            // A cue after the value counts when no commerce word stands before it.
+            let cue_after = cue.is_none()
+                && penalty.is_none()
+                && words
+                    .and_then(|w| w.context.as_ref())
+                    .is_some_and(|w| w.is_match(&after(text, end)));
+            if cue.is_some() || cue_after {
+                score += CONTEXT_BOOST;
+            }
+            if penalty.is_some() {
                 score -= CONTEXT_PENALTY;
             }
         }
@@ -573,6 +585,22 @@ fn before(text: &str, start: usize) -> String {
     text.get(from..start)
         .map(str::to_lowercase)
         .unwrap_or_default()
+}
+
+/// The lowercased text of the sentence just after byte `end` of `text`, at most
+/// [`CONTEXT_AFTER`] bytes of it (the same offset rule as [`before`]).
+fn after(text: &str, end: usize) -> String {
+    let end = text.floor_char_boundary(end.min(text.len()));
+    let to = text.floor_char_boundary(end.saturating_add(CONTEXT_AFTER).min(text.len()));
+    let window = text.get(end..to).unwrap_or_default();
+    let bytes = window.as_bytes();
+    let sentence_end = (0..bytes.len()).find(|&i| match bytes.get(i) {
+        Some(b'\n') => true,
+        Some(b'.' | b'!' | b'?') => matches!(bytes.get(i + 1), None | Some(b' ' | b'\n')),
+        _ => false,
+    });
+    let sentence = sentence_end.map_or(window, |i| window.get(..i).unwrap_or(window));
+    sentence.to_lowercase()
 }
 
 #[cfg(test)]
@@ -717,6 +745,21 @@ mod tests {
         assert!(kinds("born 12.03.1987 in Lyon", 0.5).contains(&Entity::DateOfBirth));
         assert!(!kinds("delivered 12.03.2026 to Lyon", 0.5).contains(&Entity::DateOfBirth));
         assert!(kinds("my SSN is 536-22-1234", 0.5).contains(&Entity::UsSsn));
+    }
+
+    #[test]
+    fn a_cue_after_the_value_counts_within_its_sentence() {
+        assert!(kinds("14.02.1979 is my date of birth", 0.5).contains(&Entity::DateOfBirth));
+        assert!(kinds("09/21/1994 (dob) to verify", 0.5).contains(&Entity::DateOfBirth));
+        assert!(kinds("0161 496 0018 (mobile), or the neighbour", 0.5).contains(&Entity::Phone));
+        assert!(
+            !kinds("delivered 12.03.2026. Born in Lyon, I", 0.5).contains(&Entity::DateOfBirth),
+            "the cue is in the next sentence"
+        );
+        assert!(
+            !kinds("order 4155552671, call me", 0.5).contains(&Entity::Phone),
+            "a commerce word before the value outweighs a cue after it"
+        );
     }
 
     #[test]
