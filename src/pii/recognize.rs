@@ -237,10 +237,11 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         },
         Recognizer {
             entity: Entity::DateOfBirth,
-            // Day, month and year in numbers (a two-digit year too: a birth date needs
-            // context anyway), the year first, or the month's name in one of the seven
-            // languages ("3rd of March 1985", "5. Mai 1990", "5 de mayo de 1990").
-            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|\.|º)?(?: of| de)?[ -](?:jan|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen)[a-zà-ÿ]*\.?(?: de|,)?[ -](?:19|20)\d{2}(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:19|20)\d{2}(?-u:\b)",
+            // Day, month and year in numbers (a two-digit year too, "'85" after a
+            // month's name: a birth date needs context anyway), the year first, or the
+            // month's name in one of the seven languages ("3rd of March 1985", "5. Mai
+            // 1990", "5 de mayo de 1990", "Mar 3 '85").
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|\.|º)?(?: of| de)?[ -](?:jan|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen)[a-zà-ÿ]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
@@ -694,6 +695,8 @@ mod tests {
             ("DOB: 1985/03/03", "1985/03/03"),
             ("d.o.b. 03-Mar-1985", "03-Mar-1985"),
             ("born 11/02/86, if you need it", "11/02/86"),
+            ("DOB 3 Mar 85 for the form", "3 Mar 85"),
+            ("birthday: march 3rd '85", "march 3rd '85"),
         ] {
             assert_eq!(values(text, Entity::DateOfBirth), [want], "{text}");
         }
