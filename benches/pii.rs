@@ -1,7 +1,8 @@
 //! Criterion benchmarks of PII detection with the pattern recognizers (throughput in bytes
 //! per second on one core): shop conversation text without personal data — the common
-//! case, one `RegexSet` pass — and the same text with planted values, detected and
-//! pseudonymized; restoring placeholders in an answer; the keep-list of commerce terms
+//! case, where one pass over the bytes finds nowhere for most recognizers to look — and
+//! the same text with planted values, detected and pseudonymized; restoring placeholders
+//! in an answer; the keep-list of commerce terms
 //! (100,000 terms) over a message's findings; and the NER model (from
 //! `scripts/fetch-models.sh`) on a ~128-token message, inferred and from its cache; and
 //! output scanning of a streamed answer (three sentences, 4-byte fragments) by patterns and

@@ -1,15 +1,16 @@
 //! Pattern recognizers: one regex per kind of identifier, a validator that must accept the
 //! match (checksums, structure), a base score, and context words that raise it (Presidio's
-//! idea) or, for commerce words such as "order" or "SKU", lower it. A `RegexSet` pass
-//! finds which recognizers can match at all, so text without PII costs one scan; those
-//! whose values are made of digits and a few separators (phones, cards, SSNs) are then
-//! searched only in the runs of those characters that hold enough digits, not across the
-//! whole text.
+//! idea) or, for commerce words such as "order" or "SKU", lower it. A regex never runs over
+//! the whole text unless a literal of its own lets it skip ahead ('@', "://", a key's
+//! prefix): one pass over the bytes finds where the others can match — runs of digits and
+//! phone separators for cards, SSNs, phones and IPv4 addresses, two capitals before two
+//! digits for IBANs, hex digits around colons for IPv6 — and birth dates are searched
+//! only near a birth word, which a literal search finds.
 
 use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use regex_automata::{Input, meta};
 
 use super::validate;
@@ -39,19 +40,23 @@ struct Recognizer {
     /// A match that fails its check is tried again without its trailing groups: the
     /// pattern runs on into what follows (`DE89 … 0130 00 A`, `4111 … 1111 2 pairs`).
     shrinks: bool,
-    /// Where matches can lie, when the pattern is made of a few characters only: the
-    /// pattern is searched in the runs of those characters that hold enough digits, not
-    /// across the whole text.
-    runs: Option<Runs>,
+    /// Where its matches can lie.
+    reach: Reach,
 }
 
-/// The characters every match of a pattern is made of, and the fewest digits a match that
-/// passes the check holds.
-#[derive(Clone, Copy)]
-struct Runs {
-    /// Whether each byte is one of the characters: one lookup per byte of text.
-    chars: &'static [bool; 256],
-    min_digits: usize,
+/// Where a recognizer's regex is searched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Reach {
+    /// The whole text: the regex's literals let it skip to the few places it can match.
+    Anywhere,
+    /// Runs of digits and phone separators that hold at least this many digits.
+    Digits(usize),
+    /// From two capital letters followed by two digits (a country code and check digits).
+    IbanStart,
+    /// Runs of digits and dots (IPv4) or of hex digits and colons holding two colons (IPv6).
+    Ip,
+    /// Around a birth word: a date is a birth date only in its context.
+    BirthWord,
 }
 
 /// The byte table of `chars`, built at compile time.
@@ -69,8 +74,10 @@ const fn byte_table(chars: &[u8]) -> [bool; 256] {
     table
 }
 
-const DIGITS_SPACES_HYPHENS: [bool; 256] = byte_table(b"0123456789 -");
-const PHONE_CHARS: [bool; 256] = byte_table(b"0123456789 ()./+-");
+/// The characters of numbers as people write them (phones, cards, SSNs, IPv4, dates).
+const NUMERIC: [bool; 256] = byte_table(b"0123456789 ()./+-");
+/// The characters of IPv6 addresses.
+const HEX_COLON: [bool; 256] = byte_table(b"0123456789abcdefABCDEF:");
 
 /// Words that make a number more likely an identifier of goods than of a person.
 const COMMERCE: &[&str] = &[
@@ -105,7 +112,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
-            runs: None,
+            reach: Reach::Anywhere,
         },
         Recognizer {
             entity: Entity::UrlCredentials,
@@ -115,7 +122,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
-            runs: None,
+            reach: Reach::Anywhere,
         },
         Recognizer {
             entity: Entity::Secret,
@@ -125,7 +132,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
-            runs: None,
+            reach: Reach::Anywhere,
         },
         Recognizer {
             entity: Entity::CreditCard,
@@ -147,10 +154,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: true,
             shrinks: true,
-            runs: Some(Runs {
-                chars: &DIGITS_SPACES_HYPHENS,
-                min_digits: 13,
-            }),
+            reach: Reach::Digits(13),
         },
         Recognizer {
             entity: Entity::Iban,
@@ -160,7 +164,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: true,
             shrinks: true,
-            runs: None,
+            reach: Reach::IbanStart,
         },
         Recognizer {
             entity: Entity::UsSsn,
@@ -170,10 +174,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: COMMERCE,
             whole_token: true,
             shrinks: false,
-            runs: Some(Runs {
-                chars: &DIGITS_SPACES_HYPHENS,
-                min_digits: 9,
-            }),
+            reach: Reach::Digits(9),
         },
         Recognizer {
             entity: Entity::IpAddress,
@@ -183,7 +184,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &["version", "v.", "release", "firmware"],
             whole_token: true,
             shrinks: false,
-            runs: None,
+            reach: Reach::Ip,
         },
         Recognizer {
             entity: Entity::Phone,
@@ -230,10 +231,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: COMMERCE,
             whole_token: true,
             shrinks: false,
-            runs: Some(Runs {
-                chars: &PHONE_CHARS,
-                min_digits: 7,
-            }),
+            reach: Reach::Digits(7),
         },
         Recognizer {
             entity: Entity::DateOfBirth,
@@ -278,19 +276,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: true,
             shrinks: false,
-            // Dates are common in shop text, most of them not birth dates: searching
-            // around each one costs more than one pass over the text.
-            runs: None,
+            reach: Reach::BirthWord,
         },
     ]
-});
-
-#[allow(
-    clippy::expect_used,
-    reason = "a constant pattern; the unit tests compile it"
-)]
-static SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(RECOGNIZERS.iter().map(|r| r.pattern)).expect("recognizer patterns compile")
 });
 
 #[allow(
@@ -412,30 +400,193 @@ fn stands_alone(text: &str, start: usize, end: usize) -> bool {
 
 /// Compiles every pattern now (the first request should not pay for it).
 pub fn warm() {
-    LazyLock::force(&SET);
     LazyLock::force(&REGEXES);
     LazyLock::force(&WORDS);
+    LazyLock::force(&BIRTH_WORDS);
 }
 
 /// Every validated match in `text`, with its score after context.
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
-    let matched = SET.matches(text);
-    if !matched.matched_any() {
-        return;
-    }
-    for index in matched.iter() {
-        let (Some(r), Some(regex)) = (RECOGNIZERS.get(index), REGEXES.get(index)) else {
+    let places = Places::of(text);
+    for (index, r) in RECOGNIZERS.iter().enumerate() {
+        let Some(regex) = REGEXES.get(index) else {
             continue;
         };
-        let words = WORDS.get(index);
-        let ranges = match r.runs {
-            Some(runs) => candidate_runs(text, runs),
-            None => vec![(0, text.len())],
-        };
-        for (from, to) in ranges {
-            scan_range(r, regex, words, text, from, to, out);
+        for (from, to) in places.ranges(text, r.reach) {
+            scan_range(r, regex, WORDS.get(index), text, from, to, out);
         }
     }
+}
+
+/// The longest birth date as people write it ("21st of September, 1985").
+const LONGEST_DATE: usize = 32;
+/// How far an IBAN reaches from its start: 34 characters and their spaces.
+const LONGEST_IBAN: usize = 48;
+
+/// The birth-date recognizer's context words in the three ways they are written (lower
+/// case, capitalised, upper case): literals a search skips to, where one automaton over
+/// case-insensitive words would read every byte.
+#[allow(
+    clippy::expect_used,
+    reason = "escaped constant words; the unit tests compile them"
+)]
+static BIRTH_WORDS: LazyLock<meta::Regex> = LazyLock::new(|| {
+    let words = RECOGNIZERS
+        .iter()
+        .filter(|r| r.reach == Reach::BirthWord)
+        .flat_map(|r| r.context.iter());
+    let mut literals: Vec<String> = words
+        .flat_map(|w| {
+            let mut chars = w.chars();
+            let capitalised: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            [w.to_string(), capitalised, w.to_uppercase()]
+        })
+        .collect();
+    literals.sort();
+    literals.dedup();
+    let pattern: Vec<String> = literals.iter().map(|l| regex::escape(l)).collect();
+    meta::Regex::new(&pattern.join("|")).expect("birth words compile")
+});
+
+/// Where the recognizers that do not search the whole text can match, found in one pass
+/// over its bytes.
+#[derive(Default, Debug, PartialEq)]
+struct Places {
+    /// Runs of [`NUMERIC`] characters holding a digit, with their digit counts.
+    numeric: Vec<(usize, usize, usize)>,
+    /// Where two capital letters are followed by two digits.
+    iban_starts: Vec<usize>,
+    /// Runs of [`HEX_COLON`] characters holding two colons or more.
+    hex_colon: Vec<(usize, usize)>,
+}
+
+impl Places {
+    fn of(text: &str) -> Places {
+        let bytes = text.as_bytes();
+        let mut places = Places::default();
+        let mut hex_end = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            // Most text holds neither digits nor colons: skip it a block at a time (the
+            // block's test is branch-free, so the compiler vectorizes it).
+            if let Some(block) = bytes.get(i..i + SKIP_BLOCK)
+                && !block
+                    .iter()
+                    .fold(false, |any, &b| any | b.is_ascii_digit() | (b == b':'))
+            {
+                i += SKIP_BLOCK;
+                continue;
+            }
+            match bytes.get(i) {
+                Some(b) if b.is_ascii_digit() => {
+                    let (from, to) = run_around(bytes, i, &NUMERIC);
+                    let run = bytes.get(from..to).unwrap_or_default();
+                    let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
+                    places.numeric.push((from, to, digits));
+                    // Capitals end a run of digits, so an IBAN's start is a run's.
+                    let capitals = from
+                        .checked_sub(2)
+                        .and_then(|at| bytes.get(at..from))
+                        .is_some_and(|c| c.iter().all(u8::is_ascii_uppercase));
+                    let two_digits = run
+                        .get(..2)
+                        .is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+                    if capitals && two_digits {
+                        places.iban_starts.push(from - 2);
+                    }
+                    i = to;
+                }
+                Some(b':') if i >= hex_end => {
+                    let (from, to) = run_around(bytes, i, &HEX_COLON);
+                    let colons = bytes
+                        .get(from..to)
+                        .map_or(0, |run| run.iter().filter(|&&b| b == b':').count());
+                    if colons >= 2 {
+                        places.hex_colon.push((from, to));
+                    }
+                    // The digits after the colon are read for their own runs.
+                    hex_end = to;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+        }
+        places
+    }
+
+    /// The ranges of `text` a recognizer with `reach` is searched in, sorted and apart.
+    fn ranges(&self, text: &str, reach: Reach) -> Vec<(usize, usize)> {
+        let runs = |min_digits: usize| {
+            self.numeric
+                .iter()
+                .filter(move |&&(_, _, digits)| digits >= min_digits)
+                .map(|&(from, to, _)| (from, to))
+        };
+        let end = text.len();
+        match reach {
+            Reach::Anywhere => vec![(0, end)],
+            Reach::Digits(min) => runs(min).collect(),
+            Reach::IbanStart => merged(
+                text,
+                self.iban_starts
+                    .iter()
+                    .map(|&at| (at, at.saturating_add(LONGEST_IBAN)))
+                    .collect(),
+            ),
+            Reach::Ip => merged(
+                text,
+                runs(4).chain(self.hex_colon.iter().copied()).collect(),
+            ),
+            Reach::BirthWord => merged(
+                text,
+                BIRTH_WORDS
+                    .find_iter(text)
+                    .map(|m| {
+                        (
+                            m.start().saturating_sub(CONTEXT_AFTER + LONGEST_DATE),
+                            m.end().saturating_add(CONTEXT_BEFORE + LONGEST_DATE),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Bytes skipped at a time where there is neither a digit nor a colon.
+const SKIP_BLOCK: usize = 16;
+
+/// The run of `chars` around byte `at` of `bytes`.
+fn run_around(bytes: &[u8], at: usize, chars: &[bool; 256]) -> (usize, usize) {
+    let inside = |b: &u8| chars.get(usize::from(*b)).copied().unwrap_or(false);
+    let from = bytes
+        .get(..at)
+        .and_then(|head| head.iter().rposition(|b| !inside(b)))
+        .map_or(0, |p| p + 1);
+    let to = bytes
+        .get(at..)
+        .and_then(|tail| tail.iter().position(|b| !inside(b)))
+        .map_or(bytes.len(), |p| at + p);
+    (from, to)
+}
+
+/// `ranges` sorted, those that overlap joined, each within `text` and on its character
+/// boundaries.
+fn merged(text: &str, mut ranges: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    ranges.sort_unstable();
+    let mut joined: Vec<(usize, usize)> = Vec::with_capacity(ranges.len());
+    for (from, to) in ranges {
+        let from = text.floor_char_boundary(from.min(text.len()));
+        let to = text.ceil_char_boundary(to.min(text.len()));
+        match joined.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => joined.push((from, to)),
+        }
+    }
+    joined
 }
 
 /// The matches of one recognizer in `text[from..to]` (the whole text around it seen by the
@@ -520,27 +671,6 @@ fn scan_range(
             source: Source::Pattern,
         });
     }
-}
-
-/// The runs of `runs.chars` in `text` that hold at least `runs.min_digits` digits: where
-/// a match of a pattern made of those characters can lie.
-fn candidate_runs(text: &str, runs: Runs) -> Vec<(usize, usize)> {
-    let mut found = Vec::new();
-    let (mut start, mut digits) = (0usize, 0usize);
-    for (i, &b) in text.as_bytes().iter().enumerate() {
-        if runs.chars.get(usize::from(b)).copied().unwrap_or(false) {
-            digits += usize::from(b.is_ascii_digit());
-        } else {
-            if digits >= runs.min_digits {
-                found.push((start, i));
-            }
-            (start, digits) = (i + 1, 0);
-        }
-    }
-    if digits >= runs.min_digits {
-        found.push((start, text.len()));
-    }
-    found
 }
 
 /// Shortest match a shrinking recognizer tries (an IBAN has at least 15 characters).
@@ -717,19 +847,87 @@ mod tests {
     }
 
     #[test]
-    fn patterns_are_searched_only_where_their_digits_are() {
-        let phone = Runs {
-            chars: &PHONE_CHARS,
-            min_digits: 7,
-        };
+    fn the_skipping_pass_finds_what_a_byte_by_byte_reading_finds() {
+        // Every byte read: the runs of each table that hold a digit or two colons.
+        fn runs(
+            text: &str,
+            chars: &[bool; 256],
+            keep: impl Fn(&[u8]) -> bool,
+        ) -> Vec<(usize, usize)> {
+            let mut found = Vec::new();
+            let mut from = 0;
+            for i in 0..=text.len() {
+                let inside = text
+                    .as_bytes()
+                    .get(i)
+                    .is_some_and(|&b| chars[usize::from(b)]);
+                if !inside {
+                    if keep(&text.as_bytes()[from..i]) {
+                        found.push((from, i));
+                    }
+                    from = i + 1;
+                }
+            }
+            found
+        }
+        for text in [
+            "Phone:4155552671, at 18:30:00 or fe80::1:2; IBAN DE89 3704 0044 0532 0130 00",
+            "a long line of text without anything in it at all, then 7 at the very end 12",
+            "x:y::z 0:0 ::1 €129.99 (646) 555-3890 NL91ABNA0417164300 GB82 WEST 1234",
+            "",
+            "9",
+        ] {
+            let places = Places::of(text);
+            let numeric: Vec<(usize, usize)> =
+                places.numeric.iter().map(|&(s, e, _)| (s, e)).collect();
+            let digit = |run: &[u8]| run.iter().any(u8::is_ascii_digit);
+            assert_eq!(numeric, runs(text, &NUMERIC, digit), "{text}");
+            let colons = |run: &[u8]| run.iter().filter(|&&b| b == b':').count() >= 2;
+            assert_eq!(places.hex_colon, runs(text, &HEX_COLON, colons), "{text}");
+            let ibans: Vec<usize> = (0..text.len().saturating_sub(3))
+                .filter(|&i| {
+                    let b = &text.as_bytes()[i..i + 4];
+                    b[0].is_ascii_uppercase()
+                        && b[1].is_ascii_uppercase()
+                        && b[2].is_ascii_digit()
+                        && b[3].is_ascii_digit()
+                })
+                .collect();
+            assert_eq!(places.iban_starts, ibans, "{text}");
+        }
+    }
+
+    #[test]
+    fn patterns_are_searched_only_where_they_can_match() {
         let text = "size 42, call (646) 555-3890 or 0171/1234567; 3 units";
-        let spans: Vec<&str> = candidate_runs(text, phone)
+        let places = Places::of(text);
+        let runs: Vec<&str> = places
+            .ranges(text, Reach::Digits(7))
             .into_iter()
             .map(|(s, e)| &text[s..e])
             .collect();
-        assert_eq!(spans, [" (646) 555-3890 ", " 0171/1234567"]);
-        assert!(candidate_runs("no digits here", phone).is_empty());
-        assert_eq!(candidate_runs("+44 20 7946 0958", phone), [(0, 16)]);
+        assert_eq!(runs, [" (646) 555-3890 ", " 0171/1234567"]);
+        assert!(Places::of("no digits here").numeric.is_empty());
+        assert_eq!(
+            Places::of("+44 20 7946 0958").ranges("+44 20 7946 0958", Reach::Digits(7)),
+            [(0, 16)]
+        );
+        let text = "IBAN DE89 3704 0044 0532 0130 00, host fe80::1 at 18:30";
+        let places = Places::of(text);
+        assert_eq!(places.iban_starts, [5]);
+        let hex: Vec<&str> = places.hex_colon.iter().map(|&(s, e)| &text[s..e]).collect();
+        assert_eq!(hex, ["fe80::1"], "one colon is not an IPv6 address");
+        assert!(
+            Places::of("the order shipped")
+                .ranges("the order shipped", Reach::BirthWord)
+                .is_empty(),
+            "no birth word, no birth date search"
+        );
+        let text = "Geburtstag: 12. März 1985";
+        assert_eq!(
+            Places::of(text).ranges(text, Reach::BirthWord),
+            [(0, text.len())]
+        );
     }
 
     #[test]
