@@ -40,24 +40,31 @@ async fn provider_saw(mock: &MockProvider) -> String {
     without_nonces(&mock.last_request().await["body"].to_string())
 }
 
+/// Sends `message` as one user turn through `w` to the echoing `mock`, checks that the
+/// customer gets it back exactly (every placeholder restored), and returns what the
+/// provider saw.
+async fn chat_restored(w: &Warden, mock: &MockProvider, message: &str) -> String {
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": message}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        format!("You said: {message}"),
+        "the customer sees the real values"
+    );
+    provider_saw(mock).await
+}
+
 #[tokio::test]
 async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
     let mock = MockProvider::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let w = Warden::start(&config(&mock, dir.path()));
     let prompt = format!("Reach me at {EMAIL} or {PHONE}, or help@acme.example");
-    let r = post_json(
-        &w.url("/v1/chat/completions"),
-        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json()["choices"][0]["message"]["content"],
-        format!("You said: {prompt}"),
-        "the customer sees the real values"
-    );
-    let seen = provider_saw(&mock).await;
+    let seen = chat_restored(&w, &mock, &prompt).await;
     assert_clean("the provider's request", &seen);
     assert!(
         seen.contains("<EMAIL_1>") && seen.contains("<PHONE_1>"),
@@ -471,10 +478,6 @@ fn ner_config_with(mock: &MockProvider, model_dir: &str, mode: &str, extra: &str
     )
 }
 
-/// The NER model (fetched by scripts/fetch-models.sh) finds the person's name: the
-/// provider sees a placeholder, the customer the name; the second turn of a conversation
-/// reuses the cached result for the first; a profile that requires the model refuses
-/// requests when it cannot be loaded.
 /// Through the proxy, no piece of a name or an address is left for the provider to read:
 /// the model's partial spans grow over titles, units, postcodes and localities, and a
 /// name the model took for a street stays a name next to its address. The answer comes
@@ -486,17 +489,7 @@ async fn whole_names_and_addresses_reach_the_provider_as_placeholders() {
     let w = Warden::start(&ner_config(&mock, &model_dir));
     let message = "ship to Gordon Hill, Flat 4, Elliott Inlet, North Ronald, DD46 0UZ please. \
                    Attn: Mrs Rachel Goldberg B.A., 19 Park Crescent, Edinburgh EH3 6AZ";
-    let r = post_json(
-        &w.url("/v1/chat/completions"),
-        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": message}]}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json()["choices"][0]["message"]["content"],
-        format!("You said: {message}")
-    );
-    let seen = provider_saw(&mock).await;
+    let seen = chat_restored(&w, &mock, message).await;
     for piece in [
         "Gordon",
         "Hill",
@@ -523,23 +516,17 @@ async fn whole_names_and_addresses_reach_the_provider_as_placeholders() {
     assert!(!w.logs().contains("Goldberg"));
 }
 
+/// The NER model (fetched by scripts/fetch-models.sh) finds the person's name: the
+/// provider sees a placeholder, the customer the name; the second turn of a conversation
+/// reuses the cached result for the first; a profile that requires the model refuses
+/// requests when it cannot be loaded.
 #[tokio::test]
 async fn names_are_found_by_the_ner_model_and_cached_across_turns() {
     let mock = MockProvider::start(&[]);
     let model_dir = format!("{}/ner-models/rampart", env!("CARGO_MANIFEST_DIR"));
     let w = Warden::start(&ner_config(&mock, &model_dir));
     let first = "Hi, I'm Jane Doe and my parcel has not arrived.";
-    let r = post_json(
-        &w.url("/v1/chat/completions"),
-        &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": first}]}),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        r.json()["choices"][0]["message"]["content"],
-        format!("You said: {first}")
-    );
-    let seen = provider_saw(&mock).await;
+    let seen = chat_restored(&w, &mock, first).await;
     assert!(
         !seen.contains("Jane Doe") && seen.contains("<PERSON_1>"),
         "{seen}"
@@ -594,19 +581,13 @@ async fn product_names_on_the_keep_list_reach_the_provider_whole() {
 
     let keep = format!("      keep_terms_files: [{root}/examples/commerce/keep-terms.txt]\n");
     let w = Warden::start(&ner_config_with(&mock, &model_dir, "required", &keep));
-    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let seen = provider_saw(&mock).await;
+    let seen = chat_restored(&w, &mock, message).await;
     for product in ["Lumen Airmesh Tee", "Ardent Stride Runner 5"] {
         assert!(seen.contains(product), "{product}: {seen}");
     }
     assert!(
         !seen.contains("Maria Gonzalez") && seen.contains("<PERSON_1>"),
         "{seen}"
-    );
-    assert_eq!(
-        r.json()["choices"][0]["message"]["content"],
-        format!("You said: {message}")
     );
 
     // A list that cannot be read stops the start.
@@ -667,15 +648,9 @@ async fn catalog_search_results_teach_the_profile_its_product_names() {
     assert_eq!(search.status, 200, "{}", search.text());
     assert!(search.text().contains(product), "{}", search.text());
 
-    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let seen = provider_saw(&provider).await;
+    let seen = chat_restored(&w, &provider, &message).await;
     assert!(seen.contains(product), "kept after the search: {seen}");
     assert!(!seen.contains("Maria Gonzalez"), "{seen}");
-    assert_eq!(
-        r.json()["choices"][0]["message"]["content"],
-        format!("You said: {message}")
-    );
 
     // A tool that is not in the registry stops the start.
     let bad = config.replace(

@@ -64,6 +64,13 @@ pub struct Finding {
     pub source: Source,
 }
 
+impl Finding {
+    /// Whether the two spans share a byte.
+    fn overlaps(&self, other: &Finding) -> bool {
+        self.start < other.end && self.end > other.start
+    }
+}
+
 /// A profile ready to use: its settings plus the compiled allow- and deny-lists.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -259,9 +266,8 @@ pub fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
     });
     let mut kept: Vec<Finding> = Vec::with_capacity(found.len());
     for f in found {
-        let overlaps = |k: &Finding| f.start < k.end && f.end > k.start;
         let hits: Vec<usize> = (0..kept.len())
-            .filter(|&i| kept.get(i).is_some_and(overlaps))
+            .filter(|&i| kept.get(i).is_some_and(|k| f.overlaps(k)))
             .collect();
         let free_text = matches!(f.entity, Entity::Person | Entity::Address);
         match hits.as_slice() {
@@ -294,7 +300,7 @@ pub fn resolve_overlaps(text: &str, mut found: Vec<Finding>) -> Vec<Finding> {
 fn uncovered(text: &str, f: &Finding, kept: &[Finding]) -> Vec<Finding> {
     let mut cuts: Vec<(usize, usize)> = kept
         .iter()
-        .filter(|k| f.start < k.end && f.end > k.start)
+        .filter(|k| f.overlaps(k))
         .map(|k| (k.start.max(f.start), k.end.min(f.end)))
         .collect();
     cuts.sort_unstable();

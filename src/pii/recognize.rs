@@ -453,7 +453,7 @@ static BIRTH_WORDS: LazyLock<meta::Regex> = LazyLock::new(|| {
 
 /// Where the recognizers that do not search the whole text can match, found in one pass
 /// over its bytes.
-#[derive(Default, Debug, PartialEq)]
+#[derive(Default, Debug)]
 struct Places {
     /// Runs of [`NUMERIC`] characters holding a digit, with their digit counts.
     numeric: Vec<(usize, usize, usize)>,
@@ -487,15 +487,16 @@ impl Places {
                     let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
                     places.numeric.push((from, to, digits));
                     // Capitals end a run of digits, so an IBAN's start is a run's.
-                    let capitals = from
-                        .checked_sub(2)
-                        .and_then(|at| bytes.get(at..from))
-                        .is_some_and(|c| c.iter().all(u8::is_ascii_uppercase));
                     let two_digits = run
                         .get(..2)
                         .is_some_and(|d| d.iter().all(u8::is_ascii_digit));
-                    if capitals && two_digits {
-                        places.iban_starts.push(from - 2);
+                    let capitals = from.checked_sub(2).filter(|&at| {
+                        bytes
+                            .get(at..from)
+                            .is_some_and(|c| c.iter().all(u8::is_ascii_uppercase))
+                    });
+                    if let Some(at) = capitals.filter(|_| two_digits) {
+                        places.iban_starts.push(at);
                     }
                     i = to;
                 }
@@ -637,9 +638,10 @@ fn scan_range(
             // A "#" right after a cue numbers it ("Phone #: 415…", "cell # 0770…"), it
             // does not make the value an order's.
             let window = before(text, m.start());
+            let context = words.and_then(|w| w.context.as_ref());
             let last =
                 |words: Option<&AhoCorasick>| words.and_then(|w| w.find_iter(&window).last());
-            let cue = last(words.and_then(|w| w.context.as_ref()));
+            let cue = last(context);
             let numbers_cue = |p: &aho_corasick::Match| {
                 window.get(p.range()) == Some("#")
                     && cue.is_some_and(|c| {
@@ -653,9 +655,7 @@ fn scan_range(
             // A cue after the value counts when no commerce word stands before it.
             let cue_after = cue.is_none()
                 && penalty.is_none()
-                && words
-                    .and_then(|w| w.context.as_ref())
-                    .is_some_and(|w| w.is_match(&after(text, end)));
+                && context.is_some_and(|w| w.is_match(&after(text, end)));
             if cue.is_some() || cue_after {
                 score += CONTEXT_BOOST;
             }
