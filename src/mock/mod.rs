@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commerce;
 mod reply;
+mod responses;
 pub mod server;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub struct Mock {
     stats: Arc<MockStats>,
     last: Mutex<Option<RecordedRequest>>,
     record: bool,
+    responses: responses::Store,
 }
 
 /// An incoming request, transport-independent.
@@ -93,6 +95,7 @@ impl Mock {
             stats: Arc::default(),
             last: Mutex::new(None),
             record,
+            responses: responses::Store::default(),
         }
     }
 
@@ -119,6 +122,12 @@ impl Mock {
                 return json_response(StatusCode::OK, &reply::model_list());
             }
             _ => {}
+        }
+        if let Some(rest) = path
+            .strip_prefix("/v1/responses/")
+            .or_else(|| path.strip_prefix("/openai/responses/"))
+        {
+            return self.responses.read(req.method, rest);
         }
         let Some(kind) = reply::endpoint_of(path) else {
             return error_response(StatusCode::NOT_FOUND, "unknown mock path", "not_found");
@@ -150,6 +159,9 @@ impl Mock {
         if let Some(status) = self.settings.fail_status {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return error_response(status, "mock provider configured to fail", "mock_failure");
+        }
+        if kind == reply::Kind::Responses {
+            return responses::create(&body, &self.settings, &self.stats, &self.responses);
         }
         reply::respond(kind, &body, &self.settings, &self.stats)
     }

@@ -30,6 +30,8 @@ pub enum Kind {
     Chat,
     Completion,
     Embedding,
+    /// The Responses API (`super::responses`).
+    Responses,
 }
 
 /// Maps OpenAI paths (`/v1/chat/completions`) and Azure deployment paths
@@ -42,6 +44,8 @@ pub fn endpoint_of(path: &str) -> Option<Kind> {
         Some(Kind::Completion)
     } else if tail.ends_with("/embeddings") {
         Some(Kind::Embedding)
+    } else if tail.ends_with("/responses") {
+        Some(Kind::Responses)
     } else {
         None
     }
@@ -61,20 +65,13 @@ pub fn respond(
     settings: &MockSettings,
     stats: &Arc<MockStats>,
 ) -> Response<UpstreamBody> {
-    let model = body
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock-gpt")
-        .to_string();
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     match kind {
-        Kind::Embedding => json_response(StatusCode::OK, &embeddings(body, &model)),
+        Kind::Embedding => json_response(StatusCode::OK, &embeddings(body, &model_of(body))),
+        // Served by `super::responses`, which keeps the conversations.
+        Kind::Responses => json_response(StatusCode::NOT_FOUND, &Value::Null),
         Kind::Chat | Kind::Completion => {
-            let mut plan = Plan::new(kind, body, model, settings);
-            if let Some(n) = settings.chunk_chars.filter(|n| *n > 0) {
-                let chars: Vec<char> = plan.words.concat().chars().collect();
-                plan.words = chars.chunks(n).map(|c| c.iter().collect()).collect();
-            }
+            let plan = Plan::for_request(kind, body, settings);
             if stream {
                 let include_usage = !settings.no_usage
                     && body
@@ -89,25 +86,48 @@ pub fn respond(
     }
 }
 
+fn model_of(body: &Value) -> String {
+    body.get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock-gpt")
+        .to_string()
+}
+
 /// What the mock will answer, before it is rendered as one object or as chunks.
-struct Plan {
+pub(super) struct Plan {
     kind: Kind,
-    id: String,
-    created: u64,
-    model: String,
+    pub(super) id: String,
+    pub(super) created: u64,
+    pub(super) model: String,
     n: usize,
-    words: Vec<String>,
+    pub(super) words: Vec<String>,
     /// The tool calls of the answer (name, arguments), in order.
-    tool_calls: Vec<(String, String)>,
-    prompt_tokens: u64,
+    pub(super) tool_calls: Vec<(String, String)>,
+    pub(super) prompt_tokens: u64,
     /// Counts like the provider it stands in for: OpenAI's tokenizers by model family.
     encoding: Encoding,
-    no_usage: bool,
+    pub(super) no_usage: bool,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A new number for an id.
+pub(super) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Plan {
+    /// The answer to a chat-shaped (or completion) `body`, in pieces of the configured
+    /// size when the mock is told to stream in characters.
+    pub(super) fn for_request(kind: Kind, body: &Value, settings: &MockSettings) -> Plan {
+        let mut plan = Plan::new(kind, body, model_of(body), settings);
+        if let Some(n) = settings.chunk_chars.filter(|n| *n > 0) {
+            let chars: Vec<char> = plan.words.concat().chars().collect();
+            plan.words = chars.chunks(n).map(|c| c.iter().collect()).collect();
+        }
+        plan
+    }
+
     fn new(kind: Kind, body: &Value, model: String, settings: &MockSettings) -> Plan {
         let no_usage = settings.no_usage;
         let encoding = Encoding::for_model(None, &model, std::path::Path::new("."))
@@ -147,14 +167,14 @@ impl Plan {
         }
         let words = split_words(&reply);
         let endpoint = match kind {
-            Kind::Chat => Endpoint::ChatCompletions,
+            Kind::Chat | Kind::Responses => Endpoint::ChatCompletions,
             Kind::Completion => Endpoint::Completions,
             Kind::Embedding => Endpoint::Embeddings,
         };
         let prompt_tokens = ApiRequest::parse(endpoint, body.to_string().as_bytes())
             .map(|r| tokens::prompt_tokens(&encoding, &r))
             .unwrap_or(prompt_tokens);
-        let seq = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let seq = next_id();
         let prefix = if kind == Kind::Chat {
             "chatcmpl-mock"
         } else {
@@ -174,7 +194,7 @@ impl Plan {
         }
     }
 
-    fn completion_tokens(&self) -> u64 {
+    pub(super) fn completion_tokens(&self) -> u64 {
         let per_choice = match self.tool_calls.is_empty() {
             false => self
                 .tool_calls
@@ -192,7 +212,7 @@ impl Plan {
                "total_tokens": self.prompt_tokens + c})
     }
 
-    fn call_id(&self, i: usize) -> String {
+    pub(super) fn call_id(&self, i: usize) -> String {
         match i {
             0 => format!("call_{}", self.id),
             i => format!("call_{}_{i}", self.id),
@@ -342,7 +362,7 @@ impl Drop for StreamGuard {
     }
 }
 
-fn stream_response(
+pub(super) fn stream_response(
     chunks: Vec<Bytes>,
     settings: &MockSettings,
     stats: &Arc<MockStats>,
@@ -689,7 +709,7 @@ fn split_words(text: &str) -> Vec<String> {
     out
 }
 
-fn split_in(text: &str, parts: usize) -> Vec<String> {
+pub(super) fn split_in(text: &str, parts: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let size = chars.len().div_ceil(parts).max(1);
     chars.chunks(size).map(|c| c.iter().collect()).collect()
@@ -702,7 +722,7 @@ fn count_tokens(text: &str) -> u64 {
         .sum()
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

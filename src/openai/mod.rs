@@ -4,6 +4,7 @@
 pub mod error;
 pub mod models;
 pub mod request;
+pub mod responses;
 pub mod sse;
 pub mod usage;
 

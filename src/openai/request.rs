@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+pub use super::responses::ResponsesRequest;
 
 /// The OpenAI endpoints Warden serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,6 +14,7 @@ pub enum Endpoint {
     ChatCompletions,
     Completions,
     Embeddings,
+    Responses,
     ListModels,
     GetModel,
 }
@@ -24,6 +26,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat_completions",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
             Endpoint::ListModels => "list_models",
             Endpoint::GetModel => "get_model",
         }
@@ -32,7 +35,10 @@ impl Endpoint {
     /// Whether the endpoint takes a model request (a body); the model listings do not.
     pub fn takes_body(self) -> bool {
         match self {
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Embeddings => true,
+            Endpoint::ChatCompletions
+            | Endpoint::Completions
+            | Endpoint::Embeddings
+            | Endpoint::Responses => true,
             Endpoint::ListModels | Endpoint::GetModel => false,
         }
     }
@@ -43,6 +49,7 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat/completions",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
             Endpoint::ListModels | Endpoint::GetModel => "models",
         }
     }
@@ -226,6 +233,7 @@ pub enum ApiRequest {
     Chat(ChatCompletionRequest),
     Completion(CompletionRequest),
     Embedding(EmbeddingRequest),
+    Responses(ResponsesRequest),
 }
 
 impl ApiRequest {
@@ -241,6 +249,7 @@ impl ApiRequest {
             Endpoint::ChatCompletions => serde_json::from_slice(body).map(ApiRequest::Chat),
             Endpoint::Completions => serde_json::from_slice(body).map(ApiRequest::Completion),
             Endpoint::Embeddings => serde_json::from_slice(body).map(ApiRequest::Embedding),
+            Endpoint::Responses => serde_json::from_slice(body).map(ApiRequest::Responses),
             Endpoint::ListModels | Endpoint::GetModel => {
                 return Err(ApiError::invalid("This endpoint takes no request body."));
             }
@@ -279,6 +288,7 @@ impl ApiRequest {
                     return Err(ApiError::invalid("'input' must not be empty.").with_param("input"));
                 }
             }
+            ApiRequest::Responses(r) => r.validate()?,
         }
         Ok(())
     }
@@ -288,6 +298,7 @@ impl ApiRequest {
             ApiRequest::Chat(_) => Endpoint::ChatCompletions,
             ApiRequest::Completion(_) => Endpoint::Completions,
             ApiRequest::Embedding(_) => Endpoint::Embeddings,
+            ApiRequest::Responses(_) => Endpoint::Responses,
         }
     }
 
@@ -296,6 +307,7 @@ impl ApiRequest {
             ApiRequest::Chat(r) => &r.model,
             ApiRequest::Completion(r) => &r.model,
             ApiRequest::Embedding(r) => &r.model,
+            ApiRequest::Responses(r) => &r.model,
         }
     }
 
@@ -304,6 +316,7 @@ impl ApiRequest {
             ApiRequest::Chat(r) => &mut r.model,
             ApiRequest::Completion(r) => &mut r.model,
             ApiRequest::Embedding(r) => &mut r.model,
+            ApiRequest::Responses(r) => &mut r.model,
         };
         model.clone_into(slot);
     }
@@ -313,6 +326,7 @@ impl ApiRequest {
         match self {
             ApiRequest::Chat(r) => r.stream.unwrap_or(false),
             ApiRequest::Completion(r) => r.stream.unwrap_or(false),
+            ApiRequest::Responses(r) => r.stream.unwrap_or(false),
             ApiRequest::Embedding(_) => false,
         }
     }
@@ -321,7 +335,8 @@ impl ApiRequest {
     /// the legacy `functions[]`, and whatever `tool_choice` or `function_call` names. A
     /// tool Warden cannot name (another type, no name, a name outside OpenAI's
     /// `^[a-zA-Z0-9_-]{1,64}$`) makes the request invalid, so policy never misses one;
-    /// endpoints without tools refuse tool fields.
+    /// endpoints without tools refuse tool fields. Responses name provider-hosted tools
+    /// `builtin:{type}` (see [`super::responses`]).
     pub fn offered_tools(&self) -> Result<Vec<String>, ApiError> {
         let mut names = Vec::new();
         match self {
@@ -368,6 +383,7 @@ impl ApiRequest {
                     chosen_tools(call, &mut names, "function_call")?;
                 }
             }
+            ApiRequest::Responses(r) => r.offered_tools(&mut names)?,
             ApiRequest::Completion(CompletionRequest { extra, .. })
             | ApiRequest::Embedding(EmbeddingRequest { extra, .. }) => {
                 if let Some(field) = TOOL_FIELDS.iter().find(|f| extra.contains_key(**f)) {
@@ -391,6 +407,7 @@ impl ApiRequest {
                 (a, b) => a.or(b),
             },
             ApiRequest::Completion(r) => r.max_tokens,
+            ApiRequest::Responses(r) => r.max_output_tokens,
             ApiRequest::Embedding(_) => None,
         }
     }
@@ -400,16 +417,17 @@ impl ApiRequest {
         match self {
             ApiRequest::Chat(r) => r.n.unwrap_or(1).max(1),
             ApiRequest::Completion(r) => r.n.unwrap_or(1).max(1),
-            ApiRequest::Embedding(_) => 1,
+            ApiRequest::Embedding(_) | ApiRequest::Responses(_) => 1,
         }
     }
 
-    /// Asks for the final usage chunk of a stream (keeping other stream options).
+    /// Asks for the final usage chunk of a stream (keeping other stream options). A
+    /// Responses stream always ends with its usage (`response.completed`).
     pub fn request_stream_usage(&mut self) {
         let opts = match self {
             ApiRequest::Chat(r) => &mut r.stream_options,
             ApiRequest::Completion(r) => &mut r.stream_options,
-            ApiRequest::Embedding(_) => return,
+            ApiRequest::Embedding(_) | ApiRequest::Responses(_) => return,
         };
         opts.get_or_insert_with(|| StreamOptions {
             include_usage: None,
@@ -418,11 +436,13 @@ impl ApiRequest {
         .include_usage = Some(true);
     }
 
-    /// Whether the client asked for the final usage chunk of a stream.
+    /// Whether the client asked for the final usage chunk of a stream (a Responses
+    /// stream always carries it).
     pub fn wants_stream_usage(&self) -> bool {
         let opts = match self {
             ApiRequest::Chat(r) => r.stream_options.as_ref(),
             ApiRequest::Completion(r) => r.stream_options.as_ref(),
+            ApiRequest::Responses(_) => return true,
             ApiRequest::Embedding(_) => None,
         };
         opts.and_then(|o| o.include_usage).unwrap_or(false)
@@ -433,6 +453,7 @@ impl ApiRequest {
             ApiRequest::Chat(r) => serde_json::to_vec(r),
             ApiRequest::Completion(r) => serde_json::to_vec(r),
             ApiRequest::Embedding(r) => serde_json::to_vec(r),
+            ApiRequest::Responses(r) => serde_json::to_vec(r),
         };
         // Serialising values that were just deserialised from JSON cannot fail.
         out.unwrap_or_default()

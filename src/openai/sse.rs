@@ -1,6 +1,7 @@
 //! Server-sent events: an incremental parser that accepts arbitrary chunk boundaries
 //! (a line or an event may be split anywhere, even inside `\r\n`) and a writer for the
-//! `data:` events OpenAI streams use.
+//! events OpenAI streams use: `data:` only (chat), or named by `event:` (the Responses
+//! API).
 
 use bytes::{Bytes, BytesMut};
 
@@ -18,8 +19,37 @@ pub struct Event {
 }
 
 impl Event {
+    /// An unnamed event with this data.
+    pub fn data(data: String) -> Event {
+        Event {
+            data,
+            ..Event::default()
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.data == DONE
+    }
+
+    /// The event's bytes: its `event:` and `id:` fields when it has them, then one `data:`
+    /// line per line of its data.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.data.len() + 16);
+        for (field, value) in [("event", &self.event), ("id", &self.id)] {
+            if let Some(v) = value {
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(v.as_bytes());
+                out.extend_from_slice(b"\n");
+            }
+        }
+        for line in self.data.split('\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\n");
+        }
+        out.extend_from_slice(b"\n");
+        out.freeze()
     }
 }
 
@@ -202,6 +232,20 @@ mod tests {
         let mut p = Parser::new(64);
         let mut out = Vec::new();
         assert!(p.feed(&[b'a'; 100], &mut out).is_err());
+    }
+
+    #[test]
+    fn named_and_multi_line_events_round_trip() {
+        let event = Event {
+            event: Some("response.output_text.delta".into()),
+            data: "{\"a\":1}\nsecond line".into(),
+            id: Some("7".into()),
+        };
+        assert_eq!(parse_all(&[&event.encode()]), vec![event.clone()]);
+        assert_eq!(
+            Event::data("x".into()).encode(),
+            Bytes::from_static(b"data: x\n\n")
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Token usage as providers report it: the `usage` object of a response, or of the final
-//! chunk of a stream.
+//! chunk of a stream — in chat's spelling (`prompt_tokens`, `completion_tokens`) or the
+//! Responses API's (`input_tokens`, `output_tokens`, whose stream carries it in the
+//! `response` of its `response.completed` event).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,13 +18,13 @@ impl Usage {
     /// Reads a `usage` object; `None` when absent or null.
     pub fn from_value(usage: &Value) -> Option<Usage> {
         let obj = usage.as_object()?;
-        let n = |k: &str| obj.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let n = |k: &str| obj.get(k).and_then(Value::as_u64);
+        let at = |p: &str| usage.pointer(p).and_then(Value::as_u64);
         Some(Usage {
-            prompt_tokens: n("prompt_tokens"),
-            completion_tokens: n("completion_tokens"),
-            cached_tokens: usage
-                .pointer("/prompt_tokens_details/cached_tokens")
-                .and_then(Value::as_u64)
+            prompt_tokens: n("prompt_tokens").or(n("input_tokens")).unwrap_or(0),
+            completion_tokens: n("completion_tokens").or(n("output_tokens")).unwrap_or(0),
+            cached_tokens: at("/prompt_tokens_details/cached_tokens")
+                .or(at("/input_tokens_details/cached_tokens"))
                 .unwrap_or(0),
         })
     }
@@ -34,9 +36,15 @@ impl Usage {
         struct Envelope {
             #[serde(default)]
             usage: Option<Value>,
+            /// A Responses stream's final event holds the response.
+            #[serde(default)]
+            response: Option<Box<Envelope>>,
         }
         let envelope: Envelope = serde_json::from_slice(body).ok()?;
-        Usage::from_value(envelope.usage.as_ref()?)
+        let usage = envelope
+            .usage
+            .or_else(|| envelope.response.and_then(|r| r.usage))?;
+        Usage::from_value(&usage)
     }
 
     /// The usage carried by one stream event's data, if any (cheap check first).
@@ -71,6 +79,27 @@ mod tests {
             .unwrap()
             .completion_tokens,
             2
+        );
+    }
+
+    #[test]
+    fn reads_the_responses_api_spelling() {
+        let usage = r#"{"input_tokens":12,"input_tokens_details":{"cached_tokens":8},
+            "output_tokens":30,"output_tokens_details":{"reasoning_tokens":20},"total_tokens":42}"#;
+        let want = Usage {
+            prompt_tokens: 12,
+            completion_tokens: 30,
+            cached_tokens: 8,
+        };
+        let body = format!(r#"{{"object":"response","output":[],"usage":{usage}}}"#);
+        assert_eq!(Usage::from_body(body.as_bytes()), Some(want.clone()));
+        let completed = format!(
+            r#"{{"type":"response.completed","sequence_number":9,"response":{{"id":"resp_1","usage":{usage}}}}}"#
+        );
+        assert_eq!(Usage::from_event(&completed), Some(want));
+        assert_eq!(
+            Usage::from_event(r#"{"type":"response.created","response":{"usage":null}}"#),
+            None
         );
     }
 }

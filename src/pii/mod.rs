@@ -16,6 +16,7 @@ pub mod recognize;
 mod redact;
 pub mod request;
 pub mod response;
+mod responses;
 mod validate;
 mod vault;
 

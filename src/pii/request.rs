@@ -14,7 +14,7 @@ use super::redact::Redactor;
 use crate::config::{RestoreSource, TokenInput};
 use crate::openai::request::{
     ApiRequest, ChatCompletionRequest, ChatMessage, CompletionRequest, EmbeddingInput,
-    EmbeddingRequest, MessageContent,
+    EmbeddingRequest, MessageContent, ResponsesRequest,
 };
 use crate::tokens::Encoding;
 
@@ -80,6 +80,44 @@ pub fn kind(path: &[&str]) -> Kind {
     }
 }
 
+/// The treatment of the string at `path` of a Responses request (`POST /v1/responses`),
+/// as [`kind`] for chat: the one list of what is not content there.
+pub fn responses_kind(path: &[&str]) -> Kind {
+    use Kind::*;
+    match path {
+        ["model" | "previous_response_id" | "service_tier" | "truncation" | "include"]
+        | ["reasoning", "effort" | "summary" | "generate_summary"]
+        | ["text", "format", "type" | "name"]
+        | ["text", "verbosity"] => Keep,
+        // Input items: types, roles, ids, statuses, names of the tools called, opaque
+        // provider payloads (encrypted reasoning) and content-part enums and files.
+        [
+            "input",
+            "type" | "role" | "id" | "call_id" | "status" | "name" | "encrypted_content",
+        ]
+        | [
+            "input",
+            "content" | "output",
+            "type" | "detail" | "file_id" | "file_data",
+        ]
+        | [
+            "input",
+            "content" | "output",
+            "input_audio",
+            "data" | "format",
+        ]
+        | ["input", "summary", "type"] => Keep,
+        ["input", "content" | "output", "image_url"] => Url,
+        ["input", "arguments"] => JsonText,
+        // Tool definitions and choices: types and names (descriptions and schemas are text).
+        ["tools", "type" | "name" | "server_label"]
+        | ["tool_choice"]
+        | ["tool_choice", "type" | "name" | "mode" | "server_label"]
+        | ["tool_choice", "tools", "type" | "name" | "server_label"] => Keep,
+        _ => Text,
+    }
+}
+
 /// The request holds token ids the profile refuses, or the model's tokenizer cannot
 /// decode them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,12 +132,17 @@ pub fn redact(
     let mut w = Walk {
         r,
         encoding,
+        kinds: kind,
         changed: false,
     };
     match request {
         ApiRequest::Chat(chat) => w.chat(chat),
         ApiRequest::Completion(c) => w.completion(c)?,
         ApiRequest::Embedding(e) => w.embedding(e)?,
+        ApiRequest::Responses(r) => {
+            w.kinds = responses_kind;
+            w.responses(r);
+        }
     }
     Ok(w.changed)
 }
@@ -112,6 +155,7 @@ pub fn json_text(json: &str, r: &mut Redactor<'_>) -> Option<String> {
             let mut w = Walk {
                 r,
                 encoding: None,
+                kinds: kind,
                 changed: false,
             };
             w.value(&mut v, &mut Vec::new(), false);
@@ -127,6 +171,7 @@ pub fn json_value(v: &mut Value, r: &mut Redactor<'_>) -> bool {
     let mut w = Walk {
         r,
         encoding: None,
+        kinds: kind,
         changed: false,
     };
     w.value(v, &mut Vec::new(), false);
@@ -136,6 +181,8 @@ pub fn json_value(v: &mut Value, r: &mut Redactor<'_>) -> bool {
 struct Walk<'w, 'p> {
     r: &'w mut Redactor<'p>,
     encoding: Option<&'w Encoding>,
+    /// What is content in this request's shape ([`kind`] or [`responses_kind`]).
+    kinds: fn(&[&str]) -> Kind,
     changed: bool,
 }
 
@@ -155,7 +202,7 @@ impl Walk<'_, '_> {
 
     /// A string at a typed field.
     fn field(&mut self, s: &mut String, path: &[&str]) {
-        self.string(s, kind(path));
+        self.string(s, (self.kinds)(path));
     }
 
     /// Every string in `v`; `by_path` treats each by its place in the request ([`kind`]),
@@ -165,7 +212,7 @@ impl Walk<'_, '_> {
             Value::String(s) => {
                 let k = if by_path {
                     let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-                    kind(&keys)
+                    (self.kinds)(&keys)
                 } else {
                     Kind::Text
                 };
@@ -252,6 +299,51 @@ impl Walk<'_, '_> {
             self.extra(&mut call.extra, &["messages", "tool_calls"]);
         }
         self.extra(&mut m.extra, &["messages"]);
+    }
+
+    /// A Responses request: `instructions` as the system's, each input item under its
+    /// role (function-call outputs as the tool's, calls as the assistant's), the rest as
+    /// other text.
+    fn responses(&mut self, r: &mut ResponsesRequest) {
+        let before = self.r.set_origin(RestoreSource::System);
+        if let Some(instructions) = r.instructions.as_mut() {
+            self.value(instructions, &mut vec!["instructions".into()], true);
+        }
+        match r.input.as_mut() {
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let origin = match (
+                        item.get("role").and_then(Value::as_str),
+                        item.get("type").and_then(Value::as_str),
+                    ) {
+                        (Some(role), _) => RestoreSource::of_role(role),
+                        (None, Some("function_call_output" | "custom_tool_call_output")) => {
+                            RestoreSource::Tool
+                        }
+                        (None, Some("function_call" | "custom_tool_call")) => {
+                            RestoreSource::Assistant
+                        }
+                        _ => RestoreSource::Other,
+                    };
+                    self.r.set_origin(origin);
+                    self.value(item, &mut vec!["input".into()], true);
+                }
+            }
+            Some(input) => {
+                self.r.set_origin(RestoreSource::User);
+                self.value(input, &mut vec!["input".into()], true);
+            }
+            None => {}
+        }
+        self.r.set_origin(RestoreSource::Other);
+        for tool in r.tools.iter_mut().flatten() {
+            self.value(tool, &mut vec!["tools".into()], true);
+        }
+        if let Some(choice) = r.tool_choice.as_mut() {
+            self.value(choice, &mut vec!["tool_choice".into()], true);
+        }
+        self.extra(&mut r.extra, &[]);
+        self.r.set_origin(before);
     }
 
     fn completion(&mut self, c: &mut CompletionRequest) -> Result<(), TokenInputRefused> {
@@ -487,6 +579,76 @@ mod tests {
         .unwrap();
         assert_eq!(args["email"], "[EMAIL]", "arguments stay JSON");
         assert!(kept.contains(&"model".to_string()), "{kept:?}");
+    }
+
+    /// The same for a Responses request: every text of every input item shape, tool
+    /// definitions and unknown fields redacted; ids, types, roles, names and opaque
+    /// provider payloads kept.
+    #[test]
+    fn every_string_of_a_responses_request_is_redacted_or_listed_as_kept() {
+        let p = test_profile("default_action: redact");
+        let mut r = Redactor::new(&p, b"k", None);
+        let e = EMAIL;
+        let body = serde_json::json!({
+            "model": "gpt-4o-mini", "previous_response_id": "resp_1", "store": true,
+            "instructions": format!("The customer is {e}"),
+            "user": e, "safety_identifier": e, "metadata": {"customer": e},
+            "text": {"format": {"type": "json_schema", "name": "reply", "schema": {
+                "type": "object", "properties": {"to": {"description": e}}}}},
+            "reasoning": {"effort": "low", "summary": "auto"},
+            "x_vendor_field": [{"deep": e}],
+            "input": [
+                {"role": "user", "content": e},
+                {"type": "message", "role": "user", "content": [
+                    {"type": "input_text", "text": e},
+                    {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+                    {"type": "input_image", "image_url": format!("https://img.example/p.png?owner={e}")},
+                    {"type": "input_file", "file_id": "file-1", "filename": e}]},
+                {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+                    "content": [{"type": "output_text", "text": e, "annotations": []}]},
+                {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "lookup_order",
+                    "arguments": format!("{{\"email\":\"{e}\"}}")},
+                {"type": "function_call_output", "call_id": "call_1", "output": format!("order for {e}")},
+                {"type": "function_call_output", "call_id": "call_2",
+                    "output": [{"type": "input_text", "text": e}]},
+                {"type": "custom_tool_call", "call_id": "call_3", "name": "notes", "input": e},
+                {"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAAAB-opaque",
+                    "summary": [{"type": "summary_text", "text": e}]},
+                {"type": "item_reference", "id": "msg_0"},
+                {"type": "x_future_item", "x_text": e}
+            ],
+            "tools": [
+                {"type": "function", "name": "lookup_order", "description": e, "strict": true,
+                    "parameters": {"type": "object", "properties": {"email": {"description": e, "enum": [e]}}}},
+                {"type": "custom", "name": "notes", "description": e},
+                {"type": "mcp", "server_label": "crm", "server_url": format!("https://crm.example/?u={e}")}
+            ],
+            "tool_choice": {"type": "function", "name": "lookup_order"}
+        });
+        let mut req = ApiRequest::parse(Endpoint::Responses, body.to_string().as_bytes()).unwrap();
+        assert!(redact(&mut req, &mut r, None).unwrap());
+        let out: Value = serde_json::from_slice(&req.to_json()).unwrap();
+        let mut leaks = Vec::new();
+        visit(&out, &mut Vec::new(), &mut |path, s| {
+            if s.contains(EMAIL) {
+                leaks.push(path.join("."));
+            }
+        });
+        assert!(leaks.is_empty(), "planted values left at {leaks:?}");
+        assert_eq!(out["previous_response_id"], "resp_1");
+        assert_eq!(out["input"][3]["name"], "lookup_order");
+        assert_eq!(out["input"][3]["call_id"], "call_1");
+        assert_eq!(out["input"][7]["encrypted_content"], "gAAAAB-opaque");
+        assert_eq!(out["input"][8]["id"], "msg_0");
+        assert_eq!(
+            out["input"][1]["content"][1]["image_url"],
+            "data:image/png;base64,iVBORw0KGgo="
+        );
+        assert_eq!(out["tools"][2]["server_label"], "crm");
+        assert_eq!(out["tool_choice"]["name"], "lookup_order");
+        let args: Value =
+            serde_json::from_str(out["input"][3]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args["email"], "[EMAIL]", "arguments stay JSON");
     }
 
     fn visit(v: &Value, path: &mut Vec<String>, f: &mut impl FnMut(&[String], &str)) {

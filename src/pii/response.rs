@@ -9,7 +9,8 @@
 //! dropped with a transcript that had a finding, and from scanned streams. In a stream, a
 //! placeholder split across chunks is held back only until it is complete, output
 //! scanning holds back a bounded window, and both are released at the latest when their
-//! choice finishes or the stream ends.
+//! choice finishes or the stream ends. The Responses API's output items and stream events
+//! are handled in [`super::responses`].
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -69,8 +70,8 @@ const MESSAGE_TEXTS: [&str; 4] = ["content", "refusal", "reasoning_content", "re
 /// One request's answer filter.
 #[derive(Debug)]
 pub struct Answer {
-    vault: Option<Vault>,
-    scan: Option<OutputScan>,
+    pub(super) vault: Option<Vault>,
+    pub(super) scan: Option<OutputScan>,
     /// Findings of output scanning by entity type and the action taken.
     pub counts: Counts,
 }
@@ -113,6 +114,9 @@ impl Answer {
 
     /// Filters a parsed answer in place; true when it changed.
     pub fn value(&mut self, v: &mut Value) -> bool {
+        if let Some(items) = v.get_mut("output").and_then(Value::as_array_mut) {
+            return self.output(items, &BTreeMap::new());
+        }
         let mut changed = false;
         for choice in v
             .get_mut("choices")
@@ -170,7 +174,7 @@ impl Answer {
     }
 
     /// Values output scanning acted on so far (findings not allowed through).
-    fn found(&self) -> u64 {
+    pub(super) fn found(&self) -> u64 {
         self.counts
             .iter()
             .filter(|((_, action), _)| *action != PiiAction::Allow)
@@ -179,10 +183,15 @@ impl Answer {
     }
 
     /// Scans and restores the string `obj[field]`; true when it changed.
-    fn field(&mut self, obj: &mut Value, field: &str, json: bool) -> bool {
-        let Some(Value::String(s)) = obj.get_mut(field) else {
-            return false;
-        };
+    pub(super) fn field(&mut self, obj: &mut Value, field: &str, json: bool) -> bool {
+        match obj.get_mut(field) {
+            Some(Value::String(s)) => self.text(s, json),
+            _ => false,
+        }
+    }
+
+    /// Scans and restores one text (a JSON text: its string values); true when it changed.
+    pub(super) fn text(&mut self, s: &mut String, json: bool) -> bool {
         let mut changed = false;
         if let Some(scan) = &self.scan {
             let scanned = scan.run(&mut self.counts, |r| {
@@ -211,13 +220,14 @@ impl Answer {
         AnswerStream {
             answer: self,
             fields: BTreeMap::new(),
+            finals: BTreeMap::new(),
         }
     }
 }
 
-/// A streamed text of one choice.
+/// A streamed text of one choice (chat) or output item (Responses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Field {
+pub(super) enum Field {
     /// Legacy completions' `choice.text`.
     Text,
     /// `delta.<key>` for one of [`MESSAGE_TEXTS`].
@@ -228,24 +238,69 @@ enum Field {
     Arguments(u64),
     /// `delta.function_call.arguments` (legacy functions).
     FunctionCall,
+    /// Responses: the text of content part `n` of a message.
+    Part(u64),
+    /// Responses: the text of content part `n` of a reasoning item.
+    Reasoning(u64),
+    /// Responses: the refusal of content part `n`.
+    Refusal(u64),
+    /// Responses: the text of summary part `n` of a reasoning item.
+    Summary(u64),
+    /// Responses: a function call's arguments.
+    CallArguments,
+    /// Responses: a custom tool call's input.
+    Input,
 }
 
 impl Field {
-    fn json(self) -> bool {
-        matches!(self, Field::Arguments(_) | Field::FunctionCall)
+    pub(super) fn json(self) -> bool {
+        matches!(
+            self,
+            Field::Arguments(_) | Field::FunctionCall | Field::CallArguments
+        )
+    }
+
+    /// Whether the field is an output item's (Responses), whose whole text is repeated
+    /// by the events that close it and so is kept as it is released.
+    fn of_item(self) -> bool {
+        matches!(
+            self,
+            Field::Part(_)
+                | Field::Reasoning(_)
+                | Field::Refusal(_)
+                | Field::Summary(_)
+                | Field::CallArguments
+                | Field::Input
+        )
     }
 }
 
-/// The state of one streamed text: its scanning window and its placeholder restorer.
-struct FieldState {
+/// The state of one streamed text: its scanning window, its placeholder restorer and,
+/// for an output item's text, what it released so far.
+pub(super) struct FieldState {
     window: Option<ScanWindow>,
     restorer: Option<StreamRestorer>,
+    pub(super) released: Option<String>,
+    /// Responses: the item, output index and part of the text's events, for the event
+    /// that releases what the field still holds.
+    pub(super) address: Map<String, Value>,
+}
+
+/// An event Warden adds to a stream to release held text: its data and, for the
+/// Responses API, its type (which names the event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Released {
+    pub kind: Option<&'static str>,
+    pub data: String,
 }
 
 /// Filters one SSE stream, event by event.
 pub struct AnswerStream {
-    answer: Answer,
-    fields: BTreeMap<(u64, Field), FieldState>,
+    pub(super) answer: Answer,
+    pub(super) fields: BTreeMap<(u64, Field), FieldState>,
+    /// Responses: the whole text each finished output-item field released, which the
+    /// events closing the item repeat.
+    pub(super) finals: BTreeMap<(u64, Field), String>,
 }
 
 impl AnswerStream {
@@ -254,22 +309,33 @@ impl AnswerStream {
         &self.answer.counts
     }
 
-    /// One event's data as the client should see it; `None` when it passes unchanged.
-    pub fn event(&mut self, data: &str) -> Option<String> {
+    /// One event's data as the client should see it, after an event that releases text
+    /// held until now when there is one; `None` when it passes unchanged.
+    pub fn event(&mut self, data: &str) -> Option<(Option<Released>, String)> {
         let mut v: Value = serde_json::from_str(data).ok()?;
+        if let Some(kind) = v.get("type").and_then(Value::as_str) {
+            let kind = kind.to_string();
+            let before = self.response_event(&kind, &mut v);
+            return Some((before, v.to_string()));
+        }
         let choices = v.get_mut("choices").and_then(Value::as_array_mut)?;
         for choice in choices {
             self.choice(choice);
         }
-        Some(v.to_string())
+        Some((None, v.to_string()))
     }
 
-    /// A last event for text still held when the stream ends (before `[DONE]`).
-    pub fn finish(&mut self) -> Option<String> {
+    /// Last events for text still held when the stream ends (before `[DONE]`).
+    pub fn finish(&mut self) -> Vec<Released> {
         let mut choices: BTreeMap<u64, Value> = BTreeMap::new();
+        let mut out = Vec::new();
         for ((index, field), state) in std::mem::take(&mut self.fields) {
             let rest = self.flush(state);
             if rest.is_empty() {
+                continue;
+            }
+            if field.of_item() {
+                out.push(super::responses::release(index, field, rest));
                 continue;
             }
             let choice = choices
@@ -277,10 +343,12 @@ impl AnswerStream {
                 .or_insert_with(|| json!({"index": index, "delta": {}}));
             append(choice, field, &rest);
         }
-        (!choices.is_empty()).then(|| {
-            json!({"object": "chat.completion.chunk", "choices": choices.into_values().collect::<Vec<_>>()})
-                .to_string()
-        })
+        if !choices.is_empty() {
+            let data = json!({"object": "chat.completion.chunk", "choices": choices.into_values().collect::<Vec<_>>()})
+                .to_string();
+            out.insert(0, Released { kind: None, data });
+        }
+        out
     }
 
     fn choice(&mut self, choice: &mut Value) {
@@ -329,7 +397,7 @@ impl AnswerStream {
     }
 
     /// What a field's fragment releases: scanned first, then restored.
-    fn push(&mut self, key: (u64, Field), fragment: &str) -> String {
+    pub(super) fn push(&mut self, key: (u64, Field), fragment: &str) -> String {
         let answer = &mut self.answer;
         let state = self.fields.entry(key).or_insert_with(|| FieldState {
             window: answer.scan.as_ref().map(|s| {
@@ -337,19 +405,25 @@ impl AnswerStream {
                     .by_sentence(s.reads_sentences())
             }),
             restorer: answer.vault.as_ref().map(|v| v.stream(key.1.json())),
+            released: key.1.of_item().then(String::new),
+            address: Map::new(),
         });
         let scanned = match (&mut state.window, &answer.scan) {
             (Some(w), Some(scan)) => scan.run(&mut answer.counts, |r| w.push(r, fragment)),
             _ => fragment.to_string(),
         };
-        match (&mut state.restorer, &answer.vault) {
+        let shown = match (&mut state.restorer, &answer.vault) {
             (Some(r), Some(vault)) => r.push(vault, &scanned),
             _ => scanned,
+        };
+        if let Some(released) = state.released.as_mut() {
+            released.push_str(&shown);
         }
+        shown
     }
 
     /// Everything a field still holds, scanned and restored.
-    fn flush(&mut self, mut state: FieldState) -> String {
+    pub(super) fn flush(&mut self, mut state: FieldState) -> String {
         let answer = &mut self.answer;
         let mut rest = match (&mut state.window, &answer.scan) {
             (Some(w), Some(scan)) => scan.run(&mut answer.counts, |r| w.flush(r)),
@@ -407,7 +481,14 @@ fn append(choice: &mut Value, field: Field, rest: &str) {
         }
     };
     match field {
-        Field::Text => {}
+        // Output items' texts are released by their own events (`responses::release`).
+        Field::Text
+        | Field::Part(_)
+        | Field::Reasoning(_)
+        | Field::Refusal(_)
+        | Field::Summary(_)
+        | Field::CallArguments
+        | Field::Input => {}
         Field::Delta(key) => push(delta.entry(key).or_insert(Value::Null)),
         Field::Transcript => {
             let audio = delta.entry("audio").or_insert(Value::Null);
@@ -503,11 +584,11 @@ mod tests {
         let mut out = Vec::new();
         for e in events {
             let data = e.to_string();
-            let shown = stream.event(&data).unwrap_or(data);
+            let shown = stream.event(&data).map_or(data, |(_, shown)| shown);
             out.push(serde_json::from_str(&shown).unwrap());
         }
-        if let Some(last) = stream.finish() {
-            out.push(serde_json::from_str(&last).unwrap());
+        for last in stream.finish() {
+            out.push(serde_json::from_str(&last.data).unwrap());
         }
         out
     }

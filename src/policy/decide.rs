@@ -150,6 +150,7 @@ impl PolicySet {
             EndpointName::ChatCompletions,
             EndpointName::Completions,
             EndpointName::Embeddings,
+            EndpointName::Responses,
         ]
         .into_iter()
         .any(|endpoint| {
@@ -195,16 +196,21 @@ fn matches(rule: &CompiledRule, facts: &Facts<'_>) -> bool {
         })
 }
 
-/// Whether a rule's tool permissions let the model be offered (and call) `tool`.
+/// Whether a rule's tool permissions let the model be offered (and call) `tool`. A
+/// provider-hosted tool (`builtin:{type}`) must be listed in `builtin` (none are by
+/// default); other tools pass unless `allow` leaves them out.
 pub fn tool_permitted(settings: &RuleSettings, tool: &str) -> bool {
-    let Some(perms) = settings.tools.as_ref() else {
-        return true;
-    };
-    !perms.deny.iter().any(|p| glob(p, tool))
-        && perms
-            .allow
-            .as_ref()
-            .is_none_or(|allow| allow.iter().any(|p| glob(p, tool)))
+    let perms = settings.tools.as_ref();
+    let denied = perms.is_some_and(|p| p.deny.iter().any(|pat| glob(pat, tool)));
+    if let Some(kind) = tool.strip_prefix(crate::openai::responses::BUILTIN_PREFIX) {
+        return !denied && perms.is_some_and(|p| p.builtin.iter().any(|b| b == kind));
+    }
+    !denied
+        && perms.is_none_or(|p| {
+            p.allow
+                .as_ref()
+                .is_none_or(|allow| allow.iter().any(|pat| glob(pat, tool)))
+        })
 }
 
 fn method_name(m: AuthMethod) -> AuthMethodName {

@@ -113,6 +113,8 @@ pub enum EndpointName {
     ChatCompletions,
     Completions,
     Embeddings,
+    /// `POST /v1/responses` (the Responses API).
+    Responses,
     Models,
     /// `POST /v1/tools/{name}/invoke`: a client runs a registry tool through Warden.
     ToolsInvoke,
@@ -126,6 +128,7 @@ impl EndpointName {
             Endpoint::ChatCompletions => EndpointName::ChatCompletions,
             Endpoint::Completions => EndpointName::Completions,
             Endpoint::Embeddings => EndpointName::Embeddings,
+            Endpoint::Responses => EndpointName::Responses,
             Endpoint::ListModels | Endpoint::GetModel => EndpointName::Models,
         }
     }
@@ -170,6 +173,11 @@ pub struct ToolPermissions {
     /// Tool name patterns that may never be used.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Provider-hosted tools of the Responses API the model may use, by type
+    /// (`web_search`, `file_search`, `code_interpreter`, `mcp`, …); none when absent.
+    /// A request offering another one is denied. Policy sees them as `builtin:{type}`.
+    #[serde(default)]
+    pub builtin: Vec<String>,
     /// Offering registry tools by meaning: with `mode: auto`, the tools the principal may
     /// use that best match the latest user message are offered with the client's.
     #[serde(default)]

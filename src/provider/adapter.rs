@@ -51,9 +51,15 @@ impl HttpUpstream {
         })
     }
 
-    /// The URL of `endpoint` for this provider and upstream model (Azure: deployment).
+    /// The URL of `endpoint` for this provider and upstream model (Azure: deployment; its
+    /// Responses API names the deployment in the body's `model`, not in the path).
     pub fn url(&self, endpoint: Endpoint, upstream_model: &str) -> String {
         match self.kind {
+            ProviderKind::Azure if endpoint == Endpoint::Responses => format!(
+                "{}/openai/responses?api-version={}",
+                self.base,
+                self.api_version.as_deref().unwrap_or_default()
+            ),
             ProviderKind::Azure => format!(
                 "{}/openai/deployments/{}/{}?api-version={}",
                 self.base,
@@ -137,6 +143,15 @@ mod tests {
         );
         assert_eq!(req.headers()["api-key"], "k-1");
         assert!(req.headers().get(AUTHORIZATION).is_none());
+        assert_eq!(
+            up.url(Endpoint::Responses, "gpt4o-prod"),
+            "https://res.openai.azure.com/openai/responses?api-version=2024-10-21"
+        );
+        let vllm = HttpUpstream::new(&provider(ProviderKind::Vllm)).unwrap();
+        assert_eq!(
+            vllm.url(Endpoint::Responses, "m"),
+            "http://127.0.0.1:9/v1/responses"
+        );
     }
 
     #[test]

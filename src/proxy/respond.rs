@@ -13,7 +13,7 @@ use pingora::proxy::Session;
 use super::answer::Chain;
 use super::context::RequestCtx;
 use super::rescue::{Failure, rescue};
-use crate::openai::{ApiError, sse};
+use crate::openai::{ApiError, responses, sse};
 use crate::provider::{Reply, UpstreamStream};
 use crate::telemetry::metrics;
 
@@ -207,7 +207,7 @@ pub async fn stream(
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => {
                 // The provider closed without `[DONE]`: none is added.
-                let (last, _) = ending(ctx, &mut chain, BytesMut::new(), false);
+                let (last, _) = ending(ctx, &mut chain, BytesMut::new(), None);
                 ((!last.is_empty()).then_some(last), true)
             }
             Ok(chunk) => {
@@ -222,19 +222,27 @@ pub async fn stream(
                     )
                 } else {
                     let mut shown = BytesMut::new();
-                    let mut done = false;
+                    let mut closing = None;
                     for event in parsed.drain(..) {
                         if event.is_done() {
-                            done = true;
+                            closing = Some(sse::done_event());
                             break; // nothing follows `[DONE]`
                         }
-                        if let Some(data) = chain.event(event.data, ctx) {
-                            shown.extend_from_slice(&sse::data_event(data.as_bytes()));
+                        // A Responses stream ends with its final event instead.
+                        let last = responses::ends_stream(&event);
+                        let mut out = BytesMut::new();
+                        for e in chain.event(event, ctx) {
+                            out.extend_from_slice(&e.encode());
                         }
+                        if last {
+                            closing = Some(out.freeze());
+                            break;
+                        }
+                        shown.extend_from_slice(&out);
                     }
                     parsed.clear();
-                    if done {
-                        let (last, recorded) = ending(ctx, &mut chain, shown, true);
+                    if let Some(closing) = closing {
+                        let (last, recorded) = ending(ctx, &mut chain, shown, Some(closing));
                         if rewrite || !recorded {
                             (Some(last), true)
                         } else {
@@ -278,23 +286,24 @@ pub async fn stream(
 }
 
 /// The end of a stream: what the filters still hold, after `shown`; then the record goes
-/// in, and `[DONE]` (when the provider sent one) — or, when the record cannot be written,
-/// an error event — closes it. Also says whether the record was written.
+/// in, and the provider's closing event (`[DONE]`, or a Responses stream's final event),
+/// when it sent one — or, when the record cannot be written, an error event — closes it.
+/// Also says whether the record was written.
 fn ending(
     ctx: &mut RequestCtx,
     chain: &mut Chain,
     mut shown: BytesMut,
-    done: bool,
+    closing: Option<Bytes>,
 ) -> (Bytes, bool) {
     for held in chain.end(true, ctx) {
-        shown.extend_from_slice(&sse::data_event(held.as_bytes()));
+        shown.extend_from_slice(&held.encode());
     }
     let recorded = record(ctx);
     if !recorded {
         let err = rescue(Failure::AuditUnavailable);
         shown.extend_from_slice(&error_event(ctx, &err, err.kind.default_code()));
-    } else if done {
-        shown.extend_from_slice(&sse::done_event());
+    } else if let Some(closing) = closing {
+        shown.extend_from_slice(&closing);
     }
     (shown.freeze(), recorded)
 }

@@ -59,6 +59,7 @@ fn resolve_api(method: &Method, path: &str) -> Result<Route, ApiError> {
         "/v1/chat/completions" => (Endpoint::ChatCompletions, Method::POST, None),
         "/v1/completions" => (Endpoint::Completions, Method::POST, None),
         "/v1/embeddings" => (Endpoint::Embeddings, Method::POST, None),
+        "/v1/responses" => (Endpoint::Responses, Method::POST, None),
         "/v1/models" => (Endpoint::ListModels, Method::GET, None),
         _ => match path.strip_prefix("/v1/models/") {
             Some(id) if !id.is_empty() => {
@@ -68,8 +69,8 @@ fn resolve_api(method: &Method, path: &str) -> Result<Route, ApiError> {
                 return Err(ApiError::new(
                     ErrorKind::NotFound,
                     "Unknown endpoint. Warden serves POST /v1/chat/completions, \
-                     POST /v1/completions, POST /v1/embeddings, GET /v1/models and \
-                     POST /v1/tools/{name}/invoke.",
+                     POST /v1/completions, POST /v1/embeddings, POST /v1/responses, \
+                     GET /v1/models and POST /v1/tools/{name}/invoke.",
                 )
                 .with_code("unknown_url"));
             }

@@ -304,7 +304,7 @@ async fn read(
                         up.first = Some(seen.freeze());
                         return Ok(Read::Answer(Reply::Stream(up)));
                     }
-                    readers.event(event.data, ctx);
+                    readers.event(event, ctx);
                 }
             }
             readers.end(true, ctx);

@@ -1,6 +1,8 @@
 //! Completion tokens counted from the answer itself, for providers that report no usage:
 //! the text, refusal and tool-call names and arguments of every choice, whole responses
-//! and stream deltas alike (each choice's pieces joined before counting). A stream's
+//! and stream deltas alike (each choice's pieces joined before counting); for the
+//! Responses API, the text, refusals and function calls of each output item and their
+//! stream deltas. A stream's
 //! events are kept as they come and only read when no usage arrives; past a bound they
 //! are folded into each choice's text, so a long stream holds its text, not its events.
 
@@ -59,8 +61,15 @@ fn count(enc: &Encoding, texts: &BTreeMap<u64, String>) -> u64 {
     texts.values().map(|t| enc.count(t)).sum()
 }
 
-/// Appends each choice's generated text (under `message` or `delta`, or legacy `text`).
+/// Appends each choice's generated text (under `message` or `delta`, or legacy `text`);
+/// for the Responses API, each output item's.
 fn collect(value: &Value, field: &str, texts: &mut BTreeMap<u64, String>) {
+    if let Some(kind) = value.get("type").and_then(Value::as_str) {
+        return collect_response_event(value, kind, texts);
+    }
+    if let Some(items) = value.get("output").and_then(Value::as_array) {
+        return collect_response_output(items, texts);
+    }
     let Some(choices) = value.get("choices").and_then(Value::as_array) else {
         return;
     };
@@ -87,6 +96,50 @@ fn collect(value: &Value, field: &str, texts: &mut BTreeMap<u64, String>) {
             push(call.pointer("/function/name"));
             push(call.pointer("/function/arguments"));
         }
+    }
+}
+
+/// The text of each Responses output item: message texts and refusals, function calls'
+/// names and arguments.
+fn collect_response_output(items: &[Value], texts: &mut BTreeMap<u64, String>) {
+    for (index, item) in (0u64..).zip(items) {
+        let text = texts.entry(index).or_default();
+        for key in ["name", "arguments"] {
+            if let Some(s) = item.get(key).and_then(Value::as_str) {
+                text.push_str(s);
+            }
+        }
+        for part in item
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for key in ["text", "refusal"] {
+                if let Some(s) = part.get(key).and_then(Value::as_str) {
+                    text.push_str(s);
+                }
+            }
+        }
+    }
+}
+
+/// The generated text one Responses stream event adds: text, refusal and argument
+/// deltas, and the name of a function call when its item is added.
+fn collect_response_event(event: &Value, kind: &str, texts: &mut BTreeMap<u64, String>) {
+    let index = event
+        .get("output_index")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let piece = match kind {
+        "response.output_text.delta"
+        | "response.refusal.delta"
+        | "response.function_call_arguments.delta" => event.get("delta"),
+        "response.output_item.added" => event.pointer("/item/name"),
+        _ => None,
+    };
+    if let Some(s) = piece.and_then(Value::as_str) {
+        texts.entry(index).or_default().push_str(s);
     }
 }
 

@@ -2,13 +2,16 @@
 //! OpenAI's published accounting (the "How to count tokens with tiktoken" cookbook): three
 //! tokens framing each message, one more for a `name`, three priming the reply, and function
 //! definitions rendered as `name:description` and `key:type:description` lines with
-//! fixed per-function, per-property and per-enum overheads.
+//! fixed per-function, per-property and per-enum overheads. Responses requests are counted
+//! the same way: `instructions` and each input item framed as a message, function tools
+//! as chat's functions.
 
 use serde_json::Value;
 
 use super::Encoding;
 use crate::openai::request::{
-    ApiRequest, ChatCompletionRequest, ChatMessage, EmbeddingInput, MessageContent, Tool,
+    ApiRequest, ChatCompletionRequest, ChatMessage, EmbeddingInput, FunctionDef, MessageContent,
+    ResponsesRequest, Tool,
 };
 
 const TOKENS_PER_MESSAGE: u64 = 3;
@@ -37,6 +40,72 @@ pub fn prompt_tokens(enc: &Encoding, request: &ApiRequest) -> u64 {
             EmbeddingInput::Tokens(v) => v.len() as u64,
             EmbeddingInput::TokenLists(v) => v.iter().map(|l| l.len() as u64).sum(),
         },
+        ApiRequest::Responses(r) => responses_tokens(enc, r),
+    }
+}
+
+fn responses_tokens(enc: &Encoding, r: &ResponsesRequest) -> u64 {
+    let mut n = REPLY_PRIMING;
+    if let Some(instructions) = &r.instructions {
+        n += TOKENS_PER_MESSAGE + item_tokens(enc, instructions);
+    }
+    match &r.input {
+        Some(Value::Array(items)) => {
+            n += items
+                .iter()
+                .map(|item| TOKENS_PER_MESSAGE + item_tokens(enc, item))
+                .sum::<u64>();
+        }
+        Some(input) => n += TOKENS_PER_MESSAGE + item_tokens(enc, input),
+        None => {}
+    }
+    let functions: Vec<Tool> = r
+        .tools
+        .iter()
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .filter_map(|t| {
+            let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
+            Some(Tool {
+                kind: "function".into(),
+                function: Some(FunctionDef {
+                    name: text("name")?,
+                    description: text("description"),
+                    parameters: t.get("parameters").cloned(),
+                    extra: Default::default(),
+                }),
+                extra: Default::default(),
+            })
+        })
+        .collect();
+    n + tools_tokens(enc, &functions)
+}
+
+/// One Responses input item (or `instructions`): every text it holds — content parts,
+/// function-call names and arguments, their outputs — with images at their fixed cost;
+/// the item's type, role, ids and status are framing, not text.
+fn item_tokens(enc: &Encoding, item: &Value) -> u64 {
+    match item {
+        Value::String(s) => enc.count(s),
+        Value::Array(items) => items.iter().map(|i| item_tokens(enc, i)).sum(),
+        Value::Object(o) => {
+            if matches!(
+                o.get("type").and_then(Value::as_str),
+                Some("input_image" | "image_url")
+            ) {
+                return image_tokens(Some(item));
+            }
+            o.iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "type" | "id" | "call_id" | "status" | "detail" | "file_id"
+                    )
+                })
+                .map(|(_, v)| item_tokens(enc, v))
+                .sum()
+        }
+        _ => 0,
     }
 }
 

@@ -13,10 +13,16 @@ pub mod watch;
 
 use bytes::Bytes;
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use super::context::RequestCtx;
+pub use crate::openai::sse::Event;
 
 pub use watch::Capture;
+
+/// What a filter makes of one stream event: usually the event itself, none when it drops
+/// it, two when it releases held text first.
+pub type Events = SmallVec<[Event; 1]>;
 
 /// One transform of the answer. Filters learn what the request's report needs through
 /// the request context.
@@ -27,13 +33,13 @@ pub trait AnswerFilter: Send {
     /// A whole JSON answer (a 2xx body).
     fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx);
 
-    /// One stream event's data; `None` drops the event.
-    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String>;
+    /// One stream event (its name, if any, travels with it).
+    fn event(&mut self, event: Event, ctx: &mut RequestCtx) -> Events;
 
     /// The answer is over — `finished` when the stream ended normally, not when the
-    /// client went away. Returns the data of events to send before the stream's end.
+    /// client went away. Returns the events to send before the stream's end.
     /// Called exactly once per answer.
-    fn end(&mut self, finished: bool, ctx: &mut RequestCtx) -> Vec<String> {
+    fn end(&mut self, finished: bool, ctx: &mut RequestCtx) -> Vec<Event> {
         let _ = (finished, ctx);
         Vec::new()
     }
@@ -135,16 +141,14 @@ impl Chain {
         answer.into_bytes()
     }
 
-    /// One stream event through every filter; `None` when a filter dropped it.
-    pub fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
-        self.filters
-            .iter_mut()
-            .try_fold(data, |data, f| f.event(data, ctx))
+    /// One stream event through every filter: what the client is to see of it.
+    pub fn event(&mut self, event: Event, ctx: &mut RequestCtx) -> Events {
+        pass(&mut self.filters, event, ctx)
     }
 
-    /// Ends the answer once (later calls do nothing): the data of the events the filters
-    /// still hold, each passed through the filters after it.
-    pub fn end(&mut self, finished: bool, ctx: &mut RequestCtx) -> Vec<String> {
+    /// Ends the answer once (later calls do nothing): the events the filters still hold,
+    /// each passed through the filters after it.
+    pub fn end(&mut self, finished: bool, ctx: &mut RequestCtx) -> Vec<Event> {
         if self.ended {
             return Vec::new();
         }
@@ -156,12 +160,22 @@ impl Chain {
                 continue;
             };
             for held in filter.end(finished, ctx) {
-                let passed = later
-                    .iter_mut()
-                    .try_fold(held, |data, f| f.event(data, ctx));
-                out.extend(passed);
+                out.extend(pass(later, held, ctx));
             }
         }
         out
     }
+}
+
+/// One event through `filters` in order, each filter seeing what the one before made.
+fn pass(filters: &mut [Box<dyn AnswerFilter>], event: Event, ctx: &mut RequestCtx) -> Events {
+    let mut events: Events = smallvec::smallvec![event];
+    for f in filters {
+        let mut next = Events::new();
+        for e in events.drain(..) {
+            next.extend(f.event(e, ctx));
+        }
+        events = next;
+    }
+    events
 }

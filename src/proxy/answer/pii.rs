@@ -2,8 +2,8 @@
 //! scanning) and placeholders are restored, in whole answers and stream events; what
 //! scanning found is counted once, when the answer ends.
 
-use super::{AnswerFilter, WholeAnswer};
-use crate::pii::response::{Answer, AnswerStream};
+use super::{AnswerFilter, Event, Events, WholeAnswer};
+use crate::pii::response::{Answer, AnswerStream, Released};
 use crate::proxy::context::RequestCtx;
 use crate::proxy::redaction::{self, Stage};
 
@@ -16,12 +16,16 @@ enum State {
 
 pub struct Pii {
     state: State,
+    /// The provider names its events (`event:` lines, the Responses API): events the
+    /// filter adds are named too.
+    named: bool,
 }
 
 impl Pii {
     pub fn new(answer: Answer) -> Pii {
         Pii {
             state: State::Whole(answer),
+            named: false,
         }
     }
 
@@ -52,25 +56,47 @@ impl AnswerFilter for Pii {
         }
     }
 
-    fn event(&mut self, data: String, _ctx: &mut RequestCtx) -> Option<String> {
+    fn event(&mut self, mut event: Event, _ctx: &mut RequestCtx) -> Events {
+        self.named |= event.event.is_some();
+        let named = self.named;
         let Some(stream) = self.stream() else {
-            return Some(data);
+            return smallvec::smallvec![event];
         };
-        Some(stream.event(&data).unwrap_or(data))
+        let Some((before, data)) = stream.event(&event.data) else {
+            return smallvec::smallvec![event];
+        };
+        event.data = data;
+        match before {
+            Some(released) => smallvec::smallvec![added(released, named), event],
+            None => smallvec::smallvec![event],
+        }
     }
 
-    fn end(&mut self, finished: bool, ctx: &mut RequestCtx) -> Vec<String> {
+    fn end(&mut self, finished: bool, ctx: &mut RequestCtx) -> Vec<Event> {
+        let named = self.named;
         match &mut self.state {
             State::Whole(answer) => {
                 redaction::record(ctx, &answer.counts, Stage::Answer);
                 Vec::new()
             }
             State::Stream(stream) => {
-                let held = if finished { stream.finish() } else { None };
+                let held = if finished {
+                    stream.finish()
+                } else {
+                    Vec::new()
+                };
                 redaction::record(ctx, stream.counts(), Stage::Answer);
-                held.into_iter().collect()
+                held.into_iter().map(|r| added(r, named)).collect()
             }
             State::Moving => Vec::new(),
         }
+    }
+}
+
+/// An event the filter adds, named by its type when the provider names its events.
+fn added(released: Released, named: bool) -> Event {
+    Event {
+        event: released.kind.filter(|_| named).map(str::to_string),
+        ..Event::data(released.data)
     }
 }

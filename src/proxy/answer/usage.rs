@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::{AnswerFilter, WholeAnswer};
+use super::{AnswerFilter, Event, Events, WholeAnswer};
 use crate::openai::usage::Usage;
 use crate::proxy::context::RequestCtx;
 
@@ -27,13 +27,13 @@ impl AnswerFilter for Watch {
         crate::proxy::accounting::from_body(ctx, answer.bytes());
     }
 
-    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
-        if let Some(usage) = Usage::from_event(&data) {
+    fn event(&mut self, event: Event, ctx: &mut RequestCtx) -> Events {
+        if let Some(usage) = Usage::from_event(&event.data) {
             ctx.answered.usage = Some(usage);
         } else if ctx.answered.usage.is_none() {
-            ctx.answered.stream_text.push(data.clone());
+            ctx.answered.stream_text.push(event.data.clone());
         }
-        Some(data)
+        smallvec::smallvec![event]
     }
 }
 
@@ -47,10 +47,14 @@ impl AnswerFilter for Hide {
 
     fn body(&mut self, _answer: &mut WholeAnswer, _ctx: &mut RequestCtx) {}
 
-    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
-        match visible(&data, &mut ctx.answered.usage)? {
-            Cow::Borrowed(_) => Some(data),
-            Cow::Owned(shown) => Some(shown),
+    fn event(&mut self, mut event: Event, ctx: &mut RequestCtx) -> Events {
+        match visible(&event.data, &mut ctx.answered.usage) {
+            None => Events::new(),
+            Some(Cow::Borrowed(_)) => smallvec::smallvec![event],
+            Some(Cow::Owned(shown)) => {
+                event.data = shown;
+                smallvec::smallvec![event]
+            }
         }
     }
 }

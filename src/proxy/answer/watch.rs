@@ -1,13 +1,14 @@
 //! What the audit record learns from the answer as it passes, before anything in it is
 //! restored: the tools the model called and, with `capture: redacted`, the text of the
 //! first choice as the provider wrote it (placeholders, not the values behind them), which
-//! is scanned for personal data the model wrote when the record is made.
+//! is scanned for personal data the model wrote when the record is made. Chat answers
+//! and Responses (output items, stream events) alike.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{AnswerFilter, WholeAnswer};
+use super::{AnswerFilter, Event, Events, WholeAnswer};
 use crate::audit::record;
 use crate::pii::response::OutputScan;
 use crate::proxy::context::RequestCtx;
@@ -82,9 +83,7 @@ impl AnswerFilter for Watch {
     }
 
     fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx) {
-        if ctx.answered.capture.is_none()
-            && memchr::memmem::find(answer.bytes(), b"\"tool_calls\"").is_none()
-        {
+        if ctx.answered.capture.is_none() && !calls_tools(answer.bytes()) {
             return;
         }
         if let Some(v) = answer.json() {
@@ -92,19 +91,29 @@ impl AnswerFilter for Watch {
         }
     }
 
-    fn event(&mut self, data: String, ctx: &mut RequestCtx) -> Option<String> {
-        if (ctx.answered.capture.is_some() || data.contains("\"tool_calls\""))
-            && let Ok(v) = serde_json::from_str::<Value>(&data)
+    fn event(&mut self, event: Event, ctx: &mut RequestCtx) -> Events {
+        if (ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
+            && let Ok(v) = serde_json::from_str::<Value>(&event.data)
         {
             watch(ctx, &v, "delta");
         }
-        Some(data)
+        smallvec::smallvec![event]
     }
+}
+
+/// Whether an answer or event may name a tool call (chat's `tool_calls`, a Responses
+/// `function_call` or `custom_tool_call` item).
+fn calls_tools(bytes: &[u8]) -> bool {
+    use memchr::memmem::find;
+    find(bytes, b"\"tool_calls\"").is_some() || find(bytes, b"_call").is_some()
 }
 
 /// Reads the choices' `message` (whole answers) or `delta` (stream events). A streamed
 /// call's first delta carries its name, later ones only pieces of its arguments.
 fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
+    if v.get("type").is_some() || v.get("output").is_some() {
+        return watch_response(ctx, v);
+    }
     for choice in v
         .get("choices")
         .and_then(Value::as_array)
@@ -118,38 +127,9 @@ fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
                 .get("index")
                 .and_then(Value::as_u64)
                 .unwrap_or(i as u64);
-            let name = call
-                .pointer("/function/name")
-                .and_then(Value::as_str)
-                .map(|n| {
-                    n.get(..n.floor_char_boundary(record::MAX_TEXT))
-                        .unwrap_or(n)
-                });
-            if let Some(name) = name {
-                // A provider can name any number of tools: the names kept are bounded.
-                let room = ctx.answered.tool_calls.len() < record::MAX_LIST;
-                match ctx.answered.tool_calls.get_mut(name) {
-                    Some(n) => *n += 1,
-                    None if room => {
-                        ctx.answered.tool_calls.insert(name.to_string(), 1);
-                    }
-                    None => ctx.answered.tool_calls_cut += 1,
-                }
-            }
-            if let (Some(c), true) = (ctx.answered.capture.as_mut(), first)
-                && (c.calls.contains_key(&index) || c.calls.len() < record::MAX_LIST)
-            {
-                let max = c.max + LOOKAHEAD;
-                let entry = c.calls.entry(index).or_default();
-                if entry.0.len() < record::MAX_TEXT {
-                    entry.0.push_str(name.unwrap_or(""));
-                }
-                if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str)
-                    && entry.1.len() < max
-                {
-                    entry.1.push_str(args);
-                }
-            }
+            let name = call.pointer("/function/name").and_then(Value::as_str);
+            let args = call.pointer("/function/arguments").and_then(Value::as_str);
+            called(ctx, index, name, args, first);
         }
         if let (Some(c), true) = (ctx.answered.capture.as_mut(), first) {
             let text = message
@@ -157,6 +137,93 @@ fn watch(ctx: &mut RequestCtx, v: &Value, part: &str) {
                 .or_else(|| choice.get("text"))
                 .and_then(Value::as_str);
             c.push(text.unwrap_or(""));
+        }
+    }
+}
+
+/// A Responses answer: its output items (whole) or one stream event — a call's item
+/// when it is added (its name), pieces of its arguments, pieces of text.
+fn watch_response(ctx: &mut RequestCtx, v: &Value) {
+    let index = v.get("output_index").and_then(Value::as_u64).unwrap_or(0);
+    let text = |k: &str| v.get(k).and_then(Value::as_str);
+    match v.get("type").and_then(Value::as_str) {
+        Some("response.output_item.added") => {
+            if let Some(name) = v.pointer("/item/name").and_then(Value::as_str) {
+                called(ctx, index, Some(name), None, true);
+            }
+        }
+        Some(
+            "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta",
+        ) => called(ctx, index, None, text("delta"), true),
+        Some("response.output_text.delta") => {
+            if let (Some(c), Some(delta)) = (ctx.answered.capture.as_mut(), text("delta")) {
+                c.push(delta);
+            }
+        }
+        Some(_) => {}
+        None => {
+            for (index, item) in (0u64..).zip(
+                v.get("output")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            ) {
+                let field = |k: &str| item.get(k).and_then(Value::as_str);
+                if let Some(name) = field("name") {
+                    called(
+                        ctx,
+                        index,
+                        Some(name),
+                        field("arguments").or(field("input")),
+                        true,
+                    );
+                }
+                let Some(c) = ctx.answered.capture.as_mut() else {
+                    continue;
+                };
+                for part in item
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    c.push(part.get("text").and_then(Value::as_str).unwrap_or(""));
+                }
+            }
+        }
+    }
+}
+
+/// One tool call seen: its name counted for the record (when this piece names it) and,
+/// for the first choice, its name and arguments kept for the capture.
+fn called(ctx: &mut RequestCtx, index: u64, name: Option<&str>, args: Option<&str>, first: bool) {
+    let name = name.map(|n| {
+        n.get(..n.floor_char_boundary(record::MAX_TEXT))
+            .unwrap_or(n)
+    });
+    if let Some(name) = name {
+        // A provider can name any number of tools: the names kept are bounded.
+        let room = ctx.answered.tool_calls.len() < record::MAX_LIST;
+        match ctx.answered.tool_calls.get_mut(name) {
+            Some(n) => *n += 1,
+            None if room => {
+                ctx.answered.tool_calls.insert(name.to_string(), 1);
+            }
+            None => ctx.answered.tool_calls_cut += 1,
+        }
+    }
+    if let (Some(c), true) = (ctx.answered.capture.as_mut(), first)
+        && (c.calls.contains_key(&index) || c.calls.len() < record::MAX_LIST)
+    {
+        let max = c.max + LOOKAHEAD;
+        let entry = c.calls.entry(index).or_default();
+        if entry.0.len() < record::MAX_TEXT {
+            entry.0.push_str(name.unwrap_or(""));
+        }
+        if let Some(args) = args
+            && entry.1.len() < max
+        {
+            entry.1.push_str(args);
         }
     }
 }
