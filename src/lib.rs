@@ -25,6 +25,7 @@ pub mod auth;
 pub mod background;
 pub mod condition;
 pub mod config;
+pub mod conversation;
 pub mod gateway;
 pub mod http_client;
 pub mod idempotency;

@@ -20,10 +20,18 @@ pub struct StateConfig {
     /// Redis needs the same value; in process, a random key is drawn when it is unset.
     #[serde(default = "default_encryption_key_env")]
     pub encryption_key_env: String,
+    /// How long Warden keeps who created each Responses API response it passed, and the
+    /// placeholders of its conversation: as long as the provider keeps stored responses.
+    #[serde(default = "default_responses_ttl_days")]
+    pub responses_ttl_days: u64,
 }
 
 fn default_encryption_key_env() -> String {
     "WARDEN_STATE_KEY".into()
+}
+
+fn default_responses_ttl_days() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema, Default, PartialEq, Eq)]
@@ -64,6 +72,7 @@ impl Default for StateConfig {
             backend: StateBackend::default(),
             redis: None,
             encryption_key_env: default_encryption_key_env(),
+            responses_ttl_days: default_responses_ttl_days(),
         }
     }
 }
@@ -84,6 +93,10 @@ impl StateConfig {
             (_, Some(r)) if r.timeout_ms == 0 => {
                 Err(invalid(path, "`redis.timeout_ms` must be greater than 0"))
             }
+            _ if !(1..=3650).contains(&self.responses_ttl_days) => Err(invalid(
+                path,
+                "`responses_ttl_days` must be between 1 and 3650",
+            )),
             _ => Ok(()),
         }
     }

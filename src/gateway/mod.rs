@@ -41,6 +41,8 @@ pub struct Gateway {
     pub approvals: crate::tools::approvals::Approvals,
     /// Clients' `Idempotency-Key`s and their stored answers, in the shared state.
     pub idempotency: crate::idempotency::Idempotency,
+    /// Who created each Responses API response, and its conversation's placeholders.
+    pub conversations: Arc<crate::conversation::Conversations>,
     /// Announces new pending approvals (`tools.approvals.webhook_url`).
     pub approval_webhook: Option<crate::tools::approvals::Webhook>,
     /// The audit log; `None` when the config has no `audit` section.
@@ -92,7 +94,18 @@ impl Gateway {
             &config.state().encryption_key_env,
         )?);
         let approvals = crate::tools::approvals::Approvals::new(state.clone(), sealer.clone());
-        let idempotency = crate::idempotency::Idempotency::new(state.clone(), sealer);
+        let idempotency = crate::idempotency::Idempotency::new(state.clone(), sealer.clone());
+        let conversations = Arc::new(crate::conversation::Conversations::new(
+            state.clone(),
+            sealer,
+            Duration::from_secs(config.state().responses_ttl_days * 86_400),
+        ));
+        if !conversations.usable() {
+            tracing::warn!(
+                env = %config.state().encryption_key_env,
+                "state: no shared key: a Responses API conversation continues only on the replica that started it"
+            );
+        }
         if !idempotency.usable() {
             tracing::warn!(
                 env = %config.state().encryption_key_env,
@@ -173,6 +186,7 @@ impl Gateway {
             selector,
             approvals,
             idempotency,
+            conversations,
             approval_webhook,
             audit,
             lifecycle: Lifecycle::default(),

@@ -127,6 +127,9 @@ impl Mock {
             .strip_prefix("/v1/responses/")
             .or_else(|| path.strip_prefix("/openai/responses/"))
         {
+            if self.record {
+                self.remember(&req, &Value::Null);
+            }
             return self.responses.read(req.method, rest);
         }
         let Some(kind) = reply::endpoint_of(path) else {

@@ -158,6 +158,12 @@ impl Plan {
         {
             // A model that follows an injected request and quotes its system prompt.
             format!("My instructions: {}", summarize(&system_text(body)))
+        } else if prompt_text
+            .to_lowercase()
+            .contains("repeat my first message")
+        {
+            // A model that remembers the start of a long conversation.
+            format!("You first said: {}", summarize(&first_user_text(body)))
         } else {
             format!("You said: {}", summarize(&prompt_text))
         };
@@ -484,6 +490,17 @@ fn last_user_text(body: &Value) -> (String, u64) {
         }
     }
     (last, tokens)
+}
+
+/// The text of the conversation's first user message.
+fn first_user_text(body: &Value) -> String {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(|m| content_text(m.get("content")))
+        .unwrap_or_default()
 }
 
 /// The system (or developer) messages' text.

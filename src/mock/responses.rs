@@ -165,13 +165,31 @@ pub fn create(
     }
 }
 
-/// The request's input as items (a string is one user message).
+/// The request's input as items, as the provider lists them: a string is one user
+/// message, and a message's string content one `input_text` part.
 fn input_items(body: &Value) -> Vec<Value> {
-    match body.get("input") {
+    let items = match body.get("input") {
         Some(Value::String(s)) => vec![json!({"type": "message", "role": "user", "content": s})],
         Some(Value::Array(items)) => items.clone(),
         _ => Vec::new(),
-    }
+    };
+    (0..)
+        .zip(items)
+        .map(|(i, mut item)| {
+            if let Some(o) = item.as_object_mut() {
+                if let Some(Value::String(text)) = o.get("content").cloned() {
+                    o.insert(
+                        "content".into(),
+                        json!([{"type": "input_text", "text": text}]),
+                    );
+                }
+                o.entry("type").or_insert_with(|| "message".into());
+                o.entry("id")
+                    .or_insert_with(|| format!("msg_in_{}_{i}", next_id()).into());
+            }
+            item
+        })
+        .collect()
 }
 
 /// An input or output item as a chat message, when it is one.

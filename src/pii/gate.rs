@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::ner::NerBudget;
 use super::response::{Answer, OutputScan};
-use super::{Blocked, Counts, Profile, Profiles, Redactor, Vault, request};
+use super::{Blocked, Counts, Profile, Profiles, Redactor, Vault, VaultSnapshot, request};
 use crate::config::{NerMode, ScanOutput};
 use crate::openai::ApiRequest;
 use crate::telemetry::metrics;
@@ -26,6 +26,9 @@ pub struct Redacted {
     pub answer: Option<Answer>,
     /// The profile's output scan, for text the audit record keeps.
     pub scan: OutputScan,
+    /// The request's placeholders, for the turns that continue its conversation (a
+    /// Responses request the provider stores).
+    pub conversation: Option<VaultSnapshot>,
 }
 
 /// Why the request may not be sent.
@@ -145,14 +148,40 @@ impl Profiles {
         Ok(RedactedResult { value, counts })
     }
 
+    /// The filter for an answer Warden reads again later — a stored response, or its
+    /// input items — under `profile`, with the placeholders of its conversation.
+    pub fn stored_answer(
+        &self,
+        profile: Arc<Profile>,
+        tenant: Option<&str>,
+        vault: Option<VaultSnapshot>,
+    ) -> Option<Answer> {
+        let vault = vault
+            .map(Vault::resume)
+            .unwrap_or_default()
+            .restoring_only(&profile.settings.restore_sources);
+        answer(&profile, vault, &self.output_scan(&profile, tenant))
+    }
+
+    fn output_scan(&self, profile: &Arc<Profile>, tenant: Option<&str>) -> OutputScan {
+        OutputScan {
+            profile: profile.clone(),
+            hash_key: self.hash_key.clone(),
+            tenant: tenant.map(str::to_string),
+            ner_budget: Arc::new(std::sync::Mutex::new(self.ner_limits.map(NerBudget::new))),
+        }
+    }
+
     /// Redacts `req` in place by `profile`. `raw` is the body as the client sent it
-    /// (placeholder nonces never occur in it); `encoding` decodes token-id inputs.
+    /// (placeholder nonces never occur in it); `encoding` decodes token-id inputs;
+    /// `resumed` holds the placeholders of the conversation the request continues.
     pub async fn redact(
         &self,
         profile: Arc<Profile>,
         tenant: Option<&str>,
         req: &mut ApiRequest,
         raw: &[u8],
+        resumed: Option<VaultSnapshot>,
         encoding: &Encoding,
     ) -> Result<Redacted, Refused> {
         if profile.ner_missing() {
@@ -168,7 +197,11 @@ impl Profiles {
             ner_skipped = true;
         }
         let job = Job {
-            vault: Vault::for_request(raw).restoring_only(&profile.settings.restore_sources),
+            vault: match resumed {
+                Some(snapshot) => Vault::resume(snapshot),
+                None => Vault::for_request(raw),
+            }
+            .restoring_only(&profile.settings.restore_sources),
             profile: profile.clone(),
             key: self.hash_key.clone(),
             tenant: tenant.map(str::to_string),
@@ -208,22 +241,27 @@ impl Profiles {
                 ner_skipped,
             });
         }
-        let scan = OutputScan {
-            profile: profile.clone(),
-            hash_key: self.hash_key.clone(),
-            tenant: tenant.map(str::to_string),
-            ner_budget: Arc::new(std::sync::Mutex::new(self.ner_limits.map(NerBudget::new))),
+        let scan = self.output_scan(&profile, tenant);
+        let conversation = match req {
+            ApiRequest::Responses(r) if r.store != Some(false) => Some(walked.vault.snapshot()),
+            _ => None,
         };
-        let restore = profile.settings.restore.then_some(walked.vault);
         Ok(Redacted {
             changed: walked.changed,
             counts: walked.counts,
             ner_skipped,
-            answer: Answer::new(
-                restore,
-                (profile.settings.scan_output != ScanOutput::Off).then(|| scan.clone()),
-            ),
+            conversation,
+            answer: answer(&profile, walked.vault, &scan),
             scan,
         })
     }
+}
+
+/// The answer's filter under `profile`: restoring from `vault` (when the profile
+/// restores) and scanning (when it scans output).
+fn answer(profile: &Profile, vault: Vault, scan: &OutputScan) -> Option<Answer> {
+    Answer::new(
+        profile.settings.restore.then_some(vault),
+        (profile.settings.scan_output != ScanOutput::Off).then(|| scan.clone()),
+    )
 }

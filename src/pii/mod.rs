@@ -42,7 +42,7 @@ enum ModelUse<'b> {
 pub use crate::config::Entity;
 pub use gate::{Redacted, RedactedResult, Refusal, Refused};
 pub use redact::{Blocked, Redactor};
-pub use vault::{StreamRestorer, Vault};
+pub use vault::{StreamRestorer, Vault, VaultSnapshot};
 
 /// Who found a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -114,7 +114,13 @@ impl Answer {
 
     /// Filters a parsed answer in place; true when it changed.
     pub fn value(&mut self, v: &mut Value) -> bool {
-        if let Some(items) = v.get_mut("output").and_then(Value::as_array_mut) {
+        if v.get("object").and_then(Value::as_str) == Some("response") {
+            return self.response(v, &BTreeMap::new());
+        }
+        if v.get("object").and_then(Value::as_str) == Some("list")
+            && let Some(items) = v.get_mut("data").and_then(Value::as_array_mut)
+        {
+            // A stored response's input items.
             return self.output(items, &BTreeMap::new());
         }
         let mut changed = false;

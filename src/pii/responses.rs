@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::response::{Answer, AnswerStream, Field, Released};
+use super::vault::Vault;
 
 /// Keys of an event or item that identify, never carry text.
 const IDENTIFIERS: [&str; 9] = [
@@ -97,6 +98,23 @@ pub(super) fn release(index: u64, field: Field, rest: String) -> Released {
 }
 
 impl Answer {
+    /// A response object: its output items, and the request's `instructions` it echoes
+    /// restored (they are the client's own words).
+    pub(super) fn response(
+        &mut self,
+        response: &mut Value,
+        finals: &BTreeMap<(u64, Field), String>,
+    ) -> bool {
+        let mut changed = false;
+        if let (Some(vault), Some(instructions)) = (&self.vault, response.get_mut("instructions")) {
+            changed |= restore_all(vault, instructions);
+        }
+        if let Some(items) = response.get_mut("output").and_then(Value::as_array_mut) {
+            changed |= self.output(items, finals);
+        }
+        changed
+    }
+
     /// A response's output items; in a stream, `finals` holds the texts their deltas
     /// released. True when anything changed.
     pub(super) fn output(
@@ -123,6 +141,8 @@ impl Answer {
         let kind = item.get("type").and_then(Value::as_str).map(str::to_string);
         match kind.as_deref() {
             None | Some("message" | "reasoning") => {
+                // An input message's content may be a plain string.
+                changed |= self.field(item, "content", false);
                 for (i, part) in (0u64..).zip(parts(item, "content")) {
                     changed |= self.part(index, i, part, finals);
                     changed |= self.drop_logprobs(part, found_before);
@@ -202,6 +222,26 @@ impl Answer {
     }
 }
 
+/// Every string of `v` restored (no scanning); true when one changed.
+fn restore_all(vault: &Vault, v: &mut Value) -> bool {
+    match v {
+        Value::String(s) => match vault.restore(s, false) {
+            std::borrow::Cow::Owned(new) => {
+                *s = new;
+                true
+            }
+            std::borrow::Cow::Borrowed(_) => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |c, i| restore_all(vault, i) | c),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |c, v| restore_all(vault, v) | c),
+        _ => false,
+    }
+}
+
 /// The parts under `key` of an output item.
 fn parts<'a>(item: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> {
     item.get_mut(key)
@@ -267,11 +307,8 @@ impl AnswerStream {
             | "response.completed"
             | "response.incomplete"
             | "response.failed" => {
-                if let Some(items) = v
-                    .pointer_mut("/response/output")
-                    .and_then(Value::as_array_mut)
-                {
-                    self.answer.output(items, &finals);
+                if let Some(response) = v.get_mut("response") {
+                    self.answer.response(response, &finals);
                 }
             }
             _ => {

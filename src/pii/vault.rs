@@ -7,13 +7,17 @@
 //! only from the origins the profile allows (`restore_sources`), and a known placeholder
 //! whose origin is not allowed is shown as `[ENTITY]`. Restoration covers whole texts,
 //! JSON strings inside tool-call arguments, and streams whose placeholders arrive split
-//! across chunks. The vault lives only as long as its request.
+//! across chunks. The vault lives as long as its request — or, for a Responses API
+//! conversation, as long as the conversation: its [`VaultSnapshot`] is kept with each
+//! response (sealed, in the shared state) and the next turn continues it, so a value
+//! keeps its placeholder across turns and earlier turns' placeholders are restored.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Entity;
 use crate::config::RestoreSource;
@@ -33,7 +37,7 @@ static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// One pseudonymized value and the origins it was seen in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Held {
     entity: Entity,
     value: String,
@@ -57,6 +61,14 @@ impl Default for Vault {
     }
 }
 
+/// What a vault holds, to continue it in a later request of the same conversation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VaultSnapshot {
+    nonce: String,
+    /// Placeholder → value, entity and origins.
+    held: Vec<(String, Held)>,
+}
+
 fn bit(origin: RestoreSource) -> u16 {
     1 << (origin as u16)
 }
@@ -76,6 +88,48 @@ impl Vault {
                 break candidate;
             }
         };
+        Vault::with_nonce_unchecked(nonce)
+    }
+
+    /// What this vault holds.
+    pub fn snapshot(&self) -> VaultSnapshot {
+        let mut held: Vec<(String, Held)> = self
+            .by_placeholder
+            .iter()
+            .map(|(p, h)| (p.clone(), h.clone()))
+            .collect();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        VaultSnapshot {
+            nonce: self.nonce.clone(),
+            held,
+        }
+    }
+
+    /// A vault continuing `snapshot`: the same nonce, values and counters, so the same
+    /// value keeps its placeholder and new values get new numbers. Placeholders the
+    /// snapshot does not hold in this vault's shape are left out.
+    pub fn resume(snapshot: VaultSnapshot) -> Vault {
+        let mut vault = Vault::with_nonce_unchecked(snapshot.nonce);
+        for (placeholder, held) in snapshot.held {
+            let shape = format!("_{}>", vault.nonce);
+            let Some(n) = placeholder
+                .strip_prefix(&format!("<{}_", held.entity.name()))
+                .and_then(|rest| rest.strip_suffix(&shape))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let counter = vault.counters.entry(held.entity).or_default();
+            *counter = (*counter).max(n);
+            vault
+                .by_value
+                .insert((held.entity, held.value.clone()), placeholder.clone());
+            vault.by_placeholder.insert(placeholder, held);
+        }
+        vault
+    }
+
+    fn with_nonce_unchecked(nonce: String) -> Vault {
         Vault {
             nonce,
             by_value: HashMap::new(),
@@ -103,10 +157,7 @@ impl Vault {
     /// A vault with a fixed nonce, for tests.
     #[cfg(test)]
     pub(crate) fn with_nonce(nonce: &str) -> Vault {
-        Vault {
-            nonce: nonce.to_string(),
-            ..Vault::default()
-        }
+        Vault::with_nonce_unchecked(nonce.to_string())
     }
 
     /// The placeholder for `value` seen in `origin`, issuing a new one the first time.
@@ -228,6 +279,26 @@ mod tests {
         assert_eq!(
             v.restore(&format!("Hi {p}, mail {b} or <EMAIL_9_k3f9qz>"), false),
             "Hi Jane, mail b@x.io or <EMAIL_9_k3f9qz>"
+        );
+    }
+
+    #[test]
+    fn a_resumed_vault_keeps_placeholders_and_numbers_on() {
+        let mut first = Vault::for_request(b"");
+        let a = first.placeholder(Entity::Email, "a@x.io", USER);
+        let sys = first.placeholder(Entity::Email, "ops@x.io", RestoreSource::System);
+        let snapshot = first.snapshot();
+        let json = serde_json::to_string(&snapshot).unwrap();
+        let back: VaultSnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snapshot);
+        let mut next = Vault::resume(back).restoring_only(&[RestoreSource::User]);
+        assert_eq!(next.placeholder(Entity::Email, "a@x.io", USER), a);
+        let b = next.placeholder(Entity::Email, "b@x.io", USER);
+        assert_eq!(b, format!("<EMAIL_3_{}>", first.nonce));
+        assert_eq!(
+            next.restore(&format!("{a} {b} {sys}"), false),
+            "a@x.io b@x.io [EMAIL]",
+            "the profile's restore rule still holds"
         );
     }
 

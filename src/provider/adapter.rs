@@ -3,10 +3,11 @@
 //! `Authorization` header never reaches this module; only the provider's key is sent.
 
 use bytes::Bytes;
+use http::Request;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
-use http::{Method, Request};
 use http_body_util::Full;
 
+use super::transport::Outbound;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::http_client::{self as client, HttpClient};
 use crate::openai::Endpoint;
@@ -51,50 +52,55 @@ impl HttpUpstream {
         })
     }
 
-    /// The URL of `endpoint` for this provider and upstream model (Azure: deployment; its
-    /// Responses API names the deployment in the body's `model`, not in the path).
-    pub fn url(&self, endpoint: Endpoint, upstream_model: &str) -> String {
+    /// The URL of `endpoint` (and a `resource` below it) for this provider and upstream
+    /// model (Azure: deployment; its Responses API names the deployment in the body's
+    /// `model`, not in the path).
+    pub fn url(&self, endpoint: Endpoint, upstream_model: &str, resource: Option<&str>) -> String {
+        let (resource, query) = match resource.map(|r| r.split_once('?').unwrap_or((r, ""))) {
+            Some((r, q)) => (Some(r), q),
+            None => (None, ""),
+        };
+        let path = match resource {
+            Some(r) => format!("{}/{r}", endpoint.upstream_path()),
+            None => endpoint.upstream_path().to_string(),
+        };
+        let version = self.api_version.as_deref().unwrap_or_default();
+        let and = if query.is_empty() { "" } else { "&" };
         match self.kind {
-            ProviderKind::Azure if endpoint == Endpoint::Responses => format!(
-                "{}/openai/responses?api-version={}",
-                self.base,
-                self.api_version.as_deref().unwrap_or_default()
-            ),
+            ProviderKind::Azure if endpoint == Endpoint::Responses => {
+                format!(
+                    "{}/openai/{path}?api-version={version}{and}{query}",
+                    self.base
+                )
+            }
             ProviderKind::Azure => format!(
-                "{}/openai/deployments/{}/{}?api-version={}",
-                self.base,
-                upstream_model,
-                endpoint.upstream_path(),
-                self.api_version.as_deref().unwrap_or_default()
+                "{}/openai/deployments/{upstream_model}/{path}?api-version={version}{and}{query}",
+                self.base
             ),
-            _ => format!("{}/{}", self.base, endpoint.upstream_path()),
+            _ if query.is_empty() => format!("{}/{path}", self.base),
+            _ => format!("{}/{path}?{query}", self.base),
         }
     }
 
-    pub fn request(
-        &self,
-        endpoint: Endpoint,
-        upstream_model: &str,
-        body: Bytes,
-        request_id: &str,
-        stream: bool,
-    ) -> Result<Request<Full<Bytes>>, http::Error> {
-        let accept = if stream {
+    pub fn request(&self, call: Outbound<'_>) -> Result<Request<Full<Bytes>>, http::Error> {
+        let accept = if call.stream {
             "text/event-stream"
         } else {
             "application/json"
         };
         let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(self.url(endpoint, upstream_model))
-            .header(CONTENT_TYPE, "application/json")
+            .method(call.method)
+            .uri(self.url(call.endpoint, call.upstream_model, call.resource))
             .header(ACCEPT, accept)
             .header(USER_AGENT, concat!("warden/", env!("CARGO_PKG_VERSION")))
-            .header("x-request-id", request_id);
+            .header("x-request-id", call.request_id);
+        if !call.body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
         if let Some((name, value)) = &self.credential {
             builder = builder.header(name, value);
         }
-        builder.body(Full::new(body))
+        builder.body(Full::new(call.body))
     }
 }
 
@@ -109,6 +115,7 @@ fn sensitive(value: &str) -> anyhow::Result<HeaderValue> {
 mod tests {
     use super::*;
     use crate::config::Timeouts;
+    use http::Method;
 
     fn provider(kind: ProviderKind) -> ProviderConfig {
         ProviderConfig {
@@ -125,17 +132,23 @@ mod tests {
         }
     }
 
+    fn outbound(endpoint: Endpoint, upstream_model: &str, stream: bool) -> Outbound<'_> {
+        Outbound {
+            method: Method::POST,
+            endpoint,
+            resource: None,
+            upstream_model,
+            body: Bytes::from_static(b"{}"),
+            request_id: "r1",
+            stream,
+        }
+    }
+
     #[test]
     fn azure_uses_deployment_url_and_api_key_header() {
         let up = HttpUpstream::new(&provider(ProviderKind::Azure)).unwrap();
         let req = up
-            .request(
-                Endpoint::ChatCompletions,
-                "gpt4o-prod",
-                Bytes::new(),
-                "r1",
-                false,
-            )
+            .request(outbound(Endpoint::ChatCompletions, "gpt4o-prod", false))
             .unwrap();
         assert_eq!(
             req.uri().to_string(),
@@ -144,12 +157,16 @@ mod tests {
         assert_eq!(req.headers()["api-key"], "k-1");
         assert!(req.headers().get(AUTHORIZATION).is_none());
         assert_eq!(
-            up.url(Endpoint::Responses, "gpt4o-prod"),
-            "https://res.openai.azure.com/openai/responses?api-version=2024-10-21"
+            up.url(
+                Endpoint::Responses,
+                "gpt4o-prod",
+                Some("resp_1/input_items?limit=5")
+            ),
+            "https://res.openai.azure.com/openai/responses/resp_1/input_items?api-version=2024-10-21&limit=5"
         );
         let vllm = HttpUpstream::new(&provider(ProviderKind::Vllm)).unwrap();
         assert_eq!(
-            vllm.url(Endpoint::Responses, "m"),
+            vllm.url(Endpoint::Responses, "m", None),
             "http://127.0.0.1:9/v1/responses"
         );
     }
@@ -158,7 +175,7 @@ mod tests {
     fn openai_compatible_uses_bearer_and_base_url() {
         let up = HttpUpstream::new(&provider(ProviderKind::Vllm)).unwrap();
         let req = up
-            .request(Endpoint::Embeddings, "m", Bytes::new(), "r1", true)
+            .request(outbound(Endpoint::Embeddings, "m", true))
             .unwrap();
         assert_eq!(req.uri().to_string(), "http://127.0.0.1:9/v1/embeddings");
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer k-1");

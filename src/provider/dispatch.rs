@@ -164,15 +164,16 @@ pub async fn dispatch(
             .or_insert_with(|| body_for(&call, provider, &target.upstream_model))
             .clone();
         let started = Instant::now();
-        let result = attempt_once(
-            provider,
+        let outbound = Outbound {
+            method: http::Method::POST,
             endpoint,
-            &target.upstream_model,
+            resource: None,
+            upstream_model: &target.upstream_model,
             body,
-            call.request_id,
+            request_id: call.request_id,
             stream,
-        )
-        .await;
+        };
+        let result = attempt_once(provider, outbound).await;
         last_target = Some((provider.name.clone(), target.upstream_model.clone()));
         match result {
             Ok((reply, latency)) => {
@@ -230,15 +231,19 @@ fn injects_usage(call: &Call<'_>, provider: &Provider) -> bool {
     provider.stream_usage && call.request.is_stream() && !call.request.wants_stream_usage()
 }
 
+/// The body `provider` gets: the client's, unless the model name, the usage request or
+/// a stage changed it. Azure names the deployment in the path, except for its Responses
+/// API, which reads it from the body's `model`.
 fn body_for(call: &Call<'_>, provider: &Provider, upstream_model: &str) -> Bytes {
-    let keeps_model = call.request.model() == upstream_model
-        || provider.kind == crate::config::ProviderKind::Azure;
+    let deployment_in_path = provider.kind == crate::config::ProviderKind::Azure
+        && call.request.endpoint() != Endpoint::Responses;
+    let keeps_model = call.request.model() == upstream_model || deployment_in_path;
     let inject = injects_usage(call, provider);
     if keeps_model && !call.body_changed && !inject {
         return call.original.clone();
     }
     let mut req = call.request.clone();
-    if provider.kind != crate::config::ProviderKind::Azure {
+    if !deployment_in_path {
         req.set_model(upstream_model);
     }
     if inject {
@@ -257,14 +262,51 @@ fn backoff(retry: &RetrySettings, attempt: u32) -> Duration {
     Duration::from_millis(jittered)
 }
 
+/// A stored response at the provider that keeps it: `GET` or `DELETE` of `resource`
+/// (`resp_123`, `resp_123/input_items`) below `/responses`. One attempt: the response
+/// lives at that provider only.
+pub async fn stored(
+    provider: &Provider,
+    method: http::Method,
+    resource: &str,
+    upstream_model: &str,
+    request_id: &str,
+) -> Dispatched {
+    let outbound = Outbound {
+        method,
+        endpoint: Endpoint::Responses,
+        resource: Some(resource),
+        upstream_model,
+        body: Bytes::new(),
+        request_id,
+        stream: false,
+    };
+    let result = attempt_once(provider, outbound).await;
+    let status = match &result {
+        Ok((Reply::Full { status, .. }, _)) => status.as_str().to_string(),
+        Ok((Reply::Stream(s), _)) => s.status.as_str().to_string(),
+        Err(f) => f.label().to_string(),
+    };
+    metrics()
+        .upstream_requests
+        .with_label_values(&[provider.name.as_str(), status.as_str()])
+        .inc();
+    let latency = result.as_ref().ok().map(|(_, l)| *l);
+    Dispatched {
+        reply: result.map(|(reply, _)| reply),
+        provider: Some(provider.name.clone()),
+        upstream_model: Some(upstream_model.to_string()),
+        attempts: 1,
+        upstream_latency: latency,
+        usage_injected: false,
+    }
+}
+
 async fn attempt_once(
     provider: &Provider,
-    endpoint: Endpoint,
-    upstream_model: &str,
-    body: Bytes,
-    request_id: &str,
-    stream: bool,
+    call: Outbound<'_>,
 ) -> Result<(Reply, Duration), UpstreamFailure> {
+    let stream = call.stream;
     let t = provider.timeouts;
     let started = Instant::now();
     let deadline = started + t.total();
@@ -272,13 +314,6 @@ async fn attempt_once(
     let first_byte_timeout = UpstreamFailure::Timeout {
         what: "first-byte",
         after: t.first_byte(),
-    };
-    let call = Outbound {
-        endpoint,
-        upstream_model,
-        body,
-        request_id,
-        stream,
     };
     let response = timeout_at(first_byte_at, provider.transport.send(call))
         .await

@@ -16,7 +16,11 @@ use crate::openai::Endpoint;
 
 /// One call to a provider.
 pub struct Outbound<'a> {
+    /// `POST` for model requests; `GET`/`DELETE` for a stored response.
+    pub method: http::Method,
     pub endpoint: Endpoint,
+    /// A resource below the endpoint's path (`resp_123`, `resp_123/input_items`).
+    pub resource: Option<&'a str>,
     /// Upstream model name, or Azure deployment.
     pub upstream_model: &'a str,
     pub body: Bytes,
@@ -42,15 +46,7 @@ pub trait Transport: Send + Sync {
 #[async_trait]
 impl Transport for HttpUpstream {
     async fn send(&self, call: Outbound<'_>) -> Result<Response<UpstreamBody>, SendError> {
-        let req = self
-            .request(
-                call.endpoint,
-                call.upstream_model,
-                call.body,
-                call.request_id,
-                call.stream,
-            )
-            .map_err(|_| SendError::Broken)?;
+        let req = self.request(call).map_err(|_| SendError::Broken)?;
         let resp = self.client.request(req).await.map_err(|e| {
             if e.is_connect() {
                 SendError::Connect
@@ -69,11 +65,14 @@ impl Transport for HttpUpstream {
 #[async_trait]
 impl Transport for Arc<Mock> {
     async fn send(&self, call: Outbound<'_>) -> Result<Response<UpstreamBody>, SendError> {
-        let path = format!("/v1/{}", call.endpoint.upstream_path());
+        let path = match call.resource {
+            Some(r) => format!("/v1/{}/{r}", call.endpoint.upstream_path()),
+            None => format!("/v1/{}", call.endpoint.upstream_path()),
+        };
         let headers = HeaderMap::new();
         Ok(self
             .handle(MockRequest {
-                method: &http::Method::POST,
+                method: &call.method,
                 path: &path,
                 headers: &headers,
                 body: call.body,

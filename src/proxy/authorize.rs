@@ -72,6 +72,25 @@ pub fn decide_tool(
     decided(set, &facts)
 }
 
+/// The decision on reading or deleting a stored response (endpoint `responses`) of
+/// `model`; `None` without a policy.
+pub fn decide_stored(
+    gw: &Gateway,
+    principal: Option<&Principal>,
+    model: &str,
+) -> Option<Authorized> {
+    let (store, principal) = (gw.policy.as_ref()?, principal?);
+    let facts = Facts {
+        principal,
+        endpoint: EndpointName::Responses,
+        model: Some(model),
+        tools: &[],
+        max_tokens: None,
+        stream: false,
+    };
+    Some(decided(&store.current(), &facts))
+}
+
 /// The refusal of a denying decision.
 pub fn denial(authorized: &Authorized) -> Option<Failure> {
     let d = &authorized.decision;

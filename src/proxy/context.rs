@@ -47,6 +47,9 @@ pub struct RequestCtx {
     pub tool: Option<ToolRun>,
     /// The client's idempotency key, claimed for this request's answer.
     pub idempotency: Option<crate::idempotency::Claim>,
+    /// A Responses API request the provider stores: what is remembered with the
+    /// response's id (`conversation`).
+    pub conversation: Option<super::conversation::Turn>,
     /// The answer as it went out.
     pub answered: Answered,
 }
@@ -187,6 +190,7 @@ impl RequestCtx {
             selection: None,
             tool: None,
             idempotency: None,
+            conversation: None,
             answered: Answered::default(),
         }
     }

@@ -13,6 +13,7 @@ mod authorize;
 mod body;
 mod catalog;
 pub mod context;
+mod conversation;
 mod fault;
 mod invoke;
 mod log;
@@ -24,6 +25,7 @@ mod report;
 mod rescue;
 mod respond;
 mod route;
+mod stored;
 mod tool_loop;
 
 use std::sync::Arc;

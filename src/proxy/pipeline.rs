@@ -17,7 +17,10 @@
 //! 8. **answer** — the answer through the filter chain (`answer`) to the client
 //!    (`respond`).
 //!
-//! `POST /v1/tools/{name}/invoke` leaves after step 2 for its own stages (`invoke`).
+//! `POST /v1/tools/{name}/invoke` leaves after step 2 for its own stages (`invoke`), and
+//! so do `GET`/`DELETE /v1/responses/{id}` and `…/input_items` (`stored`). A Responses
+//! request's `previous_response_id` is checked, and its conversation's placeholders
+//! picked up, just before step 5 (`conversation`).
 //!
 //! Each stage writes its own outcome into the [`RequestCtx`]; a failure is the stage's
 //! own error, mapped to the client's error once (`rescue`). Whatever the path, the
@@ -31,8 +34,8 @@ use pingora::proxy::Session;
 use super::context::{Parsed, RequestCtx, Upstream};
 use super::rescue::Failure;
 use super::{
-    Gateway, admission, answer, authorize, body, catalog, fault, invoke, offer, redaction, replay,
-    respond, route, tool_loop,
+    Gateway, admission, answer, authorize, body, catalog, conversation, fault, invoke, offer,
+    redaction, replay, respond, route, stored, tool_loop,
 };
 use crate::openai::ApiRequest;
 use crate::provider::dispatch::{Call, dispatch};
@@ -45,7 +48,7 @@ pub async fn run(
 ) -> Result<(), Failure> {
     // 1. route
     let header = session.req_header();
-    let resolved = route::resolve(&header.method, header.uri.path())?;
+    let resolved = route::resolve(&header.method, &header.uri)?;
     ctx.route = resolved.label();
     let client_ip = session
         .client_addr()
@@ -65,6 +68,8 @@ pub async fn run(
         route::Resolved::ToolInvoke(tool) => {
             return invoke::run(gw, session, ctx, &tool, client_ip.as_deref()).await;
         }
+        // So has a stored response.
+        route::Resolved::Stored(stored) => return stored::run(gw, session, ctx, &stored).await,
     };
     if !route.endpoint.takes_body() {
         let body = catalog::answer(gw, principal, &route)?;
@@ -115,13 +120,14 @@ pub async fn run(
         .max_output_tokens()
         .or(Some(model.default_max_tokens));
     let tools_added = offer::offer(gw, ctx, &mut request, cap).await?;
+    let resumed = conversation::resume(gw, ctx, &request).await?;
 
     // 5. redact, and 6. count and admit (request rates first when 5 is expensive)
     let rates_first = admission::rates_first(gw, ctx, raw.len());
     if rates_first {
         admission::admit_requests(gw, ctx, client_ip.as_deref()).await?;
     }
-    let redacted = redaction::redact(gw, ctx, &mut request, &raw, &model.encoding).await?;
+    let redacted = redaction::redact(gw, ctx, &mut request, &raw, resumed, &model.encoding).await?;
     let demand = admission::estimate(gw, ctx, &request, model);
     admission::admit(gw, ctx, client_ip.as_deref(), demand, rates_first).await?;
     fault::inject(&request);

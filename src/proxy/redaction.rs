@@ -11,7 +11,7 @@ use crate::audit::record::PiiCount;
 use crate::config::CaptureMode;
 use crate::openai::ApiRequest;
 use crate::pii::response::Answer;
-use crate::pii::{Counts, Refused};
+use crate::pii::{Counts, Refused, VaultSnapshot};
 use crate::telemetry::metrics;
 use crate::tokens::Encoding;
 
@@ -31,12 +31,14 @@ pub fn profile(gw: &Gateway, ctx: &RequestCtx) -> Option<std::sync::Arc<crate::p
 }
 
 /// Redacts `req` in place. `raw` is the body as the client sent it; `encoding` decodes
-/// token-id inputs.
+/// token-id inputs; `resumed` holds the placeholders of the conversation the request
+/// continues (Responses API), which the request's are kept with for the next turn.
 pub async fn redact(
     gw: &Gateway,
     ctx: &mut RequestCtx,
     req: &mut ApiRequest,
     raw: &[u8],
+    resumed: Option<VaultSnapshot>,
     encoding: &Encoding,
 ) -> Result<Redaction, Failure> {
     let Some(profile) = profile(gw, ctx) else {
@@ -45,7 +47,7 @@ pub async fn redact(
     let tenant = ctx.principal.as_ref().and_then(|p| p.tenant.clone());
     let redacted = match gw
         .pii
-        .redact(profile, tenant.as_deref(), req, raw, encoding)
+        .redact(profile, tenant.as_deref(), req, raw, resumed, encoding)
         .await
     {
         Ok(redacted) => redacted,
@@ -61,6 +63,9 @@ pub async fn redact(
     };
     record(ctx, &redacted.counts, Stage::Request);
     ctx.pii.ner_skipped |= redacted.ner_skipped;
+    if let Some(turn) = ctx.conversation.as_mut() {
+        turn.vault = redacted.conversation;
+    }
     if let Some(audit) = &gw.audit
         && super::audit_entry::capture_mode(audit, ctx) == CaptureMode::Redacted
     {

@@ -55,6 +55,14 @@ pub enum Failure {
     ToolCap(crate::tools::caps::CapError),
     /// The tool loop Warden runs (`execution: gateway`) passed its deadline.
     ToolLoopTimeout,
+    /// No response of that id is the caller's (`/v1/responses/{id}`,
+    /// `previous_response_id`).
+    ResponseNotFound {
+        id: String,
+        param: Option<&'static str>,
+    },
+    /// The records of stored responses cannot be read or written.
+    ResponsesUnavailable,
     /// A bug inside Warden (a caught panic).
     Internal,
 }
@@ -166,6 +174,25 @@ pub fn rescue(failure: Failure) -> ApiError {
             "The model and its tool calls did not reach a final answer before the loop's deadline.",
         )
         .with_code("tool_loop_timeout"),
+        Failure::ResponseNotFound { id, param } => {
+            // Response ids are the client's identifiers, echoed as OpenAI does, bounded.
+            let shown: String = id.chars().take(128).collect();
+            let err = ApiError::new(
+                ErrorKind::NotFound,
+                format!("No response with id '{shown}' was found."),
+            )
+            .with_code("response_not_found");
+            match param {
+                Some(p) => err.with_param(p),
+                None => err,
+            }
+        }
+        Failure::ResponsesUnavailable => ApiError::new(
+            ErrorKind::Unavailable,
+            "Stored responses cannot be looked up right now; retry later.",
+        )
+        .with_code("responses_unavailable")
+        .with_header("retry-after", "1"),
         Failure::Internal => ApiError::new(
             ErrorKind::Internal,
             "The request failed inside Warden; it was recorded and can be retried.",

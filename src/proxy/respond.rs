@@ -70,6 +70,7 @@ pub async fn full(
     body: Bytes,
 ) {
     ctx.answered.status = status.as_u16();
+    super::conversation::remember(ctx).await;
     if let Err(failure) = super::report::record(ctx) {
         let err = super::rescue::rescue(failure);
         ctx.answered.error_code = err.code.clone();
@@ -207,7 +208,7 @@ pub async fn stream(
         let (chunk, end) = match item {
             Ok(chunk) if chunk.is_empty() => {
                 // The provider closed without `[DONE]`: none is added.
-                let (last, _) = ending(ctx, &mut chain, BytesMut::new(), None);
+                let (last, _) = ending(ctx, &mut chain, BytesMut::new(), None).await;
                 ((!last.is_empty()).then_some(last), true)
             }
             Ok(chunk) => {
@@ -242,7 +243,7 @@ pub async fn stream(
                     }
                     parsed.clear();
                     if let Some(closing) = closing {
-                        let (last, recorded) = ending(ctx, &mut chain, shown, Some(closing));
+                        let (last, recorded) = ending(ctx, &mut chain, shown, Some(closing)).await;
                         if rewrite || !recorded {
                             (Some(last), true)
                         } else {
@@ -288,8 +289,9 @@ pub async fn stream(
 /// The end of a stream: what the filters still hold, after `shown`; then the record goes
 /// in, and the provider's closing event (`[DONE]`, or a Responses stream's final event),
 /// when it sent one — or, when the record cannot be written, an error event — closes it.
-/// Also says whether the record was written.
-fn ending(
+/// Also says whether the record was written. A Responses request's response is
+/// remembered as the caller's first.
+async fn ending(
     ctx: &mut RequestCtx,
     chain: &mut Chain,
     mut shown: BytesMut,
@@ -298,6 +300,7 @@ fn ending(
     for held in chain.end(true, ctx) {
         shown.extend_from_slice(&held.encode());
     }
+    super::conversation::remember(ctx).await;
     let recorded = record(ctx);
     if !recorded {
         let err = rescue(Failure::AuditUnavailable);

@@ -90,6 +90,8 @@ pub struct Metrics {
     pub settlements_queued: IntGauge,
     /// Limit settlements dropped because the retry queue was full.
     pub settlements_dropped: IntCounter,
+    /// Responses API responses whose owner could not be recorded in the state.
+    pub response_owner_errors: IntCounter,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -278,6 +280,10 @@ impl Metrics {
             settlements_dropped: total(
                 "limit_settlements_dropped_total",
                 "Limit settlements dropped because the retry queue was full",
+            ),
+            response_owner_errors: total(
+                "response_owner_errors_total",
+                "Responses whose owner could not be recorded (continuing them answers 404)",
             ),
             registry,
         }

@@ -51,6 +51,32 @@ def start_warden(config: str):
     return proc, f"http://127.0.0.1:{port}/v1"
 
 
+def start_mock_provider(*args: str):
+    """Starts `warden mock-provider` on a free 127.0.0.1 port; returns it and its URL."""
+    binary = os.environ.get("WARDEN_BIN")
+    if not binary or not os.path.exists(binary):
+        pytest.fail(f"WARDEN_BIN must point at the warden binary (got {binary!r})")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "mock-provider", "--listen", f"127.0.0.1:{port}", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the mock provider exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_mock/stats", timeout=1) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("the mock provider did not become ready")
+
+
 def stop(proc):
     proc.terminate()
     try:

@@ -1,19 +1,24 @@
 """The Responses API through Warden with the official `openai` Python SDK: create, the
 SDK's own stream helper and raw streams, function tools over two turns with
-`previous_response_id`, PII pseudonymized on the way out and restored on the way back,
-provider-hosted tools governed by policy, and what Warden refuses."""
+`previous_response_id`, PII pseudonymized on the way out and restored on the way back
+(across the turns of a conversation too), stored responses read, listed and deleted by
+their owner only, provider-hosted tools governed by policy, and what Warden refuses."""
 
+import hashlib
 import json
 import os
 import tempfile
+
+import urllib.request
 
 import openai
 import pytest
 from openai import OpenAI
 
-from conftest import start_warden, stop
+from conftest import start_mock_provider, start_warden, stop
 
 MODEL = "gpt-4o-mini"
+AZURE_MODEL = "gpt-4o-azure"
 EMAIL = "jane.doe@example.com"
 
 INVENTORY_TOOL = {
@@ -32,28 +37,55 @@ apiVersion: warden/v1
 kind: Policy
 metadata: {name: responses-suite, owner: tests}
 rules:
-  - name: anonymous-responses
+  - name: service-responses
     effect: allow
-    match: {auth_methods: [anonymous]}
+    match: {auth_methods: [api_key]}
     settings:
       tools: {builtin: [file_search]}
 """
 
 
+KEYS = {"acme": "sk-responses-acme", "globex": "sk-responses-globex"}
+
+
 @pytest.fixture(scope="module")
-def client():
+def provider():
+    # Answers in 3-character pieces, so placeholders arrive split across stream events.
+    proc, url = start_mock_provider("--chunk-chars", "3")
+    yield url
+    stop(proc)
+
+
+def last_request(provider):
+    with urllib.request.urlopen(f"{provider}/_mock/last-request", timeout=5) as r:
+        return json.load(r)
+
+
+@pytest.fixture(scope="module")
+def warden(provider):
     workdir = tempfile.mkdtemp(prefix="warden-responses-")
     os.mkdir(os.path.join(workdir, "policies"))
     with open(os.path.join(workdir, "policies", "suite.yaml"), "w") as f:
         f.write(POLICY)
     config = f"""
 providers:
-  mock:
-    kind: mock
+  upstream:
+    kind: openai
+    base_url: {provider}/v1
+    api_key: sk-upstream
+  azure:
+    kind: azure
+    endpoint: {provider}
+    api_version: 2025-04-01-preview
+    api_key: azure-key
 models:
   {MODEL}:
     targets:
-      - provider: mock
+      - provider: upstream
+  {AZURE_MODEL}:
+    targets:
+      - provider: azure
+        model: support-4o-deployment
 policy:
   dir: {workdir}/policies
 pii:
@@ -61,10 +93,25 @@ pii:
   profiles:
     shop:
       actions: {{EMAIL: pseudonymize, PHONE: pseudonymize, IBAN: redact}}
+auth:
+  api_keys:
 """
+    for tenant, key in KEYS.items():
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        config += f"    - {{id: {tenant}-app, sha256: {digest}, tenant: {tenant}}}\n"
     proc, url = start_warden(config)
-    yield OpenAI(base_url=url, api_key="any-client-token", max_retries=0)
+    yield url
     stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client(warden):
+    return OpenAI(base_url=warden, api_key=KEYS["acme"], max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def other(warden):
+    return OpenAI(base_url=warden, api_key=KEYS["globex"], max_retries=0)
 
 
 def test_create_answers_with_usage(client):
@@ -76,16 +123,18 @@ def test_create_answers_with_usage(client):
     assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens
 
 
-def test_personal_data_is_pseudonymized_and_restored(client):
+def test_personal_data_is_pseudonymized_and_restored(client, provider):
     r = client.responses.create(
         model=MODEL,
         instructions=f"The customer writes from {EMAIL}.",
         input=[{"role": "user", "content": [{"type": "input_text", "text": f"My email is {EMAIL}"}]}],
     )
-    # The provider saw a placeholder: the response echoes the instructions it was sent.
-    assert EMAIL not in r.instructions and "<EMAIL_" in r.instructions
-    # The answer, which quotes the placeholder, comes back with the value.
+    sent = json.dumps(last_request(provider)["body"])
+    assert EMAIL not in sent and "<EMAIL_" in sent
+    # The answer, which quotes the placeholder, comes back with the value, and so do
+    # the instructions the response echoes.
     assert r.output_text == f"You said: My email is {EMAIL}"
+    assert r.instructions == f"The customer writes from {EMAIL}."
 
 
 def test_redacted_values_do_not_reach_the_provider(client):
@@ -167,3 +216,79 @@ def test_what_warden_cannot_govern_is_refused(client):
         client.responses.create(model=MODEL, input="x", tools=[{"type": "function", "name": "bad name"}])
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no-such-model", input="x")
+
+
+def test_a_value_from_turn_one_is_restored_in_turn_three(client):
+    first = client.responses.create(model=MODEL, input=f"My email is {EMAIL}")
+    second = client.responses.create(model=MODEL, previous_response_id=first.id, input="Thanks!")
+    assert second.output_text == "You said: Thanks!"
+    third = client.responses.create(
+        model=MODEL, previous_response_id=second.id, input="Please repeat my first message"
+    )
+    # The provider kept turn 1 with its placeholder; the conversation's vault restores it.
+    assert third.output_text == f"You first said: My email is {EMAIL}"
+
+
+def test_the_same_value_keeps_its_placeholder_across_turns(client):
+    first = client.responses.create(
+        model=MODEL, instructions=f"Customer: {EMAIL}", input=f"Write to {EMAIL}"
+    )
+    second = client.responses.create(
+        model=MODEL,
+        previous_response_id=first.id,
+        instructions=f"Customer: {EMAIL}",
+        input="and also write to bob@shop.example",
+    )
+    # Responses echo the instructions they were given: restored for the client.
+    assert first.instructions == second.instructions == f"Customer: {EMAIL}"
+    raw = client.responses.with_raw_response.retrieve(second.id)
+    assert raw.parse().output_text == "You said: and also write to bob@shop.example"
+
+
+def test_the_owner_reads_lists_and_deletes_a_stored_response(client):
+    created = client.responses.create(model=MODEL, input=f"Ship it to {EMAIL}")
+    got = client.responses.retrieve(created.id)
+    assert got.id == created.id
+    assert got.output_text == f"You said: Ship it to {EMAIL}"
+    items = client.responses.input_items.list(created.id)
+    texts = [part.text for item in items.data for part in item.content]
+    assert texts == [f"Ship it to {EMAIL}"]
+    deleted = client.responses.delete(created.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id)
+
+
+def test_another_tenant_finds_nothing(client, other):
+    created = client.responses.create(model=MODEL, input=f"My email is {EMAIL}")
+    with pytest.raises(openai.NotFoundError):
+        other.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.input_items.list(created.id)
+    with pytest.raises(openai.NotFoundError):
+        other.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError) as continued:
+        other.responses.create(
+            model=MODEL, previous_response_id=created.id, input="Please repeat my first message"
+        )
+    assert continued.value.body["param"] == "previous_response_id"
+    # The owner's response is untouched.
+    assert client.responses.retrieve(created.id).output_text == f"You said: My email is {EMAIL}"
+
+
+def test_ids_warden_never_passed_are_not_found(client):
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve("resp_never_created")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, previous_response_id="resp_never_created", input="hi")
+
+
+def test_azure_serves_responses_at_its_own_path(client, provider):
+    created = client.responses.create(model=AZURE_MODEL, input=f"Azure, mail {EMAIL}")
+    seen = last_request(provider)
+    assert seen["path"] == "/openai/responses?api-version=2025-04-01-preview"
+    assert seen["headers"]["api-key"] == "azure-key"
+    assert seen["body"]["model"] == "support-4o-deployment"
+    assert created.output_text == f"You said: Azure, mail {EMAIL}"
+    assert client.responses.retrieve(created.id).output_text == created.output_text
+    assert last_request(provider)["path"] == f"/openai/responses/{created.id}?api-version=2025-04-01-preview"

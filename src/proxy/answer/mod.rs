@@ -116,6 +116,19 @@ impl Chain {
         }
     }
 
+    /// The PII filter only, for an answer whose usage was counted when it was made (a
+    /// stored response read again).
+    pub fn restoring(pii: Option<crate::pii::response::Answer>) -> Chain {
+        let mut filters: Vec<Box<dyn AnswerFilter>> = Vec::new();
+        if let Some(answer) = pii {
+            filters.push(Box::new(pii::Pii::new(answer)));
+        }
+        Chain {
+            filters,
+            ended: false,
+        }
+    }
+
     /// The readers only — usage and the tools called — for an answer no client sees (a
     /// model call inside the tool loop Warden runs).
     pub fn readers() -> Chain {

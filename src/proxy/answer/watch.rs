@@ -2,7 +2,8 @@
 //! restored: the tools the model called and, with `capture: redacted`, the text of the
 //! first choice as the provider wrote it (placeholders, not the values behind them), which
 //! is scanned for personal data the model wrote when the record is made. Chat answers
-//! and Responses (output items, stream events) alike.
+//! and Responses (output items, stream events) alike; for a Responses request the
+//! provider stores, also the response's id (`proxy::conversation`).
 
 use std::collections::BTreeMap;
 
@@ -83,21 +84,46 @@ impl AnswerFilter for Watch {
     }
 
     fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx) {
-        if ctx.answered.capture.is_none() && !calls_tools(answer.bytes()) {
+        let wants_id = ctx.conversation.is_some();
+        if !wants_id && ctx.answered.capture.is_none() && !calls_tools(answer.bytes()) {
             return;
         }
         if let Some(v) = answer.json() {
+            if wants_id {
+                response_id(ctx, v);
+            }
             watch(ctx, v, "message");
         }
     }
 
     fn event(&mut self, event: Event, ctx: &mut RequestCtx) -> Events {
-        if (ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
+        let wants_id = ctx
+            .conversation
+            .as_ref()
+            .is_some_and(|t| t.response_id.is_none())
+            && event.data.contains("\"response.created\"");
+        if (wants_id || ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
             && let Ok(v) = serde_json::from_str::<Value>(&event.data)
         {
+            if let (true, Some(response)) = (wants_id, v.get("response")) {
+                response_id(ctx, response);
+            }
             watch(ctx, &v, "delta");
         }
         smallvec::smallvec![event]
+    }
+}
+
+/// The id of a response object, for the request's conversation turn.
+fn response_id(ctx: &mut RequestCtx, response: &Value) {
+    if response.get("object").and_then(Value::as_str) != Some("response") {
+        return;
+    }
+    if let (Some(turn), Some(id)) = (
+        ctx.conversation.as_mut(),
+        response.get("id").and_then(Value::as_str),
+    ) {
+        turn.response_id = Some(id.to_string());
     }
 }
 
