@@ -6,7 +6,7 @@ run:
 	scripts/setup.sh
 	cargo run --release -- serve --config warden.yaml
 
-# Every check and test (fmt, clippy, unit, integration, openai SDK suite).
+# Every check and test (fmt, clippy, unit, integration, client suites, the llama-server tier).
 test:
 	scripts/test.sh
 

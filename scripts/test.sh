@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, the Rust unit and integration tests
 # (real Warden and mock-provider processes on 127.0.0.1), and the client-compatibility
-# suite driven by the official openai Python SDK.
+# suites driven by the official openai Python SDK, LangChain and the openai npm package,
+# and the self-hosted tier: a real model server (llama.cpp's llama-server, built once into
+# a cache outside the repository by scripts/fetch-llama.sh) behind Warden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +20,10 @@ cargo test --locked --no-fail-fast
 echo "== policy tests (policies/tests)"
 "$target/debug/warden" policy check policies --config warden.yaml
 "$target/debug/warden" policy test policies
-echo "== openai SDK compatibility suite"
+echo "== client compatibility: openai and LangChain (Python)"
 WARDEN_BIN="$target/debug/warden" .venv/bin/pytest -q tests/sdk
+echo "== client compatibility: openai (npm)"
+WARDEN_BIN="$target/debug/warden" npm test --prefix tests/sdk-node --silent
+echo "== self-hosted tier: llama-server with SmolLM2 (built once into a cache)"
+llama_cache="$(scripts/fetch-llama.sh | tail -n 1)"
+WARDEN_BIN="$target/debug/warden" LLAMA_CACHE="$llama_cache" .venv/bin/pytest -q tests/llama

@@ -37,7 +37,7 @@ fn setup() -> Setup {
         dir.path(),
         &format!(
             "apiVersion: warden/v1\nkind: Policy\nrules:\n  \
-             - name: shopper-chat\n    effect: allow\n    match:\n      roles: [shopper]\n      endpoints: [chat_completions]\n    \
+             - name: shopper-chat\n    effect: allow\n    match:\n      roles: [shopper]\n      endpoints: [chat_completions, responses]\n    \
              settings:\n      tools:\n        allow: [{allow}]\n        routing: {{mode: auto, top_k: 3}}\n  \
              - name: shopper-tools\n    effect: allow\n    match:\n      roles: [shopper]\n      endpoints: [tools_invoke]\n    \
              settings:\n      tools:\n        allow: [{allow}]\n"
@@ -183,4 +183,29 @@ async fn the_running_shoes_question_is_offered_the_right_tools_and_answered_thro
             .any(|t| t == "search_catalog")
     );
     assert!(!(all_text(&s.archive) + &all_text(&s.spool)).contains("running shoes come in"));
+}
+
+/// The Responses API is offered the same registry tools, as its own flat function tools,
+/// and the model's call names one of them.
+#[tokio::test]
+async fn a_responses_request_is_offered_registry_tools_in_its_shape() {
+    let s = setup();
+    let body = json!({"model": "gpt-4o-mini", "tool_choice": "required",
+        "input": [{"role": "user", "content": [{"type": "input_text",
+            "text": "Do these running shoes come in wide width and size 10 for under $120?"}]}]});
+    let answer = post(&s.w, "/v1/responses", &body).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let seen = s.provider.last_request().await;
+    assert_eq!(seen["path"], "/v1/responses");
+    let tools = seen["body"]["tools"].as_array().unwrap().clone();
+    assert!(!tools.is_empty() && tools.len() <= 3, "{tools:?}");
+    assert_eq!(tools[0]["type"], "function");
+    assert_eq!(tools[0]["name"], "search_catalog");
+    assert_eq!(
+        tools[0]["parameters"]["properties"]["width"]["enum"][2],
+        "wide"
+    );
+    let call = answer.json()["output"][0].clone();
+    assert_eq!(call["type"], "function_call", "{call}");
+    assert_eq!(call["name"], "search_catalog");
 }

@@ -1,11 +1,13 @@
-// k6 scenario: chat completions at a constant arrival rate (open model, so latency
-// percentiles are honest under load). Env: TARGET (base URL ending in /v1), RATE (req/s),
-// DURATION (e.g. 10s), STREAM (1 for SSE streams), MODEL, MODE:
+// k6 scenario: chat completions (or, with API=responses, the Responses API) at a constant
+// arrival rate (open model, so latency percentiles are honest under load). Env: TARGET
+// (base URL ending in /v1), RATE (req/s), DURATION (e.g. 10s), STREAM (1 for SSE streams),
+// MODEL, MODE:
 //   plain  a short storefront question (the same body every time)
 //   pii1   a one-turn support chat carrying a name, an e-mail address and a phone number;
 //          each request's text is new (its order number), so the NER cache never helps
 //   pii10  the 10th turn of a 10-turn support chat: nine earlier turns (the same in every
 //          request, so cached after the first) and a new last message
+// API=responses sends the plain question to POST /v1/responses (instructions and input).
 import http from 'k6/http';
 import { check } from 'k6';
 
@@ -46,6 +48,14 @@ for (let turn = 1; turn <= 9; turn++) {
     : { role: 'assistant', content: `I have checked order ORD-2026-${1000 + turn}: the parcel is at the Leipzig hub and ships today.` });
 }
 
+const api = __ENV.API || 'chat';
+const responsesBody = JSON.stringify({
+  model: __ENV.MODEL || 'gpt-4o-mini',
+  stream: stream,
+  instructions: 'You are the storefront assistant of Acme Outdoor.',
+  input: 'Do you have the trail runner 2 in size 44, and when would it ship to Lyon?',
+});
+
 const plainBody = JSON.stringify({
   model: __ENV.MODEL || 'gpt-4o-mini',
   stream: stream,
@@ -60,6 +70,9 @@ const salt = Math.floor(Math.random() * 1e9);
 
 // A new body per iteration (PII modes): the order number makes the text new.
 function body() {
+  if (api === 'responses') {
+    return responsesBody;
+  }
   if (mode === 'plain') {
     return plainBody;
   }
@@ -73,10 +86,13 @@ const params = {
   headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${__ENV.TOKEN || 'load-test'}` },
 };
 
+const path = api === 'responses' ? 'responses' : 'chat/completions';
+const end = api === 'responses' ? 'response.completed' : '[DONE]';
+
 export default function () {
-  const res = http.post(`${__ENV.TARGET}/chat/completions`, body(), params);
+  const res = http.post(`${__ENV.TARGET}/${path}`, body(), params);
   check(res, {
     'status 200': (r) => r.status === 200,
-    'complete': (r) => (stream ? r.body.includes('[DONE]') : r.body.includes('"usage"')),
+    'complete': (r) => (stream ? r.body.includes(end) : r.body.includes('"usage"')),
   });
 }

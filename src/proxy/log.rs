@@ -50,6 +50,7 @@ pub fn finish(ctx: &RequestCtx) {
         provider = ctx.upstream.provider.as_deref().unwrap_or("-"),
         upstream_model = ctx.upstream.model.as_deref().unwrap_or("-"),
         attempts = ctx.upstream.attempts,
+        prompt_estimate = ctx.estimate.as_ref().map_or(0, |e| e.prompt_tokens),
         prompt_tokens = ctx.answered.usage.as_ref().map_or(0, |u| u.prompt_tokens),
         completion_tokens = ctx.answered.usage.as_ref().map_or(0, |u| u.completion_tokens),
         usage_counted = ctx.answered.usage_counted,

@@ -1,7 +1,7 @@
-//! Stage 4b, offer tools: for a chat request whose rule has `settings.tools.routing.mode:
-//! auto`, the registry tools the principal may use that best match the latest user
-//! message (top `top_k` above `min_score`) are added to the tools the client sent, as
-//! OpenAI function tools. The embedding runs off the async workers. What was offered,
+//! Stage 4b, offer tools: for a chat or Responses request whose rule has
+//! `settings.tools.routing.mode: auto`, the registry tools the principal may use that
+//! best match the latest user message (top `top_k` above `min_score`) are added to the
+//! tools the client sent, as function tools in the request's own shape. The embedding runs off the async workers. What was offered,
 //! with scores, goes into the record; nothing else of the message is kept.
 
 use std::sync::Arc;
@@ -9,23 +9,44 @@ use std::sync::Arc;
 use super::Gateway;
 use super::context::RequestCtx;
 use super::rescue::Failure;
+use serde_json::Value;
+
 use crate::openai::ApiRequest;
 use crate::openai::request::{FunctionDef, Tool as ApiTool};
 use crate::policy::{EndpointName, Facts, RoutingMode};
 use crate::telemetry::metrics;
 
-/// The latest user message's text.
+/// The latest user message's text (a Responses request's `input` string, or its last
+/// user item's text).
 fn latest_user_text(request: &ApiRequest) -> Option<String> {
-    let ApiRequest::Chat(chat) = request else {
-        return None;
+    let text = match request {
+        ApiRequest::Chat(chat) => chat
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .and_then(|m| m.content.as_ref())
+            .map(|c| c.text()),
+        ApiRequest::Responses(r) => match r.input.as_ref()? {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(items) => items
+                .iter()
+                .rev()
+                .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
+                .map(|i| match i.get("content") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Array(parts)) => parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    _ => String::new(),
+                }),
+            _ => None,
+        },
+        _ => None,
     };
-    chat.messages
-        .iter()
-        .rev()
-        .find(|m| m.role == "user")
-        .and_then(|m| m.content.as_ref())
-        .map(|c| c.text())
-        .filter(|t| !t.trim().is_empty())
+    text.filter(|t| !t.trim().is_empty())
 }
 
 /// Adds the selected tools to `request`; true when it changed.
@@ -58,13 +79,14 @@ pub async fn offer(
         .unwrap_or_default();
     let model = request.model().to_string();
     let stream = request.is_stream();
+    let endpoint = EndpointName::of(request.endpoint());
     let min = routing.min_score.unwrap_or(selector.min_score);
     let job_set = Arc::clone(&set);
     let started = std::time::Instant::now();
     let ranked = tokio::task::spawn_blocking(move || {
         let facts = Facts {
             principal: &principal,
-            endpoint: EndpointName::ChatCompletions,
+            endpoint,
             model: Some(&model),
             tools: &offered_by_client,
             max_tokens,
@@ -97,35 +119,48 @@ pub async fn offer(
         .tool_selection_seconds
         .with_label_values(&[] as &[&str])
         .observe(started.elapsed().as_secs_f64());
-    let ApiRequest::Chat(chat) = request else {
-        return Ok(false);
-    };
-    let tools = chat.tools.get_or_insert_with(Vec::new);
     let mut added = Vec::new();
     for r in &ranked {
-        let present = tools
-            .iter()
-            .any(|t| t.function.as_ref().is_some_and(|f| f.name == r.name));
         let Some(tool) = set.tools.get(&r.name) else {
             continue;
         };
-        if present {
-            continue;
+        let def = &tool.def;
+        let present = match &mut *request {
+            ApiRequest::Chat(chat) => {
+                let tools = chat.tools.get_or_insert_with(Vec::new);
+                let present = tools
+                    .iter()
+                    .any(|t| t.function.as_ref().is_some_and(|f| f.name == r.name));
+                if !present {
+                    tools.push(ApiTool {
+                        kind: "function".into(),
+                        function: Some(FunctionDef {
+                            name: def.name.clone(),
+                            description: Some(def.description.clone()),
+                            parameters: Some(def.parameters.clone()),
+                            extra: serde_json::Map::new(),
+                        }),
+                        extra: serde_json::Map::new(),
+                    });
+                }
+                present
+            }
+            ApiRequest::Responses(req) => {
+                let tools = req.tools.get_or_insert_with(Vec::new);
+                let present = tools
+                    .iter()
+                    .any(|t| t.get("name").and_then(Value::as_str) == Some(r.name.as_str()));
+                if !present {
+                    tools.push(serde_json::json!({"type": "function", "name": def.name,
+                        "description": def.description, "parameters": def.parameters}));
+                }
+                present
+            }
+            _ => true,
+        };
+        if !present {
+            added.push(r.name.clone());
         }
-        tools.push(ApiTool {
-            kind: "function".into(),
-            function: Some(FunctionDef {
-                name: tool.def.name.clone(),
-                description: Some(tool.def.description.clone()),
-                parameters: Some(tool.def.parameters.clone()),
-                extra: serde_json::Map::new(),
-            }),
-            extra: serde_json::Map::new(),
-        });
-        added.push(r.name.clone());
-    }
-    if tools.is_empty() {
-        chat.tools = None;
     }
     let outcome = if added.is_empty() { "none" } else { "offered" };
     metrics()
