@@ -43,8 +43,9 @@ pub struct ResponsesRequest {
 
 impl ResponsesRequest {
     /// Refuses what Warden cannot govern: a background response is answered before it is
-    /// generated (its usage and answer never pass Warden), and a `conversation` object
-    /// lives at the provider outside the response chain Warden tracks.
+    /// generated (its usage and answer never pass Warden), a `conversation` object lives
+    /// at the provider outside the response chain Warden tracks, and an
+    /// `item_reference` names a stored item whose owner Warden does not know.
     pub fn validate(&self) -> Result<(), ApiError> {
         if self.extra.get("background").and_then(Value::as_bool) == Some(true) {
             return Err(ApiError::invalid(
@@ -67,6 +68,19 @@ impl ResponsesRequest {
                 ApiError::invalid("'input' must be a string or an array of input items.")
                     .with_param("input"),
             );
+        }
+        // An item reference names an item of any conversation kept under the provider
+        // account every tenant shares; ownership is known per response, not per item.
+        if let Some(Value::Array(items)) = &self.input
+            && items
+                .iter()
+                .any(|i| i.get("type").and_then(Value::as_str) == Some("item_reference"))
+        {
+            return Err(ApiError::invalid(
+                "Input items of type 'item_reference' are not supported through Warden; \
+                 send the item itself, or continue with 'previous_response_id'.",
+            )
+            .with_param("input"));
         }
         if let Some(id) = &self.previous_response_id
             && id.trim().is_empty()
@@ -267,6 +281,10 @@ mod tests {
             (json!({"conversation": "conv_1"}), "conversation"),
             (json!({"input": 3}), "input"),
             (json!({"previous_response_id": " "}), "previous_response_id"),
+            (
+                json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
+                "input",
+            ),
         ] {
             let mut body = bad.clone();
             body["model"] = "m".into();

@@ -216,6 +216,9 @@ def test_what_warden_cannot_govern_is_refused(client):
         client.responses.create(model=MODEL, input="x", tools=[{"type": "function", "name": "bad name"}])
     with pytest.raises(openai.NotFoundError):
         client.responses.create(model="no-such-model", input="x")
+    with pytest.raises(openai.BadRequestError) as reference:
+        client.responses.create(model=MODEL, input=[{"type": "item_reference", "id": "msg_someone_elses"}])
+    assert reference.value.param == "input"
 
 
 def test_a_value_from_turn_one_is_restored_in_turn_three(client):
