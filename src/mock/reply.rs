@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{MockSettings, MockStats, json_response};
 use crate::http_client::{BoxError, UpstreamBody};
+use crate::openai::responses::content_text;
 use crate::openai::sse;
 use crate::openai::{ApiRequest, Endpoint};
 use crate::tokens::{self, Encoding};
@@ -524,18 +525,6 @@ fn system_text(body: &Value) -> String {
 fn tool_result_text(body: &Value) -> Option<String> {
     let last = body.get("messages")?.as_array()?.last()?;
     (last.get("role")?.as_str()? == "tool").then(|| content_text(last.get("content")))
-}
-
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
 }
 
 /// A string item as its text, any other JSON item (token ids) as its JSON.

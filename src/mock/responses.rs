@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::reply::{Kind, Plan, next_id, now_secs, split_in, stream_response};
 use super::{MockSettings, MockStats, error_response, json_response};
 use crate::http_client::UpstreamBody;
+use crate::openai::responses::content_text;
 use crate::openai::sse::Event;
 
 /// Responses kept at most; the oldest half is forgotten beyond it.
@@ -194,25 +195,16 @@ fn input_items(body: &Value) -> Vec<Value> {
 
 /// An input or output item as a chat message, when it is one.
 fn as_message(item: &Value) -> Option<Value> {
-    let text = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    };
     match item.get("type").and_then(Value::as_str) {
         None | Some("message") => Some(json!({
             "role": item.get("role").and_then(Value::as_str).unwrap_or("user"),
-            "content": text(item.get("content")),
+            "content": content_text(item.get("content")),
         })),
         Some("function_call") => Some(json!({"role": "assistant", "content": null,
             "tool_calls": [{"id": item.get("call_id"), "type": "function", "function": {
                 "name": item.get("name"), "arguments": item.get("arguments")}}]})),
         Some("function_call_output") => Some(json!({"role": "tool",
-            "tool_call_id": item.get("call_id"), "content": text(item.get("output"))})),
+            "tool_call_id": item.get("call_id"), "content": content_text(item.get("output"))})),
         _ => None,
     }
 }

@@ -106,6 +106,20 @@ impl ResponsesRequest {
     }
 }
 
+/// The text of a message's `content`: the string, or its parts' texts joined by newlines
+/// (chat's `text` parts, the Responses API's `input_text` and `output_text`).
+pub fn content_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
 /// The types of the event that ends a Responses stream, as `[DONE]` ends chat's.
 const FINAL_EVENTS: [&str; 3] = [
     "response.completed",

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::openai::ApiRequest;
 use crate::openai::request::{FunctionDef, Tool as ApiTool};
+use crate::openai::responses::content_text;
 use crate::policy::{EndpointName, Facts, RoutingMode};
 use crate::telemetry::metrics;
 
@@ -33,15 +34,7 @@ fn latest_user_text(request: &ApiRequest) -> Option<String> {
                 .iter()
                 .rev()
                 .find(|i| i.get("role").and_then(Value::as_str) == Some("user"))
-                .map(|i| match i.get("content") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Array(parts)) => parts
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    _ => String::new(),
-                }),
+                .map(|i| content_text(i.get("content"))),
             _ => None,
         },
         _ => None,

@@ -8,7 +8,6 @@ through. LLAMA_CACHE names the cache (fetch-llama.sh prints it)."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import pytest
 from openai import OpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sdk"))
-from conftest import free_port, start_warden, stop  # noqa: E402
+from conftest import free_port, start_warden, stop, wait_ready  # noqa: E402
 
 MODEL = "smollm2"
 EMAIL = "jane.doe@example.com"
@@ -55,19 +54,7 @@ def server(cache):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama-server exited with {proc.returncode}; see {log.name}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("llama-server did not become ready")
+    wait_ready(proc, f"{url}/health", f"llama-server (see {log.name})", seconds=120)
     yield url, Path(log.name)
     stop(proc)
 

@@ -35,20 +35,24 @@ def start_warden(config: str):
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
-    deadline = time.time() + 15
+    wait_ready(proc, f"http://127.0.0.1:{admin}/readyz", f"warden (see {log.name})")
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def wait_ready(proc, url: str, what: str, seconds: float = 15):
+    """Waits until `url` answers 200, failing the test if `proc` exits or time runs out."""
+    deadline = time.time() + seconds
     while time.time() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"warden exited with {proc.returncode}; see {log.name}")
+            pytest.fail(f"{what} exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1) as r:
+            with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
-                    break
+                    return
         except OSError:
             time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("warden did not become ready")
-    return proc, f"http://127.0.0.1:{port}/v1"
+    proc.kill()
+    pytest.fail(f"{what} did not become ready")
 
 
 def start_mock_provider(*args: str):
@@ -63,18 +67,8 @@ def start_mock_provider(*args: str):
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the mock provider exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_mock/stats", timeout=1) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail("the mock provider did not become ready")
+    wait_ready(proc, f"{url}/_mock/stats", "the mock provider")
+    return proc, url
 
 
 def stop(proc):
