@@ -146,20 +146,31 @@ def test_a_stream_ends_with_the_servers_usage(client):
 
 def test_the_model_sees_a_placeholder_and_the_client_its_value(client, server):
     _, server_log = server
-    r = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": f"Repeat exactly, nothing else: {EMAIL}"}],
-        max_tokens=40,
-        temperature=0,
-    )
+    # A question the model answers by quoting the sentence, placeholder included.
+    messages = [
+        {"role": "user", "content": f"What is the email address in this sentence? Contact {EMAIL} for help."}
+    ]
+    r = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=30, temperature=0)
     answer = r.choices[0].message.content
+    stream = client.chat.completions.create(
+        model=MODEL, messages=messages, max_tokens=30, temperature=0, stream=True
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    report(f"a real model's answer, restored: {answer!r}")
+    # The model wrote the placeholder it was given (token by token, when streamed);
+    # Warden put the address back.
+    assert EMAIL in answer and "<EMAIL_" not in answer
+    assert streamed == answer
+    # With `-v` the server logs a slot's last prompt when the slot's next task starts.
+    client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "ok"}], max_tokens=1
+    )
+    deadline = time.time() + 10
+    while "<EMAIL_1_" not in server_log.read_text() and time.time() < deadline:
+        time.sleep(0.1)
     seen = server_log.read_text()
     assert "<EMAIL_1_" in seen, "the server's log shows the prompt it was given"
     assert EMAIL not in seen, "the address never reached the model"
-    report(f"real model's answer to a pseudonymized prompt: {answer!r}")
-    # A model that copies the placeholder gets it restored; one that mangles it shows no
-    # value either way.
-    assert "<EMAIL_1_" not in answer or EMAIL not in answer
 
 
 def test_a_client_disconnect_cancels_generation_on_the_server(warden, server):
