@@ -12,6 +12,14 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Prompt tokens served from the provider's cache (`prompt_tokens_details.cached_tokens`).
     pub cached_tokens: u64,
+    /// Completion tokens the model spent reasoning (`completion_tokens_details` /
+    /// `output_tokens_details.reasoning_tokens`), already part of `completion_tokens`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -25,6 +33,9 @@ impl Usage {
             completion_tokens: n("completion_tokens").or(n("output_tokens")).unwrap_or(0),
             cached_tokens: at("/prompt_tokens_details/cached_tokens")
                 .or(at("/input_tokens_details/cached_tokens"))
+                .unwrap_or(0),
+            reasoning_tokens: at("/completion_tokens_details/reasoning_tokens")
+                .or(at("/output_tokens_details/reasoning_tokens"))
                 .unwrap_or(0),
         })
     }
@@ -68,7 +79,8 @@ mod tests {
             Some(Usage {
                 prompt_tokens: 10,
                 completion_tokens: 5,
-                cached_tokens: 4
+                cached_tokens: 4,
+                reasoning_tokens: 0,
             })
         );
         assert_eq!(Usage::from_event(r#"{"choices":[],"usage":null}"#), None);
@@ -90,6 +102,7 @@ mod tests {
             prompt_tokens: 12,
             completion_tokens: 30,
             cached_tokens: 8,
+            reasoning_tokens: 20,
         };
         let body = format!(r#"{{"object":"response","output":[],"usage":{usage}}}"#);
         assert_eq!(Usage::from_body(body.as_bytes()), Some(want.clone()));

@@ -614,8 +614,7 @@ mod tests {
                 {"type": "custom_tool_call", "call_id": "call_3", "name": "notes", "input": e},
                 {"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAAAB-opaque",
                     "summary": [{"type": "summary_text", "text": e}]},
-                {"type": "item_reference", "id": "msg_0"},
-                {"type": "x_future_item", "x_text": e}
+                {"type": "x_future_item", "id": "xi_1", "x_text": e}
             ],
             "tools": [
                 {"type": "function", "name": "lookup_order", "description": e, "strict": true,
@@ -639,7 +638,7 @@ mod tests {
         assert_eq!(out["input"][3]["name"], "lookup_order");
         assert_eq!(out["input"][3]["call_id"], "call_1");
         assert_eq!(out["input"][7]["encrypted_content"], "gAAAAB-opaque");
-        assert_eq!(out["input"][8]["id"], "msg_0");
+        assert_eq!(out["input"][8]["id"], "xi_1");
         assert_eq!(
             out["input"][1]["content"][1]["image_url"],
             "data:image/png;base64,iVBORw0KGgo="

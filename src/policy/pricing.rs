@@ -156,6 +156,7 @@ mod tests {
             prompt_tokens: 1_000_000,
             completion_tokens: 500_000,
             cached_tokens: 200_000,
+            reasoning_tokens: 0,
         };
         // 800k × 0.15 + 200k × 0.075 + 500k × 0.6 = 0.12 + 0.015 + 0.3 USD
         assert_eq!(Pricing::cost(price, &usage), nanos(0.435));

@@ -19,7 +19,7 @@ pub fn from_body(ctx: &mut RequestCtx, body: &[u8]) {
         Some(Usage {
             prompt_tokens: estimate.prompt_tokens,
             completion_tokens: completion::from_body(&estimate.encoding, body).unwrap_or(0),
-            cached_tokens: 0,
+            ..Usage::default()
         })
     });
 }
@@ -38,7 +38,7 @@ pub fn complete(ctx: &mut RequestCtx) {
         answered.usage = Some(Usage {
             prompt_tokens: estimate.prompt_tokens,
             completion_tokens,
-            cached_tokens: 0,
+            ..Usage::default()
         });
         answered.usage_counted = true;
     }

@@ -41,7 +41,7 @@ pub fn estimate(
             &crate::openai::usage::Usage {
                 prompt_tokens: tokens.prompt,
                 completion_tokens: tokens.completion,
-                cached_tokens: 0,
+                ..Default::default()
             },
         )
     });

@@ -101,7 +101,7 @@ impl AnswerFilter for Watch {
             .conversation
             .as_ref()
             .is_some_and(|t| t.response_id.is_none())
-            && event.data.contains("\"response.created\"");
+            && event.data.contains("\"response\":{");
         if (wants_id || ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
             && let Ok(v) = serde_json::from_str::<Value>(&event.data)
         {
