@@ -150,17 +150,31 @@ def test_the_model_sees_a_placeholder_and_the_client_its_value(client, server):
     messages = [
         {"role": "user", "content": f"What is the email address in this sentence? Contact {EMAIL} for help."}
     ]
-    r = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=30, temperature=0)
-    answer = r.choices[0].message.content
-    stream = client.chat.completions.create(
-        model=MODEL, messages=messages, max_tokens=30, temperature=0, stream=True
-    )
-    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    report(f"a real model's answer, restored: {answer!r}")
-    # The model wrote the placeholder it was given (token by token, when streamed);
-    # Warden put the address back.
-    assert EMAIL in answer and "<EMAIL_" not in answer
-    assert streamed == answer
+    # Each request's placeholder has a new random nonce, which the model copies exactly
+    # most of the time (and sometimes mangles, `[email_1_…]`): a few tries show both a
+    # whole and a streamed answer (its placeholder arriving token by token) restored.
+    restored = {"whole": 0, "stream": 0}
+    tries = 0
+    while tries < 12 and not all(restored.values()):
+        tries += 1
+        for mode in restored:
+            if mode == "whole":
+                r = client.chat.completions.create(
+                    model=MODEL, messages=messages, max_tokens=30, temperature=0
+                )
+                answer = r.choices[0].message.content
+            else:
+                chunks = client.chat.completions.create(
+                    model=MODEL, messages=messages, max_tokens=30, temperature=0, stream=True
+                )
+                answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            # A placeholder the model wrote exactly never reaches the client.
+            assert "<EMAIL_" not in answer, answer
+            if EMAIL in answer:
+                restored[mode] += 1
+                report(f"a real model's answer ({mode}), restored: {answer!r}")
+    report(f"restored answers in {tries} tries of each: {restored}")
+    assert all(restored.values()), restored
     # With `-v` the server logs a slot's last prompt when the slot's next task starts.
     client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "ok"}], max_tokens=1
