@@ -93,6 +93,12 @@ impl ResponsesRequest {
         Ok(())
     }
 
+    /// Whether the provider keeps the response (`store`, its default), so it can be
+    /// read again and continued.
+    pub fn stored(&self) -> bool {
+        self.store != Some(false)
+    }
+
     /// Every tool the model could use, named for policy (see the module's comment). A
     /// tool Warden cannot name makes the request invalid.
     pub fn offered_tools(&self, names: &mut Vec<String>) -> Result<(), ApiError> {

@@ -243,7 +243,7 @@ impl Profiles {
         }
         let scan = self.output_scan(&profile, tenant);
         let conversation = match req {
-            ApiRequest::Responses(r) if r.store != Some(false) => Some(walked.vault.snapshot()),
+            ApiRequest::Responses(r) if r.stored() => Some(walked.vault.snapshot()),
             _ => None,
         };
         Ok(Redacted {

@@ -43,7 +43,7 @@ pub async fn resume(
     let ApiRequest::Responses(r) = request else {
         return Ok(None);
     };
-    if r.store != Some(false) {
+    if r.stored() {
         ctx.conversation = Some(Turn {
             conversations: gw.conversations.clone(),
             vault: None,

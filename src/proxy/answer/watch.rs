@@ -128,10 +128,13 @@ fn response_id(ctx: &mut RequestCtx, response: &Value) {
 }
 
 /// Whether an answer or event may name a tool call (chat's `tool_calls`, a Responses
-/// `function_call` or `custom_tool_call` item).
+/// `function_call` or `custom_tool_call` item or its argument deltas). A response's
+/// `parallel_tool_calls` setting names none.
 fn calls_tools(bytes: &[u8]) -> bool {
     use memchr::memmem::find;
-    find(bytes, b"\"tool_calls\"").is_some() || find(bytes, b"_call").is_some()
+    find(bytes, b"\"tool_calls\"").is_some()
+        || find(bytes, b"function_call").is_some()
+        || find(bytes, b"custom_tool_call").is_some()
 }
 
 /// Reads the choices' `message` (whole answers) or `delta` (stream events). A streamed
