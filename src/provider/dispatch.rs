@@ -3,11 +3,14 @@
 //! has been sent to the client. A stream is handed back once its first chunk arrived;
 //! from then on it is never retried.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, StatusCode};
 use http_body_util::BodyExt;
+use hyper::body::Body;
 use tokio::time::{Instant, timeout_at};
 
 use super::transport::{Outbound, SendError};
@@ -90,7 +93,12 @@ pub struct UpstreamStream {
     body: UpstreamBody,
     idle: Duration,
     deadline: Instant,
+    /// How the body ended while a chunk gathered frames; the next call reports it.
+    ended: Option<Result<(), StreamError>>,
 }
+
+/// The most a chunk gathers of the frames already received after its first.
+const GATHER_MAX: usize = 64 * 1024;
 
 /// A stream that ended abnormally.
 #[derive(Debug, Clone)]
@@ -101,9 +109,14 @@ pub enum StreamError {
 }
 
 impl UpstreamStream {
-    /// The next non-empty chunk, `None` at the end of the stream.
+    /// The next non-empty chunk, `None` at the end of the stream. A chunk holds every
+    /// frame that has already arrived (up to [`GATHER_MAX`]), so a burst of events costs
+    /// the client's connection one write, not one per event.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, StreamError> {
-        loop {
+        if let Some(end) = self.ended.take() {
+            return end.map(|()| None);
+        }
+        let first = loop {
             let now = Instant::now();
             if now >= self.deadline {
                 return Err(StreamError::Total);
@@ -122,11 +135,39 @@ impl UpstreamStream {
                     if let Ok(data) = frame.into_data()
                         && !data.is_empty()
                     {
-                        return Ok(Some(data));
+                        break data;
+                    }
+                }
+            }
+        };
+        Ok(Some(self.gather(first)))
+    }
+
+    /// `first` and the data frames already received after it, without waiting for more.
+    fn gather(&mut self, first: Bytes) -> Bytes {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut gathered: Option<BytesMut> = None;
+        while gathered.as_ref().map_or(first.len(), BytesMut::len) < GATHER_MAX {
+            match Pin::new(&mut self.body).poll_frame(&mut cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => {
+                    self.ended = Some(Ok(()));
+                    break;
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    self.ended = Some(Err(StreamError::Broken));
+                    break;
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        gathered
+                            .get_or_insert_with(|| BytesMut::from(&first[..]))
+                            .extend_from_slice(&data);
                     }
                 }
             }
         }
+        gathered.map_or(first, BytesMut::freeze)
     }
 }
 
@@ -340,6 +381,7 @@ async fn attempt_once(
                 body,
                 idle: t.idle(),
                 deadline,
+                ended: None,
             };
             let first = timeout_at(first_byte_at, s.next_chunk())
                 .await
@@ -453,5 +495,64 @@ mod tests {
         let out = passed_headers(&h);
         assert_eq!(out.len(), 2);
         assert_eq!(out["x-upstream-request-id"], "up-1");
+    }
+
+    /// A stream whose body yields what `rx` receives: a piece of text, or an error.
+    fn stream_from(
+        rx: tokio::sync::mpsc::UnboundedReceiver<Result<&'static str, ()>>,
+    ) -> UpstreamStream {
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            let next = rx.recv().await?;
+            let frame = next
+                .map(|text| hyper::body::Frame::data(Bytes::from_static(text.as_bytes())))
+                .map_err(|()| crate::http_client::BoxError::from("reset"));
+            Some((frame, rx))
+        });
+        UpstreamStream {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            first: None,
+            body: BodyExt::boxed(http_body_util::StreamBody::new(frames)),
+            idle: Duration::from_secs(5),
+            deadline: Instant::now() + Duration::from_secs(5),
+            ended: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chunk_gathers_the_frames_already_received_and_no_more() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut s = stream_from(rx);
+        for piece in ["data: a\n\n", "data: b\n\n", "data: c\n\n"] {
+            tx.send(Ok(piece)).unwrap();
+        }
+        let first = s.next_chunk().await.unwrap().unwrap();
+        assert_eq!(&first[..], b"data: a\n\ndata: b\n\ndata: c\n\n");
+        // Nothing else has arrived: the next chunk waits for the next frame.
+        let later = tokio::spawn(async move {
+            let chunk = s.next_chunk().await;
+            (chunk, s)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!later.is_finished());
+        tx.send(Ok("data: d\n\n")).unwrap();
+        tx.send(Err(())).unwrap();
+        let (chunk, mut s) = later.await.unwrap();
+        assert_eq!(&chunk.unwrap().unwrap()[..], b"data: d\n\n");
+        // The break that came with it is reported on the next call, after its data.
+        assert!(matches!(s.next_chunk().await, Err(StreamError::Broken)));
+    }
+
+    #[tokio::test]
+    async fn the_end_gathered_with_the_last_frames_ends_the_next_call() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut s = stream_from(rx);
+        tx.send(Ok("data: [DONE]\n\n")).unwrap();
+        drop(tx);
+        assert_eq!(
+            &s.next_chunk().await.unwrap().unwrap()[..],
+            b"data: [DONE]\n\n"
+        );
+        assert!(matches!(s.next_chunk().await, Ok(None)));
     }
 }

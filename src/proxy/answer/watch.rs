@@ -5,7 +5,9 @@
 //! and Responses (output items, stream events) alike; for a Responses request the
 //! provider stores, also the response's id (`proxy::conversation`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use serde_json::Value;
 
@@ -84,46 +86,65 @@ impl AnswerFilter for Watch {
     }
 
     fn body(&mut self, answer: &mut WholeAnswer, ctx: &mut RequestCtx) {
-        let wants_id = ctx.conversation.is_some();
-        if !wants_id && ctx.answered.capture.is_none() && !calls_tools(answer.bytes()) {
+        if ctx.conversation.is_some() {
+            response_id(ctx, answer.bytes(), false);
+        }
+        if ctx.answered.capture.is_none() && !calls_tools(answer.bytes()) {
             return;
         }
         if let Some(v) = answer.json() {
-            if wants_id {
-                response_id(ctx, v);
-            }
             watch(ctx, v, "message");
         }
     }
 
     fn event(&mut self, event: Event, ctx: &mut RequestCtx) -> Events {
-        let wants_id = ctx
+        if ctx
             .conversation
             .as_ref()
             .is_some_and(|t| t.response_id.is_none())
-            && event.data.contains("\"response\":{");
-        if (wants_id || ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
+            && event.data.contains("\"response\":{")
+        {
+            response_id(ctx, event.data.as_bytes(), true);
+        }
+        if (ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
             && let Ok(v) = serde_json::from_str::<Value>(&event.data)
         {
-            if let (true, Some(response)) = (wants_id, v.get("response")) {
-                response_id(ctx, response);
-            }
             watch(ctx, &v, "delta");
         }
         smallvec::smallvec![event]
     }
 }
 
-/// The id of a response object, for the request's conversation turn.
-fn response_id(ctx: &mut RequestCtx, response: &Value) {
-    if response.get("object").and_then(Value::as_str) != Some("response") {
-        return;
+/// The id of the response object in `json` (a whole answer, or with `nested` a stream
+/// event's `response`), for the request's conversation turn. Only the two fields are
+/// read: the rest is skipped, not built.
+fn response_id(ctx: &mut RequestCtx, json: &[u8], nested: bool) {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow, default)]
+        object: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
     }
-    if let (Some(turn), Some(id)) = (
-        ctx.conversation.as_mut(),
-        response.get("id").and_then(Value::as_str),
-    ) {
-        turn.response_id = Some(id.to_string());
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        response: Head<'a>,
+    }
+    let head = if nested {
+        serde_json::from_slice::<Event>(json).map(|e| e.response)
+    } else {
+        serde_json::from_slice::<Head>(json)
+    };
+    let Ok(Head {
+        object: Some(object),
+        id: Some(id),
+    }) = head
+    else {
+        return;
+    };
+    if let (true, Some(turn)) = (object == "response", ctx.conversation.as_mut()) {
+        turn.response_id = Some(id.into_owned());
     }
 }
 
@@ -131,10 +152,16 @@ fn response_id(ctx: &mut RequestCtx, response: &Value) {
 /// `function_call` or `custom_tool_call` item or its argument deltas). A response's
 /// `parallel_tool_calls` setting names none.
 fn calls_tools(bytes: &[u8]) -> bool {
-    use memchr::memmem::find;
-    find(bytes, b"\"tool_calls\"").is_some()
-        || find(bytes, b"function_call").is_some()
-        || find(bytes, b"custom_tool_call").is_some()
+    use memchr::memmem::Finder;
+    // Built once: every stream event is searched.
+    static NAMES: LazyLock<[Finder<'static>; 3]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"tool_calls\""),
+            Finder::new(b"function_call"),
+            Finder::new(b"custom_tool_call"),
+        ]
+    });
+    NAMES.iter().any(|name| name.find(bytes).is_some())
 }
 
 /// Reads the choices' `message` (whole answers) or `delta` (stream events). A streamed
