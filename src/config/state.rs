@@ -24,6 +24,15 @@ pub struct StateConfig {
     /// placeholders of its conversation: as long as the provider keeps stored responses.
     #[serde(default = "default_responses_ttl_days")]
     pub responses_ttl_days: u64,
+    /// With `backend: local`, the most entries the state holds; at it, the namespace with
+    /// the most entries (stored responses, under a flood of them) drops those that expire
+    /// soonest.
+    #[serde(default = "default_local_max_entries")]
+    pub local_max_entries: usize,
+}
+
+fn default_local_max_entries() -> usize {
+    crate::state::memory::DEFAULT_MAX_ENTRIES
 }
 
 fn default_encryption_key_env() -> String {
@@ -73,6 +82,7 @@ impl Default for StateConfig {
             redis: None,
             encryption_key_env: default_encryption_key_env(),
             responses_ttl_days: default_responses_ttl_days(),
+            local_max_entries: default_local_max_entries(),
         }
     }
 }
@@ -97,6 +107,9 @@ impl StateConfig {
                 path,
                 "`responses_ttl_days` must be between 1 and 3650",
             )),
+            _ if self.local_max_entries < 1000 => {
+                Err(invalid(path, "`local_max_entries` must be at least 1000"))
+            }
             _ => Ok(()),
         }
     }

@@ -1,5 +1,7 @@
 //! The in-process store: one map of entries with expiry times, swept of expired entries
-//! every few thousand writes. Each replica has its own.
+//! every few thousand writes, and bounded: when it holds its most entries, the namespace
+//! with the most entries gives up the tenth of the bound that expires soonest (a flood of
+//! stored responses gives way before any rate-limit counter does). Each replica has its own.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -9,6 +11,9 @@ use super::Key;
 
 /// Writes between sweeps of expired entries.
 const SWEEP_EVERY: u64 = 4096;
+
+/// The entries a store holds at most unless configured (`state.local_max_entries`).
+pub const DEFAULT_MAX_ENTRIES: usize = 200_000;
 
 #[derive(Debug, Clone)]
 enum Value {
@@ -28,26 +33,74 @@ struct Entries {
     writes: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryState {
     entries: Mutex<Entries>,
+    max_entries: usize,
+}
+
+impl Default for MemoryState {
+    fn default() -> Self {
+        MemoryState::new(DEFAULT_MAX_ENTRIES)
+    }
 }
 
 impl MemoryState {
+    /// A store of at most `max_entries` entries (at least 10).
+    pub fn new(max_entries: usize) -> MemoryState {
+        MemoryState {
+            entries: Mutex::default(),
+            max_entries: max_entries.max(10),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The map, locked for a write; every few thousand writes it is swept of expired
-    /// entries first.
+    /// entries first, and at its bound room is made.
     fn write(&self) -> MutexGuard<'_, Entries> {
         let mut e = self.lock();
         e.writes += 1;
-        if e.writes.is_multiple_of(SWEEP_EVERY) {
+        let full = e.map.len() >= self.max_entries;
+        if full || e.writes.is_multiple_of(SWEEP_EVERY) {
             let now = Instant::now();
             e.map.retain(|_, v| v.expires > now);
         }
+        if e.map.len() >= self.max_entries {
+            self.make_room(&mut e);
+        }
         e
+    }
+
+    /// Drops the tenth of the bound that expires soonest from the namespace holding the
+    /// most entries.
+    fn make_room(&self, e: &mut Entries) {
+        let mut sizes: HashMap<&'static str, usize> = HashMap::new();
+        for (namespace, _) in e.map.keys() {
+            *sizes.entry(namespace).or_default() += 1;
+        }
+        let Some((largest, _)) = sizes.into_iter().max_by_key(|&(_, n)| n) else {
+            return;
+        };
+        let mut candidates: Vec<(Instant, String)> = e
+            .map
+            .iter()
+            .filter(|((namespace, _), _)| *namespace == largest)
+            .map(|((_, name), entry)| (entry.expires, name.clone()))
+            .collect();
+        let dropped = (self.max_entries / 10).clamp(1, candidates.len());
+        if dropped < candidates.len() {
+            candidates.select_nth_unstable(dropped);
+        }
+        for (_, name) in candidates.into_iter().take(dropped) {
+            e.map.remove(&(largest, name));
+        }
+        crate::telemetry::metrics()
+            .state_evictions
+            .with_label_values(&[largest])
+            .inc_by(dropped as u64);
     }
 
     fn id(key: Key<'_>) -> (&'static str, String) {
@@ -170,6 +223,31 @@ mod tests {
             None,
             "namespaces apart"
         );
+    }
+
+    #[test]
+    fn at_its_bound_the_largest_namespace_gives_way_soonest_expiring_first() {
+        let s = MemoryState::new(100);
+        // Rate-limit counters, then a flood of long-lived records.
+        for i in 0..20 {
+            s.add(Key::new("limits", &format!("c{i}")), 1, MIN);
+        }
+        for i in 0..200 {
+            let ttl = MIN * (1000 + i);
+            s.put(Key::new("responses", &format!("r{i}")), b"x", ttl);
+        }
+        let e = s.lock();
+        assert!(e.map.len() <= 100, "{}", e.map.len());
+        drop(e);
+        for i in 0..20 {
+            assert_eq!(
+                s.get(Key::new("limits", &format!("c{i}"))),
+                Some(b"1".to_vec())
+            );
+        }
+        // The newest record is kept, the oldest (soonest to expire) went first.
+        assert!(s.get(Key::new("responses", "r199")).is_some());
+        assert!(s.get(Key::new("responses", "r0")).is_none());
     }
 
     #[test]

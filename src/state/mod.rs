@@ -12,7 +12,7 @@
 //! tenant (e.g. a model-wide limit) carries the global tag `{*}`, so in Redis Cluster a
 //! profile must key all its limits by tenant or none of them (see `docs/limits.md`).
 
-mod memory;
+pub mod memory;
 pub mod redis;
 mod sealed;
 
@@ -89,7 +89,9 @@ pub enum StateStore {
 impl StateStore {
     pub fn from_config(config: &StateConfig) -> anyhow::Result<StateStore> {
         Ok(match (config.backend, &config.redis) {
-            (StateBackend::Local, _) => StateStore::Memory(Arc::default()),
+            (StateBackend::Local, _) => {
+                StateStore::Memory(Arc::new(MemoryState::new(config.local_max_entries)))
+            }
             (StateBackend::Redis, Some(redis)) => {
                 StateStore::Redis(Arc::new(RedisState::new(redis)?))
             }

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub settlements_dropped: IntCounter,
     /// Responses API responses whose owner could not be recorded in the state.
     pub response_owner_errors: IntCounter,
+    /// Entries the in-process state dropped at its bound, by namespace.
+    pub state_evictions: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -284,6 +286,11 @@ impl Metrics {
             response_owner_errors: total(
                 "response_owner_errors_total",
                 "Responses whose owner could not be recorded (continuing them answers 404)",
+            ),
+            state_evictions: counter(
+                "state_evictions_total",
+                "Entries the in-process state dropped at state.local_max_entries",
+                &["namespace"],
             ),
             registry,
         }
