@@ -46,7 +46,7 @@ pub use providers::{
     ModelConfig, ProviderConfig, ProviderKind, RetrySettings, TargetConfig, Timeouts,
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
-pub use state::{RedisConfig, StateBackend, StateConfig};
+pub use state::{DEFAULT_LOCAL_MAX_ENTRIES, RedisConfig, StateBackend, StateConfig};
 pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, SelectionConfig, ToolsConfig};
 
 /// The whole configuration.

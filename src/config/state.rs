@@ -31,8 +31,11 @@ pub struct StateConfig {
     pub local_max_entries: usize,
 }
 
+/// The default of `state.local_max_entries`.
+pub const DEFAULT_LOCAL_MAX_ENTRIES: usize = 200_000;
+
 fn default_local_max_entries() -> usize {
-    crate::state::memory::DEFAULT_MAX_ENTRIES
+    DEFAULT_LOCAL_MAX_ENTRIES
 }
 
 fn default_encryption_key_env() -> String {

@@ -12,9 +12,6 @@ use super::Key;
 /// Writes between sweeps of expired entries.
 const SWEEP_EVERY: u64 = 4096;
 
-/// The entries a store holds at most unless configured (`state.local_max_entries`).
-pub const DEFAULT_MAX_ENTRIES: usize = 200_000;
-
 #[derive(Debug, Clone)]
 enum Value {
     Counter(i64),
@@ -41,7 +38,7 @@ pub struct MemoryState {
 
 impl Default for MemoryState {
     fn default() -> Self {
-        MemoryState::new(DEFAULT_MAX_ENTRIES)
+        MemoryState::new(crate::config::DEFAULT_LOCAL_MAX_ENTRIES)
     }
 }
 

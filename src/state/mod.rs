@@ -12,7 +12,7 @@
 //! tenant (e.g. a model-wide limit) carries the global tag `{*}`, so in Redis Cluster a
 //! profile must key all its limits by tenant or none of them (see `docs/limits.md`).
 
-pub mod memory;
+mod memory;
 pub mod redis;
 mod sealed;
 
