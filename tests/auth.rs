@@ -318,6 +318,18 @@ async fn stale_keys_serve_during_an_outage_for_a_bounded_time() {
     );
     let r = call(&w, &token).await;
     assert_eq!(r.json()["error"]["code"], "auth_unavailable");
+    // The failed refreshes are counted for this issuer.
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    let failures = format!(
+        "warden_jwks_refreshes_total{{issuer=\"{}\",result=\"failure\"}}",
+        issuer.url()
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(&failures) && !l.ends_with(" 0")),
+        "{failures} in {metrics}"
+    );
 
     issuer.set_down(false);
     let back = eventually(Duration::from_secs(5), || async {

@@ -548,6 +548,18 @@ async fn names_are_found_by_the_ner_model_and_cached_across_turns() {
         ),
         "the first turn is not inferred again: {metrics}"
     );
+    // Each inference is timed, with its wait for a free session.
+    for series in [
+        "warden_model_inference_seconds_count{model=\"pii_ner\"}",
+        "warden_model_wait_seconds_count{model=\"pii_ner\"}",
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(series) && !l.ends_with(" 0")),
+            "{series} in {metrics}"
+        );
+    }
     assert!(!w.logs().contains("Jane Doe"));
 
     let broken = Warden::start(&ner_config(&mock, "/nonexistent/model"));

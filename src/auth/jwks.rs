@@ -111,7 +111,7 @@ impl JwksCache {
         if last.is_some_and(|t| t.elapsed() < min) {
             metrics()
                 .jwks_refreshes
-                .with_label_values(&["rate_limited"])
+                .with_label_values(&[self.issuer.as_str(), "rate_limited"])
                 .inc();
             return;
         }
@@ -127,14 +127,14 @@ impl JwksCache {
                 self.keys.store(Arc::new(set));
                 metrics()
                     .jwks_refreshes
-                    .with_label_values(&["success"])
+                    .with_label_values(&[self.issuer.as_str(), "success"])
                     .inc();
                 Ok(n)
             }
             Err(e) => {
                 metrics()
                     .jwks_refreshes
-                    .with_label_values(&["failure"])
+                    .with_label_values(&[self.issuer.as_str(), "failure"])
                     .inc();
                 tracing::warn!(issuer = %self.issuer, error = %e, "JWKS refresh failed; keeping the previous keys");
                 Err(e)

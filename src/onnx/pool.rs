@@ -1,12 +1,17 @@
 //! A pool of sessions of one model, each running one inference at a time: a caller takes
-//! a session (waiting when all are busy), runs, and gives it back.
+//! a session (waiting when all are busy), runs, and gives it back. The wait and the
+//! inference are timed per model (`warden_model_wait_seconds`,
+//! `warden_model_inference_seconds`).
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
+use std::time::Instant;
 
 use ort::session::Session;
 
 pub struct SessionPool {
+    /// The model's name in metrics.
+    name: &'static str,
     idle: Mutex<Vec<Session>>,
     returned: Condvar,
     size: usize,
@@ -34,8 +39,10 @@ fn session(
 }
 
 impl SessionPool {
-    /// `sessions` sessions (at least one) of `model`, each using `threads` threads.
+    /// `sessions` sessions (at least one) of `model`, each using `threads` threads; `name`
+    /// names the model in metrics.
     pub fn load(
+        name: &'static str,
         env: &ort::environment::Environment,
         model: &Path,
         sessions: usize,
@@ -48,6 +55,7 @@ impl SessionPool {
             })
             .collect::<anyhow::Result<Vec<Session>>>()?;
         Ok(SessionPool {
+            name,
             size: idle.len(),
             idle: Mutex::new(idle),
             returned: Condvar::new(),
@@ -61,8 +69,19 @@ impl SessionPool {
 
     /// Runs `f` on a session, waiting for one when all are busy.
     pub fn run<T>(&self, f: impl FnOnce(&mut Session) -> T) -> T {
+        let metrics = crate::telemetry::metrics();
+        let asked = Instant::now();
         let mut session = self.take();
+        let started = Instant::now();
+        metrics
+            .model_wait
+            .with_label_values(&[self.name])
+            .observe(started.duration_since(asked).as_secs_f64());
         let out = f(&mut session);
+        metrics
+            .model_inference
+            .with_label_values(&[self.name])
+            .observe(started.elapsed().as_secs_f64());
         self.give_back(session);
         out
     }

@@ -176,7 +176,7 @@ impl Ner {
     pub fn load(files: &NerFiles) -> anyhow::Result<Ner> {
         let env = onnx::runtime(&files.runtime)?;
         let model = files.model_dir.join(&files.model_file);
-        let pool = SessionPool::load(env, &model, files.sessions, files.threads)
+        let pool = SessionPool::load("pii_ner", env, &model, files.sessions, files.threads)
             .map_err(|e| anyhow::anyhow!("NER {e}"))?;
         let tokenizer = onnx::tokenizer(&files.model_dir.join("tokenizer.json"))?;
         let config: serde_json::Value =

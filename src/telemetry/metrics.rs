@@ -94,6 +94,10 @@ pub struct Metrics {
     pub response_owner_errors: IntCounter,
     /// Entries the in-process state dropped at its bound, by namespace.
     pub state_evictions: IntCounterVec,
+    /// Time an inference waited for a free session of a model (`pii_ner`, `tool_embedding`).
+    pub model_wait: HistogramVec,
+    /// Time one inference of a model took.
+    pub model_inference: HistogramVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -169,8 +173,8 @@ impl Metrics {
             ),
             jwks_refreshes: counter(
                 "jwks_refreshes_total",
-                "JWKS refreshes by result",
-                &["result"],
+                "JWKS refreshes by issuer and result",
+                &["issuer", "result"],
             ),
             introspection: counter(
                 "introspection_total",
@@ -291,6 +295,16 @@ impl Metrics {
                 "state_evictions_total",
                 "Entries the in-process state dropped at state.local_max_entries",
                 &["namespace"],
+            ),
+            model_wait: histogram(
+                "model_wait_seconds",
+                "Time an inference waited for a free session of the model",
+                &["model"],
+            ),
+            model_inference: histogram(
+                "model_inference_seconds",
+                "Time one inference of the model took",
+                &["model"],
             ),
             registry,
         }

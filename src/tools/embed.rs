@@ -31,8 +31,14 @@ impl Embedder {
     pub fn load(config: &SelectionConfig) -> anyhow::Result<Embedder> {
         let env = onnx::runtime(&config.runtime)?;
         let model = config.model_dir.join(&config.model_file);
-        let pool = SessionPool::load(env, &model, config.sessions, config.threads)
-            .map_err(|e| anyhow::anyhow!("tool selection {e}"))?;
+        let pool = SessionPool::load(
+            "tool_embedding",
+            env,
+            &model,
+            config.sessions,
+            config.threads,
+        )
+        .map_err(|e| anyhow::anyhow!("tool selection {e}"))?;
         let tokenizer = onnx::tokenizer(&config.model_dir.join("tokenizer.json"))?;
         Ok(Embedder {
             pool,
