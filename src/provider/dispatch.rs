@@ -110,8 +110,9 @@ pub enum StreamError {
 
 impl UpstreamStream {
     /// The next non-empty chunk, `None` at the end of the stream. A chunk holds every
-    /// frame that has already arrived (up to [`GATHER_MAX`]), so a burst of events costs
-    /// the client's connection one write, not one per event.
+    /// frame that has already arrived (up to [`GATHER_MAX`]): events that queued up while
+    /// the last chunk was written, as they do under load, go out in one write, not one
+    /// each. An idle stream's events still go one by one, as they arrive.
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, StreamError> {
         if let Some(end) = self.ended.take() {
             return end.map(|()| None);
