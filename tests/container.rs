@@ -250,7 +250,7 @@ async fn the_image_filesystem_runs_the_image_command() {
     );
     let binary = image(&entrypoint[0]);
     let log = root.path().join("warden.log");
-    let mut child = Command::new(&binary)
+    let child = Command::new(&binary)
         .args(&args)
         .current_dir(&workdir)
         .env_remove("OPENAI_API_KEY")
@@ -258,7 +258,7 @@ async fn the_image_filesystem_runs_the_image_command() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the image's binary starts");
-    let _guard = KillOnDrop(&mut child);
+    let mut child = KillOnDrop(child);
     let base = format!("http://127.0.0.1:{port}");
     let ready = format!("http://127.0.0.1:{admin}/readyz");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -269,9 +269,10 @@ async fn the_image_filesystem_runs_the_image_command() {
         {
             break;
         }
+        let exited = child.0.try_wait().ok().flatten();
         assert!(
-            std::time::Instant::now() < deadline,
-            "not ready; log:\n{}",
+            exited.is_none() && std::time::Instant::now() < deadline,
+            "not ready ({exited:?}); log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -319,9 +320,9 @@ fn copy_all(from: &Path, to: &Path) {
     }
 }
 
-struct KillOnDrop<'a>(&'a mut std::process::Child);
+struct KillOnDrop(std::process::Child);
 
-impl Drop for KillOnDrop<'_> {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
