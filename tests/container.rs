@@ -260,23 +260,17 @@ async fn the_image_filesystem_runs_the_image_command() {
         .expect("the image's binary starts");
     let mut child = KillOnDrop(child);
     let base = format!("http://127.0.0.1:{port}");
-    let ready = format!("http://127.0.0.1:{admin}/readyz");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Ok(Ok(reply)) =
-            tokio::time::timeout(std::time::Duration::from_secs(2), try_get(&ready)).await
-            && reply == 200
-        {
-            break;
+    for (port, what) in [(port, "the image's proxy"), (admin, "the image's admin")] {
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        if let Err(e) = common::listening(addr, &mut child.0, what) {
+            panic!(
+                "{e}; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
         }
-        let exited = child.0.try_wait().ok().flatten();
-        assert!(
-            exited.is_none() && std::time::Instant::now() < deadline,
-            "not ready ({exited:?}); log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let ready = common::get(&format!("http://127.0.0.1:{admin}/readyz")).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
     let reply = common::post_json(
         &format!("{base}/v1/chat/completions"),
         &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Do you stock the Alpine 40L Backpack?"}]}),
@@ -291,19 +285,6 @@ async fn the_image_filesystem_runs_the_image_command() {
         "no audit spool in {}",
         spool.display()
     );
-}
-
-async fn try_get(url: &str) -> Result<u16, ()> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let req = http::Request::get(url)
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
-    client
-        .request(req)
-        .await
-        .map(|r| r.status().as_u16())
-        .map_err(|_| ())
 }
 
 /// Copies a file or a directory tree to `to`.

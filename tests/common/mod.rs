@@ -39,7 +39,7 @@ fn wait_for_port(addr: SocketAddr, child: &mut Child, what: &str) {
 }
 
 /// Waits until `child` listens on `addr`; says why when it exits first or never listens.
-fn listening(addr: SocketAddr, child: &mut Child, what: &str) -> Result<(), String> {
+pub fn listening(addr: SocketAddr, child: &mut Child, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
