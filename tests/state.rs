@@ -157,6 +157,15 @@ fn the_state_section_and_its_limits_aliases() {
     ))
     .unwrap_err();
     assert!(braces.contains("hash tags"), "{braces}");
+    assert_eq!(
+        parse(&format!("{base}state:\n  local_max_entries: 5000\n"))
+            .unwrap()
+            .state()
+            .local_max_entries,
+        5000
+    );
+    let tiny = parse(&format!("{base}state:\n  local_max_entries: 10\n")).unwrap_err();
+    assert!(tiny.contains("must be at least 1000"), "{tiny}");
 }
 
 /// Every key one request's admission and settlement touch carries its tenant's hash tag
