@@ -39,7 +39,7 @@ scripts/fetch-models.sh
 
 if [ "${1:-}" = "--with-python" ]; then
     if [ ! -x .venv/bin/pytest ] || ! cmp -s tests/requirements.txt .venv/requirements.installed; then
-        echo "setup: creating .venv with the test requirements (openai SDK, LangChain, pytest, SeaweedFS)"
+        echo "setup: creating .venv with the test requirements (openai SDK, LangChain, pytest, SeaweedFS, Helm SDK)"
         python3 -m venv .venv
         .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
         cp tests/requirements.txt .venv/requirements.installed
