@@ -1,6 +1,7 @@
 //! Policies end to end: the `warden policy` CLI on the shipped commerce policies, the
 //! committed JSON Schemas, 403 decisions and model listing through a running Warden, and
-//! hot reload (file edit, broken edit kept out, SIGHUP).
+//! hot reload (file edit, broken edit kept out, SIGHUP, a Kubernetes ConfigMap volume's
+//! `..data` swap).
 
 mod common;
 
@@ -298,5 +299,87 @@ async fn hot_reload_applies_good_edits_and_keeps_the_last_good_policy() {
             .await
             .text()
             .contains("warden_policy_valid 1")
+    );
+}
+
+/// Writes one version of a ConfigMap volume the way the kubelet does: the files in a new
+/// hidden timestamped directory, a `..data_tmp` link to it renamed over `..data` (one
+/// atomic step), links for new names through `..data`, links for names gone removed, the
+/// old version's directory removed.
+fn configmap_update(dir: &Path, version: u32, files: &[(&str, &str)]) {
+    use std::os::unix::fs::symlink;
+    let stamp = format!("..2026_12_02_05_00_0{version}.00000000{version}");
+    std::fs::create_dir(dir.join(&stamp)).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(&stamp).join(name), text).unwrap();
+    }
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    symlink(&stamp, dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    for (name, _) in files {
+        if std::fs::symlink_metadata(dir.join(name)).is_err() {
+            symlink(format!("..data/{name}"), dir.join(name)).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if !name.starts_with("..") && !files.iter().any(|(f, _)| *f == name) {
+            std::fs::remove_file(dir.join(&name)).unwrap();
+        }
+    }
+    if let Some(old) = old {
+        std::fs::remove_dir_all(dir.join(old)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_configmap_volume_update_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    configmap_update(dir.path(), 1, &[("p.yaml", ALLOW_MINI)]);
+    let w = Warden::start(&keyed_config(dir.path()));
+    assert_eq!(
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status,
+        403
+    );
+    let policy = |w: &Warden| {
+        let url = w.admin_url("/readyz");
+        async move { get(&url).await.json()["policy"].clone() }
+    };
+    let first = policy(&w).await;
+
+    // The same file, new content: only the hidden directory and `..data` change.
+    let wider = ALLOW_MINI.replace("[gpt-4o-mini]", "[gpt-4o-mini, gpt-4o]");
+    configmap_update(dir.path(), 2, &[("p.yaml", &wider)]);
+    let applied = eventually(Duration::from_secs(2), || async {
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status == 200
+    })
+    .await;
+    assert!(applied, "the swapped ConfigMap was not applied within 2 s");
+    let second = policy(&w).await;
+    assert_ne!(second["digest"], first["digest"]);
+    assert!(second["last_reload_error"].is_null(), "{second}");
+
+    // A key removed and another added: the rule moves to a new file, and the hidden
+    // directories are never read as policy (the rule would then be defined twice).
+    let moved = ALLOW_MINI.replace("allow-mini", "allow-mini-moved");
+    configmap_update(dir.path(), 3, &[("q.yaml", &moved)]);
+    let moved_in = eventually(Duration::from_secs(2), || async {
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o")).await.status == 403
+    })
+    .await;
+    assert!(moved_in, "the third version was not applied within 2 s");
+    let third = policy(&w).await;
+    assert!(third["last_reload_error"].is_null(), "{third}");
+    assert_eq!(
+        chat_with_key(&w, BATCH_KEY, &chat("gpt-4o-mini"))
+            .await
+            .status,
+        200
+    );
+    let metrics = get(&w.admin_url("/metrics")).await.text();
+    assert!(metrics.contains("warden_policy_valid 1"), "{metrics}");
+    assert!(
+        !metrics.contains("warden_policy_reloads_total{result=\"failure\"}"),
+        "{metrics}"
     );
 }
