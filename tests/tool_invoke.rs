@@ -1,7 +1,7 @@
 //! `POST /v1/tools/{name}/invoke` end to end, over real HTTP: the shipped registry
 //! (`policies/tools.yaml`) against `warden mock-commerce`. What Warden did is asserted —
 //! which calls it allowed, what reached the backend, what the client got back, what the
-//! audit log holds — not what the backend computes.
+//! audit log and the trace hold — not what the backend computes.
 
 mod common;
 
@@ -790,4 +790,63 @@ fn redis_approvals_without_a_shared_key_are_a_start_up_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("WARDEN_STATE_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn a_tool_call_is_traced_to_its_backend() {
+    use common::otlp::*;
+    let receiver = Receiver::start().await;
+    let traces = format!(
+        "telemetry:\n  traces:\n    endpoint: {}\n    export_interval_ms: 100\n",
+        receiver.endpoint()
+    );
+    let s = setup_with(&[], &traces, &[]);
+    let email = shop_data()["customers"][0]["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let trace = "c".repeat(32);
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let r = invoke(
+        &s.w,
+        "agent",
+        "list_orders",
+        json!({"arguments": {"email": email}}),
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let spans = receiver.wait_for(&trace).await;
+    let root = request_span(&spans);
+    assert_eq!(root.name, "execute_tool list_orders");
+    let a = attributes(root);
+    assert_eq!(text(&a, "gen_ai.operation.name"), "execute_tool");
+    assert_eq!(text(&a, "gen_ai.tool.name"), "list_orders");
+    assert_eq!(text(&a, "warden.tenant"), "acme");
+    let stage = spans
+        .iter()
+        .find(|s| s.name == "warden.tool_execution")
+        .expect("a tool execution stage");
+    let call = spans
+        .iter()
+        .find(|s| s.kind == CLIENT)
+        .expect("a span for the backend call");
+    assert_eq!(call.parent_span_id, stage.span_id);
+    assert_eq!(call.name, "execute_tool list_orders");
+    assert_eq!(text(&attributes(call), "warden.tool.outcome"), "ok");
+
+    // The backend was called under that span; the customer's address is in no span.
+    let seen = s.shop.requests().await;
+    let orders = seen.iter().rev().find(|r| r["path"] == "/orders").unwrap();
+    assert_eq!(
+        orders["headers"]["traceparent"],
+        format!("00-{trace}-{}-01", hex::encode(&call.span_id)),
+        "{orders}"
+    );
+    let exported = String::from_utf8_lossy(&receiver.raw.lock().unwrap()).to_string();
+    assert!(
+        !exported.contains(&email),
+        "the customer's address was exported"
+    );
 }

@@ -95,6 +95,7 @@ def main():
     pii(work, pii_rate, inferred, hits)
     tools(work)
     audit_ab(work, rates.split()[0])
+    telemetry_ab(work, rates.split()[0])
     binary_ab(work, rates.split()[0], baseline)
     responses_vs_chat(work)
 
@@ -150,6 +151,43 @@ def audit_ab(work, rate):
     med = lambda xs: sorted(xs)[len(xs) // 2] if len(xs) % 2 else sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2
     print(f"| **median** | | | **{med(d50):+.3f}** | | | **{med(d99):+.3f}** | |")
     print()
+
+
+def telemetry_ab(work, rate):
+    """The plain proxy and the traced one alternately (ABBA): per pair the latency each adds
+    over the direct path measured next to it, and the median difference."""
+    if not os.path.exists(os.path.join(work, "tab-s0-1-traced.json")):
+        return
+    print(f"## Traces on vs off, alternating ({rate} RPS)\n")
+    print("The plain proxy and the same proxy exporting every request's trace (100 % sampling, a span")
+    print("per stage and per provider attempt, OTLP/HTTP protobuf to a sink on loopback), measured in ABBA")
+    print("order with the direct path right before each pair. *Added* is p(Warden) − p(direct) of the")
+    print("same pair; Δ is the traced proxy's added latency minus the plain one's.\n")
+    for stream, title in (("0", "non-stream"), ("1", "stream (full response)")):
+        print(f"### {title}\n")
+        print("| pair | plain added p50 | traced added p50 | Δ p50 | plain added p99 | traced added p99 | Δ p99 | failed |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        d50, d99 = [], []
+        i = 1
+        while os.path.exists(os.path.join(work, f"tab-s{stream}-{i}-traced.json")):
+            d = load(work, f"tab-s{stream}-{i}-direct")
+            p = load(work, f"tab-s{stream}-{i}-plain")
+            t = load(work, f"tab-s{stream}-{i}-traced")
+            p50, t50 = p["p50"] - d["p50"], t["p50"] - d["p50"]
+            p99, t99 = p["p99"] - d["p99"], t["p99"] - d["p99"]
+            d50.append(t50 - p50)
+            d99.append(t99 - p99)
+            failed = (p["failed"] + t["failed"]) * 100
+            print(f"| {i} | {p50:+.3f} | {t50:+.3f} | {d50[-1]:+.3f} | {p99:+.3f} | {t99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
+            i += 1
+        print(f"| **median** | | | **{median(d50):+.3f}** | | | **{median(d99):+.3f}** | |")
+        print()
+    export = os.path.join(work, "telemetry-export.txt")
+    if os.path.exists(export):
+        print("Spans exported by the traced proxy over the whole run, and what the sink received:\n")
+        print("```")
+        print(open(export).read().strip())
+        print("```\n")
 
 
 def median(xs):

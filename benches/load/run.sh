@@ -13,6 +13,10 @@
 #   SCENARIOS=responses RESPONSES_RATE=1000 AB_REPEATS=4 benches/load/run.sh
 #       # POST /v1/responses against chat completions, non-stream and stream: per repeat
 #       # the direct path and Warden for each API, alternating which API goes first
+#   SCENARIOS=telemetry-ab RATES=1000 AB_REPEATS=6 benches/load/run.sh
+#       # the plain proxy and the same proxy exporting every request's trace (100 %
+#       # sampling, OTLP/HTTP to a local sink) alternately, ABBA, non-stream and stream,
+#       # each pair with the direct path measured next to it
 #   SCENARIOS=audit-ab AB_REPEATS=6 benches/load/run.sh
 #       # the plain proxy and the audit-on proxy alternately (ABBA order) at the first rate
 #   SCENARIOS=binary-ab BASELINE_REV=<commit> RATES=1000 AB_REPEATS=6 benches/load/run.sh
@@ -83,6 +87,7 @@ pii_port=$(port); pii_admin_port=$(port)
 base_port=$(port); base_admin_port=$(port)
 shop_port=$(port); tools_port=$(port); tools_admin_port=$(port)
 toolsner_port=$(port); toolsner_admin_port=$(port)
+traced_port=$(port); traced_admin_port=$(port); sink_port=$(port)
 # The part every measured Warden shares: quiet logs and the mock as its only provider.
 common_yaml() {
     cat <<YAML
@@ -242,6 +247,22 @@ pids+=($!)
 pids+=($!)
 wait_port "$tools_port"; wait_port "$toolsner_port"
 fi
+# The plain proxy exporting every request's trace to a local OTLP sink.
+if has telemetry-ab; then
+    python3 benches/load/otlp_sink.py "$sink_port" &
+    pids+=($!)
+    { common_yaml; cat <<YAML
+telemetry:
+  traces:
+    endpoint: http://127.0.0.1:$sink_port/v1/traces
+    sampling_ratio: 1.0
+YAML
+    } > "$work/warden-traced.yaml"
+    wait_port "$sink_port"
+    "$bin" serve --config "$work/warden-traced.yaml" --listen "127.0.0.1:$traced_port" --admin-listen "127.0.0.1:$traced_admin_port" 2>"$work/warden-traced.log" &
+    pids+=($!)
+    wait_port "$traced_port"
+fi
 # The baseline build with the plain proxy's configuration.
 if has binary-ab; then
     "$BASELINE_BIN" serve --config "$work/warden.yaml" --listen "127.0.0.1:$base_port" --admin-listen "127.0.0.1:$base_admin_port" 2>"$work/warden-base.log" &
@@ -338,6 +359,32 @@ for i in $(seq 1 "${AB_REPEATS:-6}"); do
         fi
     done
 done
+fi
+# Traces on vs off: the plain proxy and the traced one alternately (ABBA), non-stream and
+# stream, with the direct path right before each pair.
+if has telemetry-ab; then
+ab_rate="${RATES%% *}"
+for stream in 0 1; do
+    run_k6 "warmup-tab-plain-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream"
+    run_k6 "warmup-tab-traced-s$stream" "http://127.0.0.1:$traced_port/v1" 200 "$stream"
+done
+for i in $(seq 1 "${AB_REPEATS:-6}"); do
+    for stream in 0 1; do
+        run_k6 "tab-s$stream-$i-direct" "http://127.0.0.1:$mock_port/v1" "$ab_rate" "$stream"
+        if [ $((i % 2)) = 1 ]; then
+            run_k6 "tab-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+            run_k6 "tab-s$stream-$i-traced" "http://127.0.0.1:$traced_port/v1" "$ab_rate" "$stream"
+        else
+            run_k6 "tab-s$stream-$i-traced" "http://127.0.0.1:$traced_port/v1" "$ab_rate" "$stream"
+            run_k6 "tab-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+        fi
+    done
+done
+sleep 6 # the last batch of spans
+{
+    curl -s "http://127.0.0.1:$traced_admin_port/metrics" | grep '^warden_trace_spans_total' || true
+    echo "sink $(curl -s "http://127.0.0.1:$sink_port/stats")"
+} > "$work/telemetry-export.txt"
 fi
 # PII: a one-turn chat (NER on the new message) and the 10th turn of a conversation whose
 # nine earlier turns are in the NER cache, each against the direct path in the same run.

@@ -16,6 +16,9 @@ pub struct RequestRecord {
     /// RFC 3339 time the request started.
     pub time: String,
     pub request_id: String,
+    /// W3C trace id (32 hex digits) of the request's trace, when traces are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub tenant: Option<String>,
     /// HMAC-SHA256 of the subject (hex), or the API key id for API keys.
     pub subject: Option<String>,

@@ -15,6 +15,7 @@ mod policy;
 mod providers;
 mod server;
 mod state;
+mod telemetry;
 mod tools;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,7 @@ pub use providers::{
 };
 pub use server::{LogFormat, LogSettings, ServerSettings};
 pub use state::{DEFAULT_LOCAL_MAX_ENTRIES, RedisConfig, StateBackend, StateConfig};
+pub use telemetry::{TelemetryConfig, TracesConfig};
 pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, SelectionConfig, ToolsConfig};
 
 /// The whole configuration.
@@ -66,6 +68,9 @@ pub struct Config {
     pub server: ServerSettings,
     #[serde(default)]
     pub log: LogSettings,
+    /// OpenTelemetry export; without this section nothing is traced.
+    #[serde(default)]
+    pub telemetry: Option<TelemetryConfig>,
     #[serde(default)]
     pub auth: AuthConfig,
     #[serde(default)]
@@ -174,6 +179,9 @@ impl Config {
         if let Some(tools) = config.tools.as_mut() {
             tools.resolve_paths(base);
         }
+        if let Some(telemetry) = config.telemetry.as_mut() {
+            telemetry.resolve_paths(base);
+        }
         config.auth.merge_keys_file(base)?;
         Ok(config)
     }
@@ -217,6 +225,9 @@ impl Config {
     fn validate(&self) -> Result<(), Invalid> {
         server::validate_listeners(&self.listen, &self.admin_listen)?;
         self.server.validate()?;
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.validate()?;
+        }
         if let Some(audit) = &self.audit {
             audit.validate()?;
         }

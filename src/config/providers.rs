@@ -47,6 +47,16 @@ impl ProviderKind {
             ProviderKind::Mock => "mock",
         }
     }
+
+    /// The OpenTelemetry GenAI `gen_ai.provider.name` of this kind of provider.
+    pub fn gen_ai_name(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Azure => "azure.ai.openai",
+            ProviderKind::Vllm => "vllm",
+            ProviderKind::Mock => "warden.mock",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

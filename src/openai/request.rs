@@ -32,6 +32,17 @@ impl Endpoint {
         }
     }
 
+    /// The OpenTelemetry GenAI `gen_ai.operation.name` of a model request; `None` for the
+    /// model listings.
+    pub fn gen_ai_operation(self) -> Option<&'static str> {
+        match self {
+            Endpoint::ChatCompletions | Endpoint::Responses => Some("chat"),
+            Endpoint::Completions => Some("text_completion"),
+            Endpoint::Embeddings => Some("embeddings"),
+            Endpoint::ListModels | Endpoint::GetModel => None,
+        }
+    }
+
     /// Whether the endpoint takes a model request (a body); the model listings do not.
     pub fn takes_body(self) -> bool {
         match self {

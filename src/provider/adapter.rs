@@ -100,6 +100,9 @@ impl HttpUpstream {
         if let Some((name, value)) = &self.credential {
             builder = builder.header(name, value);
         }
+        if let (Some(trace), Some(headers)) = (call.trace, builder.headers_mut()) {
+            trace.apply(headers);
+        }
         builder.body(Full::new(call.body))
     }
 }
@@ -141,6 +144,7 @@ mod tests {
             body: Bytes::from_static(b"{}"),
             request_id: "r1",
             stream,
+            trace: None,
         }
     }
 

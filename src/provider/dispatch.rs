@@ -18,6 +18,8 @@ use super::{ModelRoute, Provider, UpstreamBody, Upstreams, attempt_order};
 use crate::config::RetrySettings;
 use crate::openai::{ApiRequest, Endpoint};
 use crate::telemetry::metrics;
+use crate::telemetry::trace::{CallTrace, Carrier, Span};
+use opentelemetry::KeyValue;
 
 /// Largest non-stream response body Warden reads from a provider.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -35,6 +37,8 @@ pub struct Call<'a> {
     pub original: &'a Bytes,
     pub body_changed: bool,
     pub request_id: &'a str,
+    /// The request's trace, which each attempt continues.
+    pub trace: Option<Carrier>,
 }
 
 /// An answer from a provider.
@@ -59,6 +63,8 @@ pub struct Dispatched {
     pub upstream_latency: Option<Duration>,
     /// Warden asked the provider for a stream usage chunk the client did not request.
     pub usage_injected: bool,
+    /// A span per attempt, when the request's trace is recorded.
+    pub spans: Vec<Span>,
 }
 
 /// Why an attempt (and, for the last one, the dispatch) failed.
@@ -186,6 +192,7 @@ pub async fn dispatch(
     let mut bodies: std::collections::HashMap<usize, Bytes> = Default::default();
     let mut last_failure = None;
     let mut last_target = None;
+    let mut spans = Vec::new();
     for (attempt, index) in (0..retry.max_attempts).zip(order.iter().copied().cycle()) {
         let Some((target, provider)) = route
             .targets
@@ -206,6 +213,7 @@ pub async fn dispatch(
             .or_insert_with(|| body_for(&call, provider, &target.upstream_model))
             .clone();
         let started = Instant::now();
+        let trace = call.trace.as_ref().map(Carrier::call);
         let outbound = Outbound {
             method: http::Method::POST,
             endpoint,
@@ -214,8 +222,22 @@ pub async fn dispatch(
             body,
             request_id: call.request_id,
             stream,
+            trace: trace.as_ref(),
         };
         let result = attempt_once(provider, outbound).await;
+        if let Some(span) = trace.and_then(|t| {
+            attempt_span(
+                &t,
+                provider,
+                endpoint,
+                &target.upstream_model,
+                attempt,
+                started,
+                &result,
+            )
+        }) {
+            spans.push(span);
+        }
         last_target = Some((provider.name.clone(), target.upstream_model.clone()));
         match result {
             Ok((reply, latency)) => {
@@ -238,6 +260,7 @@ pub async fn dispatch(
                     attempts: attempt + 1,
                     upstream_latency: Some(latency),
                     usage_injected: injects_usage(&call, provider),
+                    spans,
                 };
             }
             Err(failure) => {
@@ -265,7 +288,49 @@ pub async fn dispatch(
         attempts: retry.max_attempts,
         upstream_latency: None,
         usage_injected: false,
+        spans,
     }
+}
+
+/// The span of one attempt: which provider and model, how it ended.
+fn attempt_span(
+    trace: &CallTrace,
+    provider: &Provider,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    attempt: u32,
+    started: Instant,
+    result: &Result<(Reply, Duration), UpstreamFailure>,
+) -> Option<Span> {
+    let operation = endpoint.gen_ai_operation().unwrap_or("chat");
+    let mut attributes = vec![
+        KeyValue::new("gen_ai.operation.name", operation),
+        KeyValue::new("gen_ai.provider.name", provider.kind.gen_ai_name()),
+        KeyValue::new("gen_ai.request.model", upstream_model.to_string()),
+        KeyValue::new("warden.provider", provider.name.clone()),
+        KeyValue::new("warden.attempt", i64::from(attempt) + 1),
+    ];
+    let error = match result {
+        Ok((reply, _)) => {
+            let status = match reply {
+                Reply::Full { status, .. } => *status,
+                Reply::Stream(s) => s.status,
+            };
+            attributes.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+            (status.is_client_error() || status.is_server_error())
+                .then(|| std::borrow::Cow::Owned(status.as_str().to_string()))
+        }
+        Err(failure) => Some(std::borrow::Cow::Borrowed(failure.label())),
+    };
+    trace.finished(
+        format!("{operation} {upstream_model}"),
+        started.into_std(),
+        attributes,
+        error,
+    )
 }
 
 /// Whether the body sent to `provider` asks for a usage chunk the client did not.
@@ -322,6 +387,7 @@ pub async fn stored(
         body: Bytes::new(),
         request_id,
         stream: false,
+        trace: None,
     };
     let result = attempt_once(provider, outbound).await;
     let status = match &result {
@@ -341,6 +407,7 @@ pub async fn stored(
         attempts: 1,
         upstream_latency: latency,
         usage_injected: false,
+        spans: Vec::new(),
     }
 }
 

@@ -13,6 +13,7 @@ use super::UpstreamBody;
 use super::adapter::HttpUpstream;
 use crate::mock::{Mock, MockRequest};
 use crate::openai::Endpoint;
+use crate::telemetry::trace::CallTrace;
 
 /// One call to a provider.
 pub struct Outbound<'a> {
@@ -26,6 +27,8 @@ pub struct Outbound<'a> {
     pub body: Bytes,
     pub request_id: &'a str,
     pub stream: bool,
+    /// The request's trace, continued by this call (`traceparent`, `tracestate`).
+    pub trace: Option<&'a CallTrace>,
 }
 
 /// Why a call got no response head.
@@ -69,7 +72,10 @@ impl Transport for Arc<Mock> {
             Some(r) => format!("/v1/{}/{r}", call.endpoint.upstream_path()),
             None => format!("/v1/{}", call.endpoint.upstream_path()),
         };
-        let headers = HeaderMap::new();
+        let mut headers = HeaderMap::new();
+        if let Some(trace) = call.trace {
+            trace.apply(&mut headers);
+        }
         Ok(self
             .handle(MockRequest {
                 method: &call.method,

@@ -6,7 +6,7 @@
 use super::Gateway;
 use super::context::{Estimate, RequestCtx};
 use super::rescue::Failure;
-use crate::limits::{Demand, KeyFacts, subject_id};
+use crate::limits::{Demand, KeyFacts, Refusal, subject_id};
 use crate::openai::ApiRequest;
 use crate::policy::pricing::Pricing;
 use crate::provider::ModelRoute;
@@ -99,6 +99,7 @@ pub async fn admit_requests(
         .admit_requests(profile(ctx), &key_facts(ctx, client_ip))
         .await;
     ctx.admission.rate_requests = outcome.requests;
+    ctx.admission.refused = outcome.refusal.as_ref().map(Refusal::kind);
     match outcome.refusal {
         None => Ok(()),
         Some(refusal) => Err(Failure::Limits(refusal, Demand::default())),
@@ -131,6 +132,8 @@ pub async fn admit(
     }
     ctx.admission.rate_tokens = outcome.tokens;
     ctx.admission.ticket = outcome.ticket;
+    ctx.admission.refused = outcome.refusal.as_ref().map(Refusal::kind);
+    ctx.admission.admitted = outcome.refusal.is_none();
     match outcome.refusal {
         None => Ok(()),
         Some(refusal) => Err(Failure::Limits(refusal, demand)),

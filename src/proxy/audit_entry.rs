@@ -76,6 +76,7 @@ pub fn append(audit: &Audit, ctx: &mut RequestCtx, status: u16) -> Result<(), Fa
     let record = RequestRecord {
         time: DateTime::<Utc>::from(ctx.started_at).to_rfc3339_opts(SecondsFormat::Millis, true),
         request_id: ctx.request_id.clone(),
+        trace_id: ctx.trace_id(),
         tenant: principal.and_then(|p| p.tenant.clone()),
         subject,
         auth_method: principal.map(|p| p.method.label().to_string()),

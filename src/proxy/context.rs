@@ -7,6 +7,7 @@ use pingora::http::RequestHeader;
 
 use crate::auth::Principal;
 use crate::policy::Decision;
+use crate::telemetry::trace::{Carrier, RequestTrace, Stage};
 
 /// One request's state: who and what it is, then one outcome per stage, in the order
 /// the stages run (`pipeline`). Each stage writes its own field; the report reads them
@@ -52,6 +53,8 @@ pub struct RequestCtx {
     pub conversation: Option<super::conversation::Turn>,
     /// The answer as it went out.
     pub answered: Answered,
+    /// The request's place in its trace, when traces are exported.
+    pub trace: Option<RequestTrace>,
 }
 
 /// What the request names and asks for.
@@ -62,6 +65,8 @@ pub struct Parsed {
     pub stream: bool,
     /// Names of the tools the request offered.
     pub tools: Vec<String>,
+    /// The request's output cap, when it sets one.
+    pub max_tokens: Option<u64>,
 }
 
 /// A policy decision and the policy set that made it.
@@ -99,6 +104,10 @@ pub struct Admitted {
     pub rate_tokens: Option<crate::limits::Admission>,
     /// The admission to settle once the response is done.
     pub ticket: Option<crate::limits::Ticket>,
+    /// The limits admitted the request.
+    pub admitted: bool,
+    /// The kind of limit that refused it (`requests`, `tokens`, `budget`, …).
+    pub refused: Option<&'static str>,
 }
 
 /// Where the request went.
@@ -168,6 +177,10 @@ pub struct Answered {
     pub capture: Option<super::answer::Capture>,
     /// The bytes of the answer as written, kept for an idempotency key's replays.
     pub kept: Option<bytes::BytesMut>,
+    /// Why the model stopped, as the provider said (`stop`, `length`, `tool_calls`, a
+    /// Responses status), and the model it named: read for traces only.
+    pub finish_reasons: Vec<String>,
+    pub response_model: Option<String>,
 }
 
 impl RequestCtx {
@@ -192,7 +205,34 @@ impl RequestCtx {
             idempotency: None,
             conversation: None,
             answered: Answered::default(),
+            trace: None,
         }
+    }
+
+    /// Marks the start of `stage` in the request's trace.
+    pub fn stage(&mut self, stage: Stage) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace.stage(stage);
+        }
+    }
+
+    /// Adds the spans of calls made for this request to its trace.
+    pub fn traced(&mut self, spans: Vec<crate::telemetry::trace::Span>) {
+        if let Some(trace) = self.trace.as_mut() {
+            for span in spans {
+                trace.add(span);
+            }
+        }
+    }
+
+    /// What a call Warden makes for this request needs to continue its trace.
+    pub fn carrier(&self) -> Option<Carrier> {
+        self.trace.as_ref().map(RequestTrace::carrier)
+    }
+
+    /// The request's trace id (hex), when traces are exported.
+    pub fn trace_id(&self) -> Option<String> {
+        self.trace.as_ref().map(|t| t.trace_id().to_string())
     }
 
     /// The configured model, once known.

@@ -24,7 +24,10 @@
 //! The report (audit record with `tool_execution`, settlement, access line) ends it like
 //! every request.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, StatusCode};
+use opentelemetry::KeyValue;
 use pingora::proxy::Session;
 use serde_json::{Map, Value, json};
 
@@ -37,6 +40,7 @@ use crate::openai::ApiError;
 use crate::policy::PolicySet;
 use crate::state::parts_digest;
 use crate::telemetry::metrics;
+use crate::telemetry::trace::Stage;
 use crate::tools::Tool;
 use crate::tools::approvals;
 use crate::tools::caps;
@@ -54,6 +58,7 @@ pub async fn run(
     client_ip: Option<&str>,
 ) -> Result<(), Failure> {
     // 1. read and parse
+    ctx.stage(Stage::Read);
     let raw = body::read_json(session, ctx, &gw.config.server).await?;
     let args = parse(&raw)?;
     let client_key = replay::client_key(session)?;
@@ -67,6 +72,7 @@ pub async fn run(
     let tool = find(ctx, &set, name)?;
 
     // 3. authorize, and 4. validate
+    ctx.stage(Stage::Authorize);
     permit(ctx, &set, &tool, &args)?;
     // … and claim or replay the client's idempotency key
     let scope = format!("tools_invoke:{name}");
@@ -78,6 +84,7 @@ pub async fn run(
     let called = perform(gw, ctx, &set, &tool, &args, client_key, client_ip).await?;
 
     // 10. answer
+    ctx.stage(Stage::Answer);
     match called {
         Called::Ran { result, is_error } => {
             let body = json!({"tool": tool.def.name, "result": result, "is_error": is_error});
@@ -152,6 +159,7 @@ pub async fn perform(
     client_ip: Option<&str>,
 ) -> Result<Called, Failure> {
     // 5. admit (and the result's PII profile must be able to run)
+    ctx.stage(Stage::Admit);
     admission::admit(gw, ctx, client_ip, Demand::default(), false).await?;
     let profile = redaction::profile(gw, ctx);
     let read_model = tool.def.redact_results == ResultScan::Model;
@@ -207,11 +215,41 @@ pub async fn perform(
     };
 
     // 8. execute
+    ctx.stage(Stage::Execute);
     let backend = gw
         .tool_backends
         .get(&tool.def.backend)
         .ok_or(Failure::Internal)?;
-    let executed = execute(tool, backend, args, key.as_deref(), &ctx.request_id).await;
+    let trace = ctx.carrier().map(|c| c.call());
+    let started = std::time::Instant::now();
+    let executed = execute(
+        tool,
+        backend,
+        args,
+        key.as_deref(),
+        &ctx.request_id,
+        trace.as_ref(),
+    )
+    .await;
+    if let Some(span) = trace.and_then(|t| {
+        let attributes = vec![
+            KeyValue::new("gen_ai.operation.name", "execute_tool"),
+            KeyValue::new("gen_ai.tool.name", tool.def.name.clone()),
+            KeyValue::new("warden.tool.backend", tool.def.backend.clone()),
+            KeyValue::new("warden.tool.outcome", executed.label()),
+        ];
+        let error = executed
+            .is_error()
+            .then_some(Cow::Borrowed(executed.label()));
+        t.finished(
+            format!("execute_tool {}", tool.def.name),
+            started,
+            attributes,
+            error,
+        )
+    }) {
+        ctx.traced(vec![span]);
+    }
     if executed.is_error() {
         caps::release(&gw.state, charged).await;
     }

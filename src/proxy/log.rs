@@ -32,6 +32,7 @@ pub fn finish(ctx: &RequestCtx) {
     tracing::info!(
         target: "warden::access",
         request_id = %ctx.request_id,
+        trace_id = ctx.trace_id().as_deref().unwrap_or("-"),
         route = ctx.route,
         model = ctx.model().unwrap_or("-"),
         // Token subjects can be personal (e-mail addresses): only API key ids are logged.

@@ -27,6 +27,7 @@ mod respond;
 mod route;
 mod stored;
 mod tool_loop;
+mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +92,13 @@ impl ProxyHttp for WardenProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let _in_flight = self.gateway.lifecycle.enter();
         ctx.started = std::time::Instant::now();
+        ctx.started_at = std::time::SystemTime::now();
         ctx.request_id = context::request_id(session.req_header());
+        ctx.trace = crate::telemetry::trace::RequestTrace::begin(
+            &session.req_header().headers,
+            ctx.started,
+            ctx.started_at,
+        );
         let admitted = self.admit_audit(ctx).await;
         let handled = match admitted {
             Ok(()) => fault::catch(pipeline::run(&self.gateway, session, ctx)).await,

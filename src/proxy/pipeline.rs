@@ -39,6 +39,7 @@ use super::{
 };
 use crate::openai::ApiRequest;
 use crate::provider::dispatch::{Call, dispatch};
+use crate::telemetry::trace::Stage;
 
 /// Runs the stages; `Ok` once the client has been answered.
 pub async fn run(
@@ -56,6 +57,7 @@ pub async fn run(
         .map(|a| a.ip().to_string());
 
     // 2. authenticate
+    ctx.stage(Stage::Authenticate);
     let credential = crate::auth::credential(&session.req_header().headers);
     let principal = gw
         .auth
@@ -84,19 +86,24 @@ pub async fn run(
     }
 
     // 3. read and parse
+    ctx.stage(Stage::Read);
     let raw = body::read_json(session, ctx, &gw.config.server).await?;
     let mut request = ApiRequest::parse(route.endpoint, &raw)?;
     let parsed = ctx.parsed.insert(Parsed {
         model: request.model().to_string(),
         stream: request.is_stream(),
         tools: request.offered_tools()?,
+        max_tokens: request.max_output_tokens(),
     });
     let model = gw
         .upstreams
         .route(request.model())
         .ok_or_else(|| Failure::UnknownModel(request.model().to_string()))?;
 
-    // 4. authorize
+    // 4. authorize (`parsed` borrows one field of the context, the trace another)
+    if let Some(trace) = ctx.trace.as_mut() {
+        trace.stage(Stage::Authorize);
+    }
     let authorized = authorize::decide(gw, ctx.principal.as_ref(), parsed, &request, model);
     let denied = authorized.as_ref().and_then(authorize::denial);
     ctx.authorized = authorized;
@@ -119,21 +126,26 @@ pub async fn run(
     let cap = request
         .max_output_tokens()
         .or(Some(model.default_max_tokens));
+    ctx.stage(Stage::Tools);
     let tools_added = offer::offer(gw, ctx, &mut request, cap).await?;
     let resumed = conversation::resume(gw, ctx, &request).await?;
 
     // 5. redact, and 6. count and admit (request rates first when 5 is expensive)
     let rates_first = admission::rates_first(gw, ctx, raw.len());
     if rates_first {
+        ctx.stage(Stage::Admit);
         admission::admit_requests(gw, ctx, client_ip.as_deref()).await?;
     }
+    ctx.stage(Stage::Redact);
     let redacted = redaction::redact(gw, ctx, &mut request, &raw, resumed, &model.encoding).await?;
+    ctx.stage(Stage::Admit);
     let demand = admission::estimate(gw, ctx, &request, model);
     admission::admit(gw, ctx, client_ip.as_deref(), demand, rates_first).await?;
     fault::inject(&request);
 
     // 7. and 8., in a loop when Warden runs the model's tool calls
     if let Some(plan) = tool_loop::plan(gw, ctx, &request) {
+        ctx.stage(Stage::Dispatch);
         let prepared = tool_loop::Prepared {
             request,
             raw: &raw,
@@ -146,17 +158,21 @@ pub async fn run(
     }
 
     // 7. dispatch
+    ctx.stage(Stage::Dispatch);
     let call = Call {
         request: &request,
         original: &raw,
         body_changed: redacted.changed || tools_added,
         request_id: &ctx.request_id,
+        trace: ctx.carrier(),
     };
     let mut dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
     ctx.upstream = Upstream::taken(&mut dispatched);
+    ctx.traced(std::mem::take(&mut dispatched.spans));
     let reply = dispatched.reply?;
 
     // 8. answer
+    ctx.stage(Stage::Answer);
     let chain = answer::Chain::for_request(dispatched.usage_injected, redacted.answer);
     respond::reply(session, ctx, reply, chain).await;
     Ok(())

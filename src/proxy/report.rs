@@ -3,7 +3,7 @@
 //! its token ([`Unreported`]) is created with the request and consumed by [`record`],
 //! which the responder calls before an answer's last bytes, and [`finish`] calls for a
 //! request that never got that far. [`finish`] then settles the limits and writes the
-//! metrics and the access line, once, at the end.
+//! metrics, the access line and the trace's spans, once, at the end.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use super::context::RequestCtx;
 use super::rescue::Failure;
 use super::{Gateway, accounting, audit_entry};
 use crate::audit::Audit;
+use crate::telemetry::trace::Stage;
 
 /// The right to write a request's record, held until it is written.
 #[derive(Debug)]
@@ -36,7 +37,13 @@ pub fn record(ctx: &mut RequestCtx) -> Result<(), Failure> {
     match &token.audit {
         Some(audit) => {
             let status = ctx.answered.status;
-            audit_entry::append(audit, ctx, status)
+            let started = std::time::Instant::now();
+            let written = audit_entry::append(audit, ctx, status);
+            if let Some(trace) = ctx.trace.as_mut() {
+                let error = written.is_err().then_some("audit_unavailable");
+                trace.interval(Stage::Audit, started, error);
+            }
+            written
         }
         None => Ok(()),
     }
@@ -54,4 +61,5 @@ pub fn finish(gw: &Arc<Gateway>, ctx: &mut RequestCtx) {
     let _ = record(ctx);
     accounting::settle(gw, ctx);
     super::log::finish(ctx);
+    super::trace::finish(gw, ctx);
 }

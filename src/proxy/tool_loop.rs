@@ -39,6 +39,7 @@ use crate::pii::response::Answer;
 use crate::policy::{Execution, PolicySet};
 use crate::provider::dispatch::{Call, dispatch};
 use crate::provider::{ModelRoute, Reply};
+use crate::telemetry::trace::Stage;
 
 /// The loop's bounds for one request.
 pub struct Plan {
@@ -150,16 +151,19 @@ pub async fn run(
             _ => Bytes::new(),
         };
         let call_id = model_call.request_id.clone();
+        model_call.stage(Stage::Dispatch);
         let call = Call {
             request: &request,
             original: &original,
             body_changed: body_changed || step > 1,
             request_id: &call_id,
+            trace: model_call.carrier(),
         };
         let runnable = |name: &str| set.tools.get(name).is_some();
         let answered = tokio::time::timeout_at(deadline, async {
             let mut dispatched = dispatch(&gw.upstreams, model, &gw.config.retry, call).await;
             model_call.upstream = Upstream::taken(&mut dispatched);
+            model_call.traced(std::mem::take(&mut dispatched.spans));
             let reply = dispatched.reply?;
             let read = read(reply, &mut model_call, &runnable, last).await?;
             Ok::<_, Failure>((read, dispatched.usage_injected))
@@ -218,6 +222,10 @@ fn child(gw: &Gateway, parent: &RequestCtx, request_id: String, route: &'static 
         principal: parent.principal.clone(),
         parsed: parent.parsed.clone(),
         authorized: parent.authorized.clone(),
+        trace: parent
+            .trace
+            .as_ref()
+            .map(|t| t.nested(Instant::now(), SystemTime::now())),
         ..RequestCtx::new()
     }
 }

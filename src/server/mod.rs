@@ -1,6 +1,7 @@
 //! Process assembly for `warden serve`: the pingora server with the proxy and admin
-//! services, and graceful shutdown that stops accepting, drains in-flight requests and
-//! streams for the grace period, then exits 0.
+//! services, trace export, and graceful shutdown that stops accepting, drains in-flight
+//! requests and streams for the grace period, flushes the audit spool and the last spans,
+//! then exits 0.
 
 pub mod cli;
 mod header_deadline;
@@ -35,6 +36,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         n => n,
     };
     let watch_policy_files = config.policy.as_ref().is_some_and(|p| p.watch);
+    if let Some(traces) = config.telemetry.as_ref().and_then(|t| t.traces.as_ref()) {
+        crate::telemetry::trace::init(traces)?;
+    }
     let gateway = Arc::new(Gateway::new(config)?);
     gateway.auth.start_key_refresh()?;
     if let Some(store) = &gateway.policy {
@@ -77,6 +81,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long shutdown waits for the last spans to reach the collector.
+const TRACES_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long shutdown waits for limit settlements to reach the store.
 const SETTLE_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -112,6 +119,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
                 audit.flush();
                 tracing::info!("shutdown: audit spool flushed and digest written");
             }
+            crate::telemetry::trace::flush(TRACES_AT_SHUTDOWN);
             if drained {
                 tracing::info!("shutdown: drained, exiting");
             } else {

@@ -34,6 +34,8 @@ pub struct Metrics {
     /// Authentication outcomes, by method or failure class.
     pub auth_results: IntCounterVec,
     /// JWKS refreshes, by result (`success`, `failure`, `rate_limited`).
+    /// Trace spans handed to the collector, by result (`exported`, `failed`).
+    pub trace_spans: IntCounterVec,
     pub jwks_refreshes: IntCounterVec,
     /// Token introspection outcomes (`active`, `inactive`, `cache_hit`, `error`).
     pub introspection: IntCounterVec,
@@ -169,6 +171,11 @@ impl Metrics {
             auth_results: counter(
                 "auth_results_total",
                 "Authentication outcomes by method or failure class",
+                &["result"],
+            ),
+            trace_spans: counter(
+                "trace_spans_total",
+                "Trace spans sent to the OTLP collector, by result",
                 &["result"],
             ),
             jwks_refreshes: counter(

@@ -1,7 +1,10 @@
-//! Logs and metrics. Log lines and metric labels carry request ids, routes, configured
-//! model and provider names and outcomes — never prompt text, PII or credentials.
+//! Logs, metrics and traces. Log lines, metric labels and span attributes carry request
+//! and trace ids, routes, configured model and provider names and outcomes — never prompt
+//! text, PII or credentials.
 
+mod export;
 mod metrics;
+pub mod trace;
 
 pub use metrics::{Metrics, metrics};
 

@@ -17,6 +17,7 @@ use super::template::RenderError;
 use super::{Body, Call, Tool};
 use crate::http_client::{BoxError, UpstreamBody};
 use crate::mock::MockRequest;
+use crate::telemetry::trace::CallTrace;
 
 /// How a call ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -256,6 +257,7 @@ pub async fn execute(
     args: &Map<String, Value>,
     idempotency_key: Option<&str>,
     request_id: &str,
+    trace: Option<&CallTrace>,
 ) -> Executed {
     let started = Instant::now();
     let limit = backend.max_response_bytes;
@@ -276,6 +278,9 @@ pub async fn execute(
         headers.extend(backend.headers.clone());
         if let Ok(id) = HeaderValue::from_str(request_id) {
             headers.insert("x-request-id", id);
+        }
+        if let Some(trace) = trace {
+            trace.apply(headers);
         }
         if let (Some(idem), Some(key)) = (&tool.idempotency, idempotency_key)
             && let (Ok(name), Ok(value)) = (

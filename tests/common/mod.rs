@@ -18,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 pub mod issuer;
+pub mod otlp;
 pub mod redis;
 pub mod s3;
 

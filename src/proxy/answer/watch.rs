@@ -89,6 +89,9 @@ impl AnswerFilter for Watch {
         if ctx.conversation.is_some() {
             response_id(ctx, answer.bytes(), false);
         }
+        if traced(ctx) {
+            outcome(ctx, answer.bytes());
+        }
         if ctx.answered.capture.is_none() && !calls_tools(answer.bytes()) {
             return;
         }
@@ -105,6 +108,11 @@ impl AnswerFilter for Watch {
             && event.data.contains("\"response\":{")
         {
             response_id(ctx, event.data.as_bytes(), true);
+        }
+        if traced(ctx)
+            && (ctx.answered.response_model.is_none() || ends_answer(event.data.as_bytes()))
+        {
+            outcome(ctx, event.data.as_bytes());
         }
         if (ctx.answered.capture.is_some() || calls_tools(event.data.as_bytes()))
             && let Ok(v) = serde_json::from_str::<Value>(&event.data)
@@ -145,6 +153,93 @@ fn response_id(ctx: &mut RequestCtx, json: &[u8], nested: bool) {
     };
     if let (true, Some(turn)) = (object == "response", ctx.conversation.as_mut()) {
         turn.response_id = Some(id.into_owned());
+    }
+}
+
+fn traced(ctx: &RequestCtx) -> bool {
+    ctx.trace.as_ref().is_some_and(|t| t.sampled())
+}
+
+/// Whether a stream event may say why the answer ended: a chat chunk's non-null
+/// `finish_reason`, or a Responses stream's last event.
+fn ends_answer(bytes: &[u8]) -> bool {
+    use memchr::memmem::Finder;
+    static ENDS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"finish_reason\":\""),
+            Finder::new(b"response.completed"),
+            Finder::new(b"response.incomplete"),
+            Finder::new(b"response.failed"),
+        ]
+    });
+    ENDS.iter().any(|end| end.find(bytes).is_some())
+}
+
+/// The parts of an answer (or stream event) a trace reports; the rest is skipped.
+#[derive(serde::Deserialize)]
+struct Outcome<'a> {
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+    /// A Responses answer's status; in a stream, its last event's.
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    /// The response a Responses stream event carries.
+    #[serde(borrow, default)]
+    response: Option<Box<Outcome<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+/// Notes the model the provider named and why the answer ended. Both come from the
+/// provider: only short values of the expected shapes are kept.
+fn outcome(ctx: &mut RequestCtx, json: &[u8]) {
+    let Ok(o) = serde_json::from_slice::<Outcome>(json) else {
+        return;
+    };
+    let response = o.response.as_deref();
+    let model = o
+        .model
+        .as_deref()
+        .or(response.and_then(|r| r.model.as_deref()));
+    if let (None, Some(model)) = (&ctx.answered.response_model, model)
+        && model.len() <= 128
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:/@+-".contains(&b))
+    {
+        ctx.answered.response_model = Some(model.to_string());
+    }
+    let mut reasons: Vec<&str> = o
+        .choices
+        .iter()
+        .filter_map(|c| c.finish_reason.as_deref())
+        .collect();
+    let ended = matches!(
+        o.kind.as_deref(),
+        Some("response.completed" | "response.incomplete" | "response.failed")
+    );
+    match (o.kind.as_deref(), response) {
+        (None, _) => reasons.extend(o.status.as_deref()),
+        (Some(_), Some(r)) if ended => reasons.extend(r.status.as_deref()),
+        _ => {}
+    }
+    for reason in reasons {
+        let kept = &mut ctx.answered.finish_reasons;
+        if kept.len() < 8
+            && (1..=32).contains(&reason.len())
+            && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            && !kept.iter().any(|k| k == reason)
+        {
+            kept.push(reason.to_string());
+        }
     }
 }
 
