@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let rs_token = rsa.sign(&claims, None);
     let es_token = ec.sign(&claims, None);
     for t in [&rs_token, &es_token] {
-        rt.block_on(auth.authenticate(Some(t.clone()), None))
+        rt.block_on(auth.authenticate(Some(t.clone()), None, None))
             .expect("warm-up verification");
     }
 
@@ -91,13 +91,13 @@ fn bench(c: &mut Criterion) {
     for (name, token) in [("RS256", &rs_token), ("ES256", &es_token)] {
         group.bench_function(format!("{name}_signature_check"), |b| {
             b.iter(|| {
-                rt.block_on(cold.authenticate(Some(black_box(token.clone())), None))
+                rt.block_on(cold.authenticate(Some(black_box(token.clone())), None, None))
                     .unwrap()
             })
         });
         group.bench_function(format!("{name}_already_verified"), |b| {
             b.iter(|| {
-                rt.block_on(auth.authenticate(Some(black_box(token.clone())), None))
+                rt.block_on(auth.authenticate(Some(black_box(token.clone())), None, None))
                     .unwrap()
             })
         });
@@ -132,7 +132,7 @@ fn bench(c: &mut Criterion) {
         c.bench_function(&format!("authn_rs256_{name}_plus_authz"), |b| {
             b.iter(|| {
                 let p = rt
-                    .block_on(authenticator.authenticate(Some(rs_token.clone()), None))
+                    .block_on(authenticator.authenticate(Some(rs_token.clone()), None, None))
                     .unwrap();
                 let f = Facts {
                     principal: &p,

@@ -269,7 +269,7 @@ proptest! {
         }
         let token = format!("{}.{}.{sig}", b64(&header), b64(&payload));
         let (rt, auth) = jwt_authenticator();
-        let result = rt.block_on(auth.authenticate(Some(token), Some("127.0.0.1")));
+        let result = rt.block_on(auth.authenticate(Some(token), Some("127.0.0.1"), None));
         let err = result.expect_err("a token no issuer signed is never accepted");
         // Refused as invalid (401) or uncheckable (503), never throttled or missing.
         prop_assert!(

@@ -19,7 +19,7 @@ use crate::tools::approvals::{self, DecideError};
 /// Who is asking, if they may decide approvals.
 async fn approver(gw: &Gateway, headers: &HeaderMap) -> Result<Principal, Answer> {
     let credential = crate::auth::credential(headers);
-    let principal = match gw.auth.authenticate(credential, None).await {
+    let principal = match gw.auth.authenticate(credential, None, None).await {
         Ok(p) => p,
         Err(AuthError::Unavailable(_)) => {
             return Err(error(

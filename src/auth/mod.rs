@@ -1,6 +1,7 @@
 //! Client authentication: turns the request's credential into one [`Principal`] — an API
-//! key (hashed, constant-time), a JWT verified against its issuer's JWKS, or an opaque
-//! token checked by introspection. A presented credential is never logged or echoed;
+//! key (hashed, constant-time), a JWT verified against its issuer's JWKS, an opaque
+//! token checked by introspection, or, for a request without one, the client certificate
+//! the TLS listener verified. A presented credential is never logged or echoed;
 //! a failure is an [`AuthError`], which the proxy answers with 401 and an RFC 6750
 //! `WWW-Authenticate` header (`proxy::rescue`).
 
@@ -10,7 +11,10 @@ mod fetch;
 mod introspection;
 mod jwks;
 mod jwt;
+mod mtls;
 mod token_cache;
+
+pub use mtls::PeerIdentity;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +40,8 @@ pub enum AuthMethod {
     Jwt,
     /// An opaque token checked by RFC 7662 introspection.
     Introspection,
+    /// A client certificate verified by the TLS listener.
+    Mtls,
 }
 
 impl AuthMethod {
@@ -45,6 +51,7 @@ impl AuthMethod {
             AuthMethod::ApiKey => "api_key",
             AuthMethod::Jwt => "jwt",
             AuthMethod::Introspection => "introspection",
+            AuthMethod::Mtls => "mtls",
         }
     }
 }
@@ -109,6 +116,7 @@ pub struct Authenticator {
     api_keys: ApiKeys,
     jwt: Option<Arc<JwtVerifier>>,
     introspection: Option<Introspector>,
+    mtls: mtls::MtlsIdentities,
 }
 
 impl Authenticator {
@@ -128,6 +136,7 @@ impl Authenticator {
             api_keys: ApiKeys::from_config(&config.api_keys)?,
             jwt,
             introspection,
+            mtls: mtls::MtlsIdentities::from_config(&config.mtls_identities),
         })
     }
 
@@ -136,16 +145,24 @@ impl Authenticator {
     }
 
     /// Authenticates a request's credential (see [`credential`]) sent from `client` (its
-    /// address, which bounds how many unknown opaque tokens it may have introspected).
+    /// address, which bounds how many unknown opaque tokens it may have introspected),
+    /// or, without one, the connection's verified client certificate (`peer`).
     pub async fn authenticate(
         &self,
         credential: Option<String>,
         client: Option<&str>,
+        peer: Option<&PeerIdentity>,
     ) -> Result<Principal, AuthError> {
         if !self.enabled() {
             return Ok(Principal::anonymous());
         }
-        let result = self.check(credential, client).await;
+        let result = match (credential, peer) {
+            (None, Some(peer)) if !self.mtls.is_empty() => self
+                .mtls
+                .check(peer)
+                .ok_or_else(|| AuthError::invalid("the client certificate is not recognised")),
+            (credential, _) => self.check(credential, client).await,
+        };
         let label = match &result {
             Ok(p) => p.method.label(),
             Err(e) => e.label(),
@@ -270,6 +287,7 @@ mod tests {
             .authenticate(
                 credential(&headers("authorization", "Bearer sk-good")),
                 None,
+                None,
             )
             .await
             .unwrap();
@@ -279,7 +297,7 @@ mod tests {
         );
         assert_eq!(p.roles, vec!["storefront"]);
         assert!(
-            a.authenticate(credential(&headers("api-key", "sk-good")), None)
+            a.authenticate(credential(&headers("api-key", "sk-good")), None, None)
                 .await
                 .is_ok()
         );
@@ -292,6 +310,7 @@ mod tests {
             .authenticate(
                 credential(&headers("authorization", "Bearer sk-bad-secret")),
                 None,
+                None,
             )
             .await
             .unwrap_err();
@@ -300,13 +319,13 @@ mod tests {
         };
         assert!(!description.contains("sk-bad-secret"));
         assert!(matches!(
-            a.authenticate(None, None).await,
+            a.authenticate(None, None, None).await,
             Err(AuthError::Missing)
         ));
         assert!(credential(&headers("authorization", "Basic abc")).is_none());
         let old = auth(Some("2020-01-01T00:00:00Z"));
         let e = old
-            .authenticate(Some("sk-good".into()), None)
+            .authenticate(Some("sk-good".into()), None, None)
             .await
             .unwrap_err();
         assert!(
@@ -319,7 +338,7 @@ mod tests {
     async fn anonymous_when_nothing_is_configured() {
         let a = Authenticator::from_config(&AuthConfig::default()).unwrap();
         assert_eq!(
-            a.authenticate(None, None).await.unwrap().method,
+            a.authenticate(None, None, None).await.unwrap().method,
             AuthMethod::Anonymous
         );
     }

@@ -19,6 +19,10 @@ pub struct AuthConfig {
     pub jwt_issuers: Vec<JwtIssuerConfig>,
     /// RFC 7662 introspection for opaque (non-JWT) access tokens.
     pub introspection: Option<IntrospectionConfig>,
+    /// Client certificates (verified by `server.tls.client_ca_file`) that identify a
+    /// principal: a request presenting no bearer credential is authenticated by its
+    /// connection's certificate.
+    pub mtls_identities: Vec<MtlsIdentityConfig>,
 }
 
 impl AuthConfig {
@@ -27,7 +31,27 @@ impl AuthConfig {
             || self.api_keys_file.is_some()
             || !self.jwt_issuers.is_empty()
             || self.introspection.is_some()
+            || !self.mtls_identities.is_empty()
     }
+}
+
+/// A client certificate's identity and the principal it stands for.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsIdentityConfig {
+    /// A URI subject alternative name of the certificate, e.g. a SPIFFE id
+    /// `spiffe://shop.example/ns/commerce/sa/storefront`; the principal's subject.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// A DNS subject alternative name, when the certificate has no URI name.
+    #[serde(default)]
+    pub dns: Option<String>,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -231,6 +255,27 @@ fn default_cache_entries() -> usize {
 
 impl AuthConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, m) in self.mtls_identities.iter().enumerate() {
+            let name = match (&m.uri, &m.dns) {
+                (Some(uri), None) if uri.contains(':') => format!("uri:{uri}"),
+                (None, Some(dns)) if !dns.is_empty() => format!("dns:{dns}"),
+                _ => {
+                    return Err(invalid(
+                        &["auth", "mtls_identities"],
+                        format!(
+                            "entry {i}: give exactly one of `uri` (with a scheme, e.g. spiffe://…) or `dns`"
+                        ),
+                    ));
+                }
+            };
+            if !names.insert(name) {
+                return Err(invalid(
+                    &["auth", "mtls_identities"],
+                    format!("entry {i} names the same certificate identity as an earlier one"),
+                ));
+            }
+        }
         for (i, key) in self.api_keys.iter().enumerate() {
             if !is_sha256_hex(&key.sha256) {
                 return Err(invalid(

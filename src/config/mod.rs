@@ -31,7 +31,7 @@ pub use audit::{
 };
 pub use auth::{
     ApiKeyConfig, AuthConfig, ClaimMapping, IntrospectionConfig, JwksSettings, JwtAlgorithm,
-    JwtIssuerConfig,
+    JwtIssuerConfig, MtlsIdentityConfig,
 };
 pub use entity::Entity;
 pub use env::substitute;
@@ -46,7 +46,7 @@ pub use policy::PolicyConfig;
 pub use providers::{
     ModelConfig, ProviderConfig, ProviderKind, RetrySettings, TargetConfig, Timeouts,
 };
-pub use server::{LogFormat, LogSettings, ServerSettings};
+pub use server::{ClientAuth, ListenerTls, LogFormat, LogSettings, ServerSettings};
 pub use state::{DEFAULT_LOCAL_MAX_ENTRIES, RedisConfig, StateBackend, StateConfig};
 pub use telemetry::{TelemetryConfig, TracesConfig};
 pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, SelectionConfig, ToolsConfig};
@@ -164,6 +164,7 @@ impl Config {
         let mut config = Self::from_str_named(&raw, &file)?;
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
+        config.server.resolve_paths(base);
         if let Some(policy) = config.policy.as_mut() {
             policy.resolve_paths(base);
         }
@@ -233,6 +234,18 @@ impl Config {
         }
         self.retry.validate()?;
         self.auth.validate()?;
+        if !self.auth.mtls_identities.is_empty()
+            && self
+                .server
+                .tls
+                .as_ref()
+                .is_none_or(|t| t.client_ca_file.is_none())
+        {
+            return Err(invalid(
+                &["auth", "mtls_identities"],
+                "client certificates are only verified with `server.tls.client_ca_file`",
+            ));
+        }
         for (name, p) in &self.providers {
             p.validate(name)?;
         }

@@ -219,6 +219,7 @@ fn method_name(m: AuthMethod) -> AuthMethodName {
         AuthMethod::ApiKey => AuthMethodName::ApiKey,
         AuthMethod::Jwt => AuthMethodName::Jwt,
         AuthMethod::Introspection => AuthMethodName::Introspection,
+        AuthMethod::Mtls => AuthMethodName::Mtls,
     }
 }
 

@@ -105,6 +105,7 @@ pub enum AuthMethodName {
     ApiKey,
     Jwt,
     Introspection,
+    Mtls,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]

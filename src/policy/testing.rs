@@ -81,6 +81,7 @@ fn run_case(set: &PolicySet, file: &str, case: &TestCase) -> CaseResult {
             AuthMethodName::ApiKey => AuthMethod::ApiKey,
             AuthMethodName::Jwt => AuthMethod::Jwt,
             AuthMethodName::Introspection => AuthMethod::Introspection,
+            AuthMethodName::Mtls => AuthMethod::Mtls,
         },
         roles: p.roles.clone(),
         scopes: p.scopes.clone(),

@@ -37,6 +37,7 @@ use super::{
     Gateway, admission, answer, authorize, body, catalog, conversation, fault, invoke, offer,
     redaction, replay, respond, route, stored, tool_loop,
 };
+use crate::auth::PeerIdentity;
 use crate::openai::ApiRequest;
 use crate::provider::dispatch::{Call, dispatch};
 use crate::telemetry::trace::Stage;
@@ -59,9 +60,10 @@ pub async fn run(
     // 2. authenticate
     ctx.stage(Stage::Authenticate);
     let credential = crate::auth::credential(&session.req_header().headers);
+    let peer = peer_identity(session);
     let principal = gw
         .auth
-        .authenticate(credential, client_ip.as_deref())
+        .authenticate(credential, client_ip.as_deref(), peer.as_ref())
         .await?;
     let principal = ctx.principal.insert(principal);
     let route = match resolved {
@@ -176,4 +178,16 @@ pub async fn run(
     let chain = answer::Chain::for_request(dispatched.usage_injected, redacted.answer);
     respond::reply(session, ctx, reply, chain).await;
     Ok(())
+}
+
+/// The names of the client certificate the TLS listener verified, if the connection
+/// presented one.
+fn peer_identity(session: &Session) -> Option<PeerIdentity> {
+    session
+        .digest()?
+        .ssl_digest
+        .as_ref()?
+        .extension
+        .get::<PeerIdentity>()
+        .cloned()
 }

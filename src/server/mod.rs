@@ -5,6 +5,7 @@
 
 pub mod cli;
 mod header_deadline;
+mod tls;
 
 use std::sync::Arc;
 
@@ -55,19 +56,35 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let header_timeout =
-        std::time::Duration::from_millis(gateway.config.server.client_header_timeout_ms);
+    let settings = &gateway.config.server;
+    let header_timeout = std::time::Duration::from_millis(settings.client_header_timeout_ms);
+    let mut app =
+        pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(gateway.clone()));
+    if settings.h2c {
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
     let mut proxy = Service::new(
         "warden proxy".to_string(),
-        HeaderDeadline::new(
-            pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(gateway.clone())),
-            header_timeout,
-        ),
+        HeaderDeadline::new(app, header_timeout),
     );
-    proxy.add_tcp(&listen);
+    match &settings.tls {
+        Some(t) => proxy.add_tls_with_settings(&listen, None, tls::settings(t, "proxy", true)?),
+        None => proxy.add_tcp(&listen),
+    }
+    let mut admin_listeners = pingora::listeners::Listeners::new();
+    match &settings.admin_tls {
+        Some(t) => admin_listeners.add_tls_with_settings(
+            &admin_listen,
+            None,
+            tls::settings(t, "admin", false)?,
+        ),
+        None => admin_listeners.add_tcp(&admin_listen),
+    }
     let mut admin = Service::with_listeners(
         "warden admin".to_string(),
-        pingora::listeners::Listeners::tcp(&admin_listen),
+        admin_listeners,
         AdminApp::new(gateway.clone()),
     );
     admin.threads = Some(1);

@@ -36,6 +36,8 @@ pub struct Metrics {
     /// JWKS refreshes, by result (`success`, `failure`, `rate_limited`).
     /// Trace spans handed to the collector, by result (`exported`, `failed`).
     pub trace_spans: IntCounterVec,
+    /// TLS certificate reloads, by listener and result.
+    pub tls_reloads: IntCounterVec,
     pub jwks_refreshes: IntCounterVec,
     /// Token introspection outcomes (`active`, `inactive`, `cache_hit`, `error`).
     pub introspection: IntCounterVec,
@@ -177,6 +179,11 @@ impl Metrics {
                 "trace_spans_total",
                 "Trace spans sent to the OTLP collector, by result",
                 &["result"],
+            ),
+            tls_reloads: counter(
+                "tls_reloads_total",
+                "TLS certificate reloads, by listener and result",
+                &["listener", "result"],
             ),
             jwks_refreshes: counter(
                 "jwks_refreshes_total",
