@@ -1,7 +1,7 @@
 // k6 scenario: chat completions (or, with API=responses, the Responses API) at a constant
 // arrival rate (open model, so latency percentiles are honest under load). Env: TARGET
 // (base URL ending in /v1), RATE (req/s), DURATION (e.g. 10s), STREAM (1 for SSE streams),
-// MODEL, MODE:
+// INSECURE (1 to accept the harness's test certificate), MODEL, MODE:
 //   plain  a short storefront question (the same body every time)
 //   pii1   a one-turn support chat carrying a name, an e-mail address and a phone number;
 //          each request's text is new (its order number), so the NER cache never helps
@@ -15,6 +15,8 @@ const rate = parseInt(__ENV.RATE || '500');
 
 export const options = {
   discardResponseBodies: false,
+  // INSECURE=1: a TLS target with a certificate from a throwaway CA (benches/load/run.sh).
+  insecureSkipTLSVerify: __ENV.INSECURE === '1',
   summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(99)', 'max'],
   scenarios: {
     chat: {

