@@ -59,6 +59,7 @@ PRODUCTION = {
         "adminFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
     },
     "policies": {"files": {"90-extra.yaml": "apiVersion: warden/v1\nkind: Policy\nrules: []\n"}},
+    "tls": {"secretName": "warden-tls", "clientAuth": "optional"},
 }
 
 
@@ -239,6 +240,29 @@ def test_gateway_for_production():
     policies = one(docs, "ConfigMap", "shop-warden-policies")["data"]
     assert policies["90-extra.yaml"].startswith("apiVersion: warden/v1")
     assert "20-storefront.yaml" in policies
+
+
+def test_tls_from_a_secret():
+    docs = render(CHART, {"tls": {"secretName": "warden-tls", "clientAuth": "required"}})
+    assert_valid(docs)
+    config = rendered_config(docs)
+    assert config["server"]["tls"] == {
+        "cert_file": "/etc/warden/tls/tls.crt",
+        "key_file": "/etc/warden/tls/tls.key",
+        "client_ca_file": "/etc/warden/tls/ca.crt",
+        "client_auth": "required",
+    }
+    assert config["server"]["max_body_bytes"] == 4194304, "the shipped server keys stay"
+    spec = pod_spec(one(docs, "Deployment"))
+    volume = next(v for v in spec["volumes"] if v["name"] == "warden-tls")
+    assert volume["secret"]["secretName"] == "warden-tls"
+    mount = next(m for m in container(spec)["volumeMounts"] if m["name"] == "warden-tls")
+    assert mount == {"name": "warden-tls", "mountPath": "/etc/warden/tls", "readOnly": True}
+    assert "subPath" not in mount, "a subPath mount would never see a renewal"
+    # h2c is for plain HTTP only.
+    with pytest.raises(helm.HelmValuesError):
+        render(CHART, {"tls": {"secretName": "warden-tls"}, "h2c": True})
+    assert rendered_config(render(CHART, {"h2c": True}))["server"]["h2c"] is True
 
 
 def test_config_changes_roll_the_pods_and_policy_changes_do_not():

@@ -64,6 +64,21 @@ chain per pod, closed at shutdown unless the spool is persistent.
 {{- if .Values.secrets.adminToken.name }}
 {{- $_ := set $cfg "admin_token" "${WARDEN_ADMIN_TOKEN}" }}
 {{- end }}
+{{- if or .Values.tls.secretName .Values.h2c }}
+{{- $server := get $cfg "server" | default dict }}
+{{- if .Values.tls.secretName }}
+{{- $tls := dict "cert_file" "/etc/warden/tls/tls.crt" "key_file" "/etc/warden/tls/tls.key" }}
+{{- if ne .Values.tls.clientAuth "none" }}
+{{- $_ := set $tls "client_ca_file" "/etc/warden/tls/ca.crt" }}
+{{- $_ := set $tls "client_auth" .Values.tls.clientAuth }}
+{{- end }}
+{{- $_ := set $server "tls" $tls }}
+{{- end }}
+{{- if .Values.h2c }}
+{{- $_ := set $server "h2c" true }}
+{{- end }}
+{{- $_ := set $cfg "server" $server }}
+{{- end }}
 {{- if hasKey $cfg "audit" }}
 {{- $audit := get $cfg "audit" }}
 {{- if not (hasKey $audit "chain_id") }}
@@ -164,6 +179,11 @@ volumeMounts:
     mountPath: {{ include "warden.auditKeyDir" . }}
     readOnly: true
 {{- end }}
+{{- if .Values.tls.secretName }}
+  - name: warden-tls
+    mountPath: /etc/warden/tls
+    readOnly: true
+{{- end }}
 startupProbe:
   httpGet:
     path: /healthz
@@ -222,6 +242,12 @@ the workload is a StatefulSet, whose volumeClaimTemplates provide it.
   emptyDir:
     medium: Memory
     sizeLimit: 64Mi
+{{- with .Values.tls.secretName }}
+- name: warden-tls
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0400
+{{- end }}
 {{- with .Values.secrets.auditSigningKey }}
 {{- if .name }}
 - name: warden-audit-key
