@@ -1,7 +1,8 @@
 //! The audit log's S3 sink against a real S3-compatible server with Object Lock
 //! (SeaweedFS on 127.0.0.1): segments and digests arrive compressed, checksummed and
-//! locked; a locked version cannot be deleted; an outage of the store loses nothing and
-//! `warden audit verify --s3` proves the result.
+//! locked; a locked version cannot be deleted; an outage of the store loses nothing; a
+//! replica told to stop ships its whole spool through a slow store and closes its chain;
+//! and `warden audit verify --s3` proves the result.
 
 mod common;
 
@@ -278,4 +279,103 @@ async fn an_s3_outage_loses_nothing() {
         report.contains("20 records"),
         "every record arrived: {report}"
     );
+}
+
+/// A store behind a slow link: every chunk from Warden to the store waits `delay`.
+async fn slow_link(to: std::net::SocketAddr, delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                continue;
+            };
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = client_read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if server_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_going_away_ships_everything_through_a_slow_store_and_closes_its_chain() {
+    let s3 = S3Server::start();
+    s3.create_locked_bucket("audit-shutdown").await;
+    let store: std::net::SocketAddr = s3.endpoint().trim_start_matches("http://").parse().unwrap();
+    let link = slow_link(store, Duration::from_millis(300)).await;
+    let spool = tempfile::tempdir().unwrap();
+    // Nothing is shipped on its own before the end: segments seal after an hour.
+    let config = config(spool.path(), &s3, "audit-shutdown")
+        .replace(&s3.endpoint(), &format!("http://{link}"))
+        .replace(
+            "segment_max_age_seconds: 1",
+            "segment_max_age_seconds: 3600",
+        )
+        .replace("segment_max_bytes: 4000", "segment_max_bytes: 8388608")
+        .replace(
+            "  chain_id: replica-s3\n",
+            "  chain_id: replica-s3\n  close_on_shutdown: true\n",
+        );
+    let mut w = Warden::start(&config);
+    for i in 0..10 {
+        chat(&w, i).await;
+    }
+    // The pod is told to go away with everything still in its spool.
+    w.terminate();
+    let (code, logs) =
+        tokio::task::spawn_blocking(move || (w.wait_exit(Duration::from_secs(60)), w.logs()))
+            .await
+            .unwrap();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("audit spool flushed"), "{logs}");
+
+    // Everything reached the store, and the chain's last digest says it is closed.
+    let (ok, report) = verify_s3(&s3, "audit-shutdown", &spool.path().join("signing.pub.pem"));
+    assert!(ok, "{report}\n{logs}");
+    assert!(report.contains("10 records"), "{report}");
+    let client = s3.client();
+    let listed = client
+        .list_objects_v2()
+        .bucket("audit-shutdown")
+        .prefix("audit/prod/replica-s3/digests/")
+        .send()
+        .await
+        .unwrap();
+    let last = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .max()
+        .expect("a digest")
+        .to_string();
+    let body = client
+        .get_object()
+        .bucket("audit-shutdown")
+        .key(&last)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let digest: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(digest["closed"], true, "{digest}");
 }
