@@ -154,32 +154,28 @@ def audit_ab(work, rate):
     print()
 
 
-def variant_ab(work, rate, prefix, title, intro, label):
-    """The plain proxy and a variant of it alternately (ABBA): per pair the latency each adds
-    over the direct path measured next to it, and the median difference."""
-    if not os.path.exists(os.path.join(work, f"{prefix}-s0-1-variant.json")):
+def ab_pairs(work, prefix, a, b):
+    """Tables of ABBA pairs (cells PREFIX-s{stream}-{i}-{direct,A,B}): per pair the latency
+    A and B each add over the direct path measured next to them, and the median of B − A.
+    False when the run has no such cells."""
+    if not os.path.exists(os.path.join(work, f"{prefix}-s0-1-{b}.json")):
         return False
-    print(f"## {title} ({rate} RPS)\n")
-    for line in intro:
-        print(line)
-    print(f"*Added* is p(Warden) − p(direct) of the same pair; Δ is {label}'s added latency minus the")
-    print("plain proxy's.\n")
     for stream, kind in (("0", "non-stream"), ("1", "stream (full response)")):
         print(f"### {kind}\n")
-        print(f"| pair | plain added p50 | {label} added p50 | Δ p50 | plain added p99 | {label} added p99 | Δ p99 | failed |")
+        print(f"| pair | {a} added p50 | {b} added p50 | Δ p50 | {a} added p99 | {b} added p99 | Δ p99 | failed |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         d50, d99 = [], []
         i = 1
-        while os.path.exists(os.path.join(work, f"{prefix}-s{stream}-{i}-variant.json")):
+        while os.path.exists(os.path.join(work, f"{prefix}-s{stream}-{i}-{b}.json")):
             d = load(work, f"{prefix}-s{stream}-{i}-direct")
-            p = load(work, f"{prefix}-s{stream}-{i}-plain")
-            v = load(work, f"{prefix}-s{stream}-{i}-variant")
-            p50, v50 = p["p50"] - d["p50"], v["p50"] - d["p50"]
-            p99, v99 = p["p99"] - d["p99"], v["p99"] - d["p99"]
-            d50.append(v50 - p50)
-            d99.append(v99 - p99)
-            failed = (p["failed"] + v["failed"]) * 100
-            print(f"| {i} | {p50:+.3f} | {v50:+.3f} | {d50[-1]:+.3f} | {p99:+.3f} | {v99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
+            x = load(work, f"{prefix}-s{stream}-{i}-{a}")
+            y = load(work, f"{prefix}-s{stream}-{i}-{b}")
+            x50, y50 = x["p50"] - d["p50"], y["p50"] - d["p50"]
+            x99, y99 = x["p99"] - d["p99"], y["p99"] - d["p99"]
+            d50.append(y50 - x50)
+            d99.append(y99 - x99)
+            failed = (x["failed"] + y["failed"]) * 100
+            print(f"| {i} | {x50:+.3f} | {y50:+.3f} | {d50[-1]:+.3f} | {x99:+.3f} | {y99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
             i += 1
         print(f"| **median** | | | **{median(d50):+.3f}** | | | **{median(d99):+.3f}** | |")
         print()
@@ -187,13 +183,16 @@ def variant_ab(work, rate, prefix, title, intro, label):
 
 
 def telemetry_ab(work, rate):
-    shown = variant_ab(work, rate, "tab", "Traces on vs off, alternating", [
-        "The plain proxy and the same proxy exporting every request's trace (100 % sampling, a span",
-        "per stage and per provider attempt, OTLP/HTTP protobuf to a sink on loopback), measured in ABBA",
-        "order with the direct path right before each pair.",
-    ], "traced")
+    if not os.path.exists(os.path.join(work, "tab-s0-1-traced.json")):
+        return
+    print(f"## Traces on vs off, alternating ({rate} RPS)\n")
+    print("The plain proxy and the same proxy exporting every request's trace (100 % sampling, a span")
+    print("per stage and per provider attempt, OTLP/HTTP protobuf to a sink on loopback), measured in ABBA")
+    print("order with the direct path right before each pair. *Added* is p(Warden) − p(direct) of the")
+    print("same pair; Δ is the traced proxy's added latency minus the plain one's.\n")
+    ab_pairs(work, "tab", "plain", "traced")
     export = os.path.join(work, "telemetry-export.txt")
-    if shown and os.path.exists(export):
+    if os.path.exists(export):
         print("Spans exported by the traced proxy over the whole run, and what the sink received:\n")
         print("```")
         print(open(export).read().strip())
@@ -201,11 +200,14 @@ def telemetry_ab(work, rate):
 
 
 def tls_ab(work, rate):
-    variant_ab(work, rate, "lab", "HTTPS vs HTTP, alternating", [
-        "The plain proxy over HTTP and the same proxy over HTTPS (TLS 1.3 with rustls, keep-alive",
-        "connections, so handshakes are rare and the cost is per-byte encryption), measured in ABBA order",
-        "with the direct path (HTTP) right before each pair.",
-    ], "https")
+    if not os.path.exists(os.path.join(work, "lab-s0-1-https.json")):
+        return
+    print(f"## HTTPS vs HTTP, alternating ({rate} RPS)\n")
+    print("The plain proxy over HTTP and the same proxy over HTTPS (TLS 1.3 with rustls, keep-alive")
+    print("connections, so handshakes are rare and the cost is per-byte encryption), measured in ABBA order")
+    print("with the direct path (HTTP) right before each pair. *Added* is p(Warden) − p(direct) of the")
+    print("same pair; Δ is the HTTPS proxy's added latency minus the HTTP one's.\n")
+    ab_pairs(work, "lab", "plain", "https")
 
 
 def median(xs):
@@ -215,33 +217,14 @@ def median(xs):
 
 
 def binary_ab(work, rate, baseline):
-    """Two builds alternately (ABBA): per pair the latency each adds over the direct path
-    measured next to it, and the median difference."""
+    """Two builds alternately (ABBA), and the median difference of what they add."""
     if not os.path.exists(os.path.join(work, "bab-s0-1-new.json")):
         return
     print(f"## This build vs the baseline build, alternating ({rate} RPS)\n")
     print(f"Baseline: `{baseline}`. Both serve the plain configuration from the same mock provider;")
     print("each pair is measured in ABBA order with the direct path right before it. *Added* is")
     print("p(Warden) − p(direct) of the same pair; Δ is this build's added latency minus the baseline's.\n")
-    for stream, title in (("0", "non-stream"), ("1", "stream (full response)")):
-        print(f"### {title}\n")
-        print("| pair | base added p50 | new added p50 | Δ p50 | base added p99 | new added p99 | Δ p99 | failed |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-        d50, d99 = [], []
-        i = 1
-        while os.path.exists(os.path.join(work, f"bab-s{stream}-{i}-new.json")):
-            d = load(work, f"bab-s{stream}-{i}-direct")
-            b = load(work, f"bab-s{stream}-{i}-base")
-            n = load(work, f"bab-s{stream}-{i}-new")
-            b50, n50 = b["p50"] - d["p50"], n["p50"] - d["p50"]
-            b99, n99 = b["p99"] - d["p99"], n["p99"] - d["p99"]
-            d50.append(n50 - b50)
-            d99.append(n99 - b99)
-            failed = (b["failed"] + n["failed"]) * 100
-            print(f"| {i} | {b50:+.3f} | {n50:+.3f} | {d50[-1]:+.3f} | {b99:+.3f} | {n99:+.3f} | {d99[-1]:+.3f} | {failed:.2f}% |")
-            i += 1
-        print(f"| **median** | | | **{median(d50):+.3f}** | | | **{median(d99):+.3f}** | |")
-        print()
+    ab_pairs(work, "bab", "base", "new")
 
 
 def pii(work, rate, inferred, hits):

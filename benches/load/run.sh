@@ -365,52 +365,35 @@ for i in $(seq 1 "${AB_REPEATS:-6}"); do
     fi
 done
 fi
-# Binary A/B: the baseline build and this one, the same plain configuration, measured
-# alternately (ABBA) non-stream and stream, with the direct path next to each pair.
-if has binary-ab; then
-ab_rate="${RATES%% *}"
-for stream in 0 1; do
-    run_k6 "warmup-bab-base-s$stream" "http://127.0.0.1:$base_port/v1" 200 "$stream"
-    run_k6 "warmup-bab-new-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream"
-done
-for i in $(seq 1 "${AB_REPEATS:-6}"); do
-    for stream in 0 1; do
-        run_k6 "bab-s$stream-$i-direct" "http://127.0.0.1:$mock_port/v1" "$ab_rate" "$stream"
-        if [ $((i % 2)) = 1 ]; then
-            run_k6 "bab-s$stream-$i-base" "http://127.0.0.1:$base_port/v1" "$ab_rate" "$stream"
-            run_k6 "bab-s$stream-$i-new" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
-        else
-            run_k6 "bab-s$stream-$i-new" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
-            run_k6 "bab-s$stream-$i-base" "http://127.0.0.1:$base_port/v1" "$ab_rate" "$stream"
-        fi
-    done
-done
-fi
-# A variant of the plain proxy against the plain proxy, alternately (ABBA), non-stream and
-# stream, with the direct path right before each pair: cells PREFIX-s{stream}-{i}-{direct,
-# plain,variant}.
-variant_ab() { # prefix variant-base-url
+# Two Wardens alternately (ABBA), non-stream and stream, with the direct path right before
+# each pair: cells PREFIX-s{stream}-{i}-{direct,A,B}.
+ab_pairs() { # prefix a-name a-url b-name b-url
     local ab_rate="${RATES%% *}"
     for stream in 0 1; do
-        run_k6 "warmup-$1-plain-s$stream" "http://127.0.0.1:$warden_port/v1" 200 "$stream"
-        run_k6 "warmup-$1-variant-s$stream" "$2" 200 "$stream"
+        run_k6 "warmup-$1-$2-s$stream" "$3" 200 "$stream"
+        run_k6 "warmup-$1-$4-s$stream" "$5" 200 "$stream"
     done
     for i in $(seq 1 "${AB_REPEATS:-6}"); do
         for stream in 0 1; do
             run_k6 "$1-s$stream-$i-direct" "http://127.0.0.1:$mock_port/v1" "$ab_rate" "$stream"
             if [ $((i % 2)) = 1 ]; then
-                run_k6 "$1-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
-                run_k6 "$1-s$stream-$i-variant" "$2" "$ab_rate" "$stream"
+                run_k6 "$1-s$stream-$i-$2" "$3" "$ab_rate" "$stream"
+                run_k6 "$1-s$stream-$i-$4" "$5" "$ab_rate" "$stream"
             else
-                run_k6 "$1-s$stream-$i-variant" "$2" "$ab_rate" "$stream"
-                run_k6 "$1-s$stream-$i-plain" "http://127.0.0.1:$warden_port/v1" "$ab_rate" "$stream"
+                run_k6 "$1-s$stream-$i-$4" "$5" "$ab_rate" "$stream"
+                run_k6 "$1-s$stream-$i-$2" "$3" "$ab_rate" "$stream"
             fi
         done
     done
 }
+plain_url="http://127.0.0.1:$warden_port/v1"
+# The baseline build and this one, the same plain configuration.
+if has binary-ab; then
+ab_pairs bab base "http://127.0.0.1:$base_port/v1" new "$plain_url"
+fi
 # Traces on vs off.
 if has telemetry-ab; then
-variant_ab tab "http://127.0.0.1:$traced_port/v1"
+ab_pairs tab plain "$plain_url" traced "http://127.0.0.1:$traced_port/v1"
 sleep 6 # the last batch of spans
 {
     curl -s "http://127.0.0.1:$traced_admin_port/metrics" | grep '^warden_trace_spans_total' || true
@@ -419,7 +402,7 @@ sleep 6 # the last batch of spans
 fi
 # HTTPS vs HTTP.
 if has tls-ab; then
-variant_ab lab "https://127.0.0.1:$tls_port/v1"
+ab_pairs lab plain "$plain_url" https "https://127.0.0.1:$tls_port/v1"
 fi
 # PII: a one-turn chat (NER on the new message) and the 10th turn of a conversation whose
 # nine earlier turns are in the NER cache, each against the direct path in the same run.
