@@ -225,7 +225,7 @@ pub async fn dispatch(
             trace: trace.as_ref(),
         };
         let result = attempt_once(provider, outbound).await;
-        if let Some(span) = trace.and_then(|t| {
+        if let Some(span) = trace.filter(CallTrace::recorded).and_then(|t| {
             attempt_span(
                 &t,
                 provider,

@@ -40,7 +40,7 @@ use crate::openai::ApiError;
 use crate::policy::PolicySet;
 use crate::state::parts_digest;
 use crate::telemetry::metrics;
-use crate::telemetry::trace::Stage;
+use crate::telemetry::trace::{CallTrace, Stage};
 use crate::tools::Tool;
 use crate::tools::approvals;
 use crate::tools::caps;
@@ -231,7 +231,7 @@ pub async fn perform(
         trace.as_ref(),
     )
     .await;
-    if let Some(span) = trace.and_then(|t| {
+    if let Some(span) = trace.filter(CallTrace::recorded).and_then(|t| {
         let attributes = vec![
             KeyValue::new("gen_ai.operation.name", "execute_tool"),
             KeyValue::new("gen_ai.tool.name", tool.def.name.clone()),

@@ -222,8 +222,12 @@ impl RequestTrace {
         self.root.trace_id()
     }
 
-    /// Ends the stage under way and begins `stage`.
+    /// Ends the stage under way and begins `stage` (nothing when the request is not
+    /// recorded: its calls are then made under the request's span).
     pub fn stage(&mut self, stage: Stage) {
+        if !self.sampled() {
+            return;
+        }
         let now = Instant::now();
         self.close(now);
         let id = TRACES
@@ -409,6 +413,11 @@ pub struct CallTrace {
 }
 
 impl CallTrace {
+    /// Whether the call's span is recorded (build its attributes only then).
+    pub fn recorded(&self) -> bool {
+        self.sampled
+    }
+
     /// Sets `traceparent` (and `tracestate`) on the call's request.
     pub fn apply(&self, headers: &mut HeaderMap) {
         if let Some(v) = &self.traceparent {

@@ -408,6 +408,41 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_learns_the_model_and_why_the_answer_ended() {
+        let mut ctx = RequestCtx::new();
+        outcome(
+            &mut ctx,
+            br#"{"id":"c1","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"stop"},{"index":1,"finish_reason":"length"}]}"#,
+        );
+        assert_eq!(
+            ctx.answered.response_model.as_deref(),
+            Some("gpt-4o-mini-2024-07-18")
+        );
+        assert_eq!(ctx.answered.finish_reasons, vec!["stop", "length"]);
+
+        // A Responses stream: the model from its first event, the status only from its last.
+        let mut ctx = RequestCtx::new();
+        for event in [
+            r#"{"type":"response.created","response":{"model":"gpt-4o","status":"in_progress"}}"#,
+            r#"{"type":"response.output_text.delta","delta":"status"}"#,
+            r#"{"type":"response.completed","response":{"model":"gpt-4o","status":"completed"}}"#,
+        ] {
+            outcome(&mut ctx, event.as_bytes());
+        }
+        assert_eq!(ctx.answered.response_model.as_deref(), Some("gpt-4o"));
+        assert_eq!(ctx.answered.finish_reasons, vec!["completed"]);
+
+        // What a provider writes there is kept only in the expected shapes.
+        let mut ctx = RequestCtx::new();
+        outcome(
+            &mut ctx,
+            br#"{"model":"call jane@example.com now","choices":[{"finish_reason":"Stop: jane@example.com"}]}"#,
+        );
+        assert!(ctx.answered.response_model.is_none());
+        assert!(ctx.answered.finish_reasons.is_empty());
+    }
+
+    #[test]
     fn the_answer_is_scanned_and_placeholders_stay() {
         let mut c = capture(1024);
         c.push("Sure, I wrote to <EMAIL_1>; my colleague is bob@corp.example.");
