@@ -22,9 +22,9 @@ fn state(backend: StateBackend, redis_port: u16) -> StateStore {
     StateStore::from_config(&StateConfig {
         backend,
         redis: Some(RedisConfig {
-            url: format!("redis://127.0.0.1:{redis_port}/"),
             timeout_ms: 1000,
             key_prefix: "bench".into(),
+            ..RedisConfig::at(format!("redis://127.0.0.1:{redis_port}/"))
         }),
         ..StateConfig::default()
     })

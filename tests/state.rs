@@ -1,7 +1,8 @@
 //! The shared state store against a real Redis, and the in-process one, through the same
 //! calls: counters, once-marks, values with a TTL and compare-and-set behave alike. The
 //! `state` section and its `limits` aliases configure it; the keys Warden writes carry
-//! one Redis Cluster hash tag per tenant.
+//! one Redis Cluster hash tag per tenant; replicas share limits through a TLS-only Redis
+//! with client certificates and an ACL user.
 
 mod common;
 
@@ -82,9 +83,9 @@ async fn memory_and_redis_stores_behave_alike() {
     let config = StateConfig {
         backend: StateBackend::Redis,
         redis: Some(RedisConfig {
-            url: format!("redis://127.0.0.1:{}/", redis.port),
             timeout_ms: 500,
             key_prefix: "st".into(),
+            ..RedisConfig::at(format!("redis://127.0.0.1:{}/", redis.port))
         }),
         ..StateConfig::default()
     };
@@ -226,5 +227,149 @@ async fn a_tenants_keys_share_one_hash_tag() {
             .and_then(|(_, rest)| rest.split_once('}'))
             .map(|(t, _)| t);
         assert_eq!(tag, Some("t:acme"), "{k}");
+    }
+}
+
+/// A test CA's PEM, and a certificate and key it signed for `name` (a server's names:
+/// localhost and 127.0.0.1).
+fn issued(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    (
+        params.signed_by(&key, ca).unwrap().pem(),
+        key.serialize_pem(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_limits_through_a_tls_only_redis_with_an_acl_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let (server_cert, server_key) = issued(&ca, "redis");
+    let (client_cert, client_key) = issued(&ca, "warden");
+    let ca_file = write("ca.pem", &ca_pem);
+
+    // TLS only, client certificates required, the default user off, one ACL user (in a
+    // config file: on the command line an ACL rule's spaces would be taken as a name's).
+    let acl = write(
+        "redis.conf",
+        "user default off\nuser warden on >s3cret-redis-pass ~* &* +@all\n",
+    );
+    let port = free_port();
+    let _redis = Redis::start_with(
+        port,
+        &[
+            &acl,
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &write("redis.crt", &server_cert),
+            "--tls-key-file",
+            &write("redis.key", &server_key),
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "yes",
+        ],
+    );
+    let key_hash = hex::encode(Sha256::digest(b"key-a"));
+    let config = |password: &str, client: bool| {
+        let client_files = if client {
+            format!(
+                "    cert_file: {}\n    key_file: {}\n",
+                write("client.crt", &client_cert),
+                write("client.key", &client_key)
+            )
+        } else {
+            String::new()
+        };
+        mock_config(&format!(
+            "auth:\n  api_keys:\n    - id: app-a\n      sha256: {key_hash}\n      tenant: acme\n\
+             state:\n  backend: redis\n  redis:\n    url: rediss://127.0.0.1:{port}/\n    timeout_ms: 500\n    \
+             username: warden\n    password: {password}\n    ca_file: {ca_file}\n{client_files}\
+             limits:\n  default_profile: p\n  profiles:\n    p:\n      on_store_error: deny\n      \
+             requests:\n        - {{limit: 3, per: minute, key: [tenant]}}\n"
+        ))
+    };
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+
+    // Two replicas, the password from the environment: three requests between them, the
+    // fourth refused by the shared count.
+    let shared = config("${REDIS_PASSWORD}", true);
+    let env = [("REDIS_PASSWORD", "s3cret-redis-pass")];
+    let a = Warden::start_with_env(&shared, &env);
+    let b = Warden::start_with_env(&shared, &env);
+    for (w, want) in [(&a, 200), (&b, 200), (&a, 200), (&b, 429)] {
+        let r = chat_with_key(w, "key-a", &chat).await;
+        assert_eq!(r.status, want, "{}\n{}", r.text(), w.logs());
+    }
+
+    // A wrong password, or no client certificate: the store is unreachable and the
+    // profile refuses; the password is in no log line.
+    for (w, what) in [
+        (
+            Warden::start(&config("not-the-password", true)),
+            "wrong password",
+        ),
+        (
+            Warden::start_with_env(&config("${REDIS_PASSWORD}", false), &env),
+            "no client certificate",
+        ),
+    ] {
+        let r = chat_with_key(&w, "key-a", &chat).await;
+        assert_eq!(r.status, 503, "{what}: {}", r.text());
+        assert_eq!(
+            r.json()["error"]["code"],
+            "rate_limit_unavailable",
+            "{what}"
+        );
+        for secret in ["not-the-password", "s3cret-redis-pass"] {
+            assert!(!w.logs().contains(secret), "{what}: {}", w.logs());
+            assert!(!r.text().contains(secret), "{what}");
+        }
+    }
+    for w in [&a, &b] {
+        assert!(!w.logs().contains("s3cret-redis-pass"), "{}", w.logs());
+    }
+}
+
+#[test]
+fn redis_tls_settings_are_checked_at_start() {
+    for (redis, complaint) in [
+        (
+            "url: redis://127.0.0.1:6379/\n    ca_file: ca.pem\n",
+            "need a rediss:// URL",
+        ),
+        (
+            "url: rediss://127.0.0.1:6379/\n    cert_file: c.pem\n",
+            "go together",
+        ),
+        ("url: http://127.0.0.1:6379/\n", "redis:// or rediss://"),
+        (
+            "url: redis://u:p@127.0.0.1:6379/\n    password: x\n",
+            "not both",
+        ),
+    ] {
+        let err = parse(&mock_config(&format!(
+            "state:\n  backend: redis\n  redis:\n    {redis}"
+        )))
+        .unwrap_err();
+        assert!(err.contains(complaint), "{redis}: {err}");
     }
 }

@@ -165,6 +165,12 @@ impl Config {
         // Relative paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
         config.server.resolve_paths(base);
+        if let Some(state) = config.state.as_mut() {
+            state.resolve_paths(base);
+        }
+        if let Some(redis) = config.limits.as_mut().and_then(|l| l.redis.as_mut()) {
+            redis.resolve_paths(base);
+        }
         if let Some(policy) = config.policy.as_mut() {
             policy.resolve_paths(base);
         }

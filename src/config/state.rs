@@ -2,6 +2,8 @@
 //! counts alone) or in Redis (every replica shares limits, and next idempotency keys,
 //! approvals and sessions). `limits.backend` and `limits.redis` are accepted as aliases.
 
+use std::path::{Path, PathBuf};
+
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -68,6 +70,81 @@ pub struct RedisConfig {
     /// First part of every key Warden writes: `<key_prefix>:<namespace>:{<tag>}:<name>`.
     #[serde(default = "default_redis_prefix")]
     pub key_prefix: String,
+    /// An ACL user (managed services' users), instead of one in the URL.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password, e.g. `${REDIS_PASSWORD}`; never logged.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// With `rediss://`: PEM CA certificates the server's certificate must chain to,
+    /// instead of the system's roots; relative to the config file.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// With `rediss://`: a client certificate and its key (PEM) for servers that verify
+    /// clients (`tls-auth-clients yes`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl RedisConfig {
+    /// The settings for `url`, everything else at its default.
+    pub fn at(url: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            timeout_ms: default_redis_timeout(),
+            key_prefix: default_redis_prefix(),
+            username: None,
+            password: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+
+    /// Whether the URL asks for TLS.
+    pub fn tls(&self) -> bool {
+        self.url.starts_with("rediss://")
+    }
+
+    pub(crate) fn validate(&self, path: &[&str]) -> Result<(), Invalid> {
+        if !self.url.starts_with("redis://") && !self.tls() {
+            return Err(invalid(
+                path,
+                "`redis.url` must start with redis:// or rediss:// (TLS)",
+            ));
+        }
+        let files = self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some();
+        if files && !self.tls() {
+            return Err(invalid(
+                path,
+                "`redis.ca_file`, `cert_file` and `key_file` need a rediss:// URL",
+            ));
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(invalid(
+                path,
+                "`redis.cert_file` and `redis.key_file` go together",
+            ));
+        }
+        if self.password.is_some() && self.url.contains('@') {
+            return Err(invalid(
+                path,
+                "give the Redis credentials in the URL or in `username`/`password`, not both",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        for file in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
+            .into_iter()
+            .flatten()
+        {
+            *file = base.join(&*file);
+        }
+    }
 }
 
 fn default_redis_timeout() -> u64 {
@@ -91,7 +168,16 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
+        if let Some(redis) = self.redis.as_mut() {
+            redis.resolve_paths(base);
+        }
+    }
+
     pub(crate) fn validate(&self, path: &[&str]) -> Result<(), Invalid> {
+        if let Some(redis) = &self.redis {
+            redis.validate(path)?;
+        }
         match (&self.backend, &self.redis) {
             (StateBackend::Redis, None) => Err(invalid(
                 path,

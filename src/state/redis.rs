@@ -1,5 +1,6 @@
-//! The Redis store: one managed connection (reconnecting on its own), every operation
-//! bounded by the configured timeout, and key names under the configured prefix. The
+//! The Redis store: one managed connection (reconnecting on its own; TLS with `rediss://`,
+//! an ACL user), every operation bounded by the configured timeout, and key names under
+//! the configured prefix. The
 //! primitives are single commands or one small script each, so each is atomic.
 
 use std::time::Duration;
@@ -38,6 +39,48 @@ pub struct RedisState {
     add: redis::Script,
 }
 
+/// The client for `config`: its URL, with the ACL user and password given apart, and
+/// for `rediss://` the CA and client certificate files. Errors name the setting, never a
+/// credential.
+fn client(config: &RedisConfig) -> anyhow::Result<redis::Client> {
+    use redis::IntoConnectionInfo;
+    let mut info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|_| anyhow::anyhow!("state.redis.url is not a Redis URL"))?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(user) = &config.username {
+        settings = settings.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        settings = settings.set_password(password);
+    }
+    info = info.set_redis_settings(settings);
+    if !config.tls() {
+        return Ok(redis::Client::open(info)?);
+    }
+    let read = |file: &std::path::Path| {
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+    };
+    let root_cert = config.ca_file.as_deref().map(read).transpose()?;
+    let client_tls = match (&config.cert_file, &config.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    redis::Client::build_with_tls(
+        info,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("state.redis TLS settings: {:?}", e.kind()))
+}
+
 /// A TTL in whole milliseconds, at least one.
 pub fn millis(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
@@ -46,7 +89,7 @@ pub fn millis(d: Duration) -> u64 {
 impl RedisState {
     pub fn new(config: &RedisConfig) -> anyhow::Result<RedisState> {
         Ok(RedisState {
-            client: redis::Client::open(config.url.as_str())?,
+            client: client(config)?,
             manager: tokio::sync::OnceCell::new(),
             timeout: Duration::from_millis(config.timeout_ms),
             prefix: config.key_prefix.clone(),

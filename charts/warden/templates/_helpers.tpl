@@ -125,7 +125,7 @@ checksum/warden-config: {{ include "warden.config" . | sha256sum }}
       key: {{ $ref.key }}
 {{- end }}
 {{- end }}
-{{- range .Values.secrets.providerKeys }}
+{{- range .Values.secrets.env }}
 - name: {{ .env }}
   valueFrom:
     secretKeyRef:
