@@ -128,7 +128,10 @@ async fn a_request_is_one_trace_with_its_stages_attempts_and_genai_attributes() 
     ] {
         assert!(children.contains(&stage), "no {stage} span: {children:?}");
     }
-    let dispatch = spans.iter().find(|s| s.name == "warden.dispatch").unwrap();
+    let dispatch = spans
+        .iter()
+        .find(|s| s.name == "warden.dispatch")
+        .unwrap_or_else(|| panic!("{:?}", names(&spans)));
     let attempt = spans
         .iter()
         .find(|s| s.parent_span_id == dispatch.span_id)
@@ -322,4 +325,59 @@ fn bad_trace_settings_stop_the_start() {
         let err = Warden::refused(&setup(provider, traces).config);
         assert!(err.contains(complaint), "{traces}: {err}");
     }
+}
+
+#[tokio::test]
+async fn a_stored_response_is_read_under_the_clients_trace() {
+    let receiver = Receiver::start().await;
+    let provider = MockProvider::start(&[]);
+    let s = setup(
+        &provider.base_url(),
+        &format!("    endpoint: {}\n", receiver.endpoint()),
+    );
+    let w = Warden::start(&s.config);
+    let auth = format!("Bearer {KEY}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let created = send(
+        "POST",
+        &w.url("/v1/responses"),
+        &headers,
+        json!({"model": "gpt-4o-mini", "input": "Is the Trailblazer 2 waterproof?"}).to_string(),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+
+    let trace = "d".repeat(32);
+    let traceparent = format!("00-{trace}-{CLIENT_SPAN}-01");
+    let mut with_trace = headers.to_vec();
+    with_trace.push(("traceparent", &traceparent));
+    let read = send(
+        "GET",
+        &w.url(&format!("/v1/responses/{id}")),
+        &with_trace,
+        "",
+    )
+    .await;
+    assert_eq!(read.status, 200, "{}", read.text());
+
+    let spans = receiver.wait_for(&trace).await;
+    let root = request_span(&spans);
+    assert_eq!(root.name, "warden responses_get");
+    let dispatch = spans
+        .iter()
+        .find(|s| s.name == "warden.dispatch")
+        .unwrap_or_else(|| panic!("{:?}", names(&spans)));
+    let call = spans.iter().find(|s| s.kind == CLIENT).unwrap();
+    assert_eq!(call.name, "GET responses");
+    assert_eq!(call.parent_span_id, dispatch.span_id);
+    let seen = provider.last_request().await;
+    assert_eq!(seen["method"], "GET");
+    assert_eq!(
+        seen["headers"]["traceparent"],
+        format!("00-{trace}-{}-01", hex::encode(&call.span_id))
+    );
 }

@@ -226,10 +226,13 @@ pub async fn dispatch(
         };
         let result = attempt_once(provider, outbound).await;
         if let Some(span) = trace.filter(CallTrace::recorded).and_then(|t| {
+            let operation = endpoint.gen_ai_operation();
+            let name = format!("{} {}", operation.unwrap_or("chat"), target.upstream_model);
             attempt_span(
                 &t,
+                name,
+                operation,
                 provider,
-                endpoint,
                 &target.upstream_model,
                 attempt,
                 started,
@@ -292,24 +295,29 @@ pub async fn dispatch(
     }
 }
 
-/// The span of one attempt: which provider and model, how it ended.
+/// The span of one attempt, `name`d: which provider and model, how it ended; a model
+/// request's carries its GenAI `operation`.
+#[allow(clippy::too_many_arguments)]
 fn attempt_span(
     trace: &CallTrace,
+    name: String,
+    operation: Option<&'static str>,
     provider: &Provider,
-    endpoint: Endpoint,
     upstream_model: &str,
     attempt: u32,
     started: Instant,
     result: &Result<(Reply, Duration), UpstreamFailure>,
 ) -> Option<Span> {
-    let operation = endpoint.gen_ai_operation().unwrap_or("chat");
-    let mut attributes = vec![
-        KeyValue::new("gen_ai.operation.name", operation),
+    let mut attributes = Vec::with_capacity(7);
+    if let Some(operation) = operation {
+        attributes.push(KeyValue::new("gen_ai.operation.name", operation));
+    }
+    attributes.extend([
         KeyValue::new("gen_ai.provider.name", provider.kind.gen_ai_name()),
         KeyValue::new("gen_ai.request.model", upstream_model.to_string()),
         KeyValue::new("warden.provider", provider.name.clone()),
         KeyValue::new("warden.attempt", i64::from(attempt) + 1),
-    ];
+    ]);
     let error = match result {
         Ok((reply, _)) => {
             let status = match reply {
@@ -325,12 +333,7 @@ fn attempt_span(
         }
         Err(failure) => Some(std::borrow::Cow::Borrowed(failure.label())),
     };
-    trace.finished(
-        format!("{operation} {upstream_model}"),
-        started.into_std(),
-        attributes,
-        error,
-    )
+    trace.finished(name, started.into_std(), attributes, error)
 }
 
 /// Whether the body sent to `provider` asks for a usage chunk the client did not.
@@ -378,7 +381,11 @@ pub async fn stored(
     resource: &str,
     upstream_model: &str,
     request_id: &str,
+    trace: Option<Carrier>,
 ) -> Dispatched {
+    let trace = trace.as_ref().map(Carrier::call);
+    let started = Instant::now();
+    let span_name = format!("{method} responses");
     let outbound = Outbound {
         method,
         endpoint: Endpoint::Responses,
@@ -387,9 +394,25 @@ pub async fn stored(
         body: Bytes::new(),
         request_id,
         stream: false,
-        trace: None,
+        trace: trace.as_ref(),
     };
     let result = attempt_once(provider, outbound).await;
+    let spans = trace
+        .filter(CallTrace::recorded)
+        .and_then(|t| {
+            attempt_span(
+                &t,
+                span_name,
+                None,
+                provider,
+                upstream_model,
+                0,
+                started,
+                &result,
+            )
+        })
+        .into_iter()
+        .collect();
     let status = match &result {
         Ok((Reply::Full { status, .. }, _)) => status.as_str().to_string(),
         Ok((Reply::Stream(s), _)) => s.status.as_str().to_string(),
@@ -407,7 +430,7 @@ pub async fn stored(
         attempts: 1,
         upstream_latency: latency,
         usage_injected: false,
-        spans: Vec::new(),
+        spans,
     }
 }
 

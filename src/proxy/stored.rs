@@ -23,6 +23,7 @@ use super::route::{StoredAction, StoredRoute};
 use super::{Gateway, answer, authorize, conversation, redaction, respond};
 use crate::provider::Reply;
 use crate::provider::dispatch;
+use crate::telemetry::trace::Stage;
 
 pub async fn run(
     gw: &Gateway,
@@ -38,6 +39,7 @@ pub async fn run(
     });
 
     // 2. authorize
+    ctx.stage(Stage::Authorize);
     let authorized = authorize::decide_stored(gw, ctx.principal.as_ref(), &thread.model);
     let denied = authorized.as_ref().and_then(authorize::denial);
     ctx.authorized = authorized;
@@ -46,6 +48,7 @@ pub async fn run(
     }
 
     // 3. dispatch
+    ctx.stage(Stage::Dispatch);
     let provider = gw
         .upstreams
         .providers
@@ -68,12 +71,15 @@ pub async fn run(
         &resource,
         &thread.upstream_model,
         &ctx.request_id,
+        ctx.carrier(),
     )
     .await;
     ctx.upstream = Upstream::taken(&mut dispatched);
+    ctx.traced(std::mem::take(&mut dispatched.spans));
     let reply = dispatched.reply?;
 
     // 4. answer
+    ctx.stage(Stage::Answer);
     let deleted = route.action == StoredAction::Delete
         && matches!(&reply, Reply::Full { status, .. } if status.is_success());
     if deleted
