@@ -545,6 +545,16 @@ async fn a_large_refund_waits_for_another_person_and_runs_once() {
     let again = invoke(&s.w, "lead", "issue_refund", refund.clone(), &[]).await;
     assert_eq!(again.json()["approval_id"], id.as_str());
     assert!(s.shop.writes().await.get("issue_refund").is_none());
+    let pending = |w: &Warden| {
+        let url = w.admin_url("/metrics");
+        async move {
+            get(&url).await.text().lines().find_map(|l| {
+                l.strip_prefix("warden_approvals_pending ")
+                    .map(str::to_string)
+            })
+        }
+    };
+    assert_eq!(pending(&s.w).await.as_deref(), Some("1"));
 
     // Approvers see their tenant's queue with a preview; others do not.
     let listed = admin(&s.w, "boss", "GET", "/admin/v1/approvals").await;
@@ -600,6 +610,11 @@ async fn a_large_refund_waits_for_another_person_and_runs_once() {
     .await;
     assert_eq!(approved.status, 200, "{}", approved.text());
     assert_eq!(approved.json()["status"], "approved");
+    assert_eq!(
+        pending(&s.w).await.as_deref(),
+        Some("0"),
+        "decided, no longer pending"
+    );
     let twice = admin(
         &s.w,
         "boss",
@@ -700,6 +715,14 @@ async fn an_approval_decided_on_one_replica_runs_once_on_another() {
     let asked = invoke(&a.w, "lead", "issue_refund", refund.clone(), &[]).await;
     assert_eq!(asked.status, 202, "{}", asked.text());
     let id = asked.json()["approval_id"].as_str().unwrap().to_string();
+    // Both replicas count it as pending (the count is in the shared state).
+    for w in [&a.w, &b] {
+        let metrics = get(&w.admin_url("/metrics")).await.text();
+        assert!(
+            metrics.lines().any(|l| l == "warden_approvals_pending 1"),
+            "{metrics}"
+        );
+    }
     // Replica B lists it and a person decides there.
     let listed = admin(&b, "boss", "GET", "/admin/v1/approvals").await;
     assert_eq!(
@@ -716,6 +739,11 @@ async fn an_approval_decided_on_one_replica_runs_once_on_another() {
     )
     .await;
     assert_eq!(approved.status, 200, "{}", approved.text());
+    let metrics = get(&a.w.admin_url("/metrics")).await.text();
+    assert!(
+        metrics.lines().any(|l| l == "warden_approvals_pending 0"),
+        "decided on B, no longer pending on A: {metrics}"
+    );
 
     // Both replicas are asked to run it at once: exactly one does.
     let (ra, rb) = tokio::join!(

@@ -26,6 +26,17 @@ impl AdminApp {
         AdminApp { gateway }
     }
 
+    /// Reads the gauges that live in the shared state (pending approvals) for a scrape;
+    /// when the store does not answer, the last value stays.
+    async fn gather_shared(&self) {
+        match self.gateway.approvals.pending().await {
+            Ok(n) => metrics()
+                .approvals_pending
+                .set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Err(e) => tracing::warn!(error = %e.0, "metrics: pending approvals not read"),
+        }
+    }
+
     fn readiness(&self) -> (StatusCode, serde_json::Value) {
         let gw = &self.gateway;
         let draining = gw.lifecycle.is_draining();
@@ -105,7 +116,10 @@ impl ServeHttp for AdminApp {
                 let (status, body) = self.readiness();
                 respond(status, "application/json", body.to_string().into_bytes())
             }
-            "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics().render()),
+            "/metrics" => {
+                self.gather_shared().await;
+                respond(StatusCode::OK, "text/plain; version=0.0.4", metrics().render())
+            }
             _ => respond(
                 StatusCode::NOT_FOUND,
                 "application/json",

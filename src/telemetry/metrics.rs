@@ -38,6 +38,9 @@ pub struct Metrics {
     pub trace_spans: IntCounterVec,
     /// TLS certificate reloads, by listener and result.
     pub tls_reloads: IntCounterVec,
+    /// Approvals of every tenant waiting for a decision (read from the shared state at
+    /// each scrape, so every replica reports the same number).
+    pub approvals_pending: IntGauge,
     pub jwks_refreshes: IntCounterVec,
     /// Token introspection outcomes (`active`, `inactive`, `cache_hit`, `error`).
     pub introspection: IntCounterVec,
@@ -184,6 +187,10 @@ impl Metrics {
                 "tls_reloads_total",
                 "TLS certificate reloads, by listener and result",
                 &["listener", "result"],
+            ),
+            approvals_pending: gauge(
+                "approvals_pending",
+                "Tool-call approvals waiting for a decision, every tenant",
             ),
             jwks_refreshes: counter(
                 "jwks_refreshes_total",

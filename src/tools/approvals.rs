@@ -9,9 +9,12 @@
 //!
 //! Approvals live in the shared state store, sealed (AES-GCM, bound to their key), under
 //! the tenant's hash tag: `{t:acme}:a:<id>` (the approval), `{t:acme}:b:<binding>` (the
-//! binding → id) and `{t:acme}:index` (the ids, for listing). Every transition is a
-//! compare-and-set, so two replicas can never both run one approval.
+//! binding → id) and `{t:acme}:index` (the ids, for listing). `{*}:pending` maps every
+//! tenant's pending ids to their expiry, so every replica reports the same number of
+//! approvals waiting (`warden_approvals_pending`). Every transition is a compare-and-set,
+//! so two replicas can never both run one approval.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,6 +175,14 @@ fn index_name(tenant: Option<&str>) -> String {
     format!("{}:index", tag(tenant))
 }
 
+/// Every tenant's pending approvals: id → expiry (unix seconds).
+fn pending_name() -> String {
+    format!("{}:pending", tag(None))
+}
+
+/// How long the index keys live without a write.
+const INDEX_TTL: Duration = Duration::from_secs(30 * 86_400);
+
 impl Approvals {
     pub fn new(state: StateStore, sealer: Arc<Sealer>) -> Approvals {
         Approvals { state, sealer }
@@ -253,31 +264,64 @@ impl Approvals {
         self.state
             .put(Key::new(NAMESPACE, &binding), approval.id.as_bytes(), ttl)
             .await?;
-        self.index_add(tenant, &approval.id).await
+        self.update_index(&index_name(tenant), |ids: &mut Vec<String>| {
+            ids.push(approval.id.clone());
+            let excess = ids.len().saturating_sub(MAX_INDEX);
+            ids.drain(..excess);
+        })
+        .await?;
+        self.update_pending(|pending| {
+            pending.insert(approval.id.clone(), approval.expires_at);
+        })
+        .await
     }
 
-    async fn index_add(&self, tenant: Option<&str>, id: &str) -> Result<(), StateError> {
-        let name = index_name(tenant);
+    /// Changes the JSON index under `name` with `change`, by compare-and-set.
+    async fn update_index<T>(&self, name: &str, change: impl Fn(&mut T)) -> Result<(), StateError>
+    where
+        T: Default + Serialize + for<'de> Deserialize<'de>,
+    {
         for _ in 0..16 {
-            let raw = self.state.get(Key::new(NAMESPACE, &name)).await?;
-            let mut ids: Vec<String> = raw
+            let raw = self.state.get(Key::new(NAMESPACE, name)).await?;
+            let mut index: T = raw
                 .as_deref()
                 .and_then(|r| serde_json::from_slice(r).ok())
                 .unwrap_or_default();
-            ids.push(id.to_string());
-            let excess = ids.len().saturating_sub(MAX_INDEX);
-            ids.drain(..excess);
-            let value = serde_json::to_vec(&ids).unwrap_or_default();
-            let ttl = Duration::from_secs(30 * 86_400);
+            change(&mut index);
+            let value = serde_json::to_vec(&index).unwrap_or_default();
             if self
                 .state
-                .compare_and_set(Key::new(NAMESPACE, &name), raw.as_deref(), &value, ttl)
+                .compare_and_set(Key::new(NAMESPACE, name), raw.as_deref(), &value, INDEX_TTL)
                 .await?
             {
                 return Ok(());
             }
         }
         Err(StateError("the approval index is too busy".into()))
+    }
+
+    /// Changes the pending index, dropping entries that expired.
+    async fn update_pending(
+        &self,
+        change: impl Fn(&mut BTreeMap<String, i64>),
+    ) -> Result<(), StateError> {
+        let now = now();
+        self.update_index(&pending_name(), |pending: &mut BTreeMap<String, i64>| {
+            pending.retain(|_, expires_at| *expires_at > now);
+            change(pending);
+        })
+        .await
+    }
+
+    /// How many approvals, of every tenant, wait for a decision and have not expired.
+    pub async fn pending(&self) -> Result<usize, StateError> {
+        let raw = self.state.get(Key::new(NAMESPACE, &pending_name())).await?;
+        let pending: BTreeMap<String, i64> = raw
+            .as_deref()
+            .and_then(|r| serde_json::from_slice(r).ok())
+            .unwrap_or_default();
+        let now = now();
+        Ok(pending.values().filter(|&&at| at > now).count())
     }
 
     /// A tenant's approvals, newest first (expired ones that aged out are gone).
@@ -334,7 +378,18 @@ impl Approvals {
         approval.decided_by = Some(approver.to_string());
         approval.decided_at = Some(now);
         match self.swap(&approval, &raw).await {
-            Ok(true) => Ok(approval),
+            Ok(true) => {
+                if let Err(e) = self
+                    .update_pending(|p| {
+                        p.remove(&approval.id);
+                    })
+                    .await
+                {
+                    // The count overstates until the approval's expiry; the decision stands.
+                    tracing::warn!(error = %e.0, "approvals: the pending index was not updated");
+                }
+                Ok(approval)
+            }
             Ok(false) => Err(DecideError::Decided("changed")),
             Err(_) => Err(DecideError::Store),
         }
@@ -461,6 +516,33 @@ mod tests {
             decided_at: None,
             claimed_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn pending_approvals_are_counted_across_tenants_until_decided_or_expired() {
+        let sealer = Arc::new(Sealer::from_env("WARDEN_TEST_UNSET_KEY").unwrap());
+        let q = Approvals::new(StateStore::Memory(Arc::default()), sealer);
+        assert_eq!(q.pending().await.unwrap(), 0);
+        q.create(&approval("p1", "alice")).await.unwrap();
+        let mut other = approval("p2", "dave");
+        other.tenant = Some("globex".into());
+        q.create(&other).await.unwrap();
+        let mut stale = approval("p3", "erin");
+        stale.expires_at = now() - 1;
+        q.create(&stale).await.unwrap();
+        assert_eq!(
+            q.pending().await.unwrap(),
+            2,
+            "two tenants', the expired one not"
+        );
+        q.decide(Some("acme"), "p1", false, "bob", "bob")
+            .await
+            .unwrap();
+        assert_eq!(q.pending().await.unwrap(), 1);
+        q.decide(Some("globex"), "p2", true, "bob", "bob")
+            .await
+            .unwrap();
+        assert_eq!(q.pending().await.unwrap(), 0);
     }
 
     #[tokio::test]
