@@ -211,17 +211,11 @@ async fn a_request_is_one_trace_with_its_stages_attempts_and_genai_attributes() 
         assert!(!metrics.contains(planted), "{planted} in /metrics");
         assert!(!w.logs().contains(planted), "{planted} in the logs");
     }
-    let exported_ok = eventually(Duration::from_secs(5), || {
-        let url = w.admin_url("/metrics");
-        async move {
-            get(&url)
-                .await
-                .text()
-                .contains("warden_trace_spans_total{result=\"exported\"}")
-        }
-    })
-    .await;
-    assert!(exported_ok, "exports not counted");
+    let shipped = "warden_trace_spans_total{result=\"exported\"}";
+    assert!(
+        metrics_show(&w, shipped, Duration::from_secs(5)).await,
+        "exports not counted"
+    );
 }
 
 #[tokio::test]
@@ -290,17 +284,11 @@ async fn a_collector_that_is_down_costs_requests_nothing() {
         "requests waited on the collector: {:?}",
         started.elapsed()
     );
-    let counted = eventually(Duration::from_secs(15), || {
-        let url = w.admin_url("/metrics");
-        async move {
-            get(&url)
-                .await
-                .text()
-                .contains("warden_trace_spans_total{result=\"failed\"}")
-        }
-    })
-    .await;
-    assert!(counted, "failed exports not counted");
+    let failed = "warden_trace_spans_total{result=\"failed\"}";
+    assert!(
+        metrics_show(&w, failed, Duration::from_secs(15)).await,
+        "failed exports not counted"
+    );
     assert_eq!(
         get(&w.admin_url("/readyz")).await.status,
         200,

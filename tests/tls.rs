@@ -409,17 +409,11 @@ async fn a_replaced_certificate_is_served_to_new_connections_and_a_bad_one_is_re
     // A key that does not match: refused, the renewed pair stays.
     let (_, stray_key) = ca.server("stray");
     std::fs::write(&key_file, &stray_key).unwrap();
-    let refused = eventually(Duration::from_secs(5), || {
-        let url = w.admin_url("/metrics");
-        async move {
-            get(&url)
-                .await
-                .text()
-                .contains("warden_tls_reloads_total{listener=\"proxy\",result=\"failure\"}")
-        }
-    })
-    .await;
-    assert!(refused, "the mismatched key was not refused");
+    let refused = "warden_tls_reloads_total{listener=\"proxy\",result=\"failure\"}";
+    assert!(
+        metrics_show(&w, refused, Duration::from_secs(5)).await,
+        "the mismatched key was not refused"
+    );
     assert_eq!(served_certificate(w.addr, &ca.pem).await, der(&second));
     assert!(
         !w.logs().contains("PRIVATE KEY"),

@@ -552,6 +552,16 @@ pub async fn admin_get(w: &Warden, path: &str) -> Reply {
     .await
 }
 
+/// Waits up to `limit` for Warden's `/metrics` to show `text`.
+pub async fn metrics_show(w: &Warden, text: &str, limit: Duration) -> bool {
+    let url = w.admin_url("/metrics");
+    eventually(limit, || {
+        let url = url.clone();
+        async move { get(&url).await.text().contains(text) }
+    })
+    .await
+}
+
 /// Polls `check` until it returns true or `limit` passes.
 pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where
