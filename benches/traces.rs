@@ -49,25 +49,14 @@ fn sink() -> String {
     format!("http://{addr}/v1/traces")
 }
 
-const STAGES: [Stage; 9] = [
-    Stage::Authenticate,
-    Stage::Read,
-    Stage::Authorize,
-    Stage::Tools,
-    Stage::Redact,
-    Stage::Admit,
-    Stage::Dispatch,
-    Stage::Answer,
-    Stage::Audit,
-];
-
 /// One request's trace, from its headers to its queued spans.
 fn request(headers: &http::HeaderMap) {
     let started = Instant::now();
     let Some(mut trace) = RequestTrace::begin(headers, started, SystemTime::now()) else {
         return;
     };
-    for stage in STAGES {
+    // A chat request's stages: all but a tool call's execution.
+    for stage in Stage::ALL.into_iter().filter(|s| *s != Stage::Execute) {
         trace.stage(stage);
         if stage == Stage::Dispatch {
             let call = trace.carrier().call();

@@ -34,22 +34,29 @@ pub fn is_json_media(value: &http::HeaderValue) -> bool {
     media == "application/json" || media.ends_with("+json")
 }
 
+/// Adds the PEM certificates of the CA file at `path` to `roots`; a file that cannot be
+/// read, holds bad PEM or no certificate is an error naming it.
+pub fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> anyhow::Result<()> {
+    let mut added = 0;
+    for cert in CertificateDer::pem_file_iter(path)
+        .map_err(|e| anyhow::anyhow!("cannot read CA file {}: {e}", path.display()))?
+    {
+        let cert = cert.map_err(|e| anyhow::anyhow!("bad PEM in {}: {e}", path.display()))?;
+        roots.add(cert)?;
+        added += 1;
+    }
+    if added == 0 {
+        anyhow::bail!("CA file {} holds no certificate", path.display());
+    }
+    Ok(())
+}
+
 /// Builds a pooled client. `ca_file` adds PEM certificates to the trusted roots.
 pub fn build(connect_timeout: Duration, ca_file: Option<&Path>) -> anyhow::Result<HttpClient> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
-        let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path)
-            .map_err(|e| anyhow::anyhow!("cannot read CA file {}: {e}", path.display()))?
-        {
-            let cert = cert.map_err(|e| anyhow::anyhow!("bad PEM in {}: {e}", path.display()))?;
-            roots.add(cert)?;
-            added += 1;
-        }
-        if added == 0 {
-            anyhow::bail!("CA file {} holds no certificate", path.display());
-        }
+        add_ca_file(&mut roots, path)?;
     }
     // One explicit provider, whatever other rustls providers the dependency tree compiles in.
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());

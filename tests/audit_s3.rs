@@ -61,6 +61,22 @@ async fn spool_drained(w: &Warden) -> bool {
     .await
 }
 
+/// The current version of an object, whole.
+async fn object(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bytes::Bytes {
+    client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+}
+
 fn verify_s3(s3: &S3Server, bucket: &str, key: &std::path::Path) -> (bool, String) {
     let out = Command::new(BIN)
         .args([
@@ -200,18 +216,7 @@ async fn segments_reach_s3_locked_and_verify() {
     // Someone with bucket access overwrites a segment (a new version: Object Lock keeps
     // the old one). (Keys that climb out of the download directory are refused by
     // SeaweedFS itself; `s3::tests` checks that verification never follows them.)
-    let original = client
-        .get_object()
-        .bucket("audit-locked")
-        .key(segment)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let original = object(&client, "audit-locked", segment).await;
     let mut forged = zstd::decode_all(&original[..]).unwrap();
     let at = forged
         .windows(10)
@@ -364,18 +369,7 @@ async fn a_replica_going_away_ships_everything_through_a_slow_store_and_closes_i
         .max()
         .expect("a digest")
         .to_string();
-    let body = client
-        .get_object()
-        .bucket("audit-shutdown")
-        .key(&last)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body = object(&client, "audit-shutdown", &last).await;
     let digest: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(digest["closed"], true, "{digest}");
 }

@@ -193,46 +193,26 @@ async fn https_serves_http1_http2_and_streams_and_the_admin_listener() {
     let base = format!("https://localhost:{}", w.addr.port());
     let json = [("content-type", "application/json")];
 
+    let chat_url = format!("{base}/v1/chat/completions");
     let h1 = https(tls_client(&ca.pem, None, &[b"http/1.1"]), false);
-    let (status, version, body) = call(
-        &h1,
-        "POST",
-        &format!("{base}/v1/chat/completions"),
-        &json,
-        &chat(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!((status, version), (200, http::Version::HTTP_11), "{body}");
-
     let h2 = https(tls_client(&ca.pem, None, &[b"h2"]), true);
-    let (status, version, body) = call(
-        &h2,
-        "POST",
-        &format!("{base}/v1/chat/completions"),
-        &json,
-        &chat(false),
-    )
-    .await
-    .unwrap();
-    assert_eq!((status, version), (200, http::Version::HTTP_2), "{body}");
-    let answer: Value = serde_json::from_str(&body).unwrap();
-    assert!(
-        answer["choices"][0]["message"]["content"]
-            .as_str()
-            .is_some()
-    );
+    for (client, protocol) in [(&h1, http::Version::HTTP_11), (&h2, http::Version::HTTP_2)] {
+        let (status, version, body) = call(client, "POST", &chat_url, &json, &chat(false))
+            .await
+            .unwrap();
+        assert_eq!((status, version), (200, protocol), "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            answer["choices"][0]["message"]["content"]
+                .as_str()
+                .is_some()
+        );
+    }
 
     // A stream over HTTP/2: every event, then [DONE].
-    let (status, version, body) = call(
-        &h2,
-        "POST",
-        &format!("{base}/v1/chat/completions"),
-        &json,
-        &chat(true),
-    )
-    .await
-    .unwrap();
+    let (status, version, body) = call(&h2, "POST", &chat_url, &json, &chat(true))
+        .await
+        .unwrap();
     assert_eq!((status, version), (200, http::Version::HTTP_2));
     let events = sse_data(body.as_bytes());
     assert!(events.len() > 2, "{body}");

@@ -40,15 +40,8 @@ pub fn settings(
     settings.set_cert_resolver(certs);
     if let Some(ca) = &tls.client_ca_file {
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca)
-            .with_context(|| format!("cannot read client CA file {}", ca.display()))?
-        {
-            let cert = cert.with_context(|| format!("bad PEM in {}", ca.display()))?;
-            roots.add(cert)?;
-        }
-        if roots.is_empty() {
-            anyhow::bail!("client CA file {} holds no certificate", ca.display());
-        }
+        crate::http_client::add_ca_file(&mut roots, ca)
+            .with_context(|| format!("client certificates of the {listener} listener"))?;
         let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
         let verifier = match tls.client_auth {
             ClientAuth::Required => builder.build()?,

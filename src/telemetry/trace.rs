@@ -94,6 +94,20 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in the order a request can go through them.
+    pub const ALL: [Stage; 10] = [
+        Stage::Authenticate,
+        Stage::Read,
+        Stage::Authorize,
+        Stage::Tools,
+        Stage::Redact,
+        Stage::Admit,
+        Stage::Dispatch,
+        Stage::Answer,
+        Stage::Execute,
+        Stage::Audit,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Stage::Authenticate => "warden.authn",
@@ -456,20 +470,8 @@ mod tests {
 
     #[test]
     fn stage_names_are_distinct() {
-        let all = [
-            Stage::Authenticate,
-            Stage::Read,
-            Stage::Authorize,
-            Stage::Tools,
-            Stage::Redact,
-            Stage::Admit,
-            Stage::Dispatch,
-            Stage::Answer,
-            Stage::Execute,
-            Stage::Audit,
-        ];
-        let names: std::collections::BTreeSet<_> = all.iter().map(|s| s.name()).collect();
-        assert_eq!(names.len(), all.len());
+        let names: std::collections::BTreeSet<_> = Stage::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(names.len(), Stage::ALL.len());
     }
 
     #[test]
