@@ -51,6 +51,19 @@ fn setup(provider: &str, traces: &str) -> Setup {
     }
 }
 
+/// Warden in front of a mock provider, sending its traces to a receiver; `traces` adds
+/// keys to `telemetry.traces`.
+async fn traced(traces: &str) -> (Receiver, MockProvider, Setup, Warden) {
+    let receiver = Receiver::start().await;
+    let provider = MockProvider::start(&[]);
+    let s = setup(
+        &provider.base_url(),
+        &format!("    endpoint: {}\n{traces}", receiver.endpoint()),
+    );
+    let w = Warden::start(&s.config);
+    (receiver, provider, s, w)
+}
+
 fn chat(stream: bool) -> Value {
     json!({
         "model": "gpt-4o-mini",
@@ -83,16 +96,7 @@ async fn post(w: &Warden, body: &Value, traceparent: Option<&str>) -> Reply {
 
 #[tokio::test]
 async fn a_request_is_one_trace_with_its_stages_attempts_and_genai_attributes() {
-    let receiver = Receiver::start().await;
-    let provider = MockProvider::start(&[]);
-    let s = setup(
-        &provider.base_url(),
-        &format!(
-            "    endpoint: {}\n    sampling_ratio: 0.0\n",
-            receiver.endpoint()
-        ),
-    );
-    let w = Warden::start(&s.config);
+    let (receiver, provider, s, w) = traced("    sampling_ratio: 0.0\n").await;
 
     // The client's trace is sampled: Warden follows it, whatever its own ratio.
     let traceparent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
@@ -220,13 +224,7 @@ async fn a_request_is_one_trace_with_its_stages_attempts_and_genai_attributes() 
 
 #[tokio::test]
 async fn an_unsampled_request_exports_nothing_but_carries_the_trace_on() {
-    let receiver = Receiver::start().await;
-    let provider = MockProvider::start(&[]);
-    let s = setup(
-        &provider.base_url(),
-        &format!("    endpoint: {}\n", receiver.endpoint()),
-    );
-    let w = Warden::start(&s.config);
+    let (receiver, provider, _s, w) = traced("").await;
     let unsampled = "b".repeat(32);
     let r = post(
         &w,
@@ -262,6 +260,32 @@ async fn an_unsampled_request_exports_nothing_but_carries_the_trace_on() {
         receiver.trace(&unsampled).is_empty(),
         "the unsampled request was exported"
     );
+
+    // A malformed or oversized `traceparent` (an all-zero trace id, bad hex, a wrong
+    // version, 8 KiB of junk) is ignored: the request is served in a trace of its own.
+    let junk = format!("00-{}-{CLIENT_SPAN}-01", "z".repeat(8192));
+    for bad in [
+        format!("00-{}-{CLIENT_SPAN}-01", "0".repeat(32)),
+        format!("00-{}-{CLIENT_SPAN}-01", "g".repeat(32)),
+        format!("ff-{CLIENT_TRACE}-{CLIENT_SPAN}-01"),
+        junk,
+    ] {
+        let r = post(&w, &chat(false), Some(&bad)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let sent = provider.last_request().await["headers"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let parts: Vec<&str> = sent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{sent}");
+        assert_eq!(parts[1].len(), 32, "{sent}");
+        assert!(parts[1].bytes().all(|b| b.is_ascii_hexdigit()), "{sent}");
+        assert_ne!(parts[1], "0".repeat(32), "{sent}");
+        assert!(
+            !bad.contains(parts[1]),
+            "the client's bad id was kept: {sent}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -317,13 +341,7 @@ fn bad_trace_settings_stop_the_start() {
 
 #[tokio::test]
 async fn a_stored_response_is_read_under_the_clients_trace() {
-    let receiver = Receiver::start().await;
-    let provider = MockProvider::start(&[]);
-    let s = setup(
-        &provider.base_url(),
-        &format!("    endpoint: {}\n", receiver.endpoint()),
-    );
-    let w = Warden::start(&s.config);
+    let (receiver, provider, _s, w) = traced("").await;
     let auth = format!("Bearer {KEY}");
     let headers = [
         ("authorization", auth.as_str()),
