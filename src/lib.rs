@@ -5,6 +5,9 @@
 //! (`auth`, `policy`, `pii`, `tokens`, `limits`, `provider`, `audit`); `proxy` strings
 //! them together. `docs/architecture.md` describes the design.
 
+// The request's future nests every stage's, the Redis cluster client's included; its
+// layout is deeper than the default limit of 128.
+#![recursion_limit = "256"]
 // Data from clients and providers never reaches a panic: no indexing or slicing that can
 // fail, no unwrap or expect outside tests. A panic that slips through anyway is caught at
 // the request boundary (`proxy::fault`).

@@ -2,13 +2,15 @@
 //! calls: counters, once-marks, values with a TTL and compare-and-set behave alike. The
 //! `state` section and its `limits` aliases configure it; the keys Warden writes carry
 //! one Redis Cluster hash tag per tenant; replicas share limits through a TLS-only Redis
-//! with client certificates and an ACL user.
+//! with client certificates and an ACL user, through a three-node Redis Cluster (a node
+//! restart included) and through a primary named by Redis Sentinel (a failover included).
 
 mod common;
 
 use std::time::Duration;
 
 use common::redis::Redis;
+use common::redis_topologies::{Cluster, Sentinel};
 use common::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -150,7 +152,7 @@ fn the_state_section_and_its_limits_aliases() {
     assert!(both.contains("aliases of the `state` section"), "{both}");
     let missing = parse(&format!("{base}state:\n  backend: redis\n")).unwrap_err();
     assert!(
-        missing.contains("state: `redis: {url}` is required"),
+        missing.contains("state: `redis` (`url`, `cluster` or `sentinel`) is required"),
         "{missing}"
     );
     let braces = parse(&format!(
@@ -370,6 +372,294 @@ fn redis_tls_settings_are_checked_at_start() {
             "state:\n  backend: redis\n  redis:\n    {redis}"
         )))
         .unwrap_err();
+        assert!(err.contains(complaint), "{redis}: {err}");
+    }
+}
+
+const CHAT: &str = r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}"#;
+
+/// `n` API keys, `key-0`…, each of its own tenant `shop-0`…, and the admin token.
+fn shops(n: usize) -> String {
+    let mut out = String::from("admin_token: admin-secret\nauth:\n  api_keys:\n");
+    for i in 0..n {
+        let hash = hex::encode(Sha256::digest(format!("key-{i}").as_bytes()));
+        out.push_str(&format!(
+            "    - id: app-{i}\n      sha256: {hash}\n      tenant: shop-{i}\n"
+        ));
+    }
+    out
+}
+
+/// A Warden config for `shops(n)` whose default profile `p` is `profile`, its state in
+/// `redis` (the body of `state.redis`).
+fn shared_limits(n: usize, redis: &str, profile: &str) -> String {
+    mock_config(&format!(
+        "{}state:\n  backend: redis\n  redis:\n{redis}limits:\n  default_profile: p\n  profiles:\n    p:\n{profile}",
+        shops(n)
+    ))
+}
+
+fn cluster_redis(cluster: &Cluster, prefix: &str) -> String {
+    format!(
+        "    cluster: [{}]\n    timeout_ms: 200\n    key_prefix: {prefix}\n",
+        cluster.urls().join(", ")
+    )
+}
+
+async fn shop_call(w: &Warden, shop: usize) -> Reply {
+    chat_with_key(
+        w,
+        &format!("key-{shop}"),
+        &serde_json::from_str(CHAT).unwrap(),
+    )
+    .await
+}
+
+/// Sends `per_shop` requests for each of `shops` shops at once, spread over `replicas`;
+/// the statuses by shop.
+async fn burst(replicas: &[Warden], shops: usize, per_shop: usize) -> Vec<Vec<u16>> {
+    let mut tasks = Vec::new();
+    for i in 0..shops * per_shop {
+        let url = replicas[i % replicas.len()].url("/v1/chat/completions");
+        let shop = i % shops;
+        tasks.push(tokio::spawn(async move {
+            let status = send(
+                "POST",
+                &url,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer key-{shop}")),
+                ],
+                CHAT.as_bytes().to_vec(),
+            )
+            .await
+            .status;
+            (shop, status)
+        }));
+    }
+    let mut by_shop = vec![Vec::new(); shops];
+    for t in tasks {
+        let (shop, status) = t.await.unwrap();
+        by_shop[shop].push(status);
+    }
+    by_shop
+}
+
+/// The requests of `tenant`'s usage today, as the admin API reports it.
+async fn usage_requests(w: &Warden, tenant: &str) -> i64 {
+    admin_get(w, &format!("/admin/v1/usage?tenant={tenant}"))
+        .await
+        .json()["today"]["gpt-4o-mini"]["requests"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+/// Three replicas over a three-node Redis Cluster admit exactly each tenant's limit of a
+/// burst; tenants' counters spread over the shards, and their settlements (markers,
+/// usage) run on their slots. A profile keyed by no tenant is exact too, its usage
+/// settled in each tenant's own slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_limits_exactly_over_a_redis_cluster() {
+    let cluster = Cluster::start();
+    let shops_n = 6;
+    let config = shared_limits(
+        shops_n,
+        &cluster_redis(&cluster, "tenants"),
+        "      on_store_error: deny\n      requests:\n        - {limit: 5, per: minute, key: [tenant]}\n      \
+         tokens:\n        - {limit: 1000000, per: minute, key: [tenant]}\n",
+    );
+    let replicas = [
+        Warden::start(&config),
+        Warden::start(&config),
+        Warden::start(&config),
+    ];
+    let statuses = burst(&replicas, shops_n, 12).await;
+    for (shop, s) in statuses.iter().enumerate() {
+        let admitted = s.iter().filter(|s| **s == 200).count();
+        let limited = s.iter().filter(|s| **s == 429).count();
+        assert_eq!((admitted, limited), (5, 7), "shop-{shop}: {s:?}");
+    }
+    let holding = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.cli(&["DBSIZE"]).trim() != "0")
+        .count();
+    assert!(holding >= 2, "tenants' counters spread over the shards");
+    for shop in 0..shops_n {
+        let tenant = format!("shop-{shop}");
+        let settled = eventually(Duration::from_secs(10), || async {
+            usage_requests(&replicas[0], &tenant).await == 5
+        })
+        .await;
+        assert!(settled, "{tenant}'s usage is settled in its slot");
+    }
+    assert!(
+        !replicas.iter().any(|w| w.logs().contains("CROSSSLOT")),
+        "{}",
+        replicas[0].logs()
+    );
+
+    // Keyed by model only: every counter carries the global tag, the usage its tenant's.
+    let global = Warden::start(&shared_limits(
+        2,
+        &cluster_redis(&cluster, "global"),
+        "      on_store_error: deny\n      requests:\n        - {limit: 4, per: minute, key: [model]}\n      \
+         tokens:\n        - {limit: 1000000, per: minute, key: [model]}\n",
+    ));
+    assert!(
+        global.logs().contains("keys no limit by tenant"),
+        "start-up says the profile uses one slot: {}",
+        global.logs()
+    );
+    let statuses = burst(std::slice::from_ref(&global), 2, 4).await;
+    let admitted = statuses.concat().iter().filter(|s| **s == 200).count();
+    assert_eq!(admitted, 4, "{statuses:?}");
+    let settled = eventually(Duration::from_secs(10), || async {
+        usage_requests(&global, "shop-0").await + usage_requests(&global, "shop-1").await == 4
+    })
+    .await;
+    assert!(
+        settled,
+        "usage of a global profile is settled: {}",
+        global.logs()
+    );
+}
+
+/// A cluster node that goes away: its tenants follow `on_store_error` (deny: 503) while
+/// the other shards keep serving theirs; restarted (empty), it serves again and the
+/// limits hold again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_restart_follows_on_store_error_and_recovers() {
+    let mut cluster = Cluster::start();
+    let shops_n = 6;
+    let w = Warden::start(&shared_limits(
+        shops_n,
+        &cluster_redis(&cluster, "restart"),
+        "      on_store_error: deny\n      requests:\n        - {limit: 3, per: minute, key: [tenant]}\n",
+    ));
+    let node_of = |shop: usize| cluster.node_for(&format!("{{t:shop-{shop}}}"));
+    let down = node_of(0);
+    let other = (1..shops_n)
+        .find(|s| node_of(*s) != down)
+        .expect("a shop on another node");
+    for shop in [0, other] {
+        assert_eq!(shop_call(&w, shop).await.status, 200);
+    }
+
+    cluster.nodes[down].kill();
+    let refused = shop_call(&w, 0).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "rate_limit_unavailable");
+    let served = shop_call(&w, other).await;
+    assert_eq!(served.status, 200, "other shards serve: {}", served.text());
+
+    cluster.nodes[down].restart();
+    cluster.wait_ok();
+    let recovered = eventually(Duration::from_secs(20), || async {
+        shop_call(&w, 0).await.status == 200
+    })
+    .await;
+    assert!(recovered, "the restarted node serves again: {}", w.logs());
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(shop_call(&w, 0).await.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 429], "limits hold again");
+    assert_eq!(
+        shop_call(&w, other).await.status,
+        200,
+        "the other shard's counts were kept"
+    );
+}
+
+/// Through Sentinel: the primary it names holds the counters; when it dies and the
+/// replica is promoted, Warden asks again and the limits hold on the new primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_moves_limits_to_the_new_primary() {
+    let mut redis = Sentinel::start();
+    let w = Warden::start(&shared_limits(
+        1,
+        &format!(
+            "    sentinel:\n      master: main\n      nodes: [redis://127.0.0.1:{}]\n    timeout_ms: 200\n",
+            redis.sentinel.port
+        ),
+        "      on_store_error: deny\n      requests:\n        - {limit: 3, per: minute, key: [tenant]}\n",
+    ));
+    let first = shop_call(&w, 0).await;
+    assert_eq!(first.status, 200, "{}\n{}", first.text(), w.logs());
+    assert_ne!(
+        redis.primary.cli(&["DBSIZE"]).trim(),
+        "0",
+        "the primary counts"
+    );
+
+    redis.fail_over();
+    let recovered = eventually(Duration::from_secs(20), || async {
+        shop_call(&w, 0).await.status == 200
+    })
+    .await;
+    assert!(recovered, "Warden follows the failover: {}", w.logs());
+    assert!(redis.replica.cli(&["ROLE"]).starts_with("master"));
+    assert_ne!(
+        redis.replica.cli(&["DBSIZE"]).trim(),
+        "0",
+        "the new primary counts"
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(shop_call(&w, 0).await.status);
+    }
+    assert!(
+        statuses.ends_with(&[429]) && statuses.iter().filter(|s| **s == 429).count() <= 3,
+        "the limit holds on the new primary: {statuses:?}"
+    );
+}
+
+#[test]
+fn redis_topologies_are_checked_at_start() {
+    let state = |redis: &str, profile: &str| {
+        parse(&mock_config(&format!(
+            "state:\n  backend: redis\n  redis:\n{redis}limits:\n  default_profile: p\n  profiles:\n    p:\n{profile}"
+        )))
+    };
+    let tenant = "      requests:\n        - {limit: 1, per: minute, key: [tenant]}\n";
+    let mixed = "      requests:\n        - {limit: 1, per: minute, key: [tenant]}\n      \
+                 tokens:\n        - {limit: 100, per: minute, key: [model]}\n";
+    let cluster = "    cluster: [redis://127.0.0.1:7000, redis://127.0.0.1:7001]\n";
+    let c = state(cluster, tenant).unwrap();
+    assert!(matches!(
+        c.state().redis.unwrap().topology(),
+        warden::config::RedisTopology::Cluster(nodes) if nodes.len() == 2
+    ));
+    let err = state(cluster, mixed).unwrap_err();
+    assert!(
+        err.contains("limits.profiles.p") && err.contains("all its limits by `tenant` or none"),
+        "{err}"
+    );
+    assert!(
+        state("    url: redis://127.0.0.1:1/\n", mixed).is_ok(),
+        "one server runs any script"
+    );
+    for (redis, complaint) in [
+        (
+            "    url: redis://127.0.0.1:1/\n    cluster: [redis://127.0.0.1:7000]\n",
+            "exactly one of",
+        ),
+        ("    timeout_ms: 10\n", "exactly one of"),
+        (
+            "    sentinel: {master: main, nodes: []}\n",
+            "at least one of its `nodes`",
+        ),
+        (
+            "    cluster: [rediss://127.0.0.1:7000, redis://127.0.0.1:7001]\n",
+            "all use TLS",
+        ),
+        (
+            "    sentinel: {master: main, nodes: [http://127.0.0.1:26379]}\n",
+            "redis:// or rediss://",
+        ),
+    ] {
+        let err = state(redis, tenant).unwrap_err();
         assert!(err.contains(complaint), "{redis}: {err}");
     }
 }

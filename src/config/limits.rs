@@ -191,8 +191,23 @@ pub enum OnStoreError {
     Deny,
 }
 
+/// Which Redis Cluster hash tags a profile's counters carry (see `state::tag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagScope {
+    /// No counters.
+    Empty,
+    /// Every counter is keyed by tenant: one slot per tenant.
+    Tenant,
+    /// No counter is keyed by tenant: every request's counters share the global slot.
+    Global,
+    /// Some are and some are not: one admission touches two slots.
+    Mixed,
+}
+
 impl LimitsConfig {
-    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+    /// With `cluster` (Redis Cluster), a profile whose admission would touch two hash
+    /// slots is refused: Redis Cluster runs a script on one slot only.
+    pub(crate) fn validate(&self, cluster: bool) -> Result<(), Invalid> {
         if let Some(d) = &self.default_profile
             && !self.profiles.contains_key(d)
         {
@@ -202,13 +217,46 @@ impl LimitsConfig {
             ));
         }
         for (name, p) in &self.profiles {
-            p.validate(&["limits", "profiles", name.as_str()])?;
+            let path = ["limits", "profiles", name.as_str()];
+            p.validate(&path)?;
+            if cluster && p.tag_scope() == TagScope::Mixed {
+                return Err(invalid(
+                    &path,
+                    "with Redis Cluster a profile must key all its limits by `tenant` or none of them \
+                     (one admission runs on one hash slot; see docs/limits.md)",
+                ));
+            }
         }
         Ok(())
     }
 }
 
 impl LimitProfile {
+    /// The hash tags the profile's counters carry.
+    pub fn tag_scope(&self) -> TagScope {
+        let keys = self
+            .requests
+            .iter()
+            .map(|l| &l.key)
+            .chain(self.tokens.iter().map(|l| &l.key))
+            .chain(self.concurrent.iter().map(|l| &l.key))
+            .chain(self.budgets.iter().map(|l| &l.key));
+        let (mut tenant, mut global) = (false, false);
+        for key in keys {
+            if key.contains(&KeyPart::Tenant) {
+                tenant = true;
+            } else {
+                global = true;
+            }
+        }
+        match (tenant, global) {
+            (false, false) => TagScope::Empty,
+            (true, false) => TagScope::Tenant,
+            (false, true) => TagScope::Global,
+            (true, true) => TagScope::Mixed,
+        }
+    }
+
     fn validate(&self, path: &[&str]) -> Result<(), Invalid> {
         if self.requests.iter().any(|r| r.limit == 0)
             || self.tokens.iter().any(|r| r.limit == 0)

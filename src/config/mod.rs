@@ -37,7 +37,7 @@ pub use entity::Entity;
 pub use env::substitute;
 pub use limits::{
     Budget, BudgetPeriod, ConcurrencyLimit, KeyPart, LimitProfile, LimitsConfig, OnStoreError,
-    OnUnpriced, Period, RequestLimit, TokenLimit,
+    OnUnpriced, Period, RequestLimit, TagScope, TokenLimit,
 };
 pub use pii::{
     NerConfig, NerMode, PiiAction, PiiConfig, PiiProfile, RestoreSource, ScanOutput, TokenInput,
@@ -47,7 +47,10 @@ pub use providers::{
     ModelConfig, ProviderConfig, ProviderKind, RetrySettings, TargetConfig, Timeouts,
 };
 pub use server::{ClientAuth, ListenerTls, LogFormat, LogSettings, ServerSettings};
-pub use state::{DEFAULT_LOCAL_MAX_ENTRIES, RedisConfig, StateBackend, StateConfig};
+pub use state::{
+    DEFAULT_LOCAL_MAX_ENTRIES, RedisConfig, RedisTopology, SentinelConfig, StateBackend,
+    StateConfig,
+};
 pub use telemetry::{TelemetryConfig, TracesConfig};
 pub use tools::{ApprovalsConfig, BackendConfig, BackendKind, SelectionConfig, ToolsConfig};
 
@@ -273,7 +276,11 @@ impl Config {
                 // The aliases `limits.backend` and `limits.redis` configure the state.
                 self.state().validate(&["limits"])?;
             }
-            limits.validate()?;
+            let cluster = self
+                .state()
+                .redis
+                .is_some_and(|r| matches!(r.topology(), RedisTopology::Cluster(_)));
+            limits.validate(cluster)?;
         }
         if let Some(pii) = &self.pii {
             pii.validate()?;

@@ -61,8 +61,18 @@ pub enum StateBackend {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port/[db]` or `rediss://` for TLS.
-    pub url: String,
+    /// One Redis server (or a managed service's single endpoint):
+    /// `redis://[user:password@]host:port/[db]` or `rediss://` for TLS. Exactly one of
+    /// `url`, `cluster` and `sentinel`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Redis Cluster: some of its nodes (`redis://host:port` or `rediss://`), from which
+    /// the client learns the rest and follows slot moves and failovers.
+    #[serde(default)]
+    pub cluster: Vec<String>,
+    /// A primary found through Redis Sentinel, asked again after a failover.
+    #[serde(default)]
+    pub sentinel: Option<SentinelConfig>,
     /// Longest wait for one Redis operation before the caller's failure setting decides
     /// (e.g. a limit profile's `on_store_error`).
     #[serde(default = "default_redis_timeout")]
@@ -88,11 +98,53 @@ pub struct RedisConfig {
     pub key_file: Option<PathBuf>,
 }
 
+/// Redis Sentinel: where the sentinels are and which primary to ask them for. The
+/// primary is reached with the URLs' scheme (TLS with `rediss://`) and `state.redis`'s
+/// user and password.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> …`).
+    pub master: String,
+    /// The sentinels: `redis://host:port` (usually port 26379) or `rediss://`.
+    pub nodes: Vec<String>,
+    /// The sentinels' own ACL user and password, when they require one.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// How Warden reaches Redis.
+#[derive(Debug, Clone, Copy)]
+pub enum RedisTopology<'a> {
+    Single(&'a str),
+    Cluster(&'a [String]),
+    Sentinel(&'a SentinelConfig),
+}
+
 impl RedisConfig {
-    /// The settings for `url`, everything else at its default.
+    /// The settings for one server at `url`, everything else at its default.
     pub fn at(url: impl Into<String>) -> RedisConfig {
         RedisConfig {
-            url: url.into(),
+            url: Some(url.into()),
+            ..RedisConfig::empty()
+        }
+    }
+
+    /// The settings for a Redis Cluster with these seed nodes.
+    pub fn cluster(nodes: Vec<String>) -> RedisConfig {
+        RedisConfig {
+            cluster: nodes,
+            ..RedisConfig::empty()
+        }
+    }
+
+    fn empty() -> RedisConfig {
+        RedisConfig {
+            url: None,
+            cluster: Vec::new(),
+            sentinel: None,
             timeout_ms: default_redis_timeout(),
             key_prefix: default_redis_prefix(),
             username: None,
@@ -103,16 +155,60 @@ impl RedisConfig {
         }
     }
 
-    /// Whether the URL asks for TLS.
+    /// Which of `url`, `cluster` and `sentinel` is set (validation keeps it to one).
+    pub fn topology(&self) -> RedisTopology<'_> {
+        match (&self.url, &self.sentinel) {
+            (Some(url), _) => RedisTopology::Single(url),
+            (None, Some(s)) => RedisTopology::Sentinel(s),
+            (None, None) => RedisTopology::Cluster(&self.cluster),
+        }
+    }
+
+    /// Every URL given: the server, the cluster's nodes or the sentinels.
+    fn urls(&self) -> impl Iterator<Item = &str> {
+        self.url
+            .iter()
+            .chain(&self.cluster)
+            .chain(self.sentinel.iter().flat_map(|s| &s.nodes))
+            .map(String::as_str)
+    }
+
+    /// Whether the URLs ask for TLS.
     pub fn tls(&self) -> bool {
-        self.url.starts_with("rediss://")
+        self.urls().any(|u| u.starts_with("rediss://"))
     }
 
     pub(crate) fn validate(&self, path: &[&str]) -> Result<(), Invalid> {
-        if !self.url.starts_with("redis://") && !self.tls() {
+        let given = usize::from(self.url.is_some())
+            + usize::from(!self.cluster.is_empty())
+            + usize::from(self.sentinel.is_some());
+        if given != 1 {
             return Err(invalid(
                 path,
-                "`redis.url` must start with redis:// or rediss:// (TLS)",
+                "`redis` needs exactly one of `url` (one server), `cluster` (its nodes) and `sentinel`",
+            ));
+        }
+        if let Some(s) = &self.sentinel
+            && (s.master.is_empty() || s.nodes.is_empty())
+        {
+            return Err(invalid(
+                path,
+                "`redis.sentinel` needs `master` and at least one of its `nodes`",
+            ));
+        }
+        if self
+            .urls()
+            .any(|u| !u.starts_with("redis://") && !u.starts_with("rediss://"))
+        {
+            return Err(invalid(
+                path,
+                "Redis URLs must start with redis:// or rediss:// (TLS)",
+            ));
+        }
+        if self.tls() && self.urls().any(|u| u.starts_with("redis://")) {
+            return Err(invalid(
+                path,
+                "Redis URLs must all use TLS (rediss://) or none of them",
             ));
         }
         let files = self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some();
@@ -128,7 +224,7 @@ impl RedisConfig {
                 "`redis.cert_file` and `redis.key_file` go together",
             ));
         }
-        if self.password.is_some() && self.url.contains('@') {
+        if self.password.is_some() && self.urls().any(|u| u.contains('@')) {
             return Err(invalid(
                 path,
                 "give the Redis credentials in the URL or in `username`/`password`, not both",
@@ -181,7 +277,7 @@ impl StateConfig {
         match (&self.backend, &self.redis) {
             (StateBackend::Redis, None) => Err(invalid(
                 path,
-                "`redis: {url}` is required for backend redis",
+                "`redis` (`url`, `cluster` or `sentinel`) is required for backend redis",
             )),
             (_, Some(r)) if r.key_prefix.is_empty() || r.key_prefix.contains(['{', '}']) => {
                 Err(invalid(

@@ -52,6 +52,26 @@ pub struct Gateway {
     pub started_at: u64,
 }
 
+/// Under Redis Cluster, says at start-up which limit profiles key nothing by tenant:
+/// exact, but every request's counters share one slot, so one shard serves them all.
+fn warn_single_slot_profiles(config: &Config) {
+    let cluster = config
+        .state()
+        .redis
+        .is_some_and(|r| matches!(r.topology(), crate::config::RedisTopology::Cluster(_)));
+    let Some(limits) = config.limits.as_ref().filter(|_| cluster) else {
+        return;
+    };
+    for (name, profile) in &limits.profiles {
+        if profile.tag_scope() == crate::config::TagScope::Global {
+            tracing::warn!(
+                profile = %name,
+                "limit profile keys no limit by tenant: under Redis Cluster all its counters share one hash slot, so one shard serves every request it admits"
+            );
+        }
+    }
+}
+
 impl Gateway {
     pub fn new(config: Config) -> anyhow::Result<Gateway> {
         let upstreams = Upstreams::from_config(&config)?;
@@ -71,6 +91,7 @@ impl Gateway {
             .unwrap_or(0);
         let state = StateStore::from_config(&config.state())?;
         let limits = Limiter::from_config(config.limits.as_ref(), &state);
+        warn_single_slot_profiles(&config);
         if limits.has_usd_budgets() {
             let unpriced = unpriced_models(&upstreams, policy.as_deref());
             if !unpriced.is_empty() {

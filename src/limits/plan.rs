@@ -130,7 +130,8 @@ pub(super) struct Plan {
     /// the admission under it, so its settlement knows whether it committed.
     pub lease: String,
     pub lease_ttl: Duration,
-    /// The request's tenant's hash tag, which the admission's marker carries.
+    /// The hash tag the admission's marker carries: its counters' when they all carry
+    /// one (so that the script touches one Redis Cluster slot), else the tenant's.
     pub tag: String,
 }
 
@@ -168,7 +169,7 @@ pub(super) struct Settlement {
     /// Settles exactly once under this id (a retry after an unanswered attempt is a
     /// no-op in a shared store).
     pub id: String,
-    /// The request's tenant's hash tag, which the settlement's own keys carry.
+    /// The plan's hash tag, which the settlement's own keys carry.
     pub tag: String,
     /// The admission this settles, by its id (`None`: usage only, nothing was admitted).
     pub admission: Option<String>,
@@ -282,15 +283,33 @@ impl Plan {
                 })
             })
             .collect();
-        Plan {
+        let mut plan = Plan {
             requests,
             tokens,
             concurrent,
             budgets,
             lease: lease_id.to_string(),
             lease_ttl,
-            tag: crate::state::tag(facts.tenant),
-        }
+            tag: String::new(),
+        };
+        plan.tag = plan
+            .shared_tag()
+            .map_or_else(|| crate::state::tag(facts.tenant), str::to_string);
+        plan
+    }
+
+    /// The hash tag every counter's key starts with, when they share one.
+    fn shared_tag(&self) -> Option<&str> {
+        let mut tags = self
+            .requests
+            .iter()
+            .map(|c| &c.key)
+            .chain(self.tokens.iter().map(|c| &c.key))
+            .chain(self.concurrent.iter().map(|c| &c.key))
+            .chain(self.budgets.iter().map(|c| &c.key))
+            .map(|key| key.split_inclusive('}').next().unwrap_or(key));
+        let first = tags.next()?;
+        tags.all(|tag| tag == first).then_some(first)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -495,6 +514,26 @@ impl Settlement {
     pub fn with_usage(mut self, usage: Option<UsageEntry>) -> Self {
         self.usage = usage;
         self
+    }
+
+    /// Splits off the usage when its tenant's hash tag is not the settlement's (a
+    /// profile keyed by no tenant), so that each part runs in a script on one slot; each
+    /// part is applied once under the settlement's id, in its own tag.
+    pub fn split_usage(mut self) -> (Settlement, Option<Settlement>) {
+        let usage_tag = match &self.usage {
+            Some(u) => crate::state::tag(Some(&u.tenant)),
+            None => return (self, None),
+        };
+        if usage_tag == self.tag {
+            return (self, None);
+        }
+        let usage = Settlement {
+            id: self.id.clone(),
+            tag: usage_tag,
+            usage: self.usage.take(),
+            ..Settlement::default()
+        };
+        (self, Some(usage))
     }
 }
 

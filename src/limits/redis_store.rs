@@ -23,12 +23,10 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
-
 use super::plan::{Plan, Settlement};
 use super::usage::{TenantUsage, by_model};
 use super::{Admission, Periods, StoreError, Verdict};
-use crate::state::redis::millis;
+use crate::state::redis::{Connection, millis};
 use crate::state::{Key, RedisState};
 
 /// The limits' namespace in the shared state.
@@ -204,7 +202,7 @@ impl RedisStore {
 
     async fn with_connection<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         self.state
@@ -299,10 +297,27 @@ impl RedisStore {
             let Some(store) = store.upgrade() else {
                 return;
             };
-            // One script per tenant: the keys of one script share one hash tag.
+            // One script per hash tag: the keys of one script share one slot. Usage
+            // whose tenant's tag is not its settlement's is applied in its own tag; its
+            // reply is nobody's.
             let mut by_tag: HashMap<String, Vec<(Settlement, SettleReply)>> = HashMap::new();
-            for item in batch {
-                by_tag.entry(item.0.tag.clone()).or_default().push(item);
+            for (s, reply) in batch {
+                let (main, usage) = s.split_usage();
+                if let Some(usage) = usage {
+                    let (nobody, _) = tokio::sync::oneshot::channel();
+                    by_tag
+                        .entry(usage.tag.clone())
+                        .or_default()
+                        .push((usage, nobody));
+                }
+                if main.is_empty() {
+                    let _ = reply.send(Ok(Vec::new()));
+                } else {
+                    by_tag
+                        .entry(main.tag.clone())
+                        .or_default()
+                        .push((main, reply));
+                }
             }
             for (_, group) in by_tag {
                 let settlements: Vec<&Settlement> = group.iter().map(|(s, _)| s).collect();

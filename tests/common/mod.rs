@@ -20,6 +20,7 @@ use serde_json::Value;
 pub mod issuer;
 pub mod otlp;
 pub mod redis;
+pub mod redis_topologies;
 pub mod s3;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_warden");

@@ -1,13 +1,14 @@
 //! A real `redis-server` on a loopback port for the tests and benchmarks, stopped when its
-//! handle drops.
+//! handle drops; `redis_topologies` builds clusters and sentinels from it.
 
 use std::process::{Child, Command};
 use std::time::Duration;
 
 pub struct Redis {
     pub port: u16,
+    args: Vec<String>,
     child: Option<Child>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -20,28 +21,49 @@ impl Redis {
     /// it listens on, `port`: `--port`, or `--port 0 --tls-port` for TLS only) and waits
     /// until `port` accepts connections.
     pub fn start_with(port: u16, args: &[&str]) -> Redis {
+        Redis::start_with_conf(port, None, args)
+    }
+
+    /// Starts `redis-server` with `conf` written to a config file in its directory (given
+    /// first), then `args`.
+    pub fn start_with_conf(port: u16, conf: Option<&str>, args: &[&str]) -> Redis {
         let dir = tempfile::tempdir().unwrap();
+        let mut all = Vec::new();
+        if let Some(conf) = conf {
+            let file = dir.path().join("redis.conf");
+            std::fs::write(&file, conf).unwrap();
+            all.push(file.display().to_string());
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut redis = Redis {
+            port,
+            args: all,
+            child: None,
+            dir,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let log = self.dir.path().join("redis.log");
         let child = Command::new("redis-server")
-            .args(args)
+            .args(&self.args)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::fs::File::create(dir.path().join("redis.log")).unwrap())
+            .arg(self.dir.path())
+            .stdout(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("redis-server (installed by scripts/setup.sh)");
+        self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "redis did not start: {}",
-                std::fs::read_to_string(dir.path().join("redis.log")).unwrap_or_default()
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
-        Redis {
-            port,
-            child: Some(child),
-            _dir: dir,
         }
     }
 
@@ -56,6 +78,23 @@ impl Redis {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts the killed server again with its arguments and directory (a cluster node
+    /// rejoins with its `nodes.conf`), empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// `redis-cli` on this server, without cluster redirection: its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
