@@ -1,7 +1,9 @@
 //! Shipping finished spans: the OTLP/HTTP exporter, on Warden's own outbound HTTP client
 //! (rustls, an optional CA bundle) run on an export thread of its own, and counted in
 //! `warden_trace_spans_total{result}`. The SDK's batch processor calls the exporter from
-//! its own thread, never from a request.
+//! its own thread, never from a request. Both threads run at the lowest scheduling
+//! priority: on busy cores, requests come first, and spans wait (and past the queue's
+//! bound, are dropped and counted).
 
 use std::time::Duration;
 
@@ -17,6 +19,24 @@ use crate::config::TracesConfig;
 
 /// The most of a collector's answer read (it is only checked for success).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The export threads' nice value: the lowest priority.
+const EXPORT_NICE: i32 = 19;
+
+/// Lowers the calling thread's scheduling priority to [`EXPORT_NICE`]. Best effort: where
+/// the system refuses, the thread keeps its priority.
+fn lower_priority() {
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), EXPORT_NICE)
+    {
+        tracing::debug!(error = %e, "telemetry: the export thread keeps its priority");
+    }
+}
+
+thread_local! {
+    /// Whether this thread's priority was lowered already.
+    static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
 /// The OTLP exporter for `config`, counting what it ships.
 pub fn exporter(
@@ -54,7 +74,10 @@ impl ExportClient {
         let handle = runtime.handle().clone();
         std::thread::Builder::new()
             .name("otlp-export".into())
-            .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+            .spawn(move || {
+                lower_priority();
+                runtime.block_on(std::future::pending::<()>())
+            })?;
         Ok(ExportClient {
             client,
             runtime: handle,
@@ -90,6 +113,11 @@ pub struct Counted<E>(E);
 
 impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        // The batch processor's thread, which encodes the batch, is the SDK's: lowered
+        // on its first export.
+        if !LOWERED.replace(true) {
+            lower_priority();
+        }
         let spans = batch.len() as u64;
         let result = self.0.export(batch).await;
         let outcome = if result.is_ok() { "exported" } else { "failed" };
