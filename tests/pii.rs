@@ -383,7 +383,7 @@ fn shipped_profile_on(file: &str) -> (warden::pii::eval::Report, String) {
 /// tuned on. Targets: recall 0.99 overall and 0.97 per type, precision 0.97, commerce
 /// terms kept 0.995. Precision and commerce terms meet them. Recall is held to what the
 /// detector reaches (0.978 overall; 0.968 for each type with ten values or more; types
-/// with fewer count in the total only), below its target, and so is *covered* (0.934: the
+/// with fewer count in the total only), below its target, and so is *covered* (0.949: the
 /// values no part of which a provider can read), so that a change that loses any of it
 /// fails.
 #[test]
@@ -393,7 +393,7 @@ fn held_out_set_meets_the_targets_on_the_default_profile() {
         Floors {
             examples: 150,
             recall: 0.975,
-            covered: 0.93,
+            covered: 0.945,
             precision: 0.97,
             kept: 0.995,
         },
@@ -425,9 +425,9 @@ fn tuning_set_keeps_its_figures_on_the_default_profile() {
     );
 }
 
-/// The hand-written tuning messages hold what tuning reached on them (recall 0.993,
-/// covered 0.986, precision 0.993): pieces of addresses and names, phones and birth dates
-/// as people write them in seven languages.
+/// The hand-written tuning messages hold what tuning reached on them (recall 0.995,
+/// covered 0.993, precision 0.998): pieces of addresses and names, phones and birth dates
+/// as people write them in eight languages.
 #[test]
 fn hand_written_tuning_set_keeps_its_figures_on_the_default_profile() {
     shipped_profile_keeps(

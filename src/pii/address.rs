@@ -114,7 +114,7 @@ const PROSE: &[&str] = &[
 )]
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house\s+no\.?|h\.?\s?no\.?)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?),?\s+$",
+        r"(?:(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house\s+no\.?|h\.?\s?no\.?)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?|(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|sector|plot|block))|(?-u:\b)[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2}\s(?:House|Court|Towers?|Apartments|Mansions|Building|Residency|Heights|Villas|Chambers|Enclave|Complex))(?:,\s+|\s+)$",
     )
     .expect("address prefix compiles")
 });
@@ -128,11 +128,11 @@ static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&latin(concat!(
         // a floor mark glued to the house number before it ("45, 3º B"), or a separator
-        r"^(?:[º°ª]\s?(?:(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|derecha|dcha\.?|centro))?",
+        r"^(?:[º°ª]\s?(?:(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|(?:\s*,\s*|\s+|\s*[-–]\s*)(?:",
         // units and floors
         r"(?i:(?:apt\.?|apto\.?|apartment|appartamento|app\.|unit|suite|ste\.?|flat|studio|shop|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block)\s*[\w/º°ª.-]+)",
-        r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|derecha|dcha\.?|centro))?",
+        r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
         // postcodes
         r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)",
@@ -370,7 +370,7 @@ fn whole_words(rest: &str, end: usize) -> Option<usize> {
         let said_after = body.match_indices(' ').map(|(i, _)| i).find(|&i| {
             let word = body.get(i + 1..).unwrap_or_default();
             let word = word.split([' ', ',']).next().unwrap_or_default();
-            NOT_PLACES.contains(&word.to_lowercase().as_str())
+            !region_code(word) && NOT_PLACES.contains(&word.to_lowercase().as_str())
         });
         if let Some(i) = said_after {
             taken = offset + i;
@@ -396,10 +396,16 @@ fn not_a_place(first: &str, second: &str) -> bool {
         "la" | "le" | "el" | "il" | "les" | "los" | "las"
     );
     let capitalised = |w: &str| w.chars().next().is_some_and(char::is_uppercase);
-    if article && capitalised(first) && capitalised(second) {
+    if article && capitalised(first) && capitalised(second) || region_code(first) {
         return false;
     }
     NOT_PLACES.contains(&folded.as_str())
+}
+
+/// Whether `word` is written as a region's or province's code ("MI", "IL", "NSW"), which
+/// is a place even when the word in lower case is not ("mi", "il").
+fn region_code(word: &str) -> bool {
+    (2..=3).contains(&word.len()) && word.chars().all(|c| c.is_ascii_uppercase())
 }
 
 /// Compiles every pattern now (the first request should not pay for it).
@@ -481,10 +487,32 @@ mod tests {
                 "to 15 Harcourt Street, Dublin 2, D02 XY45 today",
                 "15 Harcourt Street, Dublin 2, D02 XY45",
             ),
-            // Spanish floors glued to the house number.
+            // Spanish floors glued to the house number, and abbreviated sides.
             (
                 "Mi dirección es Calle Serrano 41, 4º D, 28001 Madrid",
                 "Calle Serrano 41, 4º D, 28001 Madrid",
+            ),
+            (
+                "deliver to Calle de Alcalá 48, 3º izq, 28014 Madrid",
+                "Calle de Alcalá 48, 3º izq, 28014 Madrid",
+            ),
+            // A province's or state's code, even one that is a word in lower case.
+            (
+                "spedire a Via Roma 12, 20121 Milano MI, citofono",
+                "Via Roma 12, 20121 Milano MI",
+            ),
+            (
+                "to 1200 W Madison St, Chicago IL 60607 please",
+                "1200 W Madison St, Chicago IL 60607",
+            ),
+            // A unit word before the number, a building's name before the street.
+            (
+                "send to Unit 5/22 George St, Sydney NSW 2000 instead",
+                "Unit 5/22 George St, Sydney NSW 2000",
+            ),
+            (
+                "c/o A, Flat 12, Marlowe House, 9 Station Road, Leeds LS1 4DY",
+                "Flat 12, Marlowe House, 9 Station Road, Leeds LS1 4DY",
             ),
             (
                 "address is Calle Mayor 5, 1ºB, 28013 Madrid",

@@ -313,10 +313,14 @@ fn uncovered(text: &str, f: &Finding, kept: &[Finding]) -> Vec<Finding> {
             let trimmed = part.trim_start_matches(edge);
             let start = from + (part.len() - trimmed.len());
             let end = start + trimmed.trim_end_matches(edge).len();
-            // A part is worth a finding when it holds a word, not a lone digit or letter.
+            // A part is worth a finding when it holds a word, not a lone digit or letter;
+            // an address's, when it still holds a number or a name ("al" is what a phone
+            // leaves of "al +34 612 34 56 78").
             let word = text.get(start..end).is_some_and(|p| {
                 p.chars().filter(|c| c.is_alphanumeric()).count() > 1
                     && p.chars().any(char::is_alphabetic)
+                    && (f.entity != Entity::Address
+                        || p.chars().any(|c| c.is_ascii_digit() || c.is_uppercase()))
             });
             if word {
                 parts.push(Finding {
@@ -544,5 +548,32 @@ mod tests {
                 (Entity::Address, "Flat 4, Elliott Inlet, DD46 0UZ")
             ]
         );
+    }
+
+    #[test]
+    fn what_a_phone_leaves_of_an_address_is_no_address() {
+        let text = "llámame al +34 612 34 56 78 o al 912 345 678";
+        let phone = text.find("+34").unwrap();
+        let kept = resolve_overlaps(
+            text,
+            vec![
+                Finding {
+                    entity: Entity::Phone,
+                    start: phone,
+                    end: phone + "+34 612 34 56 78".len(),
+                    score: 0.9,
+                    source: Source::Pattern,
+                },
+                Finding {
+                    entity: Entity::Address,
+                    start: text.find("al").unwrap(),
+                    end: phone + "+34 612 34 56 78".len(),
+                    score: 0.7,
+                    source: Source::Ner,
+                },
+            ],
+        );
+        let entities: Vec<Entity> = kept.iter().map(|k| k.entity).collect();
+        assert_eq!(entities, [Entity::Phone]);
     }
 }

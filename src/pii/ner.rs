@@ -20,6 +20,16 @@ use super::{Finding, Source, resolve_overlaps};
 use crate::config::Entity;
 use crate::onnx::{self, SessionPool, TextCache};
 
+
+/// Lower-case words of the shop's languages that the model sometimes takes for a name
+/// when one stands alone next to a number or at a message's end: courtesies, greetings
+/// and the words for "born". Written in lower case they are never a name.
+const COURTESY: &[&str] = &[
+    "thanks", "thx", "cheers", "merci", "gracias", "danke", "grazie", "obrigado", "obrigada",
+    "bedankt", "dank", "hola", "ciao", "salut", "bonjour", "hallo", "hello", "hi", "hey",
+    "nata", "nato", "née", "né", "nee", "geboren", "nacido", "nacida", "born",
+];
+
 /// Tokens per window, [CLS] and [SEP] included.
 const WINDOW: usize = 512;
 /// Tokens shared by consecutive windows.
@@ -399,6 +409,13 @@ fn spans(
         if inside_word(span.start) || inside_word(span.end) {
             return; // a piece of a word ("L" of "40L") is not a name
         }
+        if span.entity == Entity::Person
+            && text
+                .get(span.start..span.end)
+                .is_some_and(|w| COURTESY.contains(&w))
+        {
+            return; // "…, merci", "nata il 7 giugno"
+        }
         out.push(Finding {
             entity: span.entity,
             start: span.start,
@@ -471,6 +488,26 @@ mod tests {
         assert!(other.is_ok_and(|p| p.is_some()));
         drop(held);
         assert!(share.acquire("acme").await.is_some());
+    }
+
+    #[test]
+    fn a_courtesy_word_in_lower_case_is_no_name() {
+        let meaning = [label("O"), label("B-GIVEN_NAME")];
+        let text = "portable 07 81 23 45 67, merci; Merci";
+        let merci = text.find("merci").unwrap();
+        let capitalised = text.find("Merci").unwrap();
+        let found = spans(
+            text,
+            &[
+                (merci, merci + 5),
+                (merci + 5, merci + 6),
+                (capitalised, capitalised + 5),
+            ],
+            &[(1, 0.9), (0, 0.9), (1, 0.9)],
+            &meaning,
+        );
+        let names: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(names, ["Merci"], "only the lower-case courtesy is dropped");
     }
 
     #[test]
