@@ -4,7 +4,10 @@
 # by SHA-256, into a cache outside the repository that later runs reuse:
 # $WARDEN_CACHE_DIR (default ~/.cache/warden)/llama/, with the model's tokenizer as a
 # `tokenizer.json` (scripts/gguf-tokenizer.py) for Warden's token counts. Only the server
-# target is built (no tests, examples or web UI) the first time; nothing after that.
+# target is built (no tests, examples or web UI) the first time; nothing after that. It is
+# built for x86-64 with AVX2, not for the building CPU: a `-march=native` build on a CPU
+# with AMX executes AMX instructions, which fault where the kernel grants no AMX state
+# (virtual machines), and a cache may move to another machine.
 # Prints the cache directory's path on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +18,7 @@ MODEL_VERSION=0.1.2
 MODEL_SHA256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
 
 cache="${WARDEN_CACHE_DIR:-$HOME/.cache/warden}/llama"
-server="$cache/llama-cpp-$LLAMA_VERSION/bin/llama-server"
+server="$cache/llama-cpp-$LLAMA_VERSION-avx2/bin/llama-server"
 model="$cache/SmolLM2-135M-Instruct.Q4_1.gguf"
 mkdir -p "$cache"
 python=python3
@@ -66,11 +69,14 @@ if [ ! -x "$server" ]; then
     cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
         -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
-        -DLLAMA_CURL=OFF >&2
+        -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF >&2
     cmake --build "$work/build" --target llama-server -j "${LLAMA_CPP_BUILD_JOBS:-2}" >&2
     mkdir -p "$(dirname "$server")"
     cp "$work/build/bin/llama-server" "$server.part"
     mv "$server.part" "$server"
     rm -rf "$work"
+    # Earlier builds (other versions, or for the building CPU) are not used again.
+    find "$cache" -maxdepth 1 -name 'llama-cpp-*' ! -name "$(basename "$(dirname "$(dirname "$server")")")" \
+        -exec rm -rf {} +
 fi
 echo "$cache"
