@@ -32,7 +32,8 @@ pub struct TracesConfig {
     /// `service.name` of the exported spans.
     #[serde(default = "default_service_name")]
     pub service_name: String,
-    /// How often queued spans are exported (sooner when a batch of 512 is ready).
+    /// How often queued spans are exported (sooner when `max_export_batch_spans` are
+    /// ready).
     #[serde(default = "default_interval_ms")]
     pub export_interval_ms: u64,
     /// Limit on one export call.
@@ -42,6 +43,10 @@ pub struct TracesConfig {
     /// waited for.
     #[serde(default = "default_queue")]
     pub max_queue_spans: usize,
+    /// Most spans in one export; at most `max_queue_spans`. Fewer, larger exports cost
+    /// less CPU per span (each export is a request to the collector).
+    #[serde(default = "default_batch")]
+    pub max_export_batch_spans: usize,
     /// Extra PEM CA bundle for an `https` endpoint, relative to the config file.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -65,6 +70,10 @@ fn default_timeout_ms() -> u64 {
 
 fn default_queue() -> usize {
     8192
+}
+
+fn default_batch() -> usize {
+    4096
 }
 
 impl TelemetryConfig {
@@ -110,6 +119,12 @@ impl TelemetryConfig {
             return Err(invalid(
                 &["telemetry", "traces"],
                 "timeout_ms, export_interval_ms and max_queue_spans must be greater than 0, service_name not empty",
+            ));
+        }
+        if !(1..=t.max_queue_spans).contains(&t.max_export_batch_spans) {
+            return Err(invalid(
+                &at("max_export_batch_spans"),
+                "must be between 1 and max_queue_spans",
             ));
         }
         Ok(())

@@ -44,6 +44,7 @@ pub fn init(config: &TracesConfig) -> anyhow::Result<()> {
     let exporter = super::export::exporter(config)?;
     let batch = BatchConfigBuilder::default()
         .with_max_queue_size(config.max_queue_spans)
+        .with_max_export_batch_size(config.max_export_batch_spans)
         .with_scheduled_delay(Duration::from_millis(config.export_interval_ms))
         .build();
     let mut processor = BatchSpanProcessor::builder(exporter)
