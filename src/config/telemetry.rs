@@ -73,7 +73,7 @@ fn default_queue() -> usize {
 }
 
 fn default_batch() -> usize {
-    4096
+    1024
 }
 
 impl TelemetryConfig {
