@@ -114,7 +114,7 @@ const PROSE: &[&str] = &[
 )]
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house\s+no\.?|h\.?\s?no\.?)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?|(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|sector|plot|block))|(?-u:\b)[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2}\s(?:House|Court|Towers?|Apartments|Mansions|Building|Residency|Heights|Villas|Chambers|Enclave|Complex))(?:,\s+|\s+)$",
+        r"(?:(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house(?:\s+no\.?)?|h\.?\s?no\.?)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?|(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|sector|plot|block|road))|(?-u:\b)[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2}\s(?:House|Court|Towers?|Apartments|Mansions|Building|Residency|Heights|Villas|Chambers|Enclave|Complex))(?:,\s+|\s+)$",
     )
     .expect("address prefix compiles")
 });

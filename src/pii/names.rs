@@ -226,6 +226,7 @@ const TITLES: &[&str] = &[
     "univ.prof.",
     "univ.-prof.",
     "herr",
+    "herrn",
     "frau",
     "familie",
     "family",
@@ -241,6 +242,8 @@ const TITLES: &[&str] = &[
     "srta.",
     "don",
     "doña",
+    "dña.",
+    "dña",
     "sig.",
     "sig.ra",
     "dott.",
@@ -358,7 +361,8 @@ const FUNCTION_WORDS: &[&str] = &[
     "from", "in", "on", "at", "for", "with", "by", "of", "about", "as", "if", "so", "that", "this",
     "what", "when", "who", "how", "why", "will", "would", "can", "could", "pls", "plz", "ok",
     "okay", "yes", "no", "und", "oder", "et", "ou", "y", "o", "e", "en", "mit", "avec", "con",
-    "per", "met", "of", "und", "here", "again", "today", "now",
+    "per", "met", "of", "und", "here", "again", "today", "now", "born", "nata", "nato", "nacido",
+    "nacida", "née", "né", "geboren",
 ];
 
 static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
@@ -862,6 +866,15 @@ mod tests {
             names("call Mrs. Olivia Hartley today"),
             ["Mrs. Olivia Hartley"]
         );
+        assert_eq!(
+            names("Rechnung an Herrn Stefan Wagner, Am Markt 3"),
+            ["Herrn Stefan Wagner"]
+        );
+        assert_eq!(
+            names("entregar a Dña. Carmen Ruiz, Avenida de la Constitución 12"),
+            ["Dña. Carmen Ruiz"]
+        );
+        assert!(names("sono nata il 2 giugno 1994").is_empty());
     }
 
     /// A person finding over `part` of `text`, as the model would give it.

@@ -20,15 +20,22 @@ use super::{Finding, Source, resolve_overlaps};
 use crate::config::Entity;
 use crate::onnx::{self, SessionPool, TextCache};
 
-
 /// Lower-case words of the shop's languages that the model sometimes takes for a name
 /// when one stands alone next to a number or at a message's end: courtesies, greetings
 /// and the words for "born". Written in lower case they are never a name.
 const COURTESY: &[&str] = &[
     "thanks", "thx", "cheers", "merci", "gracias", "danke", "grazie", "obrigado", "obrigada",
-    "bedankt", "dank", "hola", "ciao", "salut", "bonjour", "hallo", "hello", "hi", "hey",
-    "nata", "nato", "née", "né", "nee", "geboren", "nacido", "nacida", "born",
+    "bedankt", "dank", "hola", "ciao", "salut", "bonjour", "hallo", "hello", "hi", "hey", "nata",
+    "nato", "née", "né", "nee", "geboren", "nacido", "nacida", "born",
 ];
+
+/// Whether a span is a courtesy in lower case, with at most short words after it ("nata
+/// il"), rather than a name.
+fn courtesy(span: &str) -> bool {
+    let mut words = span.split_whitespace();
+    words.next().is_some_and(|w| COURTESY.contains(&w))
+        && words.all(|w| w.chars().count() <= 3 && !w.chars().any(char::is_uppercase))
+}
 
 /// Tokens per window, [CLS] and [SEP] included.
 const WINDOW: usize = 512;
@@ -409,11 +416,7 @@ fn spans(
         if inside_word(span.start) || inside_word(span.end) {
             return; // a piece of a word ("L" of "40L") is not a name
         }
-        if span.entity == Entity::Person
-            && text
-                .get(span.start..span.end)
-                .is_some_and(|w| COURTESY.contains(&w))
-        {
+        if span.entity == Entity::Person && text.get(span.start..span.end).is_some_and(courtesy) {
             return; // "…, merci", "nata il 7 giugno"
         }
         out.push(Finding {

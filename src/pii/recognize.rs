@@ -204,6 +204,8 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "whatsapp",
                 "sms",
                 "text me",
+                "txt",
+                "text",
                 "number",
                 "telefon",
                 "handy",
@@ -840,6 +842,10 @@ mod tests {
     fn german_area_codes_after_a_slash_and_dates_are_not_phones() {
         assert!(kinds("Tel. 030/12345678 ab 18 Uhr", 0.5).contains(&Entity::Phone));
         assert!(kinds("Handy 0171/1234567, bitte", 0.5).contains(&Entity::Phone));
+        assert!(
+            kinds("txt me +447700900456 when it ships", 0.5).contains(&Entity::Phone),
+            "a number only possible, after a texting cue"
+        );
         assert!(
             !kinds("call me 12/03/2026 - 15/03/2026", 0.5).contains(&Entity::Phone),
             "a range of dates"
