@@ -248,11 +248,19 @@ fn issued(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, name: &str) -> (String, String
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_share_limits_through_a_tls_only_redis_with_an_acl_user() {
-    let dir = tempfile::tempdir().unwrap();
+/// PEM files in a directory: a test CA, and a server's and a client's certificate and key
+/// that it signed.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+fn pki(dir: &std::path::Path) -> Pki {
     let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
+        let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     };
@@ -263,7 +271,25 @@ async fn replicas_share_limits_through_a_tls_only_redis_with_an_acl_user() {
     let ca = rcgen::Issuer::new(ca_params, ca_key);
     let (server_cert, server_key) = issued(&ca, "redis");
     let (client_cert, client_key) = issued(&ca, "warden");
-    let ca_file = write("ca.pem", &ca_pem);
+    Pki {
+        ca: write("ca.pem", &ca_pem),
+        server_cert: write("redis.crt", &server_cert),
+        server_key: write("redis.key", &server_key),
+        client_cert: write("client.crt", &client_cert),
+        client_key: write("client.key", &client_key),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_limits_through_a_tls_only_redis_with_an_acl_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let pki = pki(dir.path());
+    let ca_file = pki.ca.clone();
 
     // TLS only, client certificates required, the default user off, one ACL user (in a
     // config file: on the command line an ACL rule's spaces would be taken as a name's).
@@ -281,9 +307,9 @@ async fn replicas_share_limits_through_a_tls_only_redis_with_an_acl_user() {
             "--tls-port",
             &port.to_string(),
             "--tls-cert-file",
-            &write("redis.crt", &server_cert),
+            &pki.server_cert,
             "--tls-key-file",
-            &write("redis.key", &server_key),
+            &pki.server_key,
             "--tls-ca-cert-file",
             &ca_file,
             "--tls-auth-clients",
@@ -295,8 +321,7 @@ async fn replicas_share_limits_through_a_tls_only_redis_with_an_acl_user() {
         let client_files = if client {
             format!(
                 "    cert_file: {}\n    key_file: {}\n",
-                write("client.crt", &client_cert),
-                write("client.key", &client_key)
+                pki.client_cert, pki.client_key
             )
         } else {
             String::new()
@@ -523,6 +548,35 @@ async fn replicas_share_limits_exactly_over_a_redis_cluster() {
         "usage of a global profile is settled: {}",
         global.logs()
     );
+}
+
+/// Redis Cluster over TLS only (client and cluster bus), as managed services run it:
+/// two replicas share one limit through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_limits_over_a_tls_only_redis_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let cluster = Cluster::start_tls(&pki.server_cert, &pki.server_key, &pki.ca);
+    let urls: Vec<String> = cluster
+        .urls()
+        .iter()
+        .map(|u| u.replace("redis://", "rediss://"))
+        .collect();
+    let config = shared_limits(
+        1,
+        &format!(
+            "    cluster: [{}]\n    timeout_ms: 500\n    ca_file: {}\n",
+            urls.join(", "),
+            pki.ca
+        ),
+        "      on_store_error: deny\n      requests:\n        - {limit: 3, per: minute, key: [tenant]}\n",
+    );
+    let (a, b) = (Warden::start(&config), Warden::start(&config));
+    let mut statuses = Vec::new();
+    for w in [&a, &b, &a, &b] {
+        statuses.push(shop_call(w, 0).await.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "{}", a.logs());
 }
 
 /// A cluster node that goes away: its tenants follow `on_store_error` (deny: 503) while

@@ -21,30 +21,56 @@ fn wait(what: &str, limit: Duration, check: impl Fn() -> bool) {
 /// the others from serving their slots (`cluster-require-full-coverage no`).
 pub struct Cluster {
     pub nodes: Vec<Redis>,
+    /// `redis-cli`'s TLS arguments, for a cluster that speaks only TLS.
+    tls: Vec<String>,
 }
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(Vec::new(), Vec::new())
+    }
+
+    /// A cluster that speaks only TLS, to clients and between its nodes, with the server
+    /// certificate `cert` and `key` signed by `ca`; clients need no certificate.
+    pub fn start_tls(cert: &str, key: &str, ca: &str) -> Cluster {
+        let files = [
+            "--tls-cert-file",
+            cert,
+            "--tls-key-file",
+            key,
+            "--tls-ca-cert-file",
+            ca,
+        ];
+        let mut server: Vec<String> = files.iter().map(|a| a.to_string()).collect();
+        server.extend(["--tls-cluster", "yes", "--tls-auth-clients", "no"].map(String::from));
+        let cli = ["--tls", "--cacert", ca].map(String::from).to_vec();
+        Cluster::start_with(server, cli)
+    }
+
+    fn start_with(server_tls: Vec<String>, tls: Vec<String>) -> Cluster {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
-                let port = free_port();
-                Redis::start_with(
-                    port,
-                    &[
-                        "--port",
-                        &port.to_string(),
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        &free_port().to_string(),
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "1000",
-                        "--cluster-require-full-coverage",
-                        "no",
-                    ],
-                )
+                let port = free_port().to_string();
+                let mut args: Vec<&str> = if server_tls.is_empty() {
+                    vec!["--port", &port]
+                } else {
+                    vec!["--port", "0", "--tls-port", &port]
+                };
+                args.extend(server_tls.iter().map(String::as_str));
+                let bus = free_port().to_string();
+                args.extend([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "1000",
+                    "--cluster-require-full-coverage",
+                    "no",
+                ]);
+                Redis::start_with(port.parse().unwrap(), &args)
             })
             .collect();
         let addrs: Vec<String> = nodes
@@ -52,6 +78,7 @@ impl Cluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let out = Command::new("redis-cli")
+            .args(&tls)
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -62,7 +89,7 @@ impl Cluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let cluster = Cluster { nodes };
+        let cluster = Cluster { nodes, tls };
         cluster.wait_ok();
         cluster
     }
@@ -70,10 +97,18 @@ impl Cluster {
     /// Waits until every node that runs reports the cluster healthy.
     pub fn wait_ok(&self) {
         wait("the cluster is not ok", Duration::from_secs(30), || {
-            self.nodes
-                .iter()
-                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            self.nodes.iter().all(|n| {
+                self.cli(n, &["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
+            })
         });
+    }
+
+    /// `redis-cli` on `node`, without cluster redirection: its output.
+    pub fn cli(&self, node: &Redis, args: &[&str]) -> String {
+        let mut all: Vec<&str> = self.tls.iter().map(String::as_str).collect();
+        all.extend(args);
+        node.cli(&all)
     }
 
     /// The seed URLs Warden is given.
@@ -88,7 +123,7 @@ impl Cluster {
     pub fn node_for(&self, key: &str) -> usize {
         self.nodes
             .iter()
-            .position(|n| !n.cli(&["GET", key]).contains("MOVED"))
+            .position(|n| !self.cli(n, &["GET", key]).contains("MOVED"))
             .expect("one node serves every slot")
     }
 }
