@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis::Redis;
-use common::redis_topologies::{Cluster, Sentinel};
+use common::redis_topologies::{Cluster, Sentinel, Tls};
 use common::*;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -556,7 +556,7 @@ async fn replicas_share_limits_exactly_over_a_redis_cluster() {
 async fn replicas_share_limits_over_a_tls_only_redis_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let cluster = Cluster::start_tls(&pki.server_cert, &pki.server_key, &pki.ca);
+    let cluster = Cluster::start_tls(&Tls::new(&pki.server_cert, &pki.server_key, &pki.ca));
     let urls: Vec<String> = cluster
         .urls()
         .iter()
@@ -667,6 +667,40 @@ async fn a_sentinel_failover_moves_limits_to_the_new_primary() {
         statuses.ends_with(&[429]) && statuses.iter().filter(|s| **s == 429).count() <= 3,
         "the limit holds on the new primary: {statuses:?}"
     );
+}
+
+/// Sentinel over TLS only (sentinel, primary and replica): the primary it names is
+/// reached with the same CA, and the limit holds across a failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_through_a_tls_only_sentinel_and_its_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let mut redis = Sentinel::start_tls(&Tls::new(&pki.server_cert, &pki.server_key, &pki.ca));
+    let w = Warden::start(&shared_limits(
+        1,
+        &format!(
+            "    sentinel:\n      master: main\n      nodes: [rediss://127.0.0.1:{}]\n    timeout_ms: 500\n    ca_file: {}\n",
+            redis.sentinel.port, pki.ca
+        ),
+        "      on_store_error: deny\n      requests:\n        - {limit: 2, per: minute, key: [tenant]}\n",
+    ));
+    let first = shop_call(&w, 0).await;
+    assert_eq!(first.status, 200, "{}\n{}", first.text(), w.logs());
+    redis.fail_over();
+    let recovered = eventually(Duration::from_secs(20), || async {
+        shop_call(&w, 0).await.status == 200
+    })
+    .await;
+    assert!(
+        recovered,
+        "Warden follows the failover over TLS: {}",
+        w.logs()
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(shop_call(&w, 0).await.status);
+    }
+    assert!(statuses.ends_with(&[429]), "the limit holds: {statuses:?}");
 }
 
 #[test]

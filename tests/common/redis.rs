@@ -7,6 +7,8 @@ use std::time::Duration;
 pub struct Redis {
     pub port: u16,
     args: Vec<String>,
+    /// Arguments `redis-cli` needs to reach it (TLS).
+    cli_args: Vec<String>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -38,6 +40,7 @@ impl Redis {
         let mut redis = Redis {
             port,
             args: all,
+            cli_args: Vec::new(),
             child: None,
             dir,
         };
@@ -87,10 +90,18 @@ impl Redis {
         self.spawn();
     }
 
+    /// Tells [`Redis::cli`] how to reach a server that speaks only TLS: `--tls --cacert
+    /// <ca>`.
+    pub fn with_cli_args(mut self, args: &[String]) -> Redis {
+        self.cli_args = args.to_vec();
+        self
+    }
+
     /// `redis-cli` on this server, without cluster redirection: its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_args)
             .args(args)
             .output()
             .expect("redis-cli");

@@ -21,44 +21,79 @@ fn wait(what: &str, limit: Duration, check: impl Fn() -> bool) {
 /// the others from serving their slots (`cluster-require-full-coverage no`).
 pub struct Cluster {
     pub nodes: Vec<Redis>,
-    /// `redis-cli`'s TLS arguments, for a cluster that speaks only TLS.
-    tls: Vec<String>,
 }
 
-impl Cluster {
-    pub fn start() -> Cluster {
-        Cluster::start_with(Vec::new(), Vec::new())
-    }
+/// Servers that speak only TLS, with a certificate signed by a test CA: the servers'
+/// arguments, and `redis-cli`'s.
+pub struct Tls {
+    server: Vec<String>,
+    cli: Vec<String>,
+}
 
-    /// A cluster that speaks only TLS, to clients and between its nodes, with the server
-    /// certificate `cert` and `key` signed by `ca`; clients need no certificate.
-    pub fn start_tls(cert: &str, key: &str, ca: &str) -> Cluster {
-        let files = [
+impl Tls {
+    /// The server certificate `cert` and `key`, signed by `ca`; clients need none.
+    pub fn new(cert: &str, key: &str, ca: &str) -> Tls {
+        let server = [
             "--tls-cert-file",
             cert,
             "--tls-key-file",
             key,
             "--tls-ca-cert-file",
             ca,
+            "--tls-auth-clients",
+            "no",
         ];
-        let mut server: Vec<String> = files.iter().map(|a| a.to_string()).collect();
-        server.extend(["--tls-cluster", "yes", "--tls-auth-clients", "no"].map(String::from));
-        let cli = ["--tls", "--cacert", ca].map(String::from).to_vec();
-        Cluster::start_with(server, cli)
+        Tls {
+            server: server.map(String::from).to_vec(),
+            cli: ["--tls", "--cacert", ca].map(String::from).to_vec(),
+        }
     }
 
-    fn start_with(server_tls: Vec<String>, tls: Vec<String>) -> Cluster {
+    fn none() -> Tls {
+        Tls {
+            server: Vec::new(),
+            cli: Vec::new(),
+        }
+    }
+
+    /// The arguments a server on `port` starts with.
+    fn listen(&self, port: &str) -> Vec<String> {
+        let listen = if self.server.is_empty() {
+            vec!["--port", port]
+        } else {
+            vec!["--port", "0", "--tls-port", port]
+        };
+        listen
+            .into_iter()
+            .map(String::from)
+            .chain(self.server.iter().cloned())
+            .collect()
+    }
+
+    /// A server on `port` with `args` after its listening ones.
+    fn start(&self, port: u16, args: &[&str]) -> Redis {
+        let mut all = self.listen(&port.to_string());
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        Redis::start_with(port, &all).with_cli_args(&self.cli)
+    }
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        Cluster::start_with(&Tls::none())
+    }
+
+    /// A cluster that speaks only TLS, to clients and between its nodes.
+    pub fn start_tls(tls: &Tls) -> Cluster {
+        Cluster::start_with(tls)
+    }
+
+    fn start_with(tls: &Tls) -> Cluster {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
-                let port = free_port().to_string();
-                let mut args: Vec<&str> = if server_tls.is_empty() {
-                    vec!["--port", &port]
-                } else {
-                    vec!["--port", "0", "--tls-port", &port]
-                };
-                args.extend(server_tls.iter().map(String::as_str));
                 let bus = free_port().to_string();
-                args.extend([
+                let mut args = vec![
                     "--cluster-enabled",
                     "yes",
                     "--cluster-port",
@@ -69,8 +104,11 @@ impl Cluster {
                     "1000",
                     "--cluster-require-full-coverage",
                     "no",
-                ]);
-                Redis::start_with(port.parse().unwrap(), &args)
+                ];
+                if !tls.server.is_empty() {
+                    args.extend(["--tls-cluster", "yes"]);
+                }
+                tls.start(free_port(), &args)
             })
             .collect();
         let addrs: Vec<String> = nodes
@@ -78,7 +116,7 @@ impl Cluster {
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let out = Command::new("redis-cli")
-            .args(&tls)
+            .args(&tls.cli)
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -89,7 +127,7 @@ impl Cluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        let cluster = Cluster { nodes, tls };
+        let cluster = Cluster { nodes };
         cluster.wait_ok();
         cluster
     }
@@ -97,18 +135,10 @@ impl Cluster {
     /// Waits until every node that runs reports the cluster healthy.
     pub fn wait_ok(&self) {
         wait("the cluster is not ok", Duration::from_secs(30), || {
-            self.nodes.iter().all(|n| {
-                self.cli(n, &["CLUSTER", "INFO"])
-                    .contains("cluster_state:ok")
-            })
+            self.nodes
+                .iter()
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
         });
-    }
-
-    /// `redis-cli` on `node`, without cluster redirection: its output.
-    pub fn cli(&self, node: &Redis, args: &[&str]) -> String {
-        let mut all: Vec<&str> = self.tls.iter().map(String::as_str).collect();
-        all.extend(args);
-        node.cli(&all)
     }
 
     /// The seed URLs Warden is given.
@@ -123,7 +153,7 @@ impl Cluster {
     pub fn node_for(&self, key: &str) -> usize {
         self.nodes
             .iter()
-            .position(|n| !self.cli(n, &["GET", key]).contains("MOVED"))
+            .position(|n| !n.cli(&["GET", key]).contains("MOVED"))
             .expect("one node serves every slot")
     }
 }
@@ -138,37 +168,51 @@ pub struct Sentinel {
 
 impl Sentinel {
     pub fn start() -> Sentinel {
-        let primary = Redis::start(free_port());
-        let replica_port = free_port();
-        let replica = Redis::start_with(
-            replica_port,
-            &[
-                "--port",
-                &replica_port.to_string(),
-                "--replicaof",
-                "127.0.0.1",
-                &primary.port.to_string(),
-            ],
-        );
+        Sentinel::start_with(&Tls::none())
+    }
+
+    /// Primary, replica and sentinel speaking only TLS, to clients and to each other.
+    pub fn start_tls(tls: &Tls) -> Sentinel {
+        Sentinel::start_with(tls)
+    }
+
+    fn start_with(tls: &Tls) -> Sentinel {
+        let primary = tls.start(free_port(), &[]);
+        let primary_port = primary.port.to_string();
+        let mut replica_args = vec!["--replicaof", "127.0.0.1", &primary_port];
+        if !tls.server.is_empty() {
+            replica_args.extend(["--tls-replication", "yes"]);
+        }
+        let replica = tls.start(free_port(), &replica_args);
         let port = free_port();
-        let conf = format!(
-            "port {port}\nsentinel monitor main 127.0.0.1 {} 1\n\
-             sentinel down-after-milliseconds main 1000\nsentinel failover-timeout main 5000\n",
-            primary.port
-        );
-        let sentinel = Redis::start_with_conf(port, Some(&conf), &["--sentinel"]);
+        // The sentinel takes its settings from a file, which it rewrites.
+        let mut conf: String = tls
+            .listen(&port.to_string())
+            .chunks(2)
+            .map(|kv| format!("{}\n", kv.join(" ").trim_start_matches("--")))
+            .collect();
+        if !tls.server.is_empty() {
+            conf.push_str("tls-replication yes\n");
+        }
+        conf.push_str(&format!(
+            "sentinel monitor main 127.0.0.1 {primary_port} 1\n\
+             sentinel down-after-milliseconds main 1000\nsentinel failover-timeout main 5000\n"
+        ));
+        let sentinel =
+            Redis::start_with_conf(port, Some(&conf), &["--sentinel"]).with_cli_args(&tls.cli);
         let s = Sentinel {
             primary,
             replica,
             sentinel,
         };
+        let replica_port = s.replica.port.to_string();
         wait(
             "the sentinel does not see the replica",
             Duration::from_secs(30),
             || {
                 s.sentinel
                     .cli(&["SENTINEL", "REPLICAS", "main"])
-                    .contains(&replica_port.to_string())
+                    .contains(&replica_port)
             },
         );
         s
