@@ -556,7 +556,7 @@ async fn replicas_share_limits_exactly_over_a_redis_cluster() {
 async fn replicas_share_limits_over_a_tls_only_redis_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let cluster = Cluster::start_tls(&Tls::new(&pki.server_cert, &pki.server_key, &pki.ca));
+    let cluster = Cluster::start_with(&Tls::new(&pki.server_cert, &pki.server_key, &pki.ca));
     let urls: Vec<String> = cluster
         .urls()
         .iter()
@@ -675,7 +675,7 @@ async fn a_sentinel_failover_moves_limits_to_the_new_primary() {
 async fn limits_hold_through_a_tls_only_sentinel_and_its_failover() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
-    let mut redis = Sentinel::start_tls(&Tls::new(&pki.server_cert, &pki.server_key, &pki.ca));
+    let mut redis = Sentinel::start_with(&Tls::new(&pki.server_cert, &pki.server_key, &pki.ca));
     let w = Warden::start(&shared_limits(
         1,
         &format!(

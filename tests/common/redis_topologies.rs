@@ -84,12 +84,9 @@ impl Cluster {
         Cluster::start_with(&Tls::none())
     }
 
-    /// A cluster that speaks only TLS, to clients and between its nodes.
-    pub fn start_tls(tls: &Tls) -> Cluster {
-        Cluster::start_with(tls)
-    }
-
-    fn start_with(tls: &Tls) -> Cluster {
+    /// A cluster whose nodes speak `tls` (only TLS, to clients and between them, unless
+    /// it is none).
+    pub fn start_with(tls: &Tls) -> Cluster {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
                 let bus = free_port().to_string();
@@ -171,12 +168,9 @@ impl Sentinel {
         Sentinel::start_with(&Tls::none())
     }
 
-    /// Primary, replica and sentinel speaking only TLS, to clients and to each other.
-    pub fn start_tls(tls: &Tls) -> Sentinel {
-        Sentinel::start_with(tls)
-    }
-
-    fn start_with(tls: &Tls) -> Sentinel {
+    /// Primary, replica and sentinel speaking `tls` (only TLS, to clients and to each
+    /// other, unless it is none).
+    pub fn start_with(tls: &Tls) -> Sentinel {
         let primary = tls.start(free_port(), &[]);
         let primary_port = primary.port.to_string();
         let mut replica_args = vec!["--replicaof", "127.0.0.1", &primary_port];
