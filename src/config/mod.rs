@@ -276,10 +276,7 @@ impl Config {
                 // The aliases `limits.backend` and `limits.redis` configure the state.
                 self.state().validate(&["limits"])?;
             }
-            let cluster = self
-                .state()
-                .redis
-                .is_some_and(|r| matches!(r.topology(), RedisTopology::Cluster(_)));
+            let cluster = self.state().redis.is_some_and(|r| r.is_cluster());
             limits.validate(cluster)?;
         }
         if let Some(pii) = &self.pii {

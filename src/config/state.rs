@@ -128,21 +128,6 @@ impl RedisConfig {
     pub fn at(url: impl Into<String>) -> RedisConfig {
         RedisConfig {
             url: Some(url.into()),
-            ..RedisConfig::empty()
-        }
-    }
-
-    /// The settings for a Redis Cluster with these seed nodes.
-    pub fn cluster(nodes: Vec<String>) -> RedisConfig {
-        RedisConfig {
-            cluster: nodes,
-            ..RedisConfig::empty()
-        }
-    }
-
-    fn empty() -> RedisConfig {
-        RedisConfig {
-            url: None,
             cluster: Vec::new(),
             sentinel: None,
             timeout_ms: default_redis_timeout(),
@@ -162,6 +147,11 @@ impl RedisConfig {
             (None, Some(s)) => RedisTopology::Sentinel(s),
             (None, None) => RedisTopology::Cluster(&self.cluster),
         }
+    }
+
+    /// Whether Warden reaches Redis Cluster (its scripts then run on one slot each).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.topology(), RedisTopology::Cluster(_))
     }
 
     /// Every URL given: the server, the cluster's nodes or the sentinels.

@@ -55,10 +55,7 @@ pub struct Gateway {
 /// Under Redis Cluster, says at start-up which limit profiles key nothing by tenant:
 /// exact, but every request's counters share one slot, so one shard serves them all.
 fn warn_single_slot_profiles(config: &Config) {
-    let cluster = config
-        .state()
-        .redis
-        .is_some_and(|r| matches!(r.topology(), crate::config::RedisTopology::Cluster(_)));
+    let cluster = config.state().redis.is_some_and(|r| r.is_cluster());
     let Some(limits) = config.limits.as_ref().filter(|_| cluster) else {
         return;
     };
