@@ -4,8 +4,10 @@
 //! primitives are single commands or one small script each, so each is atomic; every key
 //! one script touches carries one hash tag, so it runs on one cluster slot.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -52,7 +54,7 @@ enum Link {
     /// answers READONLY (a failover demoted it), so the next operation asks again.
     Sentinel {
         sentinels: tokio::sync::Mutex<SentinelClient>,
-        primary: std::sync::Mutex<Option<MultiplexedConnection>>,
+        primary: ArcSwapOption<MultiplexedConnection>,
     },
 }
 
@@ -187,7 +189,7 @@ impl Link {
             }
             RedisTopology::Sentinel(sentinel) => Link::Sentinel {
                 sentinels: tokio::sync::Mutex::new(sentinel_client(config, sentinel, certs)?),
-                primary: std::sync::Mutex::new(None),
+                primary: ArcSwapOption::empty(),
             },
         })
     }
@@ -289,36 +291,29 @@ impl RedisState {
                 Ok(Connection::Cluster(connection.clone()))
             }
             Link::Sentinel { sentinels, primary } => {
-                if let Some(c) = self.primary(primary) {
-                    return Ok(Connection::Primary(c));
+                if let Some(c) = primary.load_full() {
+                    return Ok(Connection::Primary((*c).clone()));
                 }
                 let mut sentinels = sentinels.lock().await;
                 // Another operation may have asked while this one waited.
-                if let Some(c) = self.primary(primary) {
-                    return Ok(Connection::Primary(c));
+                if let Some(c) = primary.load_full() {
+                    return Ok(Connection::Primary((*c).clone()));
                 }
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.timeout))
                     .set_response_timeout(Some(self.timeout));
                 let c = sentinels.get_async_connection_with_config(&config).await?;
-                *primary.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+                primary.store(Some(Arc::new(c.clone())));
                 Ok(Connection::Primary(c))
             }
         }
-    }
-
-    fn primary(
-        &self,
-        primary: &std::sync::Mutex<Option<MultiplexedConnection>>,
-    ) -> Option<MultiplexedConnection> {
-        primary.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Behind Sentinel, drops the primary's connection so the next operation asks the
     /// sentinels which server is primary now.
     fn forget_primary(&self) {
         if let Link::Sentinel { primary, .. } = &self.link {
-            *primary.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            primary.store(None);
         }
     }
 
