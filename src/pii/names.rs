@@ -361,8 +361,13 @@ const FUNCTION_WORDS: &[&str] = &[
     "from", "in", "on", "at", "for", "with", "by", "of", "about", "as", "if", "so", "that", "this",
     "what", "when", "who", "how", "why", "will", "would", "can", "could", "pls", "plz", "ok",
     "okay", "yes", "no", "und", "oder", "et", "ou", "y", "o", "e", "en", "mit", "avec", "con",
-    "per", "met", "of", "und", "here", "again", "today", "now", "born", "nata", "nato", "nacido",
-    "nacida", "née", "né", "geboren",
+    "per", "met", "of", "und", "here", "again", "today", "now",
+];
+
+/// The words for "born" in the shop's languages: after a cue ("sono nata il …") they end
+/// a lower-case name, and in lower case the model's name is never one of them.
+pub(super) const BORN: &[&str] = &[
+    "born", "nata", "nato", "nacido", "nacida", "née", "né", "geboren",
 ];
 
 static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
@@ -457,7 +462,8 @@ fn name_at(text: &str, at: usize, needed: usize, lower: bool) -> Option<(usize, 
             || lower
                 && is_lower_word(word)
                 && word.chars().count() > 1
-                && !FUNCTION_WORDS.contains(&word))
+                && !FUNCTION_WORDS.contains(&word)
+                && !BORN.contains(&word))
             && !NOT_NAMES.contains(&word.to_lowercase().as_str())
             && words < MAX_WORDS
         {

@@ -21,19 +21,21 @@ use crate::config::Entity;
 use crate::onnx::{self, SessionPool, TextCache};
 
 /// Lower-case words of the shop's languages that the model sometimes takes for a name
-/// when one stands alone next to a number or at a message's end: courtesies, greetings
-/// and the words for "born". Written in lower case they are never a name.
+/// when one stands alone next to a number or at a message's end: courtesies and
+/// greetings (and the words for "born", `names::BORN`). Written in lower case they are
+/// never a name.
 const COURTESY: &[&str] = &[
     "thanks", "thx", "cheers", "merci", "gracias", "danke", "grazie", "obrigado", "obrigada",
-    "bedankt", "dank", "hola", "ciao", "salut", "bonjour", "hallo", "hello", "hi", "hey", "nata",
-    "nato", "née", "né", "nee", "geboren", "nacido", "nacida", "born",
+    "bedankt", "dank", "hola", "ciao", "salut", "bonjour", "hallo", "hello", "hi", "hey", "nee",
 ];
 
-/// Whether a span is a courtesy in lower case, with at most short words after it ("nata
-/// il"), rather than a name.
+/// Whether a span is a courtesy or a word for "born" in lower case, with at most short
+/// words after it ("nata il"), rather than a name.
 fn courtesy(span: &str) -> bool {
     let mut words = span.split_whitespace();
-    words.next().is_some_and(|w| COURTESY.contains(&w))
+    words
+        .next()
+        .is_some_and(|w| COURTESY.contains(&w) || super::names::BORN.contains(&w))
         && words.all(|w| w.chars().count() <= 3 && !w.chars().any(char::is_uppercase))
 }
 
