@@ -333,6 +333,14 @@ fn bad_trace_settings_stop_the_start() {
             "telemetry.traces.sampling_ratio",
         ),
         ("    sampling_ratio: 0.5\n", "endpoint"),
+        (
+            "    endpoint: http://127.0.0.1:4318/v1/traces\n    max_export_batch_spans: 0\n",
+            "telemetry.traces.max_export_batch_spans",
+        ),
+        (
+            "    endpoint: http://127.0.0.1:4318/v1/traces\n    max_queue_spans: 100\n    max_export_batch_spans: 101\n",
+            "telemetry.traces.max_export_batch_spans",
+        ),
     ] {
         let err = Warden::refused(&setup(provider, traces).config);
         assert!(err.contains(complaint), "{traces}: {err}");
