@@ -379,29 +379,29 @@ fn shipped_profile_on(file: &str) -> (warden::pii::eval::Report, String) {
 }
 
 /// The held-out set: messages written by hand in other styles, locales and shapes than
-/// the tuning set's generator, split from handwritten.txt with a fixed seed and never
-/// tuned on. Targets: recall 0.99 overall and 0.97 per type, precision 0.97, commerce
-/// terms kept 0.995. Precision and commerce terms meet them. Recall is held to what the
-/// detector reaches (0.978 overall; 0.968 for each type with ten values or more; types
-/// with fewer count in the total only), below its target, and so is *covered* (0.949: the
-/// values no part of which a provider can read), so that a change that loses any of it
-/// fails.
+/// the tuning set's generator, in two batches (handwritten.txt, handwritten-2.txt), each
+/// split with its own fixed seed and never tuned on. Targets: recall 0.99 overall and 0.97
+/// per type, precision 0.97, commerce terms kept 0.995. Precision meets its target. The
+/// rest is held to what the detector reaches (recall 0.963 overall, 0.931 for each type
+/// with ten values or more, types with fewer counting in the total only; *covered* 0.930,
+/// the values no part of which a provider can read; commerce terms kept 0.987), below
+/// the targets, so that a change that loses any of it fails.
 #[test]
 fn held_out_set_meets_the_targets_on_the_default_profile() {
     let (report, table) = shipped_profile_keeps(
         "heldout.jsonl",
         Floors {
-            examples: 150,
-            recall: 0.975,
-            covered: 0.945,
+            examples: 300,
+            recall: 0.96,
+            covered: 0.925,
             precision: 0.97,
-            kept: 0.995,
+            kept: 0.985,
         },
     );
     for (kind, c) in &report.by_type {
         if c.tp + c.fn_ >= 10 {
             assert!(
-                c.recall() >= 0.965,
+                c.recall() >= 0.925,
                 "{kind} recall {:.3}\n{table}",
                 c.recall()
             );
@@ -425,8 +425,8 @@ fn tuning_set_keeps_its_figures_on_the_default_profile() {
     );
 }
 
-/// The hand-written tuning messages hold what tuning reached on them (recall 0.989,
-/// covered 0.989, precision 0.995): pieces of addresses and names, phones and birth dates
+/// The hand-written tuning messages hold what tuning reached on them (recall 0.988,
+/// covered 0.986, precision 0.996): pieces of addresses and names, phones and birth dates
 /// as people write them in eight languages, and people named like the shop's brands
 /// (which the keep-list loses to the brand).
 #[test]

@@ -135,7 +135,7 @@ static AFTER: LazyLock<Regex> = LazyLock::new(|| {
         r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
         // postcodes
-        r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)",
+        r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)|\d{3}\s\d{2}(?-u:\b)",
         r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}(?-u:\b)|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2}(?-u:\b)",
         r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d(?-u:\b)|[A-Z]\d{2}\s?[A-Z\d]{4}(?-u:\b)",
         // regions
@@ -159,6 +159,21 @@ static AFTER_LOWER: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?:,\s*|\s+)(?:[\p{Ll}][\p{Ll}'’.-]*(?:\s[\p{Ll}][\p{Ll}'’.-]*){0,1})(?-u:\b)",
     ))
     .expect("lower-case locality compiles")
+});
+
+/// A locality in lower case with its postcode, and a region's code between them, after
+/// an address written with capitals ("88 Pine St apt 4, seattle wa 98101").
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns; the unit tests compile them"
+)]
+static LOWER_WITH_POSTCODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&latin(concat!(
+        r"^(?:,\s*|\s+)(?<locality>\p{Ll}[\p{Ll}'’.-]*(?:\s\p{Ll}[\p{Ll}'’.-]*){0,2}?)(?:,?\s+(?i:[a-z]{2,3}))?,?\s+",
+        // US, Indian and European postcodes; Canadian and British ones
+        r"(?:\d{4,6}(?:-\d{4})?|(?i:[a-z]\d[a-z]\s?\d[a-z]\d|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2}))(?-u:\b)",
+    )))
+    .expect("lower-case locality with postcode compiles")
 });
 
 /// Words a locality never is: the start of what is said after an address.
@@ -306,7 +321,16 @@ fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
         };
         let piece = AFTER
             .find(rest)
-            .or_else(|| lower.then(|| AFTER_LOWER.find(rest)).flatten());
+            .or_else(|| lower.then(|| AFTER_LOWER.find(rest)).flatten())
+            .or_else(|| {
+                let piece = LOWER_WITH_POSTCODE.captures(rest)?;
+                let prose = piece
+                    .name("locality")?
+                    .as_str()
+                    .split(' ')
+                    .any(|w| PROSE.contains(&w) || NOT_PLACES.contains(&w));
+                (!prose).then(|| piece.get(0)).flatten()
+            });
         let Some(m) = piece else {
             break;
         };
@@ -414,6 +438,7 @@ pub fn warm() {
     LazyLock::force(&BEFORE);
     LazyLock::force(&AFTER);
     LazyLock::force(&AFTER_LOWER);
+    LazyLock::force(&LOWER_WITH_POSTCODE);
 }
 
 #[cfg(test)]
@@ -546,6 +571,20 @@ mod tests {
             (
                 "to Plaza Juan Martín 11 Apt. 49, La Rioja, 14167. Order",
                 "Plaza Juan Martín 11 Apt. 49, La Rioja, 14167",
+            ),
+            // A locality in lower case with its region and postcode, after a street
+            // written with capitals; a Swedish postcode.
+            (
+                "pls update to 88 Pine st apt 4, seattle wa 98101 thanks",
+                "88 Pine st apt 4, seattle wa 98101",
+            ),
+            (
+                "ship to 14 King st, toronto on M5H 1A1",
+                "14 King st, toronto on M5H 1A1",
+            ),
+            (
+                "till Sveavägen 44, 113 59 Stockholm",
+                "Sveavägen 44, 113 59 Stockholm",
             ),
         ] {
             assert_eq!(addresses(text), [want], "{text}");

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod cli;
+pub mod cued;
 pub mod eval;
 mod gate;
 pub mod keep;
@@ -170,8 +171,8 @@ impl Profile {
         recognize::scan(text, &mut found);
         address::scan(text, &mut found);
         names::scan(text, &mut found);
+        cued::scan(text, &mut found);
         names::before_here(text, &mut found);
-        names::before_contacts(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
             // The model reads lower-case names after cues with capitals; they are
             // candidates until it finds a person there.
@@ -203,6 +204,8 @@ impl Profile {
                 }
             }
         }
+        // After the model: the address a name is written before may be the model's.
+        names::before_contacts(text, &mut found);
         // Commerce terms are dropped before the spans grow (a model's "address" that is a
         // product stays one, not a product with its size) and after (a name found after
         // an address may be a brand).
@@ -360,6 +363,7 @@ impl Profiles {
         recognize::warm();
         address::warm();
         names::warm();
+        cued::warm();
         let ner = match &config.ner {
             Some(files) => match NerModel::load(&ner::NerFiles {
                 model_dir: files.model_dir.clone(),

@@ -353,6 +353,16 @@ const NOT_NAMES: &[&str] = &[
     "premium",
     "gold",
     "vip",
+    "anyone",
+    "anybody",
+    "everyone",
+    "everybody",
+    "someone",
+    "somebody",
+    "nobody",
+    "everything",
+    "nothing",
+    "something",
 ];
 
 /// Lower-case words that end a name written in lower case ("this is rahul mehta and …").
@@ -561,12 +571,13 @@ fn clause_start(head: &str, ends: &[char]) -> usize {
 }
 
 /// Names that sign a message before a contact: capitalised words that start a sentence
-/// and end at a comma or a dash before an e-mail address or a phone number the patterns
-/// found ("… in UK 8. Irene Kemp, ikemp@example.com").
+/// and end at a comma or a dash before an e-mail address, a phone number or a postal
+/// address ("… in UK 8. Irene Kemp, ikemp@example.com"; "Ola Nordmann, Karl Johans gate
+/// 22, 0159 Oslo").
 pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
     let contacts: Vec<usize> = found
         .iter()
-        .filter(|f| matches!(f.entity, Entity::Email | Entity::Phone))
+        .filter(|f| matches!(f.entity, Entity::Email | Entity::Phone | Entity::Address))
         .map(|f| f.start)
         .collect();
     for at in contacts {
@@ -724,7 +735,8 @@ fn part_after(text: &str, at: usize) -> Option<usize> {
 }
 
 /// Names that start a message or a sentence and are followed by "here" ("Anmol Kalita
-/// here, my order …"): two capitalised name words at least.
+/// here, my order …"): two capitalised name words at least, or one that starts the
+/// message and is followed by a comma or "again" ("Georgia here, …", "Rahul here again").
 pub fn before_here(text: &str, out: &mut Vec<Finding>) {
     for (at, _) in text.match_indices(" here") {
         let after = text
@@ -737,7 +749,10 @@ pub fn before_here(text: &str, out: &mut Vec<Finding>) {
             continue;
         };
         let start = clause_start(head, &['.', '!', '?', '\n', ':', ';', ',', '—', '(']);
-        if let Some((s, e, _)) = name_at(text, start, 2, false).filter(|&(_, e, _)| e == at) {
+        let tail = text.get(at + " here".len()..).unwrap_or_default();
+        let introduced = start == 0 && (tail.starts_with(',') || tail.starts_with(" again"));
+        let needed = if introduced { 1 } else { 2 };
+        if let Some((s, e, _)) = name_at(text, start, needed, false).filter(|&(_, e, _)| e == at) {
             out.push(cue_name(s, e, INTRODUCED));
         }
     }
@@ -960,13 +975,18 @@ mod tests {
         let mut found = Vec::new();
         before_here("Anmol Kalita here, my order never came", &mut found);
         before_here("hi, Priya Nair here.", &mut found);
-        assert_eq!(found.len(), 2);
+        before_here("Georgia here, the Sorel Caribou in 8 please", &mut found);
+        before_here("Rahul here again. any news?", &mut found);
+        assert_eq!(found.len(), 4);
         let mut none = Vec::new();
         for text in [
             "Same problem here, the box was empty",
             "Customer Service here, how can we help",
             "Anmol Kalita is here",
             "the Nike store here in Leeds",
+            "Everyone here, thanks for the help",
+            "Georgia here is where it should go",
+            "hi, Georgia here, the order",
         ] {
             before_here(text, &mut none);
             assert!(none.is_empty(), "{text}");
@@ -1054,6 +1074,20 @@ mod tests {
         }];
         before_contacts(text, &mut found);
         assert_eq!(found.len(), 1, "not at a sentence's start");
+        let text = "Ola Nordmann, Karl Johans gate 22, 0159 Oslo";
+        let mut found = vec![Finding {
+            entity: Entity::Address,
+            start: text.find("Karl").unwrap(),
+            end: text.len(),
+            score: 0.99,
+            source: Source::Ner,
+        }];
+        before_contacts(text, &mut found);
+        assert_eq!(
+            &text[found[1].start..found[1].end],
+            "Ola Nordmann",
+            "before an address"
+        );
     }
 
     #[test]

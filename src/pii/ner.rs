@@ -30,13 +30,15 @@ const COURTESY: &[&str] = &[
 ];
 
 /// Whether a span is a courtesy or a word for "born" in lower case, with at most short
-/// words after it ("nata il"), rather than a name.
+/// words after it ("nata il"), or the word that introduces a phone number ("celular",
+/// "Handy"), rather than a name.
 fn courtesy(span: &str) -> bool {
     let mut words = span.split_whitespace();
-    words
+    let courtesy = words
         .next()
         .is_some_and(|w| COURTESY.contains(&w) || super::names::BORN.contains(&w))
-        && words.all(|w| w.chars().count() <= 3 && !w.chars().any(char::is_uppercase))
+        && words.all(|w| w.chars().count() <= 3 && !w.chars().any(char::is_uppercase));
+    courtesy || super::recognize::phone_cue(span)
 }
 
 /// Tokens per window, [CLS] and [SEP] included.
@@ -403,6 +405,13 @@ fn spans(
         if span.entity == Entity::Address && !span.street {
             return; // a place or a number on its own
         }
+        let letters = |t: &str| {
+            t.split(|c: char| !c.is_alphabetic())
+                .any(|run| run.chars().count() >= 2)
+        };
+        if span.entity == Entity::Address && !text.get(span.start..span.end).is_some_and(letters) {
+            return; // a size or a code ("40R"): no street is written without a word
+        }
         if text.get(span.start..span.end).is_none() {
             return; // offsets that are not character boundaries of `text`
         }
@@ -513,6 +522,25 @@ mod tests {
         );
         let names: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(names, ["Merci"], "only the lower-case courtesy is dropped");
+        let text = "celular (11) 98765-4321";
+        let found = spans(text, &[(0, 7)], &[(1, 0.9)], &meaning);
+        assert!(found.is_empty(), "the word that introduces a phone number");
+    }
+
+    #[test]
+    fn a_size_the_model_takes_for_an_address_is_none() {
+        let meaning = [label("O"), label("B-STREET_NAME")];
+        let text = "suit jacket size 40R for Ted; 9 Elm Rd";
+        let size = text.find("40R").unwrap();
+        let street = text.find("Elm").unwrap();
+        let found = spans(
+            text,
+            &[(size, size + 3), (street, street + 6)],
+            &[(1, 0.9), (1, 0.9)],
+            &meaning,
+        );
+        let addresses: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(addresses, ["Elm Rd"]);
     }
 
     #[test]

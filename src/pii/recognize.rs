@@ -106,7 +106,8 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
     vec![
         Recognizer {
             entity: Entity::Email,
-            pattern: r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?-u:\b)",
+            // An apostrophe is allowed in the local part ("j.o'connor@…").
+            pattern: r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+'-]*@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}(?-u:\b)",
             check: |_| Some(0.95),
             context: &[],
             penalty: &[],
@@ -225,6 +226,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "appelez",
                 "joindre",
                 "celular",
+                // "cel" alone is inside "cancel".
+                "cel:",
+                "cel.",
                 "contact",
                 "mob",
                 "ring",
@@ -240,8 +244,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             // Day, month and year in numbers (a two-digit year too, "'85" after a
             // month's name: a birth date needs context anyway), the year first, or the
             // month's name in one of the seven languages ("3rd of March 1985", "5. Mai
-            // 1990", "5 de mayo de 1990", "Mar 3 '85").
-            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|\.|º)?(?: of| de)?[ -](?:jan|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen)[a-zà-ÿ]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)",
+            // 1990", "5 de mayo de 1990", "Mar 3 '85"), or in Japanese and Chinese
+            // writing ("1990年4月1日").
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|\.|º)?(?: of| de)?[ -](?:jan|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen)[a-zà-ÿ]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
@@ -250,6 +255,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "dob",
                 "d.o.b",
                 "birthday",
+                "bday",
+                "b-day",
+                "b'day",
                 "geboren",
                 "geburtsdatum",
                 "né le",
@@ -271,6 +279,13 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "nasci ",
                 "nascido em",
                 "nascida em",
+                // Abbreviated on forms: "fecha nac.", "data nasc.".
+                "nac.",
+                "nasc.",
+                "生年月日",
+                "出生日期",
+                "生日",
+                "誕生日",
                 // As a word: "package" and "message" hold no age.
                 " age ",
                 "age:",
@@ -327,16 +342,25 @@ static DATE: LazyLock<Regex> = LazyLock::new(|| {
         .expect("date pattern")
 });
 
+/// Postcodes written with a hyphen that no country writes a phone number as: Brazil's
+/// CEP (`01310-200`).
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
+static POSTCODE_SHAPE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\d{5}-\d{3}$").expect("postcode shape"));
+
 /// A phone candidate's score before context: a valid number written with its country
 /// code is a phone; one valid in a region, or merely possible, needs less or more
 /// context; an extension marks a phone.
 fn phone_score(s: &str) -> Option<f64> {
     use validate::PhoneFit;
-    if looks_like_date(s) {
+    if looks_like_date(s) || POSTCODE_SHAPE.is_match(s) {
         return None;
     }
     let fit = validate::phone(s)?;
-    let international = s.starts_with('+') || s.starts_with("00");
+    let international = validate::with_plus(s).is_some();
     let base = match fit {
         PhoneFit::International => 0.85,
         PhoneFit::National => 0.55,
@@ -353,7 +377,9 @@ fn extension_end(text: &str, at: usize) -> usize {
     let Some(rest) = text.get(at..) else {
         return at;
     };
-    let spaced = rest.strip_prefix(' ').unwrap_or(rest);
+    // ", ext. 214" after the number as well as " ext. 214".
+    let spaced = rest.strip_prefix(',').unwrap_or(rest);
+    let spaced = spaced.strip_prefix(' ').unwrap_or(spaced);
     let lower = spaced
         .get(..spaced.len().min(10))
         .unwrap_or_default()
@@ -398,6 +424,17 @@ fn stands_alone(text: &str, start: usize, end: usize) -> bool {
     let next2 = end.checked_add(1).and_then(at);
     let after_ok = !(alnum(next) || next.is_some_and(joiner) && alnum(next2));
     before_ok && after_ok
+}
+
+/// Whether `word` is one of the phone recognizer's cue words, in any case ("celular",
+/// "Handy"): the word that introduces a number, never a name.
+pub fn phone_cue(word: &str) -> bool {
+    let folded = word.trim().to_lowercase();
+    RECOGNIZERS
+        .iter()
+        .filter(|r| r.entity == Entity::Phone)
+        .flat_map(|r| r.context.iter())
+        .any(|cue| cue.trim() == folded)
 }
 
 /// Compiles every pattern now (the first request should not pay for it).
@@ -814,6 +851,35 @@ mod tests {
             assert_eq!(values(text, Entity::Phone), [want], "{text}");
         }
         assert_eq!(extension_end("415 555 2671 xylophone", 12), 12);
+        assert_eq!(
+            values("office +1 (212) 555-0100, ext. 214 after 9", Entity::Phone),
+            ["+1 (212) 555-0100, ext. 214"],
+            "an extension after a comma"
+        );
+    }
+
+    #[test]
+    fn the_north_american_international_prefix_and_postcodes_with_a_hyphen() {
+        assert_eq!(
+            values("from the us dial 011 33 1 42 68 53 00", Entity::Phone),
+            ["011 33 1 42 68 53 00"]
+        );
+        assert!(
+            kinds("Delhi office 011 2345 6789", 0.5).contains(&Entity::Phone),
+            "a Delhi number starts with 011 too"
+        );
+        assert!(
+            !kinds("São Paulo, SP 01310-200", 0.0).contains(&Entity::Phone),
+            "a Brazilian CEP"
+        );
+    }
+
+    #[test]
+    fn an_apostrophe_in_an_email_address() {
+        assert_eq!(
+            values("reply to j.o'connor@eircom.net please", Entity::Email),
+            ["j.o'connor@eircom.net"]
+        );
     }
 
     #[test]
@@ -829,6 +895,9 @@ mod tests {
             ("born 11/02/86, if you need it", "11/02/86"),
             ("DOB 3 Mar 85 for the form", "3 Mar 85"),
             ("birthday: march 3rd '85", "march 3rd '85"),
+            ("生年月日 1990年4月1日", "1990年4月1日"),
+            ("fecha nac. 11/11/1983", "11/11/1983"),
+            ("b-day is Jan 5 1979", "Jan 5 1979"),
         ] {
             assert_eq!(values(text, Entity::DateOfBirth), [want], "{text}");
         }

@@ -93,7 +93,7 @@ const REGIONS: [phonenumber::country::Id; 11] = {
 /// How well a phone candidate fits libphonenumber's metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PhoneFit {
-    /// Valid, written with its country code (`+…`, `00…`, `001-…`).
+    /// Valid, written with its country code (`+…`, `00…`, `011 …`).
     International,
     /// Valid in one of [`REGIONS`] as written.
     National,
@@ -110,13 +110,7 @@ pub fn phone(s: &str) -> Option<PhoneFit> {
     if !(7..=15).contains(&digits) {
         return None;
     }
-    let international = number.starts_with('+') || number.starts_with("00");
-    if international {
-        let normalized = match number.strip_prefix("00") {
-            Some(rest) => format!("+{rest}"),
-            None => number.to_string(),
-        }
-        .replace("(0)", "");
+    if let Some(normalized) = with_plus(number) {
         // A number libphonenumber cannot place (an unknown area code) is still possible
         // with a country code: digits after a `+` are dialled as a phone number.
         return match phonenumber::parse(None, &normalized) {
@@ -124,6 +118,17 @@ pub fn phone(s: &str) -> Option<PhoneFit> {
             Ok(parsed) => plausible(&parsed).then_some(PhoneFit::Possible),
             Err(_) => (digits >= 8).then_some(PhoneFit::Possible),
         };
+    }
+    // North America's international prefix ("011 33 1 42 68 53 00"), when what follows
+    // is a valid number; otherwise a national number that starts with 011 (Delhi).
+    if let Some(rest) = number
+        .strip_prefix("011")
+        .filter(|r| r.starts_with([' ', '-']))
+        && let Ok(parsed) =
+            phonenumber::parse(None, format!("+{}", rest.trim_start_matches([' ', '-'])))
+        && phonenumber::is_valid(&parsed)
+    {
+        return Some(PhoneFit::International);
     }
     let mut possible = false;
     for region in REGIONS {
@@ -135,6 +140,20 @@ pub fn phone(s: &str) -> Option<PhoneFit> {
         }
     }
     possible.then_some(PhoneFit::Possible)
+}
+
+/// `number` with a `+` for its international prefix (`+…` as written, `00…`), without
+/// the national trunk prefix in brackets (`+44 (0) 20…`); `None` when it has none.
+pub fn with_plus(number: &str) -> Option<String> {
+    let number = number.trim_start();
+    let plus = if let Some(rest) = number.strip_prefix("00") {
+        format!("+{rest}")
+    } else if number.starts_with('+') {
+        number.to_string()
+    } else {
+        return None;
+    };
+    Some(plus.replace("(0)", ""))
 }
 
 /// A national number of a length some country uses.
@@ -150,7 +169,7 @@ pub fn without_extension(s: &str) -> &str {
             let tail = lower.get(at + marker.len()..).unwrap_or_default();
             let tail = tail.trim_start_matches(['.', ' ']);
             if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) {
-                return s.get(..at).unwrap_or(s).trim_end();
+                return s.get(..at).unwrap_or(s).trim_end().trim_end_matches(',');
             }
         }
     }
