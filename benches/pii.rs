@@ -43,11 +43,10 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pii/scan_parts");
     group.throughput(Throughput::Bytes(text.len() as u64));
     type Scan = fn(&str, &mut Vec<warden::pii::Finding>);
-    let parts: [(&str, Scan); 4] = [
+    let parts: [(&str, Scan); 3] = [
         ("recognizers", warden::pii::recognize::scan),
         ("address_shapes", warden::pii::address::scan),
         ("name_cues", warden::pii::names::scan),
-        ("cued_values", warden::pii::cued::scan),
     ];
     for (name, scan) in parts {
         group.bench_function(name, |b| {

@@ -1,19 +1,16 @@
 //! Values that only the words before them make personal: a password after "password:",
 //! "Passwort", "mot de passe"; a PIN after "PIN"; a birth year after "born in", "year of
-//! birth", "Geburtsjahr". One case-insensitive automaton finds the cues; the value is the
-//! token right after a cue and its separator (":", "=", "is", "ist"…), kept only when it
-//! has the shape its cue asks for ("password reset link" holds no password).
-
-use std::sync::LazyLock;
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+//! birth", "Geburtsjahr". The cues are found by the name cues' automaton (`names`), in
+//! the same pass over the text; the value is the token right after a cue and its
+//! separator (":", "=", "is", "ist"…), kept only when it has the shape its cue asks for
+//! ("password reset link" holds no password).
 
 use super::{Finding, Source};
 use crate::config::Entity;
 
 /// What a cue says the next token is.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Value {
+pub(super) enum Value {
     /// A password: digits or symbols in it, so that a word is not one.
     Password,
     /// A word that names a password only sometimes ("pass", "boarding pass"): the token
@@ -25,7 +22,8 @@ enum Value {
     BirthYear,
 }
 
-const CUES: &[(&str, Value)] = &[
+/// Value cues, matched in any ASCII case.
+pub(super) const CUES: &[(&str, Value)] = &[
     ("password", Value::Password),
     ("passwort", Value::Password),
     ("passwd", Value::Password),
@@ -72,53 +70,42 @@ const PASSWORD: f64 = 0.9;
 const PIN: f64 = 0.8;
 const BIRTH_YEAR: f64 = 0.8;
 
-#[allow(
-    clippy::expect_used,
-    reason = "constant words; the unit tests build them"
-)]
-static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(CUES.iter().map(|(c, _)| c))
-        .expect("value cues build")
-});
-
-/// Passwords, PINs and birth years after their cues in `text`.
-pub fn scan(text: &str, out: &mut Vec<Finding>) {
-    for m in MATCHER.find_iter(text) {
-        let Some(&(_, value)) = CUES.get(m.pattern().as_usize()) else {
-            continue;
-        };
-        let alone = |before: Option<char>, after: Option<char>| {
-            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-        };
-        let before = text.get(..m.start()).and_then(|t| t.chars().next_back());
-        let after = text.get(m.end()..).and_then(|t| t.chars().next());
-        if !alone(before, after) {
-            continue;
+/// The value after the value cue `index` of [`CUES`], found at `start..end` of `text`.
+pub(super) fn value_after(
+    text: &str,
+    index: usize,
+    start: usize,
+    end: usize,
+    out: &mut Vec<Finding>,
+) {
+    let Some(&(_, value)) = CUES.get(index) else {
+        return;
+    };
+    let before = text.get(..start).and_then(|t| t.chars().next_back());
+    let after = text.get(end..).and_then(|t| t.chars().next());
+    if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
+        return;
+    }
+    let Some((start, end, separated)) = token_after(text, end) else {
+        return;
+    };
+    let token = text.get(start..end).unwrap_or_default();
+    let found = match value {
+        Value::Password => password(token).then_some((Entity::Secret, PASSWORD)),
+        Value::WeakPassword => {
+            (separated && password(token) || strong(token)).then_some((Entity::Secret, PASSWORD))
         }
-        let Some((start, end, separated)) = token_after(text, m.end()) else {
-            continue;
-        };
-        let token = text.get(start..end).unwrap_or_default();
-        let found = match value {
-            Value::Password => password(token).then_some((Entity::Secret, PASSWORD)),
-            Value::WeakPassword => (separated && password(token) || strong(token))
-                .then_some((Entity::Secret, PASSWORD)),
-            Value::Pin => pin(token).then_some((Entity::Secret, PIN)),
-            Value::BirthYear => birth_year(token).then_some((Entity::DateOfBirth, BIRTH_YEAR)),
-        };
-        if let Some((entity, score)) = found {
-            out.push(Finding {
-                entity,
-                start,
-                end,
-                score,
-                source: Source::Pattern,
-            });
-        }
+        Value::Pin => pin(token).then_some((Entity::Secret, PIN)),
+        Value::BirthYear => birth_year(token).then_some((Entity::DateOfBirth, BIRTH_YEAR)),
+    };
+    if let Some((entity, score)) = found {
+        out.push(Finding {
+            entity,
+            start,
+            end,
+            score,
+            source: Source::Pattern,
+        });
     }
 }
 
@@ -190,19 +177,16 @@ fn birth_year(token: &str) -> bool {
         && (token.starts_with("19") || token.starts_with("20"))
 }
 
-/// Builds the automaton now (the first request should not pay for it).
-pub fn warm() {
-    LazyLock::force(&MATCHER);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The values the cue pass (`names::scan`) finds in `text`.
     fn values(text: &str) -> Vec<(Entity, &str)> {
         let mut out = Vec::new();
-        scan(text, &mut out);
+        super::super::names::scan(text, &mut out);
         out.iter()
+            .filter(|f| f.entity != Entity::Person)
             .map(|f| (f.entity, text.get(f.start..f.end).unwrap_or_default()))
             .collect()
     }

@@ -6,7 +6,7 @@
 
 pub mod address;
 pub mod cli;
-pub mod cued;
+mod cued;
 pub mod eval;
 mod gate;
 pub mod keep;
@@ -171,7 +171,6 @@ impl Profile {
         recognize::scan(text, &mut found);
         address::scan(text, &mut found);
         names::scan(text, &mut found);
-        cued::scan(text, &mut found);
         names::before_here(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
             // The model reads lower-case names after cues with capitals; they are
@@ -363,7 +362,6 @@ impl Profiles {
         recognize::warm();
         address::warm();
         names::warm();
-        cued::warm();
         let ner = match &config.ner {
             Some(files) => match NerModel::load(&ner::NerFiles {
                 model_dir: files.model_dir.clone(),

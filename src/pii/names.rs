@@ -386,13 +386,19 @@ static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
         reason = "constant patterns; the unit tests build the automaton"
     )]
     // A DFA: the cues are short and common ("to", "for"), so no prefilter skips text,
-    // and the DFA's one lookup per byte is the fastest way through it.
+    // and the DFA's one lookup per byte is the fastest way through it. The cues of values
+    // (`cued`: "password", "born in") follow the name cues in the same automaton, so one
+    // pass over the text finds both.
     AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
-        .build(CUES.iter().map(|(c, _)| c))
-        .expect("name cues build")
+        .build(
+            CUES.iter()
+                .map(|(c, _)| *c)
+                .chain(super::cued::CUES.iter().map(|(c, _)| *c)),
+        )
+        .expect("name and value cues build")
 });
 
 /// A word of `text` from `start`: letters, marks, apostrophes, hyphens and dots.
@@ -524,10 +530,12 @@ fn cue_name(start: usize, end: usize, score: f64) -> Finding {
 }
 
 /// Names after cues in `text`: capitalised ones scored by their cue, destinations as
-/// candidates for [`confirm`].
+/// candidates for [`confirm`]; and the values after value cues ([`super::cued`]).
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
     for m in MATCHER.find_iter(text) {
-        let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
+        let index = m.pattern().as_usize();
+        let Some(&(_, cue)) = CUES.get(index) else {
+            super::cued::value_after(text, index - CUES.len(), m.start(), m.end(), out);
             continue;
         };
         if !edge_before(text, m.start()) {

@@ -509,15 +509,18 @@ impl Places {
         let mut hex_end = 0;
         let mut i = 0;
         while i < bytes.len() {
-            // Most text holds neither digits nor colons: skip it a block at a time (the
-            // block's test is branch-free, so the compiler vectorizes it).
-            if let Some(block) = bytes.get(i..i + SKIP_BLOCK)
-                && !block
-                    .iter()
-                    .fold(false, |any, &b| any | b.is_ascii_digit() | (b == b':'))
-            {
-                i += SKIP_BLOCK;
-                continue;
+            // Most text holds neither digits nor colons: read it a block at a time, and
+            // go straight to the block's first digit or colon (the block's mask is built
+            // without branches, so the compiler vectorizes it).
+            if let Some(block) = bytes.get(i..i + SKIP_BLOCK) {
+                let mask = block.iter().enumerate().fold(0u32, |mask, (k, &b)| {
+                    mask | (u32::from(b.is_ascii_digit() | (b == b':')) << k)
+                });
+                if mask == 0 {
+                    i += SKIP_BLOCK;
+                    continue;
+                }
+                i += mask.trailing_zeros() as usize;
             }
             match bytes.get(i) {
                 Some(b) if b.is_ascii_digit() => {
