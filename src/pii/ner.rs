@@ -41,6 +41,46 @@ fn courtesy(span: &str) -> bool {
     courtesy || super::recognize::phone_cue(span)
 }
 
+/// Words that number a door, a unit or a place in a building or a warehouse, never a
+/// street's name.
+const UNIT_WORDS: &[&str] = &[
+    "number",
+    "no",
+    "nr",
+    "num",
+    "nummer",
+    "numéro",
+    "numero",
+    "house",
+    "door",
+    "flat",
+    "apt",
+    "apartment",
+    "unit",
+    "room",
+    "floor",
+    "suite",
+    "level",
+    "block",
+    "box",
+    "gate",
+    "platform",
+    "aisle",
+    "bay",
+    "dock",
+    "shelf",
+    "rack",
+    "bin",
+];
+
+/// Whether every word of `span` with letters is a unit word ("number 12", "Flat 3B").
+fn only_unit_words(span: &str) -> bool {
+    span.split(|c: char| c.is_whitespace() || c == ',')
+        .map(|w| w.trim_matches(|c: char| !c.is_alphabetic()).to_lowercase())
+        .filter(|w| w.chars().count() >= 2)
+        .all(|w| UNIT_WORDS.contains(&w.as_str()))
+}
+
 /// Tokens per window, [CLS] and [SEP] included.
 const WINDOW: usize = 512;
 /// Tokens shared by consecutive windows.
@@ -412,6 +452,11 @@ fn spans(
         if span.entity == Entity::Address && !text.get(span.start..span.end).is_some_and(letters) {
             return; // a size or a code ("40R"): no street is written without a word
         }
+        if span.entity == Entity::Address
+            && text.get(span.start..span.end).is_some_and(only_unit_words)
+        {
+            return; // "number 12", "Flat 3", "dock 4": a unit or a number with no street
+        }
         if text.get(span.start..span.end).is_none() {
             return; // offsets that are not character boundaries of `text`
         }
@@ -541,6 +586,16 @@ mod tests {
         );
         let addresses: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(addresses, ["Elm Rd"]);
+        let text = "leave it at number 12, or at dock 4";
+        let number = text.find("number").unwrap();
+        let dock = text.find("dock").unwrap();
+        let found = spans(
+            text,
+            &[(number, number + 9), (dock, dock + 6)],
+            &[(1, 0.9), (1, 0.9)],
+            &meaning,
+        );
+        assert!(found.is_empty(), "a unit or a number with no street");
     }
 
     #[test]
