@@ -57,6 +57,8 @@ const CUES: &[(&str, Cue)] = &[
     ("name:", Cue::Naming),
     ("full name:", Cue::Naming),
     ("account holder", Cue::Naming),
+    ("under the name", Cue::Naming),
+    ("under the name of", Cue::Naming),
     ("account name", Cue::Naming),
     ("cardholder", Cue::Naming),
     ("card holder", Cue::Naming),
@@ -683,6 +685,19 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
     *found = joined;
 }
 
+/// Whether `word` is one initial or more, each a capital and a dot ("W.", "J.R.").
+fn initials(word: &str) -> bool {
+    let mut chars = word.chars();
+    let mut count = 0;
+    while let Some(c) = chars.next() {
+        if !c.is_uppercase() || chars.next() != Some('.') {
+            return false;
+        }
+        count += 1;
+    }
+    count > 0
+}
+
 /// Where a title or an initial written just before `at` (one space apart) starts.
 fn title_before(text: &str, at: usize) -> Option<usize> {
     let head = text.get(..at)?.strip_suffix(' ')?;
@@ -693,12 +708,7 @@ fn title_before(text: &str, at: usize) -> Option<usize> {
         .map_or(0, |(i, c)| i + c.len_utf8());
     let word = head.get(start..)?;
     let folded = word.to_lowercase();
-    let mut chars = word.chars();
-    let initial = matches!(
-        (chars.next(), chars.next(), chars.next()),
-        (Some(c), Some('.'), None) if c.is_uppercase()
-    );
-    (initial || TITLES.contains(&folded.as_str())).then_some(start)
+    (initials(word) || TITLES.contains(&folded.as_str())).then_some(start)
 }
 
 /// Where a suffix, particles with the capitalised word after them, or a capitalised word
@@ -976,6 +986,8 @@ mod tests {
         widen(text, &mut found);
         let got: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(got, ["Robert J. Fischer"], "one name found in two parts");
+        assert!(initials("J.R.") && initials("W.") && initials("A.P.J."));
+        assert!(!initials("JR.") && !initials("J.r.") && !initials("Dr."));
     }
 
     #[test]

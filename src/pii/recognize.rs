@@ -49,6 +49,9 @@ struct Recognizer {
 enum Reach {
     /// The whole text: the regex's literals let it skip to the few places it can match.
     Anywhere,
+    /// The whole text when it holds an `@` (e-mail addresses, credentials in URLs): the
+    /// pattern starts with a class, which no literal lets the regex skip to.
+    AtSign,
     /// Runs of digits and phone separators that hold at least this many digits.
     Digits(usize),
     /// From two capital letters followed by two digits (a country code and check digits).
@@ -113,7 +116,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
-            reach: Reach::Anywhere,
+            reach: Reach::AtSign,
         },
         Recognizer {
             entity: Entity::UrlCredentials,
@@ -123,7 +126,7 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             penalty: &[],
             whole_token: false,
             shrinks: false,
-            reach: Reach::Anywhere,
+            reach: Reach::AtSign,
         },
         Recognizer {
             entity: Entity::Secret,
@@ -500,12 +503,17 @@ struct Places {
     iban_starts: Vec<usize>,
     /// Runs of [`HEX_COLON`] characters holding two colons or more.
     hex_colon: Vec<(usize, usize)>,
+    /// Whether the text holds an `@`.
+    at_sign: bool,
 }
 
 impl Places {
     fn of(text: &str) -> Places {
         let bytes = text.as_bytes();
-        let mut places = Places::default();
+        let mut places = Places {
+            at_sign: memchr::memchr(b'@', bytes).is_some(),
+            ..Places::default()
+        };
         let mut hex_end = 0;
         let mut i = 0;
         while i < bytes.len() {
@@ -571,6 +579,8 @@ impl Places {
         let end = text.len();
         match reach {
             Reach::Anywhere => vec![(0, end)],
+            Reach::AtSign if self.at_sign => vec![(0, end)],
+            Reach::AtSign => Vec::new(),
             Reach::Digits(min) => runs(min).collect(),
             Reach::IbanStart => merged(
                 text,
