@@ -1016,6 +1016,16 @@ mod tests {
             Places::of(text).ranges(text, Reach::BirthWord),
             [(0, text.len())]
         );
+        let text = "write to me, not the shop";
+        assert!(
+            Places::of(text).ranges(text, Reach::AtSign).is_empty(),
+            "no @, no e-mail address"
+        );
+        let text = "write to me@example.com";
+        assert_eq!(
+            Places::of(text).ranges(text, Reach::AtSign),
+            [(0, text.len())]
+        );
     }
 
     #[test]
