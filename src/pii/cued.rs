@@ -146,13 +146,16 @@ fn token_after(text: &str, from: usize) -> Option<(usize, usize, bool)> {
 }
 
 /// A password as people paste one: 4 to 64 characters, with a letter or digit, and a
-/// digit or a symbol (a word alone is what is said about a password: "reset", "expired");
-/// a masked one ("********") is no value.
+/// digit or a symbol before its last character (a word alone is what is said about a
+/// password: "reset", "expired", "wrong!"); a masked one ("********") and an aside
+/// ("(min. 8 characters)") are no value.
 fn password(token: &str) -> bool {
     let n = token.chars().count();
+    let core = token.trim_end_matches(['!', '?']);
     (4..=64).contains(&n)
+        && !token.starts_with(['(', '['])
         && token.chars().any(char::is_alphanumeric)
-        && token
+        && core
             .chars()
             .any(|c| c.is_ascii_digit() || !c.is_alphanumeric())
 }
@@ -222,6 +225,8 @@ mod tests {
             "boarding pass AB1234 is attached",
             "we will pass 2-3 parcels to the courier",
             "bypass: 1234",
+            "the password is wrong! twice now",
+            "password (min. 8 characters) is too short",
         ] {
             assert_eq!(values(text), [], "{text}");
         }
