@@ -56,7 +56,8 @@ enum Reach {
     Digits(usize),
     /// From two capital letters followed by two digits (a country code and check digits).
     IbanStart,
-    /// Runs of digits and dots (IPv4) or of hex digits and colons holding two colons (IPv6).
+    /// Runs of digits holding three dots (IPv4) or of hex digits and colons holding two
+    /// colons (IPv6).
     Ip,
     /// Around a birth word: a date is a birth date only in its context.
     BirthWord,
@@ -493,12 +494,22 @@ static BIRTH_WORDS: LazyLock<meta::Regex> = LazyLock::new(|| {
     meta::Regex::new(&pattern.join("|")).expect("birth words compile")
 });
 
+/// A run of [`NUMERIC`] characters holding a digit: where it is, its digits and dots.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    from: usize,
+    to: usize,
+    digits: usize,
+    /// An IPv4 address has three.
+    dots: usize,
+}
+
 /// Where the recognizers that do not search the whole text can match, found in one pass
 /// over its bytes.
 #[derive(Default, Debug)]
 struct Places {
-    /// Runs of [`NUMERIC`] characters holding a digit, with their digit counts.
-    numeric: Vec<(usize, usize, usize)>,
+    /// Runs of [`NUMERIC`] characters holding a digit.
+    numeric: Vec<Run>,
     /// Where two capital letters are followed by two digits.
     iban_starts: Vec<usize>,
     /// Runs of [`HEX_COLON`] characters holding two colons or more.
@@ -535,7 +546,13 @@ impl Places {
                     let (from, to) = run_around(bytes, i, &NUMERIC);
                     let run = bytes.get(from..to).unwrap_or_default();
                     let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
-                    places.numeric.push((from, to, digits));
+                    let dots = run.iter().filter(|&&b| b == b'.').count();
+                    places.numeric.push(Run {
+                        from,
+                        to,
+                        digits,
+                        dots,
+                    });
                     // Capitals end a run of digits, so an IBAN's start is a run's.
                     let two_digits = run
                         .get(..2)
@@ -570,18 +587,18 @@ impl Places {
 
     /// The ranges of `text` a recognizer with `reach` is searched in, sorted and apart.
     fn ranges(&self, text: &str, reach: Reach) -> Vec<(usize, usize)> {
-        let runs = |min_digits: usize| {
+        let runs = |min_digits: usize, min_dots: usize| {
             self.numeric
                 .iter()
-                .filter(move |&&(_, _, digits)| digits >= min_digits)
-                .map(|&(from, to, _)| (from, to))
+                .filter(move |run| run.digits >= min_digits && run.dots >= min_dots)
+                .map(|run| (run.from, run.to))
         };
         let end = text.len();
         match reach {
             Reach::Anywhere => vec![(0, end)],
             Reach::AtSign if self.at_sign => vec![(0, end)],
             Reach::AtSign => Vec::new(),
-            Reach::Digits(min) => runs(min).collect(),
+            Reach::Digits(min) => runs(min, 0).collect(),
             Reach::IbanStart => merged(
                 text,
                 self.iban_starts
@@ -591,7 +608,7 @@ impl Places {
             ),
             Reach::Ip => merged(
                 text,
-                runs(4).chain(self.hex_colon.iter().copied()).collect(),
+                runs(4, 3).chain(self.hex_colon.iter().copied()).collect(),
             ),
             Reach::BirthWord => merged(
                 text,
@@ -967,7 +984,7 @@ mod tests {
         ] {
             let places = Places::of(text);
             let numeric: Vec<(usize, usize)> =
-                places.numeric.iter().map(|&(s, e, _)| (s, e)).collect();
+                places.numeric.iter().map(|r| (r.from, r.to)).collect();
             let digit = |run: &[u8]| run.iter().any(u8::is_ascii_digit);
             assert_eq!(numeric, runs(text, &NUMERIC, digit), "{text}");
             let colons = |run: &[u8]| run.iter().filter(|&&b| b == b':').count() >= 2;
