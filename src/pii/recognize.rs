@@ -1033,6 +1033,11 @@ mod tests {
             Places::of(text).ranges(text, Reach::BirthWord),
             [(0, text.len())]
         );
+        let text = "version 10.2.1 of the app, 4 items";
+        assert!(
+            Places::of(text).ranges(text, Reach::Ip).is_empty(),
+            "an IPv4 address has three dots"
+        );
         let text = "write to me, not the shop";
         assert!(
             Places::of(text).ranges(text, Reach::AtSign).is_empty(),
