@@ -391,8 +391,8 @@ static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
     // and the DFA's one lookup per byte is the fastest way through it. The cues of values
     // (`cued`: "password", "born in") follow the name cues in the same automaton, so one
     // pass over the text finds both. The cues are in lower case and the automaton reads
-    // the text's ASCII-lower-cased copy (same offsets): a case-sensitive DFA is about
-    // half the size of one that folds case.
+    // the text's ASCII-lower-cased copy (same offsets): a case-sensitive DFA is smaller,
+    // and faster than one that folds case (15.8 against 16.7 µs on the clean bench text).
     AhoCorasickBuilder::new()
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
