@@ -390,10 +390,9 @@ static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
     // A DFA: the cues are short and common ("to", "for"), so no prefilter skips text,
     // and the DFA's one lookup per byte is the fastest way through it. The cues of values
     // (`cued`: "password", "born in") follow the name cues in the same automaton, so one
-    // pass over the text finds both. The cues are in lower case and the automaton reads
-    // the text's ASCII-lower-cased copy (same offsets): a case-sensitive DFA is smaller,
-    // and faster than one that folds case (15.8 against 16.7 µs on the clean bench text).
+    // pass over the text finds both.
     AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
         .build(
@@ -535,7 +534,7 @@ fn cue_name(start: usize, end: usize, score: f64) -> Finding {
 /// Names after cues in `text`: capitalised ones scored by their cue, destinations as
 /// candidates for [`confirm`]; and the values after value cues ([`super::cued`]).
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
-    for m in MATCHER.find_iter(&text.to_ascii_lowercase()) {
+    for m in MATCHER.find_iter(text) {
         let index = m.pattern().as_usize();
         let Some(&(_, cue)) = CUES.get(index) else {
             super::cued::value_after(text, index - CUES.len(), m.start(), m.end(), out);
@@ -808,7 +807,7 @@ pub fn after_addresses(text: &str, found: &mut Vec<Finding>) {
 /// another length is left as it is); borrowed when nothing changes.
 pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
     let mut spans: Vec<Finding> = Vec::new();
-    for m in MATCHER.find_iter(&text.to_ascii_lowercase()) {
+    for m in MATCHER.find_iter(text) {
         let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
             continue;
         };
