@@ -70,21 +70,15 @@ const PASSWORD: f64 = 0.9;
 const PIN: f64 = 0.8;
 const BIRTH_YEAR: f64 = 0.8;
 
-/// The value after the value cue `index` of [`CUES`], found at `start..end` of `text`.
-pub(super) fn value_after(
-    text: &str,
-    index: usize,
-    start: usize,
-    end: usize,
-    out: &mut Vec<Finding>,
-) {
+/// The value after the value cue `index` of [`CUES`], which ends at byte `end` of `text`
+/// (the cue pass has checked that no letter or digit runs into its start).
+pub(super) fn value_after(text: &str, index: usize, end: usize, out: &mut Vec<Finding>) {
     let Some(&(_, value)) = CUES.get(index) else {
         return;
     };
-    let before = text.get(..start).and_then(|t| t.chars().next_back());
     let after = text.get(end..).and_then(|t| t.chars().next());
-    if before.is_some_and(char::is_alphanumeric) || after.is_some_and(char::is_alphanumeric) {
-        return;
+    if after.is_some_and(char::is_alphanumeric) {
+        return; // "passwords", "pinned"
     }
     let Some((start, end, separated)) = token_after(text, end) else {
         return;

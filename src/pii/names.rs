@@ -535,14 +535,14 @@ fn cue_name(start: usize, end: usize, score: f64) -> Finding {
 /// candidates for [`confirm`]; and the values after value cues ([`super::cued`]).
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
     for m in MATCHER.find_iter(text) {
-        let index = m.pattern().as_usize();
-        let Some(&(_, cue)) = CUES.get(index) else {
-            super::cued::value_after(text, index - CUES.len(), m.start(), m.end(), out);
-            continue;
-        };
         if !edge_before(text, m.start()) {
             continue;
         }
+        let index = m.pattern().as_usize();
+        let Some(&(_, cue)) = CUES.get(index) else {
+            super::cued::value_after(text, index - CUES.len(), m.end(), out);
+            continue;
+        };
         let title = matches!(cue, Cue::Title | Cue::WeakTitle);
         // A title is followed by a name: "Dr. Weber", not "Ms" on its own.
         if title && !text.get(m.end()..).is_some_and(|t| t.starts_with(' ')) {

@@ -364,7 +364,7 @@ fn phone_score(s: &str) -> Option<f64> {
         return None;
     }
     let fit = validate::phone(s)?;
-    let international = validate::with_plus(s).is_some();
+    let international = validate::after_international_prefix(s).is_some();
     let base = match fit {
         PhoneFit::International => 0.85,
         PhoneFit::National => 0.55,

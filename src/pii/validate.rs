@@ -142,18 +142,19 @@ pub fn phone(s: &str) -> Option<PhoneFit> {
     possible.then_some(PhoneFit::Possible)
 }
 
-/// `number` with a `+` for its international prefix (`+…` as written, `00…`), without
-/// the national trunk prefix in brackets (`+44 (0) 20…`); `None` when it has none.
-pub fn with_plus(number: &str) -> Option<String> {
+/// What follows the international prefix `number` starts with (`+…`, `00…`), or `None`
+/// when it starts with none.
+pub fn after_international_prefix(number: &str) -> Option<&str> {
     let number = number.trim_start();
-    let plus = if let Some(rest) = number.strip_prefix("00") {
-        format!("+{rest}")
-    } else if number.starts_with('+') {
-        number.to_string()
-    } else {
-        return None;
-    };
-    Some(plus.replace("(0)", ""))
+    number
+        .strip_prefix("00")
+        .or_else(|| number.strip_prefix('+'))
+}
+
+/// `number` with a `+` for its international prefix, without the national trunk prefix
+/// in brackets (`+44 (0) 20…`); `None` when it has no international prefix.
+fn with_plus(number: &str) -> Option<String> {
+    after_international_prefix(number).map(|rest| format!("+{rest}").replace("(0)", ""))
 }
 
 /// A national number of a length some country uses.
