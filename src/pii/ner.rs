@@ -442,6 +442,9 @@ fn spans(
         if span.score / (span.pieces as f32) < FLOOR {
             return;
         }
+        let Some(value) = text.get(span.start..span.end) else {
+            return; // offsets that are not character boundaries of `text`
+        };
         if span.entity == Entity::Address && !span.street {
             return; // a place or a number on its own
         }
@@ -449,16 +452,11 @@ fn spans(
             t.split(|c: char| !c.is_alphabetic())
                 .any(|run| run.chars().count() >= 2)
         };
-        if span.entity == Entity::Address && !text.get(span.start..span.end).is_some_and(letters) {
+        if span.entity == Entity::Address && !letters(value) {
             return; // a size or a code ("40R"): no street is written without a word
         }
-        if span.entity == Entity::Address
-            && text.get(span.start..span.end).is_some_and(only_unit_words)
-        {
+        if span.entity == Entity::Address && only_unit_words(value) {
             return; // "number 12", "Flat 3", "dock 4": a unit or a number with no street
-        }
-        if text.get(span.start..span.end).is_none() {
-            return; // offsets that are not character boundaries of `text`
         }
         let inside_word = |i: usize| {
             text.get(..i)
@@ -472,7 +470,7 @@ fn spans(
         if inside_word(span.start) || inside_word(span.end) {
             return; // a piece of a word ("L" of "40L") is not a name
         }
-        if span.entity == Entity::Person && text.get(span.start..span.end).is_some_and(courtesy) {
+        if span.entity == Entity::Person && courtesy(value) {
             return; // "…, merci", "nata il 7 giugno"
         }
         out.push(Finding {
