@@ -121,6 +121,81 @@ async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
     stop_and_check(w, dir.path()).await;
 }
 
+/// Values that only a cue makes personal (a password after "password is", a PIN, a birth
+/// year after "born in") reach the provider as placeholders, in the user's turn and in a
+/// tool result, and come back to the customer; under `block` a password refuses the
+/// request without its value. Nothing of them reaches the log or the audit files.
+#[tokio::test]
+async fn passwords_pins_and_birth_years_after_cues_never_reach_the_provider() {
+    const PASSWORD: &str = "Tr0ub4dor&3";
+    const PIN: &str = "4921";
+    const YEAR: &str = "1974";
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(&config(&mock, dir.path()).replace(
+        "CREDIT_CARD: block}",
+        "CREDIT_CARD: block, SECRET: pseudonymize, DATE_OF_BIRTH: pseudonymize}",
+    ));
+    let message = format!(
+        "my password is {PASSWORD} and the gift card pin {PIN} fails; I was born in {YEAR}"
+    );
+    let seen = chat_restored(&w, &mock, &message).await;
+    for value in [PASSWORD, PIN, YEAR] {
+        assert!(!seen.contains(value), "the provider saw {value}: {seen}");
+    }
+    assert!(
+        seen.contains("<SECRET_1>")
+            && seen.contains("<SECRET_2>")
+            && seen.contains("<DATE_OF_BIRTH_1>"),
+        "{seen}"
+    );
+
+    // The same values in a tool result, where an attacker's tool would return them.
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "what is on my account?"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "account", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1",
+            "content": json!({"note": format!("Passwort: {PASSWORD}")}).to_string()}
+    ]});
+    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    assert!(!seen.contains(PASSWORD), "{seen}");
+
+    let log_path = w.log.clone();
+    let mut w = w;
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let audit = all_text(dir.path());
+    assert!(
+        audit.contains("\"pii\":[{"),
+        "findings are recorded as counts"
+    );
+    for value in [PASSWORD, PIN] {
+        assert!(!log.contains(value), "the log holds {value}");
+        assert!(!audit.contains(value), "the audit files hold {value}");
+    }
+
+    // Under `block`, a password after its cue refuses the request without its value.
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(
+        &config(&mock, dir.path())
+            .replace("CREDIT_CARD: block}", "CREDIT_CARD: block, SECRET: block}"),
+    );
+    let r = post_json(
+        &w.url("/v1/chat/completions"),
+        &json!({"model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": format!("pwd: {PASSWORD}")}]}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "pii_blocked");
+    assert!(r.text().contains("SECRET"), "{}", r.text());
+    assert!(!r.text().contains(PASSWORD), "{}", r.text());
+}
+
 /// Stops Warden (flushing the audit log) and checks its log and audit files.
 async fn stop_and_check(mut w: Warden, dir: &std::path::Path) {
     let log_path = w.log.clone();
