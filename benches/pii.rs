@@ -43,10 +43,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pii/scan_parts");
     group.throughput(Throughput::Bytes(text.len() as u64));
     type Scan = fn(&str, &mut Vec<warden::pii::Finding>);
-    let parts: [(&str, Scan); 3] = [
+    let parts: [(&str, Scan); 4] = [
         ("recognizers", warden::pii::recognize::scan),
         ("address_shapes", warden::pii::address::scan),
         ("name_cues", warden::pii::names::scan),
+        ("known_names", warden::pii::known_names::scan),
     ];
     for (name, scan) in parts {
         group.bench_function(name, |b| {

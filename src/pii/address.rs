@@ -48,7 +48,7 @@ const TYPES_AFTER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulev
 /// Street types of an address written in lower case: the unmistakable ones.
 const TYPES_AFTER_LOWER: &str = r"street|st|road|rd|avenue|ave|lane|ln|drive|dr|blvd|hwy|pkwy|place|court|crescent|terrace|square|gardens|grove|close";
 /// Street types that come first ("Calle de Alcalá", "Via Roma"), in any case.
-const TYPES_BEFORE: &str = r"calle|callejón|cuesta|rambla|pasaje|pasadizo|urbanización|acceso|cañada|vía|c/|avenida|avda\.?|av\.|avd\.|paseo|ronda|plaza|pza\.|carrer|camino|glorieta|travesía|carretera|rua|travessa|alameda|praça|estrada|rue|boulevard|strada|vicolo|piazzale|piazza|viale|corso|largo|canale|contrada|borgo|stretto|incrocio|rotonda";
+const TYPES_BEFORE: &str = r"calle|callejón|cuesta|rambla|pasaje|pasadizo|urbanización|acceso|cañada|vía|c/|avenida|avda\.?|av\.|avd\.|paseo|ronda|plaza|pza\.|carrer|camino|glorieta|travesía|carretera|rua|travessa|alameda|praça|estrada|rue|boulevard|strada|vicolo|piazzale|piazza|viale|corso|largo|canale|contrada|borgo|stretto|incrocio|rotonda|ul\.|ulica|al\.|aleja|os\.|osiedle";
 /// Street types that come first only when capitalised (English words otherwise).
 const TYPES_BEFORE_CAPITALISED: &str = r"Via|Avenue|Place|Route|Allée|Chemin|Quai|Impasse|Cours";
 /// Street types that follow a number in French ("12 rue des Lilas").
@@ -135,7 +135,7 @@ static AFTER: LazyLock<Regex> = LazyLock::new(|| {
         r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
         // postcodes
-        r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)|\d{3}\s\d{2}(?-u:\b)",
+        r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)|\d{3}\s\d{2}(?-u:\b)|\d{2}-\d{3}(?-u:\b)",
         r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}(?-u:\b)|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2}(?-u:\b)",
         r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d(?-u:\b)|[A-Z]\d{2}\s?[A-Z\d]{4}(?-u:\b)",
         // regions
@@ -511,6 +511,11 @@ mod tests {
             (
                 "to 15 Harcourt Street, Dublin 2, D02 XY45 today",
                 "15 Harcourt Street, Dublin 2, D02 XY45",
+            ),
+            // Polish: the street's type first, a flat after the house number.
+            (
+                "adres: ul. Długa 15/3, 31-019 Kraków",
+                "ul. Długa 15/3, 31-019 Kraków",
             ),
             // Spanish floors glued to the house number, and abbreviated sides.
             (

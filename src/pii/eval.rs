@@ -147,6 +147,25 @@ pub fn evaluate(profile: &Profile, examples: &[Example]) -> Report {
     evaluate_with(profile, examples, false)
 }
 
+/// Where `value` was planted in `ex`: its first occurrence that is not part of one of the
+/// example's commerce terms ("for Kate" after "Kate Spade New York").
+fn planted_span(ex: &Example, value: &str) -> Option<(usize, usize)> {
+    let terms: Vec<(usize, usize)> = ex
+        .keep
+        .iter()
+        .flat_map(|t| {
+            ex.text
+                .match_indices(t.as_str())
+                .map(|(s, t)| (s, s + t.len()))
+        })
+        .collect();
+    let mut occurrences = ex.text.match_indices(value).map(|(s, v)| (s, s + v.len()));
+    let first = occurrences.clone().next();
+    occurrences
+        .find(|&(s, e)| !terms.iter().any(|&(ts, te)| ts <= s && e <= te))
+        .or(first)
+}
+
 /// [`evaluate`], listing the errors in the report when `errors` is set.
 pub fn evaluate_with(profile: &Profile, examples: &[Example], errors: bool) -> Report {
     let mut report = Report {
@@ -160,10 +179,7 @@ pub fn evaluate_with(profile: &Profile, examples: &[Example], errors: bool) -> R
             let supported = Entity::from_name(&planted.kind).is_some_and(|e| {
                 PATTERN_TYPES.contains(&e) || (profile.ner().is_some() && NER_TYPES.contains(&e))
             });
-            let span = ex
-                .text
-                .find(&planted.value)
-                .map(|s| (s, s + planted.value.len()));
+            let span = planted_span(ex, &planted.value);
             let hit = span.and_then(|(s, e)| {
                 findings
                     .iter()
@@ -306,4 +322,21 @@ pub fn render(report: &Report) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_value_is_looked_for_outside_the_examples_commerce_terms() {
+        let ex: Example = serde_json::from_str(
+            r#"{"text": "Kate Spade bag for Kate, my sister", "keep": ["Kate Spade"],
+                "entities": [{"type": "PERSON", "value": "Kate"}]}"#,
+        )
+        .expect("example parses");
+        assert_eq!(planted_span(&ex, "Kate"), Some((19, 23)));
+        assert_eq!(planted_span(&ex, "Spade"), Some((5, 10)));
+        assert_eq!(planted_span(&ex, "Ingrid"), None);
+    }
 }

@@ -3,7 +3,8 @@
 //! look like a person ("Steve Madden") or a street ("Cascadia"). A known term takes the
 //! model number written after it ("Brooks Cascadia 17", "990v6"). A finding that lies
 //! inside a known term is dropped, and so is one that runs past a term only into
-//! lower-case words ("Aesop hand wash"); deny-list findings stay. The terms are matched in one
+//! lower-case words ("Aesop hand wash"), or a name or a place that starts inside a term
+//! of two words or more ("Jimmy Choo Romy"); deny-list findings stay. The terms are matched in one
 //! pass with an Aho-Corasick automaton (ASCII case-insensitive, longest match first, on
 //! word boundaries), built when the profile loads. [`Learned`] terms come from the results
 //! of catalog tools (`keep_terms_from_tools`) as Warden runs them: the automaton is
@@ -17,7 +18,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use arc_swap::ArcSwapOption;
 use serde_json::Value;
 
-use super::{Finding, Source};
+use super::{Entity, Finding, Source};
 
 /// Shortest term kept (shorter ones would keep too much).
 const MIN_TERM: usize = 2;
@@ -103,7 +104,15 @@ impl KeepTerms {
                 || !spans.iter().any(|&(s, e)| {
                     let inside = s <= f.start && f.end <= e;
                     let overlaps = s < f.end && f.start < e;
-                    inside || overlaps && only_lower_case_outside(text, f, s, e)
+                    // A name or a place that starts inside a term of two words or more
+                    // runs on into its product line ("Jimmy Choo Romy 85"); after a
+                    // one-word term it may be a surname ("Chloé Martin").
+                    let product_line = s <= f.start
+                        && f.start < e
+                        && text.get(s..e).is_some_and(|term| term.contains(' '))
+                        && matches!(f.entity, Entity::Person | Entity::Address)
+                        && f.source != Source::Pattern;
+                    inside || product_line || overlaps && only_lower_case_outside(text, f, s, e)
                 })
         });
     }
@@ -263,19 +272,22 @@ mod tests {
     #[test]
     fn a_term_takes_its_model_number_and_lower_case_overruns_are_dropped() {
         let k = keep(&["Brooks Cascadia", "Aesop", "Brooks"]);
-        let text = "my Brooks Cascadia 17 came, Aesop hand wash refill, and Taylor Brooks wrote";
+        let text = "my Brooks Cascadia 17 came, Aesop hand wash refill, and Taylor Brooks wrote \
+                    to Brooks Ward";
         let spans: Vec<&str> = k.spans(text).iter().map(|&(s, e)| &text[s..e]).collect();
-        assert_eq!(spans, ["Brooks Cascadia 17", "Aesop", "Brooks"]);
+        assert_eq!(spans, ["Brooks Cascadia 17", "Aesop", "Brooks", "Brooks"]);
         let mut found = vec![
             finding(text, "Cascadia 17", Entity::Address, Source::Ner),
             finding(text, "Aesop hand", Entity::Person, Source::Ner),
             finding(text, "Taylor Brooks", Entity::Person, Source::Ner),
+            finding(text, "Brooks Cascadia 17 came", Entity::Person, Source::Ner),
+            finding(text, "Brooks Ward", Entity::Person, Source::Ner),
         ];
         k.drop_inside(text, &mut found);
         let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(
             kept,
-            ["Taylor Brooks"],
+            ["Taylor Brooks", "Brooks Ward"],
             "a person who shares a brand's name stays"
         );
     }

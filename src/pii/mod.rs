@@ -10,6 +10,7 @@ mod cued;
 pub mod eval;
 mod gate;
 pub mod keep;
+pub mod known_names;
 pub mod names;
 pub mod ner;
 pub mod output;
@@ -50,7 +51,8 @@ pub use vault::{StreamRestorer, Vault, VaultSnapshot};
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Pattern,
-    /// A name after a cue ("ship to", "Attn:", "Mrs.").
+    /// A name found by the words around it ("ship to", "Attn:", "Mrs.") or by the name
+    /// lists (a given name and a surname).
     Cue,
     Ner,
     DenyList,
@@ -172,6 +174,7 @@ impl Profile {
         address::scan(text, &mut found);
         names::scan(text, &mut found);
         names::before_here(text, &mut found);
+        known_names::scan(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
             // The model reads lower-case names after cues with capitals; they are
             // candidates until it finds a person there.
@@ -211,6 +214,8 @@ impl Profile {
         self.drop_kept(text, &mut found);
         address::widen(text, &mut found);
         names::confirm(text, &mut found);
+        known_names::coordinated(text, &mut found);
+        names::drop_not_people(text, &mut found);
         names::widen(text, &mut found);
         names::after_addresses(text, &mut found);
         if let Some(deny) = &self.deny {

@@ -44,6 +44,9 @@ enum Cue {
     Intro,
     /// Where something goes: a person or a place ("ship to", "deliver to").
     Destination,
+    /// Whom someone speaks to ("ask", "tell", "spoke to"): a person, or a team or a
+    /// thing; a name when its first word is a known given name.
+    Addressee,
     /// A courtesy title, part of the name ("Mrs.", "Herr", "Sr.").
     Title,
     /// A title that is also a letter or a word ("M.", "Ms", "Don"): two name words.
@@ -116,6 +119,22 @@ const CUES: &[(&str, Cue)] = &[
     ("my boyfriend", Cue::Label),
     ("my friend", Cue::Label),
     ("my colleague", Cue::Label),
+    // Dutch on the phone: "hoi, met Daan Jansen".
+    ("met", Cue::Destination),
+    ("ask", Cue::Addressee),
+    ("ask for", Cue::Addressee),
+    ("asked", Cue::Addressee),
+    ("tell", Cue::Addressee),
+    ("told", Cue::Addressee),
+    ("spoke to", Cue::Addressee),
+    ("spoke with", Cue::Addressee),
+    ("spoken to", Cue::Addressee),
+    ("speak to", Cue::Addressee),
+    ("speak with", Cue::Addressee),
+    ("talked to", Cue::Addressee),
+    ("talk to", Cue::Addressee),
+    ("thank", Cue::Addressee),
+    ("thanks to", Cue::Addressee),
     ("my manager", Cue::Label),
     // German
     ("mein name ist", Cue::Naming),
@@ -365,6 +384,49 @@ const NOT_NAMES: &[&str] = &[
     "everything",
     "nothing",
     "something",
+    // What family call each other: a relation, not a name.
+    "mum",
+    "mom",
+    "mummy",
+    "mommy",
+    "mama",
+    "mamma",
+    "mami",
+    "mamie",
+    "maman",
+    "mutti",
+    "papa",
+    "papi",
+    "daddy",
+    "dad",
+    "grandma",
+    "grandpa",
+    "granny",
+    "grandad",
+    "granddad",
+    "nana",
+    "nan",
+    "nanna",
+    "nonna",
+    "nonno",
+    "oma",
+    "opa",
+    "omi",
+    "opi",
+    "abuela",
+    "abuelo",
+    "abuelita",
+    "abuelito",
+    "vovó",
+    "vovô",
+    "auntie",
+    "aunty",
+    "uncle",
+    "tante",
+    "tía",
+    "tío",
+    "zia",
+    "zio",
 ];
 
 /// Lower-case words that end a name written in lower case ("this is rahul mehta and …").
@@ -555,6 +617,14 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         let score = match cue {
             Cue::Intro => INTRODUCED,
             Cue::Destination => CANDIDATE,
+            Cue::Addressee => {
+                let first = text.get(start..end).and_then(|n| n.split(' ').next());
+                if first.is_some_and(super::known_names::is_given_only) {
+                    LABELLED
+                } else {
+                    CANDIDATE
+                }
+            }
             _ => LABELLED,
         };
         // Two cues before one name ("Lieferadresse: Dr. Weber") give one finding.
@@ -613,7 +683,8 @@ pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
 /// Candidates confirmed: a cue's span that overlaps a person the model found becomes a
 /// name, widened to both spans (the model's boundaries miss particles, titles and
 /// suffixes; the cue's miss nothing the model saw); so does a destination followed by a
-/// comma and an address ("ship to Haruto Sato, 2-11-3 Meguro").
+/// comma and an address ("ship to Haruto Sato, 2-11-3 Meguro"), and a given name and a
+/// surname the name lists know, in any case ("sono chiara bianchi").
 pub fn confirm(text: &str, found: &mut [Finding]) {
     let people: Vec<(usize, usize)> = found
         .iter()
@@ -639,10 +710,166 @@ pub fn confirm(text: &str, found: &mut [Finding]) {
                     .get(f.end..a)
                     .is_some_and(|gap| gap.trim_start().starts_with(',') && gap.len() <= 3)
         });
-        if before_address {
+        // A given name and a surname the lists know, in any case ("sono chiara bianchi").
+        let known = text
+            .get(f.start..f.end)
+            .is_some_and(super::known_names::is_full_name);
+        if before_address || known {
             f.score = f.score.max(LABELLED);
         }
     }
+}
+
+/// What a shop sells, in the words written after a brand ("Vince Camuto heels", "the
+/// Stuart Weitzman boots"): after a name, they make it a brand. Lower case, singular and
+/// plural.
+const PRODUCTS: &[&str] = &[
+    "boot",
+    "boots",
+    "shoe",
+    "shoes",
+    "heels",
+    "sneaker",
+    "sneakers",
+    "trainer",
+    "trainers",
+    "loafer",
+    "loafers",
+    "sandal",
+    "sandals",
+    "flats",
+    "pumps",
+    "slippers",
+    "mules",
+    "bag",
+    "bags",
+    "tote",
+    "totes",
+    "purse",
+    "wallet",
+    "wallets",
+    "backpack",
+    "crossbody",
+    "clutch",
+    "handbag",
+    "jacket",
+    "jackets",
+    "coat",
+    "parka",
+    "dress",
+    "dresses",
+    "shirt",
+    "shirts",
+    "polo",
+    "polos",
+    "tee",
+    "hoodie",
+    "sweater",
+    "jumper",
+    "cardigan",
+    "jeans",
+    "trousers",
+    "pants",
+    "shorts",
+    "skirt",
+    "suit",
+    "blazer",
+    "belt",
+    "scarf",
+    "watch",
+    "watches",
+    "sunglasses",
+    "glasses",
+    "frames",
+    "perfume",
+    "fragrance",
+    "cologne",
+    "lipstick",
+    "mascara",
+    "foundation",
+    "concealer",
+    "serum",
+    "collection",
+    "outlet",
+    "store",
+    "stores",
+    "boutique",
+    "sale",
+    "sizing",
+    "swimsuit",
+    "trunks",
+    "socks",
+    "boxers",
+    "leggings",
+    "gloves",
+    "luggage",
+    "suitcase",
+    "tumbler",
+    "mixer",
+    "chair",
+    "sofa",
+    "headphones",
+    "earbuds",
+    "schuhe",
+    "stiefel",
+    "tasche",
+    "jacke",
+    "kleid",
+    "uhr",
+    "chaussures",
+    "sac",
+    "veste",
+    "robe",
+    "montre",
+    "parfum",
+    "zapatos",
+    "zapatillas",
+    "bolso",
+    "chaqueta",
+    "vestido",
+    "reloj",
+    "scarpe",
+    "borsa",
+    "giacca",
+    "orologio",
+    "profumo",
+    "schoenen",
+    "jas",
+    "jurk",
+    "horloge",
+    "earrings",
+    "necklace",
+    "bracelet",
+    "jewellery",
+    "jewelry",
+];
+
+/// Drops the model's one-word names that are not names ("love from Nonna", "Customer"),
+/// and names a product word follows or "the" comes before ("Vince Camuto heels", "the
+/// Stuart Weitzman"): brands the shop has not listed.
+pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
+    found.retain(|f| {
+        if f.entity != Entity::Person {
+            return true;
+        }
+        let Some(name) = text.get(f.start..f.end) else {
+            return true;
+        };
+        let not_a_name =
+            f.source == Source::Ner && NOT_NAMES.contains(&name.to_lowercase().as_str());
+        let next = text
+            .get(f.end..)
+            .and_then(|t| t.strip_prefix(' '))
+            .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
+            .unwrap_or_default();
+        let product = PRODUCTS.contains(&next.to_lowercase().as_str());
+        let head = text.get(..f.start).unwrap_or_default();
+        let article = ["the ", "The "].iter().any(|a| {
+            head.strip_suffix(a)
+                .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
+        });
+        !(not_a_name || product || article)
+    });
 }
 
 /// Particles that continue a name after its words when a capitalised word follows
@@ -876,6 +1103,38 @@ mod tests {
         let mut out = Vec::new();
         scan(text, &mut out);
         out.iter().map(|f| &text[f.start..f.end]).collect()
+    }
+
+    #[test]
+    fn brands_before_products_kinship_words_and_names_after_the_are_not_people() {
+        let text = "Vince Camuto heels for Anna Berg, the Stuart Weitzman came, Anna Berg's \
+                    boots, love from Nonna";
+        let mut found: Vec<Finding> = ["Vince Camuto", "Anna Berg", "Stuart Weitzman", "Nonna"]
+            .iter()
+            .flat_map(|n| {
+                text.match_indices(n).map(|(s, n)| Finding {
+                    entity: Entity::Person,
+                    start: s,
+                    end: s + n.len(),
+                    score: 0.9,
+                    source: Source::Ner,
+                })
+            })
+            .collect();
+        drop_not_people(text, &mut found);
+        let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(kept, ["Anna Berg", "Anna Berg"]);
+    }
+
+    #[test]
+    fn people_are_named_after_the_words_for_asking_and_telling_when_given_names() {
+        assert_eq!(names("please tell Jonas the gift came"), ["Jonas"]);
+        let mut out = Vec::new();
+        scan("ask Customer Service about it", &mut out);
+        assert!(
+            out.iter().all(|f| f.score < INTRODUCED),
+            "a team is only a candidate"
+        );
     }
 
     #[test]

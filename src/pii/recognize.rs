@@ -104,7 +104,22 @@ const COMMERCE: &[&str] = &[
     "gtin",
     "id:",
     "#",
+    "ticket",
+    "customer",
+    "account",
+    "serial",
+    "vat",
+    "confirmation",
+    "case",
+    "claim",
+    "parcel",
+    "voucher",
+    "coupon",
 ];
+
+/// Cues that only say a number follows: after a commerce word ("reference number",
+/// "customer number") the number is that word's.
+const GENERIC_CUES: &[&str] = &["number"];
 
 static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
     vec![
@@ -342,7 +357,7 @@ static WORDS: LazyLock<Vec<Words>> = LazyLock::new(|| {
     reason = "a constant pattern; the unit tests compile it"
 )]
 static DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^\d{4}[./-]\d{1,2}[./-]\d{1,2}$|\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}")
+    Regex::new(r"^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$|^(?:19|20)?\d{2}[./-]\d{1,2}[./-]\d{1,2}(?:$|[-T ])|\d{1,2}[./-]\d{1,2}[./-](?:19|20)\d{2}")
         .expect("date pattern")
 });
 
@@ -360,11 +375,18 @@ static POSTCODE_SHAPE: LazyLock<Regex> =
 /// context; an extension marks a phone.
 fn phone_score(s: &str) -> Option<f64> {
     use validate::PhoneFit;
-    if looks_like_date(s) || POSTCODE_SHAPE.is_match(s) {
+    // A national number's last group is not one digit after a space ("0612 3345 9");
+    // a switchboard's "-0" is ("089 2180-0", "0049 89 2180 0").
+    let international = validate::after_international_prefix(s).is_some();
+    let last_group = validate::without_extension(s)
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default();
+    let stray_digit = !international && last_group.len() == 1 && s.len() > 2;
+    if looks_like_date(s) || POSTCODE_SHAPE.is_match(s) || stray_digit {
         return None;
     }
     let fit = validate::phone(s)?;
-    let international = validate::after_international_prefix(s).is_some();
     let base = match fit {
         PhoneFit::International => 0.85,
         PhoneFit::National => 0.55,
@@ -719,8 +741,19 @@ fn scan_range(
                             .is_some_and(|gap| gap.chars().all(|ch| ch == ' ' || ch == ':'))
                     })
             };
-            let penalty = last(words.and_then(|w| w.penalty.as_ref()))
-                .filter(|p| cue.is_none_or(|c| p.start() > c.start()) && !numbers_cue(p));
+            // A commerce word right before a cue that only says "number" is the nearer.
+            let qualifies = |p: &aho_corasick::Match| {
+                cue.is_some_and(|c| {
+                    window.get(c.range()).is_some_and(|w| GENERIC_CUES.contains(&w))
+                        // The rest of the word and spaces ("ref" of "reference number").
+                        && window.get(p.end()..c.start()).is_some_and(|gap| {
+                            gap.trim_end().chars().all(char::is_alphabetic) && gap.ends_with(' ')
+                        })
+                })
+            };
+            let penalty = last(words.and_then(|w| w.penalty.as_ref())).filter(|p| {
+                (cue.is_none_or(|c| p.start() > c.start()) || qualifies(p)) && !numbers_cue(p)
+            });
             // A cue after the value counts when no commerce word stands before it.
             let cue_after = cue.is_none()
                 && penalty.is_none()
@@ -1055,6 +1088,14 @@ mod tests {
         assert!(kinds("call me at (415) 555-2671", 0.5).contains(&Entity::Phone));
         assert!(!kinds("order 4155552671 shipped", 0.5).contains(&Entity::Phone));
         assert!(!kinds("call about order 4155552671", 0.5).contains(&Entity::Phone));
+        // A commerce word before "number" makes the number its own.
+        assert!(
+            !kinds("reference number 020 7946 4411 on the letter", 0.5).contains(&Entity::Phone)
+        );
+        assert!(kinds("phone number 020 7946 4411", 0.5).contains(&Entity::Phone));
+        assert!(!kinds("ticket 44 1200 9981 still open", 0.5).contains(&Entity::Phone));
+        assert!(!kinds("confirmation 2026-11-03-0945", 0.5).contains(&Entity::Phone));
+        assert!(!kinds("the code on the box is 0612 3345 9", 0.5).contains(&Entity::Phone));
         assert!(kinds("Phone #: 415-555-2671", 0.5).contains(&Entity::Phone));
         assert!(kinds("cell # 07700 900123", 0.5).contains(&Entity::Phone));
         assert!(!kinds("call about #4155552671", 0.5).contains(&Entity::Phone));

@@ -1,0 +1,320 @@
+//! Given names and surnames of 33 locales (`lists/`, written by `scripts/name-lists.py`
+//! from Faker's person providers), and the names they find on their own: a given name
+//! followed by a surname ("Jean Dupont a commandé …", "Lars Eriksson +46 …"), which the
+//! model misses in languages and layouts it has seen little of. The surname list leaves
+//! out surnames that are English words ("Baker", "Green"): after a given name they are as
+//! often a product, a colour or a place ("Rose Gold") as a family.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use super::{Entity, Finding, Source};
+
+static GIVEN: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("lists/given-names.txt").lines().collect());
+static SURNAMES: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("lists/surnames.txt").lines().collect());
+/// Given names that are also English words ("Amber", "May", "Per").
+static WORD_NAMES: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("lists/word-names.txt").lines().collect());
+
+/// Score of a given name and a surname written together: a name, unless it is a listed
+/// commerce term (dropped later).
+const PAIR: f64 = 0.8;
+/// Most words a name found here runs to ("Maria Fernanda Oliveira Santos").
+const MAX_WORDS: usize = 4;
+
+/// `word` as the lists write names: its first letter a capital, the rest as written.
+fn listed_form(word: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let first = word.chars().next()?;
+    if first.is_uppercase() {
+        return Some(word.into());
+    }
+    let mut capitalised: String = first.to_uppercase().collect();
+    capitalised.push_str(word.get(first.len_utf8()..)?);
+    Some(capitalised.into())
+}
+
+/// Whether `word` is a known given name, in any case of its first letter.
+pub fn is_given(word: &str) -> bool {
+    listed_form(word).is_some_and(|w| GIVEN.contains(w.as_ref()))
+}
+
+/// Whether `word` is a known given name that is not also an English word: one that names
+/// a person on its own.
+pub fn is_given_only(word: &str) -> bool {
+    listed_form(word)
+        .is_some_and(|w| GIVEN.contains(w.as_ref()) && !WORD_NAMES.contains(w.as_ref()))
+}
+
+/// Whether `word` is a known surname (not an English word), in any case of its first letter.
+pub fn is_surname(word: &str) -> bool {
+    listed_form(word).is_some_and(|w| SURNAMES.contains(w.as_ref()))
+}
+
+/// Whether the words of `name` (one space apart) are a given name, then given names or
+/// surnames, ending with a surname: "chiara bianchi", "Maria Fernanda Oliveira".
+pub fn is_full_name(name: &str) -> bool {
+    let words: Vec<&str> = name.split(' ').collect();
+    let [first, middle @ .., last] = words.as_slice() else {
+        return false;
+    };
+    words.len() <= MAX_WORDS
+        && is_given(first)
+        && middle.iter().all(|w| is_given(w) || is_surname(w))
+        && is_surname(last)
+}
+
+/// A capitalised word of `text` from `at`, and where it ends: letters, with apostrophes
+/// and hyphens inside.
+fn capitalised_word(text: &str, at: usize) -> Option<(&str, usize)> {
+    let rest = text.get(at..)?;
+    if !rest.chars().next().is_some_and(char::is_uppercase) {
+        return None;
+    }
+    let len: usize = rest
+        .chars()
+        .take_while(|&c| c.is_alphabetic() || c == '\'' || c == '-')
+        .map(char::len_utf8)
+        .sum();
+    let word = rest.get(..len)?;
+    // Not the possessive: "Chloé's" is "Chloé".
+    let word = word
+        .strip_suffix("'s")
+        .unwrap_or(word)
+        .trim_end_matches(['\'', '-']);
+    (word.len() >= 2).then_some((word, at + word.len()))
+}
+
+/// Given names followed by surnames in `text`, capitalised, one space apart, that are
+/// not part of an address already found in `out` or written next to a house number
+/// ("Calle Ramón Zamorano 32", "38 Dawn Brooks": streets are named after people).
+pub fn scan(text: &str, out: &mut Vec<Finding>) {
+    let addresses: Vec<(usize, usize)> = out
+        .iter()
+        .filter(|f| f.entity == Entity::Address)
+        .map(|f| (f.start, f.end))
+        .collect();
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        // A capital letter, or the lead byte of a character that may be one.
+        let Some(offset) = bytes
+            .get(at..)
+            .and_then(|b| b.iter().position(|&b| b.is_ascii_uppercase() || b >= 0xC3))
+        else {
+            break;
+        };
+        let start = at + offset;
+        let word_start = !text
+            .get(..start)
+            .and_then(|t| t.chars().next_back())
+            .is_some_and(char::is_alphanumeric);
+        let Some((first, end)) = capitalised_word(text, start).filter(|_| word_start) else {
+            // Past this character.
+            at = start
+                + text
+                    .get(start..)
+                    .and_then(|t| t.chars().next())
+                    .map_or(1, char::len_utf8);
+            continue;
+        };
+        at = end;
+        if !GIVEN.contains(first) || after_number(text, start) {
+            continue;
+        }
+        // A given name that is also an English word ("Jean", "My") needs a surname after
+        // it that is not a given name too: "Jean Dupont", not "My Stuart Weitzman".
+        let ambiguous = WORD_NAMES.contains(first);
+        // Further given names or surnames, one space apart; the name ends at the last
+        // surname.
+        let mut next = end;
+        let mut name_end = None;
+        let mut words = 1;
+        while words < MAX_WORDS {
+            let Some(after) = text.get(next..).and_then(|t| t.strip_prefix(' ')) else {
+                break;
+            };
+            let from = text.len() - after.len();
+            let Some((word, word_end)) = capitalised_word(text, from) else {
+                break;
+            };
+            let surname = SURNAMES.contains(word);
+            let given = GIVEN.contains(word);
+            if !surname && !given || ambiguous && words == 1 && given {
+                // "My Tory Burch": a name may start at the next word.
+                break;
+            }
+            words += 1;
+            next = word_end;
+            if surname {
+                name_end = Some(word_end);
+            }
+        }
+        let street = |e: usize| {
+            before_house_number(text, e) || addresses.iter().any(|&(s, ae)| s < e && start < ae)
+        };
+        // A given name alone when it owns something: "Chloé's order".
+        let possessive = || {
+            let rest = text.get(end..).unwrap_or_default();
+            let owner = rest.strip_prefix('\'').or_else(|| rest.strip_prefix('’'));
+            !ambiguous && name_end.is_none() && owner.is_some_and(|t| t.starts_with("s "))
+        };
+        if let Some(end) = name_end
+            .filter(|&e| !street(e))
+            .or_else(|| possessive().then_some(end))
+        {
+            out.push(person(start, end));
+            at = end;
+        }
+    }
+}
+
+fn person(start: usize, end: usize) -> Finding {
+    Finding {
+        entity: Entity::Person,
+        start,
+        end,
+        score: PAIR,
+        source: Source::Cue,
+    }
+}
+
+/// Words that join two names ("Ingrid or Per", "Mia and Leo").
+const JOINERS: &[&str] = &[
+    " and ", " or ", " & ", " und ", " oder ", " et ", " ou ", " y ", " o ", " e ",
+];
+
+/// Given names joined to a person found in `found` ("ask Ingrid or Per", "Per and
+/// Ingrid"): next to a name, even a given name that is also a word is one.
+pub fn coordinated(text: &str, found: &mut Vec<Finding>) {
+    let people: Vec<(usize, usize)> = found
+        .iter()
+        .filter(|f| f.entity == Entity::Person && f.score >= PAIR)
+        .map(|f| (f.start, f.end))
+        .collect();
+    for (start, end) in people {
+        let (Some(head), Some(tail)) = (text.get(..start), text.get(end..)) else {
+            continue;
+        };
+        let after = JOINERS
+            .iter()
+            .find_map(|j| tail.starts_with(j).then(|| end + j.len()));
+        let joined = after.and_then(|at| {
+            capitalised_word(text, at)
+                .filter(|&(word, _)| GIVEN.contains(word))
+                .map(|(_, e)| (at, e))
+        });
+        if let Some((at, word_end)) = joined {
+            found.push(person(at, word_end));
+        }
+        if let Some(head) = JOINERS.iter().find_map(|j| head.strip_suffix(j)) {
+            let word = head
+                .rsplit(|c: char| !(c.is_alphabetic() || c == '-' || c == '\''))
+                .next()
+                .unwrap_or_default();
+            let at = head.len() - word.len();
+            let whole = capitalised_word(text, at).is_some_and(|(_, e)| e == head.len());
+            if whole && GIVEN.contains(word) {
+                found.push(person(at, head.len()));
+            }
+        }
+    }
+}
+
+/// Whether a number stands before `at`, a space or a comma and a space apart.
+fn after_number(text: &str, at: usize) -> bool {
+    let head = text
+        .get(..at)
+        .unwrap_or_default()
+        .trim_end_matches([' ', ',']);
+    head.len() < at && head.ends_with(|c: char| c.is_ascii_digit())
+}
+
+/// Whether a house number follows `at`: a space, one to four digits (and a letter), then
+/// a comma, a space and a word, or the end ("Calle Ramón Zamorano 32 Apt. 5"); not the
+/// groups of a phone number ("Marie Dubois 06 12 34 56 78").
+fn before_house_number(text: &str, at: usize) -> bool {
+    let Some(rest) = text.get(at..).and_then(|t| t.strip_prefix(' ')) else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = rest.get(digits..).unwrap_or_default();
+    let rest = rest
+        .strip_prefix(|c: char| c.is_ascii_alphabetic())
+        .filter(|r| !r.starts_with(char::is_alphabetic))
+        .unwrap_or(rest);
+    (1..=4).contains(&digits)
+        && (rest.is_empty()
+            || rest.starts_with(',')
+            || rest
+                .strip_prefix(' ')
+                .is_some_and(|r| r.starts_with(char::is_alphabetic)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        scan(text, &mut out);
+        out.iter().map(|f| &text[f.start..f.end]).collect()
+    }
+
+    #[test]
+    fn a_given_name_before_a_surname_is_a_name_in_any_language() {
+        assert_eq!(
+            names("Jean Dupont a commandé deux casseroles"),
+            ["Jean Dupont"]
+        );
+        assert_eq!(names("Lars Eriksson +46 8 123 456 78"), ["Lars Eriksson"]);
+        assert_eq!(
+            names("gift for Lucía Carolina Oliveira, Rio"),
+            ["Lucía Carolina Oliveira"]
+        );
+        assert_eq!(
+            names("Élodie Moreau et Søren Jensen"),
+            ["Élodie Moreau", "Søren Jensen"]
+        );
+    }
+
+    #[test]
+    fn words_that_are_not_a_given_name_and_a_surname_are_not_names() {
+        // An English word after a given name, a lone given name, lower case, no space.
+        assert!(names("the Rose Gold strap and the May Sale").is_empty());
+        assert!(names("My Stuart Weitzman boots").is_empty());
+        assert!(names("ask Jonas about it").is_empty());
+        assert!(names("jean dupont").is_empty());
+        assert!(names("JeanDupont, Jean-Dupont").is_empty());
+        assert!(names("Aéroport Charles").is_empty());
+        // Streets are named after people: a number before or after is a house number.
+        assert!(names("Calle Ramón Zamorano 32 Apt. 5, Tarragona").is_empty());
+        assert!(names("787 Kathryn Wells Suite 566").is_empty());
+        assert_eq!(names("Marie Dubois 06 12 34 56 78"), ["Marie Dubois"]);
+    }
+
+    #[test]
+    fn a_given_name_that_owns_something_or_stands_with_a_name_is_a_name() {
+        assert_eq!(names("Chloé's order arrived"), ["Chloé"]);
+        assert!(names("Amber's glow serum").is_empty());
+        let text = "ask Ingrid Olsen or Per, and Mia and Leo Berg";
+        let at = |name: &str| text.find(name).map(|s| person(s, s + name.len()));
+        let mut found: Vec<Finding> = [at("Ingrid Olsen"), at("Leo Berg")]
+            .into_iter()
+            .flatten()
+            .collect();
+        coordinated(text, &mut found);
+        let found: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(found, ["Ingrid Olsen", "Leo Berg", "Per", "Mia"]);
+    }
+
+    #[test]
+    fn full_names_are_checked_word_by_word_in_any_case() {
+        assert!(is_full_name("chiara bianchi"));
+        assert!(is_full_name("Daan Jansen"));
+        assert!(!is_full_name("chiara"));
+        assert!(!is_full_name("rose gold"));
+        assert!(is_given_only("Jonas") && !is_given_only("Amber") && is_given("Amber"));
+    }
+}
