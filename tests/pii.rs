@@ -319,12 +319,12 @@ async fn output_scanning_withholds_personal_data_the_model_emits() {
     }
 }
 
-/// `scan_output: ner`: a name and an address the model writes (no pattern finds a name)
-/// are withheld in whole answers and in streams cut into 3-character chunks, which are
+/// `scan_output: ner`: a name and an address the model writes (a name no cue and no name
+/// list finds) are withheld in whole answers and in streams cut into 3-character chunks, which are
 /// released a sentence at a time; with `patterns` the name goes through.
 #[tokio::test]
 async fn output_scanning_with_the_model_withholds_names_and_addresses() {
-    const QUOTED: &str = "Your parcel was packed by Margaret Thompson at 12 Baker Street, London NW1 6XE. It ships today.";
+    const QUOTED: &str = "Your parcel was packed by Margaret Thistlewaite at 12 Baker Street, London NW1 6XE. It ships today.";
     let mock = MockProvider::start(&["--chunk-chars", "3", "--also-say", QUOTED]);
     let root = env!("CARGO_MANIFEST_DIR");
     let model_dir = format!("{root}/ner-models/rampart");
@@ -344,7 +344,7 @@ async fn output_scanning_with_the_model_withholds_names_and_addresses() {
         .as_str()
         .unwrap()
         .to_string();
-    for value in ["Margaret", "Thompson", "Baker Street", "NW1 6XE"] {
+    for value in ["Margaret", "Thistlewaite", "Baker Street", "NW1 6XE"] {
         assert!(!whole.contains(value), "{value} in {whole}");
     }
     assert!(
@@ -373,8 +373,8 @@ async fn output_scanning_with_the_model_withholds_names_and_addresses() {
         .unwrap()
         .to_string();
     assert!(
-        content.contains("Margaret Thompson"),
-        "patterns find no names: {content}"
+        content.contains("Margaret Thistlewaite"),
+        "patterns find no name the lists do not know: {content}"
     );
 }
 
@@ -454,23 +454,24 @@ fn shipped_profile_on(file: &str) -> (warden::pii::eval::Report, String) {
 }
 
 /// The held-out set: messages written by hand in other styles, locales and shapes than
-/// the tuning set's generator, in two batches (handwritten.txt, handwritten-2.txt), each
-/// split with its own fixed seed and never tuned on. Targets: recall 0.99 overall and 0.97
-/// per type, precision 0.97, commerce terms kept 0.995. Precision meets its target. The
-/// rest is held to what the detector reaches (recall 0.963 overall, 0.931 for each type
-/// with ten values or more, types with fewer counting in the total only; *covered* 0.930,
-/// the values no part of which a provider can read; commerce terms kept 0.987), below
-/// the targets, so that a change that loses any of it fails.
+/// the tuning set's generator, in three batches (handwritten.txt, handwritten-2.txt,
+/// handwritten-3.txt), each split with its own fixed seed and never tuned on. Targets:
+/// recall 0.99 overall and 0.97 per type, precision 0.97, commerce terms kept 0.995. The
+/// detector reaches recall 0.969 overall and 0.929 for each type with ten values or more
+/// (types with fewer count in the total only), precision 0.964, *covered* 0.941 (the
+/// values no part of which a provider can read) and commerce terms kept 0.976 (the third
+/// batch names brands the shop's list does not hold): below the targets, held here so
+/// that a change that loses any of it fails.
 #[test]
 fn held_out_set_meets_the_targets_on_the_default_profile() {
     let (report, table) = shipped_profile_keeps(
         "heldout.jsonl",
         Floors {
-            examples: 300,
-            recall: 0.96,
-            covered: 0.925,
-            precision: 0.97,
-            kept: 0.985,
+            examples: 450,
+            recall: 0.965,
+            covered: 0.935,
+            precision: 0.96,
+            kept: 0.97,
         },
     );
     for (kind, c) in &report.by_type {
@@ -485,7 +486,7 @@ fn held_out_set_meets_the_targets_on_the_default_profile() {
 }
 
 /// The multi-locale tuning set (Faker, eight locales) holds what tuning reached (recall
-/// 0.996, covered 0.995, precision 1.000), so a change that loses it is seen.
+/// 0.998, covered 0.995, precision 1.000), so a change that loses it is seen.
 #[test]
 fn tuning_set_keeps_its_figures_on_the_default_profile() {
     shipped_profile_keeps(
@@ -500,20 +501,20 @@ fn tuning_set_keeps_its_figures_on_the_default_profile() {
     );
 }
 
-/// The hand-written tuning messages hold what tuning reached on them (recall 0.980,
-/// covered 0.978, precision 0.997): pieces of addresses and names, phones and birth dates
-/// as people write them in eight languages, and people named like the shop's brands
-/// (which the keep-list loses to the brand). What is left are names neither a cue nor the
-/// model finds: lower case after a greeting ("hoi, met daan jansen"), one word without a
-/// cue ("can sam pick it up"), a possessive that starts the message ("Chloé's order").
+/// The hand-written tuning messages hold what tuning reached on them (recall 0.983,
+/// covered 0.982, precision 0.993): pieces of addresses and names, phones and birth dates
+/// as people write them in eight languages, numbers that are not phones, and people named
+/// like the shop's brands (which the keep-list loses to the brand). What is left are names
+/// neither a cue, the name lists nor the model finds: one word without a cue ("can sam
+/// pick it up"), names the lists do not hold ("Abu Bakar Hassan, please call back").
 #[test]
 fn hand_written_tuning_set_keeps_its_figures_on_the_default_profile() {
     shipped_profile_keeps(
         "handwritten-dev.jsonl",
         Floors {
-            examples: 300,
-            recall: 0.975,
-            covered: 0.975,
+            examples: 800,
+            recall: 0.98,
+            covered: 0.98,
             precision: 0.99,
             kept: 0.995,
         },

@@ -10,6 +10,7 @@ DATE_TIME, driver's licences…) are neither credited nor counted as false posit
 """
 
 import json
+import re
 import sys
 import time
 from collections import defaultdict
@@ -38,6 +39,17 @@ def engine():
     return AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
 
 
+def planted_span(ex, value):
+    """Where `value` was planted: its first occurrence outside the example's commerce
+    terms ("for Kate" after "Kate Spade"), as `src/pii/eval.rs` looks for it."""
+    text = ex["text"]
+    terms = [(m.start(), m.end()) for t in ex.get("keep", []) for m in re.finditer(re.escape(t), text)]
+    spans = [(m.start(), m.end()) for m in re.finditer(re.escape(value), text)]
+    outside = [sp for sp in spans if not any(ts <= sp[0] and sp[1] <= te for ts, te in terms)]
+    chosen = outside or spans
+    return chosen[0] if chosen else None
+
+
 def evaluate(analyzer, examples, threshold):
     counts = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
     keep_total = keep_kept = 0
@@ -48,8 +60,7 @@ def evaluate(analyzer, examples, threshold):
         findings = [(TYPES[r.entity_type], r.start, r.end) for r in results if r.entity_type in TYPES]
         matched = [False] * len(findings)
         for planted in ex.get("entities", []):
-            at = text.find(planted["value"])
-            span = (at, at + len(planted["value"])) if at >= 0 else None
+            span = planted_span(ex, planted["value"])
             if planted["type"] not in SUPPORTED:
                 if span:
                     for i, (_, s, e) in enumerate(findings):

@@ -88,7 +88,8 @@ fn capitalised_word(text: &str, at: usize) -> Option<(&str, usize)> {
 
 /// Given names followed by surnames in `text`, capitalised, one space apart, that are
 /// not part of an address already found in `out` or written next to a house number
-/// ("Calle Ramón Zamorano 32", "38 Dawn Brooks": streets are named after people).
+/// ("Calle Ramón Zamorano 32", "38 Dawn Brooks": streets are named after people); and a
+/// given name alone that owns something ("Chloé's order").
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
     let addresses: Vec<(usize, usize)> = out
         .iter()
@@ -96,78 +97,93 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         .map(|f| (f.start, f.end))
         .collect();
     let bytes = text.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        // A capital letter, or the lead byte of a character that may be one.
-        let Some(offset) = bytes
-            .get(at..)
-            .and_then(|b| b.iter().position(|&b| b.is_ascii_uppercase() || b >= 0xC3))
-        else {
-            break;
+    let mut done = 0;
+    // A name's first word ends before a space and a capital letter, or before "'s". One
+    // look at each pair of bytes finds those places; only there is a word read back.
+    for (at, pair) in bytes.windows(2).enumerate() {
+        let &[b, next] = pair else {
+            continue;
         };
-        let start = at + offset;
-        let word_start = !text
+        let owner = match (b, next) {
+            (b' ', n) if at >= done && (n.is_ascii_uppercase() || n >= 0xC3) => false,
+            (b'\'', b's') => bytes.get(at + 2) == Some(&b' '),
+            (0xE2, 0x80) => bytes.get(at + 2..at + 5) == Some("\u{99}s ".as_bytes()),
+            _ => continue,
+        };
+        if !owner && at < done {
+            continue;
+        }
+        // The word before: its first byte a capital (or a character that may be one).
+        let start = at
+            - bytes
+                .get(..at)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .take_while(|&&c| c.is_ascii_alphabetic() || c == b'-' || c >= 0x80)
+                .count();
+        let capital = bytes
+            .get(start)
+            .is_some_and(|&c| c.is_ascii_uppercase() || c >= 0xC3);
+        if !capital || start < done && !owner {
+            continue;
+        }
+        let edge = !text
             .get(..start)
             .and_then(|t| t.chars().next_back())
             .is_some_and(char::is_alphanumeric);
-        let Some((first, end)) = capitalised_word(text, start).filter(|_| word_start) else {
-            // Past this character.
-            at = start
-                + text
-                    .get(start..)
-                    .and_then(|t| t.chars().next())
-                    .map_or(1, char::len_utf8);
+        let Some((first, end)) = capitalised_word(text, start).filter(|&(_, e)| e == at && edge)
+        else {
             continue;
         };
-        at = end;
         if !GIVEN.contains(first) || after_number(text, start) {
             continue;
         }
         // A given name that is also an English word ("Jean", "My") needs a surname after
         // it that is not a given name too: "Jean Dupont", not "My Stuart Weitzman".
         let ambiguous = WORD_NAMES.contains(first);
-        // Further given names or surnames, one space apart; the name ends at the last
-        // surname.
-        let mut next = end;
-        let mut name_end = None;
-        let mut words = 1;
-        while words < MAX_WORDS {
-            let Some(after) = text.get(next..).and_then(|t| t.strip_prefix(' ')) else {
-                break;
-            };
-            let from = text.len() - after.len();
-            let Some((word, word_end)) = capitalised_word(text, from) else {
-                break;
-            };
-            let surname = SURNAMES.contains(word);
-            let given = GIVEN.contains(word);
-            if !surname && !given || ambiguous && words == 1 && given {
-                // "My Tory Burch": a name may start at the next word.
-                break;
-            }
-            words += 1;
-            next = word_end;
-            if surname {
-                name_end = Some(word_end);
-            }
-        }
-        let street = |e: usize| {
-            before_house_number(text, e) || addresses.iter().any(|&(s, ae)| s < e && start < ae)
+        let found = if owner {
+            (!ambiguous).then_some(end)
+        } else {
+            surnames_after(text, end, ambiguous).filter(|&e| {
+                !before_house_number(text, e)
+                    && !addresses.iter().any(|&(s, ae)| s < e && start < ae)
+            })
         };
-        // A given name alone when it owns something: "Chloé's order".
-        let possessive = || {
-            let rest = text.get(end..).unwrap_or_default();
-            let owner = rest.strip_prefix('\'').or_else(|| rest.strip_prefix('’'));
-            !ambiguous && name_end.is_none() && owner.is_some_and(|t| t.starts_with("s "))
-        };
-        if let Some(end) = name_end
-            .filter(|&e| !street(e))
-            .or_else(|| possessive().then_some(end))
-        {
-            out.push(person(start, end));
-            at = end;
+        if let Some(end) = found {
+            if !out.iter().any(|f| f.start == start && f.end == end) {
+                out.push(person(start, end));
+            }
+            done = done.max(end);
         }
     }
+}
+
+/// Where the name that a given name ending at `from` starts ends: at the last of the
+/// given names and surnames that follow it one space apart, when one is a surname.
+fn surnames_after(text: &str, from: usize, ambiguous: bool) -> Option<usize> {
+    let mut next = from;
+    let mut name_end = None;
+    for words in 1..MAX_WORDS {
+        let Some(after) = text.get(next..).and_then(|t| t.strip_prefix(' ')) else {
+            break;
+        };
+        let at = text.len() - after.len();
+        let Some((word, word_end)) = capitalised_word(text, at) else {
+            break;
+        };
+        let surname = SURNAMES.contains(word);
+        let given = GIVEN.contains(word);
+        if !surname && !given || ambiguous && words == 1 && given {
+            // "My Tory Burch": a name may start at the next word.
+            break;
+        }
+        next = word_end;
+        if surname {
+            name_end = Some(word_end);
+        }
+    }
+    name_end
 }
 
 fn person(start: usize, end: usize) -> Finding {

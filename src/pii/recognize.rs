@@ -105,21 +105,28 @@ const COMMERCE: &[&str] = &[
     "id:",
     "#",
     "ticket",
-    "customer",
-    "account",
     "serial",
     "vat",
     "confirmation",
-    "case",
     "claim",
     "parcel",
     "voucher",
     "coupon",
 ];
 
-/// Cues that only say a number follows: after a commerce word ("reference number",
-/// "customer number") the number is that word's.
-const GENERIC_CUES: &[&str] = &["number"];
+/// Words that make the "number" after them an identifier, not a phone ("customer number",
+/// "reference number"), besides the commerce words; alone they say nothing ("account
+/// manager").
+const NUMBER_OWNERS: &[&str] = &[
+    "customer",
+    "account",
+    "member",
+    "membership",
+    "loyalty",
+    "client",
+    "contract",
+    "policy",
+];
 
 static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
     vec![
@@ -741,19 +748,24 @@ fn scan_range(
                             .is_some_and(|gap| gap.chars().all(|ch| ch == ' ' || ch == ':'))
                     })
             };
-            // A commerce word right before a cue that only says "number" is the nearer.
-            let qualifies = |p: &aho_corasick::Match| {
-                cue.is_some_and(|c| {
-                    window.get(c.range()).is_some_and(|w| GENERIC_CUES.contains(&w))
-                        // The rest of the word and spaces ("ref" of "reference number").
-                        && window.get(p.end()..c.start()).is_some_and(|gap| {
-                            gap.trim_end().chars().all(char::is_alphabetic) && gap.ends_with(' ')
-                        })
-                })
+            let penalty = last(words.and_then(|w| w.penalty.as_ref()))
+                .filter(|p| cue.is_none_or(|c| p.start() > c.start()) && !numbers_cue(p));
+            // "number" after a commerce word or an owner of numbers is that word's
+            // ("reference number", "customer number"), not a cue.
+            let owned = cue
+                .filter(|c| window.get(c.range()) == Some("number"))
+                .is_some_and(|c| {
+                    let word = window
+                        .get(..c.start())
+                        .and_then(|h| h.trim_end().rsplit(' ').next())
+                        .unwrap_or_default();
+                    NUMBER_OWNERS.contains(&word) || COMMERCE.iter().any(|w| word.starts_with(w))
+                });
+            let (cue, penalty) = if owned {
+                (None, Some(()))
+            } else {
+                (cue, penalty.map(|_| ()))
             };
-            let penalty = last(words.and_then(|w| w.penalty.as_ref())).filter(|p| {
-                (cue.is_none_or(|c| p.start() > c.start()) || qualifies(p)) && !numbers_cue(p)
-            });
             // A cue after the value counts when no commerce word stands before it.
             let cue_after = cue.is_none()
                 && penalty.is_none()
