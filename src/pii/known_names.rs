@@ -107,7 +107,8 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         let owner = match (b, next) {
             (b' ', n) if at >= done && (n.is_ascii_uppercase() || n >= 0xC3) => false,
             (b'\'', b's') => bytes.get(at + 2) == Some(&b' '),
-            (0xE2, 0x80) => bytes.get(at + 2..at + 5) == Some("\u{99}s ".as_bytes()),
+            // "’" is E2 80 99.
+            (0xE2, 0x80) => bytes.get(at + 2..at + 5) == Some(&[0x99, b's', b' '][..]),
             _ => continue,
         };
         if !owner && at < done {
@@ -313,6 +314,7 @@ mod tests {
     #[test]
     fn a_given_name_that_owns_something_or_stands_with_a_name_is_a_name() {
         assert_eq!(names("Chloé's order arrived"), ["Chloé"]);
+        assert_eq!(names("so Nadia’s parcel went next door"), ["Nadia"]);
         assert!(names("Amber's glow serum").is_empty());
         let text = "ask Ingrid Olsen or Per, and Mia and Leo Berg";
         let at = |name: &str| text.find(name).map(|s| person(s, s + name.len()));
