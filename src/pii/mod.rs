@@ -367,6 +367,7 @@ impl Profiles {
         recognize::warm();
         address::warm();
         names::warm();
+        known_names::warm();
         let ner = match &config.ner {
             Some(files) => match NerModel::load(&ner::NerFiles {
                 model_dir: files.model_dir.clone(),
@@ -471,6 +472,16 @@ impl Profiles {
 pub(crate) fn test_profile(yaml: &str) -> Profile {
     let settings: PiiProfile = serde_yaml_ng::from_str(yaml).expect("profile YAML");
     Profile::new("p", &settings).expect("profile")
+}
+
+/// The spans one pass of the detector finds in `text`, for tests.
+#[cfg(test)]
+pub(crate) fn found_by(scan: fn(&str, &mut Vec<Finding>), text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    scan(text, &mut out);
+    out.iter()
+        .filter_map(|f| text.get(f.start..f.end))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1100,9 +1100,7 @@ mod tests {
     use super::*;
 
     fn names(text: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        scan(text, &mut out);
-        out.iter().map(|f| &text[f.start..f.end]).collect()
+        crate::pii::found_by(scan, text)
     }
 
     #[test]
