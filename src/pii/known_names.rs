@@ -1,7 +1,9 @@
 //! Given names and surnames of 33 locales (`lists/`, written by `scripts/name-lists.py`
 //! from Faker's person providers), and the names they find on their own: a given name
-//! followed by a surname ("Jean Dupont a commandé …", "Lars Eriksson +46 …"), which the
-//! model misses in languages and layouts it has seen little of. The surname list leaves
+//! followed by a surname ("Jean Dupont a commandé …", "Lars Eriksson +46 …"), one that
+//! owns something ("Nadia's parcel") or stands with a found name ("Ingrid or Per"), which
+//! the model misses in languages and layouts it has seen little of; `names` asks them
+//! whether a word after a cue is a given name. The surname list leaves
 //! out surnames that are English words ("Baker", "Green"): after a given name they are as
 //! often a product, a colour or a place ("Rose Gold") as a family.
 
