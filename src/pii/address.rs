@@ -85,8 +85,10 @@ static SHAPES: LazyLock<Regex> = LazyLock::new(|| {
         format!(r"(?-u:\b)(?:(?i:{TYPES_BEFORE})|{TYPES_BEFORE_CAPITALISED})\s+{name},?\s+(?:n\.?º\s*)?{number}(?-u:\b)"),
         // Compound street name and number.
         format!(r"\p{{Lu}}[\p{{L}}-]*(?i:{COMPOUND})\s+\d{{1,4}}[a-zA-Z]?(?:-[0-9IVX]+|/\d{{1,4}})?(?-u:\b)"),
-        // Indian: a number, a locality, a city and its PIN ("22/26, Dara, Pondicherry 748650").
-        format!(r"(?-u:\b)\d{{1,4}}(?:/\d{{1,4}})?,\s+{name},\s+{name}\s?[-–]?\s?\d{{6}}(?-u:\b)"),
+        // Indian: a number (a block letter before it), up to two localities, a city and its
+        // PIN ("22/26, Dara, Pondicherry 748650", "B-204, Shanti Niketan, Andheri East,
+        // Mumbai 400069").
+        format!(r"(?-u:\b)(?:[A-Z]-)?\d{{1,4}}(?:/\d{{1,4}})?,\s+{name},(?:\s+{name},)?\s+{name}\s?[-–]?\s?\d{{6}}(?-u:\b)"),
         // Indian house, plot and door numbers.
         r"(?i:(?-u:\b)(?:h\.?\s?no\.?|house\s+no\.?|plot\s+no\.?|flat\s+no\.?|door\s+no\.?)\s*[\d/-]+[a-z]?(?-u:\b))".to_string(),
         // Japanese block addresses.
@@ -511,6 +513,11 @@ mod tests {
             (
                 "to 15 Harcourt Street, Dublin 2, D02 XY45 today",
                 "15 Harcourt Street, Dublin 2, D02 XY45",
+            ),
+            // Indian: a block and flat, two localities, a city and its PIN.
+            (
+                "ship to B-204, Shanti Niketan, Andheri East, Mumbai 400069",
+                "B-204, Shanti Niketan, Andheri East, Mumbai 400069",
             ),
             // Polish: the street's type first, a flat after the house number.
             (

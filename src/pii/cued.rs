@@ -1,9 +1,9 @@
 //! Values that only the words before them make personal: a password after "password:",
 //! "Passwort", "mot de passe"; a PIN after "PIN"; a birth year after "born in", "year of
-//! birth", "Geburtsjahr". The cues are found by the name cues' automaton (`names`), in
-//! the same pass over the text; the value is the token right after a cue and its
-//! separator (":", "=", "is", "ist"…), kept only when it has the shape its cue asks for
-//! ("password reset link" holds no password).
+//! birth", "Geburtsjahr"; a street's postcode after "postcode" ("SE22 8HB"). The cues
+//! are found by the name cues' automaton (`names`), in the same pass over the text; the
+//! value is the token right after a cue and its separator (":", "=", "is", "ist"…), kept
+//! only when it has the shape its cue asks for ("password reset link" holds no password).
 
 use super::{Finding, Source};
 use crate::config::Entity;
@@ -20,6 +20,8 @@ pub(super) enum Value {
     Pin,
     /// A year of the last and this century.
     BirthYear,
+    /// A postcode that names a street or a few houses: British, Canadian or Dutch.
+    Postcode,
 }
 
 /// Value cues, matched in any ASCII case.
@@ -60,6 +62,9 @@ pub(super) const CUES: &[(&str, Value)] = &[
     ("ano de nascimento", Value::BirthYear),
     ("nascido em", Value::BirthYear),
     ("nascida em", Value::BirthYear),
+    ("postcode", Value::Postcode),
+    ("post code", Value::Postcode),
+    ("postal code", Value::Postcode),
 ];
 
 /// Words between a cue and its value.
@@ -69,6 +74,7 @@ const LINKS: &[&str] = &["is", "ist", "est", "es", "é", "was", "in", "im", "en"
 const PASSWORD: f64 = 0.9;
 const PIN: f64 = 0.8;
 const BIRTH_YEAR: f64 = 0.8;
+const POSTCODE: f64 = 0.8;
 
 /// The value after the value cue `index` of [`CUES`], which ends at byte `end` of `text`
 /// (the cue pass has checked that no letter or digit runs into its start).
@@ -85,14 +91,20 @@ pub(super) fn value_after(text: &str, index: usize, end: usize, out: &mut Vec<Fi
     };
     let token = text.get(start..end).unwrap_or_default();
     let found = match value {
-        Value::Password => password(token).then_some((Entity::Secret, PASSWORD)),
-        Value::WeakPassword => {
-            (separated && password(token) || strong(token)).then_some((Entity::Secret, PASSWORD))
+        Value::Password => password(token).then_some((Entity::Secret, PASSWORD, end)),
+        Value::WeakPassword => (separated && password(token) || strong(token)).then_some((
+            Entity::Secret,
+            PASSWORD,
+            end,
+        )),
+        Value::Pin => pin(token).then_some((Entity::Secret, PIN, end)),
+        Value::BirthYear => birth_year(token).then_some((Entity::DateOfBirth, BIRTH_YEAR, end)),
+        // A postcode is two tokens: its second half is read here.
+        Value::Postcode => {
+            postcode_end(text, token, end).map(|end| (Entity::Address, POSTCODE, end))
         }
-        Value::Pin => pin(token).then_some((Entity::Secret, PIN)),
-        Value::BirthYear => birth_year(token).then_some((Entity::DateOfBirth, BIRTH_YEAR)),
     };
-    if let Some((entity, score)) = found {
+    if let Some((entity, score, end)) = found {
         out.push(Finding {
             entity,
             start,
@@ -167,6 +179,32 @@ fn pin(token: &str) -> bool {
     token.len() == 4 && token.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Where a fine-grained postcode whose first half is `first` (ending at `end`) ends: a
+/// British one ("SE22 8HB"), a Canadian one ("H3G 1P1") or a Dutch one ("1015 CJ"), its
+/// halves a space apart. Numeric postcodes name a town or a district, not a street.
+fn postcode_end(text: &str, first: &str, end: usize) -> Option<usize> {
+    let second = text
+        .get(end..)?
+        .strip_prefix(' ')?
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | '.' | ';' | ')' | '!' | '?'))
+        .next()?;
+    let shape = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                'A'..='Z' => 'A',
+                '0'..='9' => '9',
+                _ => '?',
+            })
+            .collect()
+    };
+    let (a, b) = (shape(first), shape(second));
+    let british =
+        matches!(a.as_str(), "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A") && b == "9AA";
+    let canadian = a == "A9A" && b == "9A9";
+    let dutch = a == "9999" && b == "AA";
+    (british || canadian || dutch).then_some(end + 1 + second.len())
+}
+
 /// A birth year: 1900 to 2099, four digits on their own.
 fn birth_year(token: &str) -> bool {
     token.len() == 4
@@ -234,6 +272,21 @@ mod tests {
         );
         assert_eq!(values("PIN code: 560038, Bengaluru"), []);
         assert_eq!(values("pinned 4921"), []);
+    }
+
+    #[test]
+    fn fine_grained_postcodes_after_their_cues() {
+        for (text, value) in [
+            ("verification: DOB on file, postcode SE22 8HB", "SE22 8HB"),
+            ("post code: M1 1AE, thanks", "M1 1AE"),
+            ("postal code H3G 1P1", "H3G 1P1"),
+            ("postcode 1015 CJ Amsterdam", "1015 CJ"),
+        ] {
+            assert_eq!(values(text), [(Entity::Address, value)], "{text}");
+        }
+        assert_eq!(values("postcode 10115 Berlin"), []);
+        assert_eq!(values("postcode lookup fails on the site"), []);
+        assert_eq!(values("postcodes SE22 8HB"), []);
     }
 
     #[test]
