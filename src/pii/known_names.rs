@@ -3,14 +3,15 @@
 //! followed by a surname ("Jean Dupont a commandé …", "Lars Eriksson +46 …"), one that
 //! owns something ("Nadia's parcel") or stands with a found name ("Ingrid or Per"), which
 //! the model misses in languages and layouts it has seen little of; `names` asks them
-//! whether a word after a cue is a given name. The surname list leaves
-//! out surnames that are English words ("Baker", "Green"): after a given name they are as
-//! often a product, a colour or a place ("Rose Gold") as a family.
+//! whether a word after a cue is a given name. The surname list leaves out surnames that
+//! are English words ("Baker", "Green"): after a given name they are as often a product,
+//! a colour or a place ("Rose Gold") as a family.
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use super::{Entity, Finding, Source};
+use super::names::cue_name;
+use super::{Entity, Finding};
 
 static GIVEN: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| include_str!("lists/given-names.txt").lines().collect());
@@ -38,7 +39,7 @@ fn listed_form(word: &str) -> Option<std::borrow::Cow<'_, str>> {
 }
 
 /// Whether `word` is a known given name, in any case of its first letter.
-pub fn is_given(word: &str) -> bool {
+fn is_given(word: &str) -> bool {
     listed_form(word).is_some_and(|w| GIVEN.contains(w.as_ref()))
 }
 
@@ -50,7 +51,7 @@ pub fn is_given_only(word: &str) -> bool {
 }
 
 /// Whether `word` is a known surname (not an English word), in any case of its first letter.
-pub fn is_surname(word: &str) -> bool {
+fn is_surname(word: &str) -> bool {
     listed_form(word).is_some_and(|w| SURNAMES.contains(w.as_ref()))
 }
 
@@ -113,32 +114,13 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
             (0xE2, 0x80) => bytes.get(at + 2..at + 5) == Some(&[0x99, b's', b' '][..]),
             _ => continue,
         };
-        if !owner && at < done {
-            continue;
-        }
-        // The word before: its first byte a capital (or a character that may be one).
-        let start = at
-            - bytes
-                .get(..at)
-                .unwrap_or_default()
-                .iter()
-                .rev()
-                .take_while(|&&c| c.is_ascii_alphabetic() || c == b'-' || c >= 0x80)
-                .count();
-        let capital = bytes
-            .get(start)
-            .is_some_and(|&c| c.is_ascii_uppercase() || c >= 0xC3);
-        if !capital || start < done && !owner {
-            continue;
-        }
-        let edge = !text
-            .get(..start)
-            .and_then(|t| t.chars().next_back())
-            .is_some_and(char::is_alphanumeric);
-        let Some((first, end)) = capitalised_word(text, start).filter(|&(_, e)| e == at && edge)
-        else {
+        let Some((first, start)) = word_ending_at(text, at) else {
             continue;
         };
+        // The last word of a name just found does not start another one.
+        if start < done && !owner {
+            continue;
+        }
         if !GIVEN.contains(first) || after_number(text, start) {
             continue;
         }
@@ -146,20 +128,48 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         // it that is not a given name too: "Jean Dupont", not "My Stuart Weitzman".
         let ambiguous = WORD_NAMES.contains(first);
         let found = if owner {
-            (!ambiguous).then_some(end)
+            (!ambiguous).then_some(at)
         } else {
-            surnames_after(text, end, ambiguous).filter(|&e| {
+            surnames_after(text, at, ambiguous).filter(|&e| {
                 !before_house_number(text, e)
                     && !addresses.iter().any(|&(s, ae)| s < e && start < ae)
             })
         };
         if let Some(end) = found {
             if !out.iter().any(|f| f.start == start && f.end == end) {
-                out.push(person(start, end));
+                out.push(cue_name(start, end, PAIR));
             }
             done = done.max(end);
         }
     }
+}
+
+/// The capitalised word that ends at byte `end` of `text`, and where it starts: read back
+/// byte by byte over letters (any byte of a non-ASCII character counts as one), with no
+/// letter or digit before it.
+fn word_ending_at(text: &str, end: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    let start = end
+        - bytes
+            .get(..end)?
+            .iter()
+            .rev()
+            .take_while(|&&c| c.is_ascii_alphabetic() || c == b'-' || c >= 0x80)
+            .count();
+    // Its first byte a capital, or a character that may be one.
+    if !bytes
+        .get(start)
+        .is_some_and(|&c| c.is_ascii_uppercase() || c >= 0xC3)
+    {
+        return None;
+    }
+    let edge = !text
+        .get(..start)
+        .and_then(|t| t.chars().next_back())
+        .is_some_and(char::is_alphanumeric);
+    capitalised_word(text, start)
+        .filter(|&(_, e)| e == end && edge)
+        .map(|(word, _)| (word, start))
 }
 
 /// Where the name that a given name ending at `from` starts ends: at the last of the
@@ -189,16 +199,6 @@ fn surnames_after(text: &str, from: usize, ambiguous: bool) -> Option<usize> {
     name_end
 }
 
-fn person(start: usize, end: usize) -> Finding {
-    Finding {
-        entity: Entity::Person,
-        start,
-        end,
-        score: PAIR,
-        source: Source::Cue,
-    }
-}
-
 /// Words that join two names ("Ingrid or Per", "Mia and Leo").
 const JOINERS: &[&str] = &[
     " and ", " or ", " & ", " und ", " oder ", " et ", " ou ", " y ", " o ", " e ",
@@ -218,24 +218,17 @@ pub fn coordinated(text: &str, found: &mut Vec<Finding>) {
         };
         let after = JOINERS
             .iter()
-            .find_map(|j| tail.starts_with(j).then(|| end + j.len()));
-        let joined = after.and_then(|at| {
-            capitalised_word(text, at)
-                .filter(|&(word, _)| GIVEN.contains(word))
-                .map(|(_, e)| (at, e))
-        });
-        if let Some((at, word_end)) = joined {
-            found.push(person(at, word_end));
-        }
-        if let Some(head) = JOINERS.iter().find_map(|j| head.strip_suffix(j)) {
-            let word = head
-                .rsplit(|c: char| !(c.is_alphabetic() || c == '-' || c == '\''))
-                .next()
-                .unwrap_or_default();
-            let at = head.len() - word.len();
-            let whole = capitalised_word(text, at).is_some_and(|(_, e)| e == head.len());
-            if whole && GIVEN.contains(word) {
-                found.push(person(at, head.len()));
+            .find_map(|j| tail.starts_with(j).then(|| end + j.len()))
+            .and_then(|at| capitalised_word(text, at).map(|(word, e)| (word, at, e)));
+        let before = JOINERS
+            .iter()
+            .find_map(|j| head.strip_suffix(j))
+            .and_then(|head| {
+                word_ending_at(text, head.len()).map(|(word, at)| (word, at, head.len()))
+            });
+        for (word, at, word_end) in [after, before].into_iter().flatten() {
+            if GIVEN.contains(word) {
+                found.push(cue_name(at, word_end, PAIR));
             }
         }
     }
@@ -324,7 +317,7 @@ mod tests {
         assert_eq!(names("so Nadia’s parcel went next door"), ["Nadia"]);
         assert!(names("Amber's glow serum").is_empty());
         let text = "ask Ingrid Olsen or Per, and Mia and Leo Berg";
-        let at = |name: &str| text.find(name).map(|s| person(s, s + name.len()));
+        let at = |name: &str| text.find(name).map(|s| cue_name(s, s + name.len(), PAIR));
         let mut found: Vec<Finding> = [at("Ingrid Olsen"), at("Leo Berg")]
             .into_iter()
             .flatten()

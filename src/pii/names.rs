@@ -582,8 +582,8 @@ fn lower_particle_ends(raw: &str, words: usize) -> bool {
     words > 0 && raw.chars().next().is_some_and(char::is_uppercase)
 }
 
-/// A name found by a cue in `text[start..end]`, with the cue's score.
-fn cue_name(start: usize, end: usize, score: f64) -> Finding {
+/// A name found by a cue (or the name lists) in `text[start..end]`, with its score.
+pub(super) fn cue_name(start: usize, end: usize, score: f64) -> Finding {
     Finding {
         entity: Entity::Person,
         start,
