@@ -761,19 +761,15 @@ fn scan_range(
                         .unwrap_or_default();
                     NUMBER_OWNERS.contains(&word) || COMMERCE.iter().any(|w| word.starts_with(w))
                 });
-            let (cue, penalty) = if owned {
-                (None, Some(()))
-            } else {
-                (cue, penalty.map(|_| ()))
-            };
+            let cue = cue.filter(|_| !owned);
+            let lowered = owned || penalty.is_some();
             // A cue after the value counts when no commerce word stands before it.
-            let cue_after = cue.is_none()
-                && penalty.is_none()
-                && context.is_some_and(|w| w.is_match(&after(text, end)));
+            let cue_after =
+                cue.is_none() && !lowered && context.is_some_and(|w| w.is_match(&after(text, end)));
             if cue.is_some() || cue_after {
                 score += CONTEXT_BOOST;
             }
-            if penalty.is_some() {
+            if lowered {
                 score -= CONTEXT_PENALTY;
             }
         }
