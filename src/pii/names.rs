@@ -710,11 +710,13 @@ pub fn confirm(text: &str, found: &mut [Finding]) {
                     .get(f.end..a)
                     .is_some_and(|gap| gap.trim_start().starts_with(',') && gap.len() <= 3)
         });
-        // A given name and a surname the lists know, in any case ("sono chiara bianchi").
-        let known = text
-            .get(f.start..f.end)
-            .is_some_and(super::known_names::is_full_name);
-        if before_address || known {
+        // A given name and a surname the lists know, in any case ("sono chiara bianchi"):
+        // asked only of a candidate (the lists are read word by word).
+        let known = || {
+            text.get(f.start..f.end)
+                .is_some_and(super::known_names::is_full_name)
+        };
+        if before_address || f.score < LABELLED && known() {
             f.score = f.score.max(LABELLED);
         }
     }
