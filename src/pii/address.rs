@@ -121,6 +121,28 @@ static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("address prefix compiles")
 });
 
+/// Postcodes that name a street or a few houses, their halves a space apart or not:
+/// British ("SE22 8HB"), Canadian ("H3G 1P1"), Dutch ("1015 CJ").
+const BRITISH_POSTCODE: &str = r"[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}";
+const CANADIAN_POSTCODE: &str = r"[A-Z]\d[A-Z]\s?\d[A-Z]\d";
+const DUTCH_POSTCODE: &str = r"\d{4}\s?[A-Z]{2}";
+
+#[allow(
+    clippy::expect_used,
+    reason = "constant patterns; the unit tests compile them"
+)]
+static STREET_POSTCODE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&latin(&format!(
+        "^(?:{BRITISH_POSTCODE}|{CANADIAN_POSTCODE}|{DUTCH_POSTCODE})$"
+    )))
+    .expect("street postcodes compile")
+});
+
+/// Whether `s` is, whole, a postcode that names a street or a few houses.
+pub(super) fn street_postcode(s: &str) -> bool {
+    STREET_POSTCODE.is_match(s)
+}
+
 /// A piece written after an address, after a comma or a space: a unit, a postcode, a
 /// region, a locality of up to three words.
 #[allow(
@@ -128,7 +150,7 @@ static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     reason = "constant patterns; the unit tests compile them"
 )]
 static AFTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&latin(concat!(
+    Regex::new(&latin(&[
         // a floor mark glued to the house number before it ("45, 3º B"), or a separator
         r"^(?:[º°ª]\s?(?:(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|(?:\s*,\s*|\s+|\s*[-–]\s*)(?:",
@@ -137,17 +159,26 @@ static AFTER: LazyLock<Regex> = LazyLock::new(|| {
         r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
         // postcodes
-        r"|\d{5}-\d{3}|\d{3}-\d{4}|\d{4}\s?[A-Z]{2}(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)|\d{3}\s\d{2}(?-u:\b)|\d{2}-\d{3}(?-u:\b)",
-        r"|[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}(?-u:\b)|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2}(?-u:\b)",
-        r"|[A-Z]\d[A-Z]\s?\d[A-Z]\d(?-u:\b)|[A-Z]\d{2}\s?[A-Z\d]{4}(?-u:\b)",
+        // (alternatives are tried in order: the Dutch "1015 CJ" before the "1015" of
+        // numeric postcodes)
+        r"|\d{5}-\d{3}|\d{3}-\d{4}|",
+        DUTCH_POSTCODE,
+        r"(?-u:\b)|\d{4}-\d{3}|\d{4,6}(?-u:\b)|\d{3}\s\d{2}(?-u:\b)|\d{2}-\d{3}(?-u:\b)",
+        r"|",
+        BRITISH_POSTCODE,
+        r"(?-u:\b)|[a-z]{1,2}\d[a-z\d]?\s\d[a-z]{2}(?-u:\b)",
+        r"|",
+        CANADIAN_POSTCODE,
+        r"(?-u:\b)|[A-Z]\d{2}\s?[A-Z\d]{4}(?-u:\b)",
         // regions
         r"|[A-Z]{2,3}(?-u:\b)|\([A-Z]{2}\)",
         // a locality, with its district number ("Dublin 2"): capitalised words, or
         // lower-case ones in a lower-case address
         r"|\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)(?:\s(?:(?i:de|del|la|sur|am|an|an der|upon|on)\s)?\p{Lu}(?:\p{L}{0,2}\.|[\p{L}'’-]*)){0,3}(?:\s\([A-Z]{2}\)|\s[1-9]\d?(?-u:\b))?",
         r")",
-        r")"
-    )))
+        r")",
+    ]
+    .concat()))
     .expect("address suffix compiles")
 });
 
@@ -441,6 +472,7 @@ pub fn warm() {
     LazyLock::force(&AFTER);
     LazyLock::force(&AFTER_LOWER);
     LazyLock::force(&LOWER_WITH_POSTCODE);
+    LazyLock::force(&STREET_POSTCODE);
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub(super) fn value_after(text: &str, index: usize, end: usize, out: &mut Vec<Fi
         Value::BirthYear => birth_year(token).then_some((Entity::DateOfBirth, BIRTH_YEAR, end)),
         // A postcode is two tokens: its second half is read here.
         Value::Postcode => {
-            postcode_end(text, token, end).map(|end| (Entity::Address, POSTCODE, end))
+            postcode_end(text, start, end).map(|end| (Entity::Address, POSTCODE, end))
         }
     };
     if let Some((entity, score, end)) = found {
@@ -179,30 +179,18 @@ fn pin(token: &str) -> bool {
     token.len() == 4 && token.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Where a fine-grained postcode whose first half is `first` (ending at `end`) ends: a
-/// British one ("SE22 8HB"), a Canadian one ("H3G 1P1") or a Dutch one ("1015 CJ"), its
-/// halves a space apart. Numeric postcodes name a town or a district, not a street.
-fn postcode_end(text: &str, first: &str, end: usize) -> Option<usize> {
+/// Where a postcode that names a street ends when its first half is `text[start..end]`: a
+/// British ("SE22 8HB"), Canadian ("H3G 1P1") or Dutch ("1015 CJ") one
+/// (`address::street_postcode`), its halves a space apart. Numeric postcodes name a town
+/// or a district, not a street.
+fn postcode_end(text: &str, start: usize, end: usize) -> Option<usize> {
     let second = text
         .get(end..)?
         .strip_prefix(' ')?
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | '.' | ';' | ')' | '!' | '?'))
         .next()?;
-    let shape = |s: &str| -> String {
-        s.chars()
-            .map(|c| match c {
-                'A'..='Z' => 'A',
-                '0'..='9' => '9',
-                _ => '?',
-            })
-            .collect()
-    };
-    let (a, b) = (shape(first), shape(second));
-    let british =
-        matches!(a.as_str(), "A9" | "A99" | "AA9" | "AA99" | "A9A" | "AA9A") && b == "9AA";
-    let canadian = a == "A9A" && b == "9A9";
-    let dutch = a == "9999" && b == "AA";
-    (british || canadian || dutch).then_some(end + 1 + second.len())
+    let whole_end = end + 1 + second.len();
+    super::address::street_postcode(text.get(start..whole_end)?).then_some(whole_end)
 }
 
 /// A birth year: 1900 to 2099, four digits on their own.
