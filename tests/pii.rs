@@ -121,6 +121,50 @@ async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
     stop_and_check(w, dir.path()).await;
 }
 
+/// Names the name lists know reach the provider as placeholders through the proxy on a
+/// profile without the NER model: a given name and a surname in a French sentence, one
+/// before a phone number in a tool result (where an attacker's tool would put it), a
+/// given name joined to a found name; the customer sees them restored, and no log or
+/// audit file holds them.
+#[tokio::test]
+async fn names_the_lists_know_never_reach_the_provider_without_the_model() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(&config(&mock, dir.path()).replace(
+        "CREDIT_CARD: block}",
+        "CREDIT_CARD: block, PERSON: pseudonymize}",
+    ));
+    let message = "Jean Dupont a commandé deux casseroles, ask Ingrid Olsen or Per";
+    let seen = chat_restored(&w, &mock, message).await;
+    for value in ["Jean", "Dupont", "Ingrid", "Olsen", " Per"] {
+        assert!(!seen.contains(value), "the provider saw {value}: {seen}");
+    }
+    assert!(seen.contains("<PERSON_3>"), "three names: {seen}");
+
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "who is the contact?"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "crm", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1",
+            "content": json!({"contact": "Lars Eriksson +46 8 123 456 78"}).to_string()}
+    ]});
+    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    assert!(!seen.contains("Eriksson"), "{seen}");
+
+    let log_path = w.log.clone();
+    let mut w = w;
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let audit = all_text(dir.path());
+    for value in ["Dupont", "Olsen", "Eriksson"] {
+        assert!(!log.contains(value), "the log holds {value}");
+        assert!(!audit.contains(value), "the audit files hold {value}");
+    }
+}
+
 /// Values that only a cue makes personal (a password after "password is", a PIN, a birth
 /// year after "born in") reach the provider as placeholders, in the user's turn and in a
 /// tool result, and come back to the customer; under `block` a password refuses the
