@@ -4,9 +4,9 @@
 //! model number written after it ("Brooks Cascadia 17", "990v6"). A finding that lies
 //! inside a known term is dropped, and so is one that runs past a term only into
 //! lower-case words ("Aesop hand wash"), or a name or a place that starts inside a term
-//! of two words or more ("Jimmy Choo Romy"); deny-list findings stay. The terms are matched in one
-//! pass with an Aho-Corasick automaton (ASCII case-insensitive, longest match first, on
-//! word boundaries), built when the profile loads. [`Learned`] terms come from the results
+//! of two words or more ("Jimmy Choo Romy"); deny-list findings stay. The terms are
+//! matched in one pass with an Aho-Corasick automaton (ASCII case-insensitive, longest
+//! match first, on word boundaries), built when the profile loads. [`Learned`] terms come from the results
 //! of catalog tools (`keep_terms_from_tools`) as Warden runs them: the automaton is
 //! rebuilt when a result brings new ones and swapped in without a lock on the read side.
 
