@@ -61,6 +61,8 @@ enum Reach {
     Ip,
     /// Around a birth word: a date is a birth date only in its context.
     BirthWord,
+    /// Around short runs of digits between capital letters ("LS6 2QT", "K1A 0B1").
+    Postcode,
 }
 
 /// The byte table of `chars`, built at compile time.
@@ -266,13 +268,29 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             reach: Reach::Digits(7),
         },
         Recognizer {
+            entity: Entity::Address,
+            // A British or Canadian postcode on its own, in the letters each country
+            // uses ("LS6 2QT", "SW1A 1AA", "K1A 0B1"): a street or a few houses, where a
+            // numeric postcode names a town. Its halves a space apart, so that product
+            // codes written together ("M43XL") stay out.
+            pattern: r"(?-u:\b)(?:[A-PR-UWYZ][A-HK-Y]?\d[A-HJKPSTUW\d]? \d[ABD-HJLNP-UW-Z]{2}|[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z] \d[ABCEGHJ-NPRSTV-Z]\d)(?-u:\b)",
+            // "3XL" and "2XS" are sizes, "2TB" and "8GB" capacities ("M2 2TB").
+            check: |s| (!["XL", "XS", "GB", "TB"].iter().any(|u| s.ends_with(u))).then_some(0.7),
+            context: &["postcode", "post code", "postal code", "zip"],
+            penalty: COMMERCE,
+            whole_token: true,
+            shrinks: false,
+            reach: Reach::Postcode,
+        },
+        Recognizer {
             entity: Entity::DateOfBirth,
             // Day, month and year in numbers (a two-digit year too, "'85" after a
             // month's name: a birth date needs context anyway), the year first, or the
-            // month's name in one of the seven languages ("3rd of March 1985", "5. Mai
-            // 1990", "5 de mayo de 1990", "Mar 3 '85"), or in Japanese and Chinese
-            // writing ("1990年4月1日").
-            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|\.|º)?(?: of| de)?[ -](?:jan|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen)[a-zà-ÿ]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日",
+            // month's name in one of the shop's languages ("3rd of March 1985", "5. Mai
+            // 1990", "1er mars 1990", "5 de mayo de 1990", "12 maj 1990", "3 lipca 1985",
+            // "Mar 3 '85"), or in Japanese and Chinese writing ("1990年4月1日"); German
+            // dates with spaces after the dots ("3. 4. 1985").
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}\.\s\d{1,2}\.\s?(?:19|20)\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|er|\.|º|°)?(?: of| de)?[ -](?:jan|jän|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|maj|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen|sty|lut|kwi|cze|lip|sie|wrz|paź|lis|gru)[a-zà-ÿā-ž]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
@@ -301,6 +319,13 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "compleanno",
                 "geboortedatum",
                 "geboren op",
+                "född",
+                "født",
+                "urodzon",
+                "urodzenia",
+                "syntynyt",
+                "narozen",
+                "doğum",
                 "nascimento",
                 "nasci ",
                 "nascido em",
@@ -490,6 +515,8 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
     }
 }
 
+/// How far a postcode reaches on each side of a run of its digits ("SW1A 1AA").
+const POSTCODE_REACH: usize = 5;
 /// The longest birth date as people write it ("21st of September, 1985").
 const LONGEST_DATE: usize = 32;
 /// How far an IBAN reaches from its start: 34 characters and their spaces.
@@ -639,6 +666,26 @@ impl Places {
                 text,
                 runs(4, 3).chain(self.hex_colon.iter().copied()).collect(),
             ),
+            Reach::Postcode => {
+                let upper = |i: usize| text.as_bytes().get(i).is_some_and(u8::is_ascii_uppercase);
+                merged(
+                    text,
+                    self.numeric
+                        .iter()
+                        .filter(|run| {
+                            run.digits <= 2
+                                && run.from.checked_sub(1).is_some_and(upper)
+                                && upper(run.to)
+                        })
+                        .map(|run| {
+                            (
+                                run.from.saturating_sub(POSTCODE_REACH),
+                                run.to + POSTCODE_REACH,
+                            )
+                        })
+                        .collect(),
+                )
+            }
             Reach::BirthWord => merged(
                 text,
                 BIRTH_WORDS
@@ -969,6 +1016,12 @@ mod tests {
             ("生年月日 1990年4月1日", "1990年4月1日"),
             ("fecha nac. 11/11/1983", "11/11/1983"),
             ("b-day is Jan 5 1979", "Jan 5 1979"),
+            ("née le 1er mars 1984 à Lyon", "1er mars 1984"),
+            ("Geburtsdatum: 3. 4. 1985", "3. 4. 1985"),
+            ("geboren am 7. Jänner 1990", "7. Jänner 1990"),
+            ("född 12 maj 1990 i Malmö", "12 maj 1990"),
+            ("data urodzenia: 3 września 1985", "3 września 1985"),
+            ("nato il 1° aprile 1970", "1° aprile 1970"),
         ] {
             assert_eq!(values(text, Entity::DateOfBirth), [want], "{text}");
         }
@@ -976,6 +1029,28 @@ mod tests {
             !kinds("delivered 5 de mayo de 2026", 0.5).contains(&Entity::DateOfBirth),
             "a date without context is not a birth date"
         );
+    }
+
+    #[test]
+    fn british_and_canadian_postcodes_on_their_own_are_addresses() {
+        for (text, want) in [
+            ("Customer: LS6 2QT", "LS6 2QT"),
+            ("it's SW1A 1AA, the buzzer is broken", "SW1A 1AA"),
+            ("mine is K1A 0B1 if that helps", "K1A 0B1"),
+        ] {
+            assert_eq!(values(text, Entity::Address), [want], "{text}");
+        }
+        for text in [
+            "the M2 2TB drive and the A4 5GB plan",
+            "in size L4 3XL please",
+            "order LS62QT shipped",
+            "the SKU LS6 2QT is out of stock",
+        ] {
+            assert!(
+                !kinds(text, 0.5).contains(&Entity::Address),
+                "not a postcode: {text}"
+            );
+        }
     }
 
     #[test]
