@@ -47,6 +47,9 @@ enum Cue {
     /// Whom someone speaks to ("ask", "tell", "spoke to"): a person, or a team or a
     /// thing; a name when its first word is a known given name.
     Addressee,
+    /// A modal verb before its subject and the subject's verb ("can Oscar collect it?",
+    /// "could priya check"): one word, a name when it is a known given name.
+    Subject,
     /// A courtesy title, part of the name ("Mrs.", "Herr", "Sr.").
     Title,
     /// A title that is also a letter or a word ("M.", "Ms", "Don"): two name words.
@@ -136,6 +139,13 @@ const CUES: &[(&str, Cue)] = &[
     ("thank", Cue::Addressee),
     ("thanks to", Cue::Addressee),
     ("my manager", Cue::Label),
+    ("can", Cue::Subject),
+    ("could", Cue::Subject),
+    ("will", Cue::Subject),
+    ("would", Cue::Subject),
+    ("should", Cue::Subject),
+    ("did", Cue::Subject),
+    ("does", Cue::Subject),
     // German
     ("mein name ist", Cue::Naming),
     ("ich heiße", Cue::Naming),
@@ -611,12 +621,20 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
             continue;
         }
         let from = if title { m.start() } else { m.end() };
-        let Some((start, end, _)) = name_after(text, from, cue, false) else {
+        let found = match cue {
+            Cue::Subject => given_subject(text, m.end()),
+            // "tell jonas": a known given name is one in lower case too.
+            Cue::Addressee => name_after(text, from, cue, false)
+                .or_else(|| given_word(text, m.end()).map(|(s, e)| (s, e, 1))),
+            _ => name_after(text, from, cue, false),
+        };
+        let Some((start, end, _)) = found else {
             continue;
         };
         let score = match cue {
             Cue::Intro => INTRODUCED,
             Cue::Destination => CANDIDATE,
+            Cue::Subject => LABELLED,
             Cue::Addressee => {
                 let first = text.get(start..end).and_then(|n| n.split(' ').next());
                 if first.is_some_and(super::known_names::is_given_only) {
@@ -636,6 +654,29 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
             None => out.push(cue_name(start, end, score)),
         }
     }
+}
+
+/// The word one space after `from` when it is a known given name that is not also an
+/// English word, in any case ("ask jonas"): (start, end).
+fn given_word(text: &str, from: usize) -> Option<(usize, usize)> {
+    let at = from + usize::from(text.get(from..)?.starts_with(' '));
+    if at == from {
+        return None;
+    }
+    let (start, end) = word_at(text, at)?;
+    let word = text.get(start..end)?;
+    super::known_names::is_given_only(word).then_some((start, end))
+}
+
+/// The subject after a modal verb ending at `from` when it is a known given name followed
+/// by a lower-case word, its verb: "can Oscar collect it", "could priya check". A capital
+/// after the name ("can Oscar Wilde …") is left to the name lists.
+fn given_subject(text: &str, from: usize) -> Option<(usize, usize, usize)> {
+    let (start, end) = given_word(text, from)?;
+    let rest = text.get(end..)?.strip_prefix(' ')?;
+    let (verb_start, verb_end) = word_at(text, text.len() - rest.len())?;
+    let verb = text.get(verb_start..verb_end)?;
+    (is_lower_word(verb) && !FUNCTION_WORDS.contains(&verb)).then_some((start, end, 1))
 }
 
 /// Where the last clause of `head` starts: after the last of `ends`, past spaces.
@@ -1040,7 +1081,9 @@ pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
         let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
             continue;
         };
-        if matches!(cue, Cue::Title | Cue::WeakTitle) || !edge_before(text, m.start()) {
+        if matches!(cue, Cue::Title | Cue::WeakTitle | Cue::Subject)
+            || !edge_before(text, m.start())
+        {
             continue;
         }
         let Some((start, end, _)) = name_after(text, m.end(), Cue::Intro, true) else {
@@ -1129,12 +1172,33 @@ mod tests {
     #[test]
     fn people_are_named_after_the_words_for_asking_and_telling_when_given_names() {
         assert_eq!(names("please tell Jonas the gift came"), ["Jonas"]);
+        assert_eq!(names("ask jonas, he packed it"), ["jonas"]);
+        assert!(names("ask amber about it").is_empty(), "a word, as often");
         let mut out = Vec::new();
         scan("ask Customer Service about it", &mut out);
         assert!(
             out.iter().all(|f| f.score < INTRODUCED),
             "a team is only a candidate"
         );
+    }
+
+    #[test]
+    fn the_subject_of_a_question_is_a_name_when_a_known_given_name() {
+        assert_eq!(names("can Oscar collect it instead of me?"), ["Oscar"]);
+        assert_eq!(names("can sam pick it up for me?"), ["sam"]);
+        assert_eq!(names("could Priya check the size?"), ["Priya"]);
+        for text in [
+            "can you check it?",
+            "will Amber arrive in stock?",
+            "can Oscar?",
+            "can Jonas Hamilton pick it up",
+            "did it ship?",
+        ] {
+            assert!(
+                names(text).iter().all(|n| n.contains(' ')),
+                "no one-word subject in: {text}"
+            );
+        }
     }
 
     #[test]
