@@ -308,15 +308,74 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
         f.end = end;
     }
     found.retain(|f| {
-        if f.entity != Entity::Address || f.source != Source::Ner {
+        if f.entity != Entity::Address {
+            return true;
+        }
+        if counted_places(text.get(f.start..).unwrap_or_default()) {
+            return false;
+        }
+        if f.source != Source::Ner {
             return true;
         }
         let Some(address) = text.get(f.start..f.end) else {
             return false;
         };
         let first = address.split(' ').next().unwrap_or_default().to_lowercase();
-        address.chars().any(|c| c.is_ascii_digit()) && !NOT_PLACES.contains(&first.as_str())
+        address.chars().any(|c| c.is_ascii_digit())
+            && !NOT_PLACES.contains(&first.as_str())
+            && !after_measure(text, f.start)
     });
+}
+
+/// A place and a count: "Rotterdam 14".
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
+static PLACE_COUNT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\p{Lu}[\p{L}'’-]+ \d{1,4}$").expect("place count compiles"));
+
+/// Whether `rest` starts with three places and their counts or more, a comma apart
+/// ("Rotterdam 14, Lyon 3, Milan 0"): stock by warehouse, where an address has at most a
+/// street and a district ("Keizersgracht 14, Amsterdam"; "Main St 4, Dublin 2").
+fn counted_places(rest: &str) -> bool {
+    rest.split(", ")
+        .take(3)
+        .filter(|piece| {
+            let piece = piece
+                .split([' ', '.', ';'])
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            // "Tel 030 …" is a phone, not a place.
+            let word = piece.split(' ').next().unwrap_or_default();
+            PLACE_COUNT.is_match(&piece) && !super::recognize::phone_cue(word)
+        })
+        .count()
+        == 3
+}
+
+/// Words after which a number and a letter are a product's measures ("size 44 2/3, width
+/// G"), not a house number and a street.
+const MEASURES: &[&str] = &[
+    "size", "sizes", "width", "colour", "color", "qty", "quantity", "length", "waist", "inseam",
+    "größe", "taille", "talla", "taglia", "maat",
+];
+
+/// Whether the word before `start` is one of [`MEASURES`], or the span's own first word is.
+fn after_measure(text: &str, start: usize) -> bool {
+    let before = text.get(..start).unwrap_or_default().trim_end();
+    let word_before = before
+        .rsplit([' ', ',', ':', '('])
+        .next()
+        .unwrap_or_default();
+    let first = text
+        .get(start..)
+        .and_then(|t| t.split(' ').next())
+        .unwrap_or_default();
+    [word_before, first]
+        .iter()
+        .any(|w| MEASURES.contains(&w.trim_end_matches(':').to_lowercase().as_str()))
 }
 
 fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
@@ -484,6 +543,47 @@ mod tests {
         scan(text, &mut out);
         widen(text, &mut out);
         out.iter().map(|f| &text[f.start..f.end]).collect()
+    }
+
+    /// What [`widen`] keeps of model findings over `spans`.
+    fn kept_of_the_model(text: &str, spans: &[&str]) -> Vec<String> {
+        let mut found: Vec<Finding> = spans
+            .iter()
+            .filter_map(|s| text.find(s).map(|at| (at, at + s.len())))
+            .map(|(start, end)| Finding {
+                entity: Entity::Address,
+                start,
+                end,
+                score: 0.9,
+                source: Source::Ner,
+            })
+            .collect();
+        widen(text, &mut found);
+        found
+            .iter()
+            .map(|f| text[f.start..f.end].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn stock_by_warehouse_and_a_products_measures_are_not_addresses() {
+        let text = "Stock levels: Rotterdam 14, Lyon 3, Milan 0 for the Runner 5.";
+        assert!(kept_of_the_model(text, &["Rotterdam 14, Lyon 3, Milan"]).is_empty());
+        let text = "size 44 2/3, width G, colour 001";
+        assert!(kept_of_the_model(text, &["44 2/3, width G", "colour 001"]).is_empty());
+        for (text, span) in [
+            (
+                "to Keizersgracht 14, Amsterdam 1015, Netherlands",
+                "Keizersgracht 14",
+            ),
+            ("at Hauptstraße 5, Haus 3, Tel 030 1234567", "Hauptstraße 5"),
+            ("ship to 12 Main St, Dublin 2, thanks", "12 Main St"),
+        ] {
+            assert!(
+                !kept_of_the_model(text, &[span]).is_empty(),
+                "an address: {text}"
+            );
+        }
     }
 
     #[test]
