@@ -8,21 +8,26 @@
                       ("Baker", "Bush", "Green"), which after a given name are as often a
                       product, a colour or a place as a family
 
-Sources: the person providers of PyPI `Faker` (MIT; the version pinned below) and, for the
+Sources: the person providers of PyPI `Faker` and of npm `@faker-js/faker` (both MIT; the
+versions pinned below; the npm package is read by scripts/faker-js-names.cjs) and, for the
 English words, Debian's hunspell-en-us and hunspell-en-gb dictionaries (a word listed in
-lower case there is a common word). Both lists are sorted, one name per line.
+lower case there is a common word). The lists are sorted, one name per line.
 
     apt-get install hunspell-en-us hunspell-en-gb
     python3 -m venv /tmp/faker && /tmp/faker/bin/pip install faker==40.63.0
-    /tmp/faker/bin/python scripts/name-lists.py
+    npm install --prefix /tmp/faker-js @faker-js/faker@9.9.0
+    NODE_PATH=/tmp/faker-js/node_modules /tmp/faker/bin/python scripts/name-lists.py
 """
 
 import importlib
+import json
 import os
+import subprocess
 
 import faker
 
 FAKER_VERSION = "40.63.0"
+FAKER_JS_VERSION = "9.9.0"
 LOCALES = (
     "en_US en_GB en_IE en_IN de_DE fr_FR fr_CA es_ES es_MX it_IT nl_NL pt_BR pt_PT sv_SE "
     "da_DK no_NO fi_FI pl_PL cs_CZ hu_HU ro_RO tr_TR yo_NG zu_ZA tw_GH ja_JP zh_CN zh_TW "
@@ -74,6 +79,12 @@ def main():
         provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
         given |= names(provider, GIVEN_LISTS)
         surnames |= names(provider, SURNAME_LISTS)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "faker-js-names.cjs")
+    js = json.loads(subprocess.run(["node", script], check=True, capture_output=True).stdout)
+    if js["version"] != FAKER_JS_VERSION:
+        raise SystemExit(f"@faker-js/faker {FAKER_JS_VERSION} is pinned; this is {js['version']}")
+    given |= set(js["given"])
+    surnames |= set(js["surnames"])
     english = english_words()
     given = sorted(n for n in given if latin_word(n))
     surnames = sorted(n for n in surnames if latin_word(n) and n.lower() not in english)

@@ -130,10 +130,16 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         let found = if owner {
             (!ambiguous).then_some(at)
         } else {
-            surnames_after(text, at, ambiguous).filter(|&e| {
-                !before_house_number(text, e)
-                    && !addresses.iter().any(|&(s, ae)| s < e && start < ae)
-            })
+            surnames_after(text, at, ambiguous)
+                .or_else(|| {
+                    (!ambiguous)
+                        .then(|| second_given_name(text, first, at))
+                        .flatten()
+                })
+                .filter(|&e| {
+                    !before_house_number(text, e)
+                        && !addresses.iter().any(|&(s, ae)| s < e && start < ae)
+                })
         };
         if let Some(end) = found {
             if !out.iter().any(|f| f.start == start && f.end == end) {
@@ -197,6 +203,27 @@ fn surnames_after(text: &str, from: usize, ambiguous: bool) -> Option<usize> {
         }
     }
     name_end
+}
+
+/// Saints that start the names of places ("Santa Clara", "São Paulo"), not people's.
+const SAINTS: &[&str] = &["San", "Santa", "Santo", "São", "Saint", "Sainte", "Sankt"];
+
+/// Where a second given name after `first` (ending at `from`) ends, when both name a
+/// person on their own and no capitalised word follows: "Emre Yıldız", "Anna Maria" — a
+/// surname that the lists know as a given name, or two given names.
+fn second_given_name(text: &str, first: &str, from: usize) -> Option<usize> {
+    if SAINTS.contains(&first) {
+        return None;
+    }
+    let at = from + 1;
+    text.get(from..)?.strip_prefix(' ')?;
+    let (word, end) = capitalised_word(text, at)?;
+    let next_capitalised = text
+        .get(end..)
+        .and_then(|t| t.strip_prefix(' '))
+        .and_then(|t| t.chars().next())
+        .is_some_and(char::is_uppercase);
+    (GIVEN.contains(word) && !WORD_NAMES.contains(word) && !next_capitalised).then_some(end)
 }
 
 /// Words that join two names ("Ingrid or Per", "Mia and Leo").
@@ -293,6 +320,21 @@ mod tests {
         assert_eq!(
             names("Élodie Moreau et Søren Jensen"),
             ["Élodie Moreau", "Søren Jensen"]
+        );
+        assert_eq!(names("Emre Yıldız a commandé deux paires"), ["Emre Yıldız"]);
+        assert_eq!(
+            names("Agnieszka Kowalczyk, ul. Długa 15"),
+            ["Agnieszka Kowalczyk"]
+        );
+    }
+
+    #[test]
+    fn two_given_names_are_a_name_unless_a_saint_starts_a_place() {
+        assert_eq!(names("a gift for Priya Kavya, she is 8"), ["Priya Kavya"]);
+        assert!(names("we ship to Santa Clara and Santa Monica").is_empty());
+        assert!(
+            names("Emre Yıldız Outlet").is_empty(),
+            "a third capitalised word: not two given names alone"
         );
     }
 
