@@ -164,6 +164,10 @@ fn plausible(number: &phonenumber::PhoneNumber) -> bool {
 
 /// `s` without a trailing extension (`x204`, `ext. 12`, `extension 7`).
 pub fn without_extension(s: &str) -> &str {
+    // Every marker holds an "x".
+    if memchr::memchr2(b'x', b'X', s.as_bytes()).is_none() {
+        return s;
+    }
     let lower = s.to_ascii_lowercase();
     for marker in ["extension", "extn", "ext", "x"] {
         if let Some(at) = lower.rfind(marker) {
