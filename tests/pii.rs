@@ -545,20 +545,20 @@ fn tuning_set_keeps_its_figures_on_the_default_profile() {
     );
 }
 
-/// The hand-written tuning messages hold what tuning reached on them (recall 0.983,
-/// covered 0.982, precision 0.993): pieces of addresses and names, phones and birth dates
+/// The hand-written tuning messages hold what tuning reached on them (recall 0.991,
+/// covered 0.990, precision 0.999): pieces of addresses and names, phones and birth dates
 /// as people write them in eight languages, numbers that are not phones, and people named
 /// like the shop's brands (which the keep-list loses to the brand). What is left are names
-/// neither a cue, the name lists nor the model finds: one word without a cue ("can sam
-/// pick it up"), names the lists do not hold ("Abu Bakar Hassan, please call back").
+/// neither a cue, the name lists nor the model finds: one word without a cue ("zara from
+/// accounts here"), names the lists do not hold ("Abu Bakar Hassan, please call back").
 #[test]
 fn hand_written_tuning_set_keeps_its_figures_on_the_default_profile() {
     shipped_profile_keeps(
         "handwritten-dev.jsonl",
         Floors {
             examples: 800,
-            recall: 0.98,
-            covered: 0.98,
+            recall: 0.985,
+            covered: 0.985,
             precision: 0.99,
             kept: 0.995,
         },
