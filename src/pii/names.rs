@@ -929,6 +929,9 @@ const TRAILING_PARTICLES: &[&str] = &[
 /// Vega"); and joins the parts of one name found apart ("Robert J." and "Fischer").
 pub fn widen(text: &str, found: &mut Vec<Finding>) {
     for f in found.iter_mut().filter(|f| f.entity == Entity::Person) {
+        // A name is written on one line: the model may read a line break as a space
+        // ("Phone\nTom Becker").
+        (f.start, f.end) = longest_line(text, f.start, f.end);
         while let Some(start) = title_before(text, f.start) {
             f.start = start;
         }
@@ -936,6 +939,7 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
             f.end = end;
         }
     }
+    found.retain(|f| f.start < f.end);
     // Parts of one name that overlap or stand one space apart.
     found.sort_by_key(|f| f.start);
     let mut joined: Vec<Finding> = Vec::with_capacity(found.len());
@@ -953,6 +957,23 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
         }
     }
     *found = joined;
+}
+
+/// The longest line of `text[start..end]`: (start, end).
+fn longest_line(text: &str, start: usize, end: usize) -> (usize, usize) {
+    let Some(span) = text.get(start..end).filter(|s| s.contains('\n')) else {
+        return (start, end);
+    };
+    let mut best = (start, start);
+    let mut at = start;
+    for line in span.split('\n') {
+        let trimmed = line.trim_end_matches('\r');
+        if trimmed.len() > best.1 - best.0 {
+            best = (at, at + trimmed.len());
+        }
+        at += line.len() + 1;
+    }
+    best
 }
 
 /// Whether `word` is one initial or more, each a capital and a dot ("W.", "J.R.").
@@ -1180,6 +1201,23 @@ mod tests {
             out.iter().all(|f| f.score < INTRODUCED),
             "a team is only a candidate"
         );
+    }
+
+    #[test]
+    fn a_name_the_model_reads_across_a_line_break_keeps_its_line() {
+        let text = "Name\tDOB\tPhone\nTom Becker\t03/11/1979";
+        let start = text.find("Phone").unwrap_or_default();
+        let end = text.find("\t03").unwrap_or_default();
+        let mut found = vec![Finding {
+            entity: Entity::Person,
+            start,
+            end,
+            score: 0.9,
+            source: Source::Ner,
+        }];
+        widen(text, &mut found);
+        let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(kept, ["Tom Becker"]);
     }
 
     #[test]
