@@ -165,6 +165,56 @@ async fn names_the_lists_know_never_reach_the_provider_without_the_model() {
     }
 }
 
+/// A customer export a tool returns as CSV: the cells under "customer_name",
+/// "date_of_birth" and "phone" carry no cue of their own and reach the provider as
+/// placeholders; the order numbers and the product stay as they are.
+#[tokio::test]
+async fn cells_of_an_exported_table_never_reach_the_provider() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let w = Warden::start(&config(&mock, dir.path()).replace(
+        "CREDIT_CARD: block}",
+        "CREDIT_CARD: block, PERSON: pseudonymize, DATE_OF_BIRTH: pseudonymize, PHONE: pseudonymize}",
+    ));
+    let export = "order_id;customer_name;date_of_birth;phone;product\n\
+                  88213;Wiktoria Zielińska;1987-06-14;601234567;Alpine 40L Backpack\n\
+                  88214;Tomasz Wrzos;03.11.1979;512 998 104;TrailRunner GTX";
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "who ordered what?"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "orders_export", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": export}
+    ]});
+    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    let values = [
+        "Zielińska",
+        "Wrzos",
+        "1987-06-14",
+        "03.11.1979",
+        "601234567",
+        "512 998 104",
+    ];
+    for value in values {
+        assert!(!seen.contains(value), "the provider saw {value}: {seen}");
+    }
+    for kept in ["88213", "88214", "Alpine 40L Backpack", "TrailRunner GTX"] {
+        assert!(seen.contains(kept), "{kept} was changed: {seen}");
+    }
+
+    let log_path = w.log.clone();
+    let mut w = w;
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let audit = all_text(dir.path());
+    for value in values {
+        assert!(!log.contains(value), "the log holds {value}");
+        assert!(!audit.contains(value), "the audit files hold {value}");
+    }
+}
+
 /// Values that only a cue makes personal (a password after "password is", a PIN, a birth
 /// year after "born in") reach the provider as placeholders, in the user's turn and in a
 /// tool result, and come back to the customer; under `block` a password refuses the

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod cli;
+pub mod columns;
 mod cued;
 pub mod eval;
 mod gate;
@@ -52,7 +53,7 @@ pub use vault::{StreamRestorer, Vault, VaultSnapshot};
 pub enum Source {
     Pattern,
     /// A name found by the words around it ("ship to", "Attn:", "Mrs.") or by the name
-    /// lists (a given name and a surname).
+    /// lists (a given name and a surname); a value by its column's header.
     Cue,
     Ner,
     DenyList,
@@ -175,6 +176,7 @@ impl Profile {
         names::scan(text, &mut found);
         names::before_here(text, &mut found);
         known_names::scan(text, &mut found);
+        columns::scan(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
             // The model reads lower-case names after cues with capitals; they are
             // candidates until it finds a person there.
