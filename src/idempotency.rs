@@ -84,6 +84,7 @@ pub enum Begin {
     Mismatch,
 }
 
+#[derive(Clone)]
 pub struct Idempotency {
     state: StateStore,
     sealer: Arc<Sealer>,

@@ -206,5 +206,10 @@ async fn tool_calls_with_a_key_run_once_and_failures_free_the_key() {
     assert_eq!(first.json()["is_error"], true);
     let retry = post(&s.w, "alice", slow, &product, Some("product-1")).await;
     assert!(retry.header("idempotent-replayed").is_none());
-    assert_eq!(retry.json()["result"]["error"]["type"], "tool_timeout");
+    assert_eq!(
+        retry.json()["result"]["error"]["type"],
+        "tool_timeout",
+        "{}",
+        retry.text()
+    );
 }

@@ -47,7 +47,7 @@ pub struct RequestCtx {
     /// A tool call Warden ran (`POST /v1/tools/{name}/invoke`).
     pub tool: Option<ToolRun>,
     /// The client's idempotency key, claimed for this request's answer.
-    pub idempotency: Option<crate::idempotency::Claim>,
+    pub idempotency: Option<super::replay::Pending>,
     /// A Responses API request the provider stores: what is remembered with the
     /// response's id (`conversation`).
     pub conversation: Option<super::conversation::Turn>,

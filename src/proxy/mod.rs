@@ -118,7 +118,7 @@ impl ProxyHttp for WardenProxy {
             }
         }
         report::finish(&self.gateway, ctx);
-        replay::finish(&self.gateway, ctx).await;
+        replay::finish(ctx).await;
         Ok(true)
     }
 

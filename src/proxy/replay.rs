@@ -1,7 +1,9 @@
 //! Client idempotency keys on the request path (`idempotency`): before a request with an
 //! `Idempotency-Key` runs, its key is claimed — or its stored answer replayed, or the
 //! request refused (409 while the first runs, 422 for another body) — and after the
-//! answer, a success is stored for repeats and anything else frees the key.
+//! answer, a success is stored for repeats and anything else frees the key. A whole
+//! answer settles its key before its bytes are written, so a repeat sent as soon as they
+//! arrive finds the key settled; a stream settles it after its last event.
 
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,13 +13,25 @@ use super::Gateway;
 use super::context::RequestCtx;
 use super::rescue::Failure;
 use super::respond;
-use crate::idempotency::{self, Begin, Stored};
+use crate::idempotency::{self, Begin, Claim, Idempotency, Stored};
 use crate::limits::subject_id;
 use crate::openai::ApiError;
 
 /// How long a repeat waits for a first request that is finishing before it is refused
 /// with 409.
 const IN_FLIGHT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A key this request claimed, with the store that settles it.
+pub struct Pending {
+    store: Idempotency,
+    claim: Claim,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").finish_non_exhaustive()
+    }
+}
 
 /// Why a request with a key is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +75,10 @@ pub async fn begin(
         .map_err(|_| Failure::Idempotency(Refusal::Unavailable))?;
     match begun {
         Begin::Run(claim) => {
-            ctx.idempotency = Some(claim);
+            ctx.idempotency = Some(Pending {
+                store: gw.idempotency.clone(),
+                claim,
+            });
             ctx.answered.kept = Some(BytesMut::new());
             Ok(false)
         }
@@ -81,9 +98,9 @@ pub async fn begin(
 }
 
 /// Stores the answer of a request that claimed its key, if it is a whole success;
-/// otherwise frees the key.
-pub async fn finish(gw: &Gateway, ctx: &mut RequestCtx) {
-    let Some(claim) = ctx.idempotency.take() else {
+/// otherwise frees the key. Once per request: the first call settles the key.
+pub async fn finish(ctx: &mut RequestCtx) {
+    let Some(Pending { store, claim }) = ctx.idempotency.take() else {
         return;
     };
     let kept = ctx.answered.kept.take();
@@ -104,8 +121,8 @@ pub async fn finish(gw: &Gateway, ctx: &mut RequestCtx) {
             body: body.to_vec(),
         });
     let done = match stored {
-        Some(stored) => gw.idempotency.complete(claim, stored).await,
-        None => gw.idempotency.release(claim).await,
+        Some(stored) => store.complete(claim, stored).await,
+        None => store.release(claim).await,
     };
     if done.is_err() {
         tracing::warn!(request_id = %ctx.request_id, "idempotency: the answer could not be stored");

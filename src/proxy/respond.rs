@@ -107,6 +107,8 @@ async fn write_full(
         return;
     }
     keep(ctx, &body);
+    // The key is settled before the client can send a repeat.
+    super::replay::finish(ctx).await;
     if session.write_response_body(Some(body), true).await.is_err() {
         ctx.client_gone = true;
     }
