@@ -156,6 +156,8 @@ static AFTER: LazyLock<Regex> = LazyLock::new(|| {
         r"|(?:\s*,\s*|\s+|\s*[-–]\s*)(?:",
         // units and floors
         r"(?i:(?:apt\.?|apto\.?|apartment|appartamento|app\.|unit|suite|ste\.?|flat|studio|shop|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block)\s*[\w/º°ª.-]+)",
+        // a Polish flat or premises: "m. 15", "lok. 3"
+        r"|(?:m|lok)\.\s?\d[\w/]*",
         r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|\d{1,3}(?:st|nd|rd|th)\s+(?i:cross|main|floor|block)(?:\s+road)?",
         // postcodes
@@ -321,7 +323,10 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
             return false;
         };
         let first = address.split(' ').next().unwrap_or_default().to_lowercase();
-        address.chars().any(|c| c.is_ascii_digit())
+        // One token ("ARC-7781") is a code: an address has words.
+        let words = address.contains([' ', ',']);
+        words
+            && address.chars().any(|c| c.is_ascii_digit())
             && !NOT_PLACES.contains(&first.as_str())
             && !after_measure(text, f.start)
     });
@@ -571,6 +576,8 @@ mod tests {
         assert!(kept_of_the_model(text, &["Rotterdam 14, Lyon 3, Milan"]).is_empty());
         let text = "size 44 2/3, width G, colour 001";
         assert!(kept_of_the_model(text, &["44 2/3, width G", "colour 001"]).is_empty());
+        let text = "\"sku\": \"ARC-7781\"";
+        assert!(kept_of_the_model(text, &["ARC-7781"]).is_empty(), "a code");
         for (text, span) in [
             (
                 "to Keizersgracht 14, Amsterdam 1015, Netherlands",
@@ -655,6 +662,10 @@ mod tests {
             (
                 "adres: ul. Długa 15/3, 31-019 Kraków",
                 "ul. Długa 15/3, 31-019 Kraków",
+            ),
+            (
+                "\"street\": \"ul. Marszałkowska 84/92 m. 15\"",
+                "ul. Marszałkowska 84/92 m. 15",
             ),
             // Spanish floors glued to the house number, and abbreviated sides.
             (

@@ -272,8 +272,13 @@ fn after_number(text: &str, at: usize) -> bool {
         .get(..at)
         .unwrap_or_default()
         .trim_end_matches([' ', ',']);
-    head.len() < at && head.ends_with(|c: char| c.is_ascii_digit())
+    let digits = head.bytes().rev().take_while(u8::is_ascii_digit).count();
+    // Five digits or more are an id or a postcode ("10044, Sven Olofsson, …").
+    head.len() < at && (1..=MAX_HOUSE_DIGITS).contains(&digits)
 }
+
+/// Most digits a house number has.
+const MAX_HOUSE_DIGITS: usize = 4;
 
 /// Whether a house number follows `at`: a space, one to four digits (and a letter), then
 /// a comma, a space and a word, or the end ("Calle Ramón Zamorano 32 Apt. 5"); not the
@@ -356,6 +361,11 @@ mod tests {
         assert!(names("Calle Ramón Zamorano 32 Apt. 5, Tarragona").is_empty());
         assert!(names("787 Kathryn Wells Suite 566").is_empty());
         assert_eq!(names("Marie Dubois 06 12 34 56 78"), ["Marie Dubois"]);
+        assert_eq!(
+            names("row: 10044, Sven Olofsson, sven.o@example.se"),
+            ["Sven Olofsson"],
+            "five digits are an id, not a house number"
+        );
     }
 
     #[test]

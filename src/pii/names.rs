@@ -696,13 +696,19 @@ fn clause_start(head: &str, ends: &[char]) -> usize {
 /// address ("… in UK 8. Irene Kemp, ikemp@example.com"; "Ola Nordmann, Karl Johans gate
 /// 22, 0159 Oslo").
 pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
-    let contacts: Vec<usize> = found
+    let contacts: Vec<(usize, Entity)> = found
         .iter()
         .filter(|f| matches!(f.entity, Entity::Email | Entity::Phone | Entity::Address))
-        .map(|f| f.start)
+        .map(|f| (f.start, f.entity))
         .collect();
-    for at in contacts {
+    for (at, entity) in contacts {
         let head = text.get(..at).unwrap_or_default();
+        if entity == Entity::Email {
+            if let Some(name) = display_name(text, head) {
+                found.push(name);
+                continue;
+            }
+        }
         let Some(head) = head
             .strip_suffix(", ")
             .or_else(|| head.strip_suffix(" - "))
@@ -719,6 +725,18 @@ pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
             found.push(cue_name(s, e, INTRODUCED));
         }
     }
+}
+
+/// The display name before an e-mail address in angle brackets, quoted or not
+/// ("Cc: Małgorzata Wiśniewska <m.w@…>", "\"Bia Souza\" <…>"), as mail headers and
+/// address books write it; `head` is the text before the address.
+fn display_name(text: &str, head: &str) -> Option<Finding> {
+    let head = head.strip_suffix('<')?;
+    let head = head.strip_suffix(' ').unwrap_or(head);
+    let head = head.strip_suffix('"').unwrap_or(head);
+    let start = clause_start(head, &[':', ',', ';', '"', '\n', '(', '>']);
+    let (s, e, _) = name_at(text, start, 1, false)?;
+    (s == start && e == head.len()).then(|| cue_name(s, e, LABELLED))
 }
 
 /// Candidates confirmed: a cue's span that overlaps a person the model found becomes a
@@ -1194,6 +1212,12 @@ pub fn before_here(text: &str, out: &mut Vec<Finding>) {
         let needed = if introduced { 1 } else { 2 };
         if let Some((s, e, _)) = name_at(text, start, needed, false).filter(|&(_, e, _)| e == at) {
             out.push(cue_name(s, e, INTRODUCED));
+        } else if head
+            .get(start..)
+            .is_some_and(|w| is_lower_word(w) && super::known_names::is_given_only(w))
+        {
+            // "cust: ravi here again": one word in lower case, a known given name.
+            out.push(cue_name(start, at, INTRODUCED));
         }
     }
 }
@@ -1507,7 +1531,8 @@ mod tests {
         before_here("hi, Priya Nair here.", &mut found);
         before_here("Georgia here, the Sorel Caribou in 8 please", &mut found);
         before_here("Rahul here again. any news?", &mut found);
-        assert_eq!(found.len(), 4);
+        before_here("cust: ravi here again lol", &mut found);
+        assert_eq!(found.len(), 5);
         let mut none = Vec::new();
         for text in [
             "Same problem here, the box was empty",
@@ -1579,6 +1604,34 @@ mod tests {
             found[0].score >= 0.8,
             "a destination before an address: {found:?}"
         );
+    }
+
+    #[test]
+    fn display_names_before_an_address_in_angle_brackets() {
+        for (text, want) in [
+            (
+                "Cc: Małgorzata Wiśniewska <m.w@example.pl>",
+                "Małgorzata Wiśniewska",
+            ),
+            ("From: \"Beatriz Souza\" <bia@example.com>", "Beatriz Souza"),
+            ("To: a@b.example, Dave <dave@example.com>", "Dave"),
+        ] {
+            let at = text.rfind('<').unwrap_or_default() + 1;
+            let mut found = vec![Finding {
+                entity: Entity::Email,
+                start: at,
+                end: text.len() - 1,
+                score: 0.95,
+                source: Source::Pattern,
+            }];
+            before_contacts(text, &mut found);
+            let names: Vec<&str> = found
+                .iter()
+                .filter(|f| f.entity == Entity::Person)
+                .map(|f| &text[f.start..f.end])
+                .collect();
+            assert_eq!(names, [want], "{text}");
+        }
     }
 
     #[test]
