@@ -703,11 +703,11 @@ pub fn before_contacts(text: &str, found: &mut Vec<Finding>) {
         .collect();
     for (at, entity) in contacts {
         let head = text.get(..at).unwrap_or_default();
-        if entity == Entity::Email {
-            if let Some(name) = display_name(text, head) {
-                found.push(name);
-                continue;
-            }
+        if entity == Entity::Email
+            && let Some(name) = display_name(text, head)
+        {
+            found.push(name);
+            continue;
         }
         let Some(head) = head
             .strip_suffix(", ")
