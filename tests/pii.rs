@@ -130,10 +130,7 @@ async fn whole_answers_are_restored_and_the_provider_sees_placeholders() {
 async fn names_the_lists_know_never_reach_the_provider_without_the_model() {
     let mock = MockProvider::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let w = Warden::start(&config(&mock, dir.path()).replace(
-        "CREDIT_CARD: block}",
-        "CREDIT_CARD: block, PERSON: pseudonymize}",
-    ));
+    let w = acting_on(&mock, dir.path(), "PERSON: pseudonymize");
     let message = "Jean Dupont a commandé deux casseroles, ask Ingrid Olsen or Per";
     let seen = chat_restored(&w, &mock, message).await;
     for value in ["Jean", "Dupont", "Ingrid", "Olsen", " Per"] {
@@ -153,16 +150,7 @@ async fn names_the_lists_know_never_reach_the_provider_without_the_model() {
     let seen = provider_saw(&mock).await;
     assert!(!seen.contains("Eriksson"), "{seen}");
 
-    let log_path = w.log.clone();
-    let mut w = w;
-    w.terminate();
-    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let audit = all_text(dir.path());
-    for value in ["Dupont", "Olsen", "Eriksson"] {
-        assert!(!log.contains(value), "the log holds {value}");
-        assert!(!audit.contains(value), "the audit files hold {value}");
-    }
+    stopped_without(w, dir.path(), &["Dupont", "Olsen", "Eriksson"]).await;
 }
 
 /// A customer export a tool returns as CSV: the cells under "customer_name",
@@ -172,10 +160,11 @@ async fn names_the_lists_know_never_reach_the_provider_without_the_model() {
 async fn cells_of_an_exported_table_never_reach_the_provider() {
     let mock = MockProvider::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let w = Warden::start(&config(&mock, dir.path()).replace(
-        "CREDIT_CARD: block}",
-        "CREDIT_CARD: block, PERSON: pseudonymize, DATE_OF_BIRTH: pseudonymize, PHONE: pseudonymize}",
-    ));
+    let w = acting_on(
+        &mock,
+        dir.path(),
+        "PERSON: pseudonymize, DATE_OF_BIRTH: pseudonymize, PHONE: pseudonymize",
+    );
     let export = "order_id;customer_name;date_of_birth;phone;product\n\
                   88213;Wiktoria Zielińska;1987-06-14;601234567;Alpine 40L Backpack\n\
                   88214;Tomasz Wrzos;03.11.1979;512 998 104;TrailRunner GTX";
@@ -203,16 +192,7 @@ async fn cells_of_an_exported_table_never_reach_the_provider() {
         assert!(seen.contains(kept), "{kept} was changed: {seen}");
     }
 
-    let log_path = w.log.clone();
-    let mut w = w;
-    w.terminate();
-    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let audit = all_text(dir.path());
-    for value in values {
-        assert!(!log.contains(value), "the log holds {value}");
-        assert!(!audit.contains(value), "the audit files hold {value}");
-    }
+    stopped_without(w, dir.path(), &values).await;
 }
 
 /// Values that only a cue makes personal (a password after "password is", a PIN, a birth
@@ -226,10 +206,11 @@ async fn passwords_pins_and_birth_years_after_cues_never_reach_the_provider() {
     const YEAR: &str = "1974";
     let mock = MockProvider::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let w = Warden::start(&config(&mock, dir.path()).replace(
-        "CREDIT_CARD: block}",
-        "CREDIT_CARD: block, SECRET: pseudonymize, DATE_OF_BIRTH: pseudonymize}",
-    ));
+    let w = acting_on(
+        &mock,
+        dir.path(),
+        "SECRET: pseudonymize, DATE_OF_BIRTH: pseudonymize",
+    );
     let message = format!(
         "my password is {PASSWORD} and the gift card pin {PIN} fails; I was born in {YEAR}"
     );
@@ -257,20 +238,7 @@ async fn passwords_pins_and_birth_years_after_cues_never_reach_the_provider() {
     let seen = provider_saw(&mock).await;
     assert!(!seen.contains(PASSWORD), "{seen}");
 
-    let log_path = w.log.clone();
-    let mut w = w;
-    w.terminate();
-    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let audit = all_text(dir.path());
-    assert!(
-        audit.contains("\"pii\":[{"),
-        "findings are recorded as counts"
-    );
-    for value in [PASSWORD, PIN] {
-        assert!(!log.contains(value), "the log holds {value}");
-        assert!(!audit.contains(value), "the audit files hold {value}");
-    }
+    stopped_without(w, dir.path(), &[PASSWORD, PIN]).await;
 
     // Under `block`, a password after its cue refuses the request without its value.
     let dir = tempfile::tempdir().unwrap();
@@ -288,6 +256,33 @@ async fn passwords_pins_and_birth_years_after_cues_never_reach_the_provider() {
     assert_eq!(r.json()["error"]["code"], "pii_blocked");
     assert!(r.text().contains("SECRET"), "{}", r.text());
     assert!(!r.text().contains(PASSWORD), "{}", r.text());
+}
+
+/// Warden on the test configuration with `actions` added to its default profile's
+/// ("PERSON: pseudonymize").
+fn acting_on(mock: &MockProvider, dir: &std::path::Path, actions: &str) -> Warden {
+    Warden::start(&config(mock, dir).replace(
+        "CREDIT_CARD: block}",
+        &format!("CREDIT_CARD: block, {actions}}}"),
+    ))
+}
+
+/// Stops Warden (flushing the audit log) and checks that its log and audit files hold
+/// none of `values`, and that the audit files count findings.
+async fn stopped_without(mut w: Warden, dir: &std::path::Path, values: &[&str]) {
+    let log_path = w.log.clone();
+    w.terminate();
+    assert_eq!(w.wait_exit(std::time::Duration::from_secs(15)), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let audit = all_text(dir);
+    assert!(
+        audit.contains("\"pii\":[{"),
+        "findings are recorded as counts"
+    );
+    for value in values {
+        assert!(!log.contains(value), "the log holds {value}");
+        assert!(!audit.contains(value), "the audit files hold {value}");
+    }
 }
 
 /// Stops Warden (flushing the audit log) and checks its log and audit files.
