@@ -214,7 +214,7 @@ fn surnames_after(text: &str, from: usize, ambiguous: bool) -> Option<usize> {
 const SAINTS: &[&str] = &["San", "Santa", "Santo", "São", "Saint", "Sainte", "Sankt"];
 
 /// Where a second given name after `first` (ending at `from`) ends, when both name a
-/// person on their own and no capitalised word follows: "Emre Yıldız", "Anna Maria" — a
+/// person on their own and no capitalised word follows: "Emre Yıldız", "Priya Kavya" — a
 /// surname that the lists know as a given name, or two given names.
 fn second_given_name(text: &str, first: &str, from: usize) -> Option<usize> {
     if SAINTS.contains(&first) {

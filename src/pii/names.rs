@@ -664,8 +664,9 @@ fn given_word(text: &str, from: usize) -> Option<(usize, usize)> {
         return None;
     }
     let (start, end) = word_at(text, at)?;
-    let word = text.get(start..end)?;
-    super::known_names::is_given_only(word).then_some((start, end))
+    // A sentence's full stop is not the name's ("ask jonas.").
+    let word = text.get(start..end)?.trim_end_matches('.');
+    super::known_names::is_given_only(word).then_some((start, start + word.len()))
 }
 
 /// The subject after a modal verb ending at `from` when it is a known given name followed
@@ -1349,6 +1350,7 @@ mod tests {
     fn people_are_named_after_the_words_for_asking_and_telling_when_given_names() {
         assert_eq!(names("please tell Jonas the gift came"), ["Jonas"]);
         assert_eq!(names("ask jonas, he packed it"), ["jonas"]);
+        assert_eq!(names("please ask jonas."), ["jonas"]);
         assert!(names("ask amber about it").is_empty(), "a word, as often");
         let mut out = Vec::new();
         scan("ask Customer Service about it", &mut out);

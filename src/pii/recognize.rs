@@ -528,7 +528,7 @@ const LONGEST_IBAN: usize = 48;
 /// automaton it falls back to is slower than this one.)
 #[allow(
     clippy::expect_used,
-    reason = "escaped constant words; the unit tests compile them"
+    reason = "constant words; the unit tests build the automaton"
 )]
 static BIRTH_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
     let words = RECOGNIZERS
