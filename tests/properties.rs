@@ -25,7 +25,8 @@ const PLANTED: &[&str] = &[
 
 /// Text fragments chosen to break assumptions: characters whose lower case has another
 /// byte length, combining marks, right-to-left text, emoji, placeholder-like text, JSON
-/// and SSE syntax, and numbers that look like identifiers.
+/// and SSE syntax, numbers that look like identifiers, and table headers, quotes and
+/// delimiters.
 fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[a-zA-Z0-9 .,:;@#+()/-]{0,12}",
@@ -34,7 +35,8 @@ fn fragment() -> impl Strategy<Value = String> {
             "İ", "ẞ", "Σ", "ǅ", "ﬃ", "e\u{301}", "\u{200b}", "שלום", "🙂", "👩‍👩‍👧",
             "<EMAIL_1>", "<EMAIL_1_abcdef>", "<PHONE_", "<", ">", "\"", "\\", "\n",
             "data: ", "[DONE]", "{\"a\":", "ORD-2026-000123", "+1 415 555 2671",
-            "10.0.0.7", "born 12.03.1987",
+            "10.0.0.7", "born 12.03.1987", "name;dob;phone\n", "| contact | mobile |\n",
+            "\"a, \"\"b\"\"\",", "\t", "|",
         ])
         .prop_map(str::to_string),
     ]
