@@ -328,6 +328,7 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
         words
             && address.chars().any(|c| c.is_ascii_digit())
             && !NOT_PLACES.contains(&first.as_str())
+            && !MEASURES.contains(&first.trim_end_matches(':'))
             && !after_measure(text, f.start)
     });
 }
@@ -367,20 +368,14 @@ const MEASURES: &[&str] = &[
     "größe", "taille", "talla", "taglia", "maat",
 ];
 
-/// Whether the word before `start` is one of [`MEASURES`], or the span's own first word is.
+/// Whether the word before `start` is one of [`MEASURES`].
 fn after_measure(text: &str, start: usize) -> bool {
     let before = text.get(..start).unwrap_or_default().trim_end();
     let word_before = before
         .rsplit([' ', ',', ':', '('])
         .next()
         .unwrap_or_default();
-    let first = text
-        .get(start..)
-        .and_then(|t| t.split(' ').next())
-        .unwrap_or_default();
-    [word_before, first]
-        .iter()
-        .any(|w| MEASURES.contains(&w.trim_end_matches(':').to_lowercase().as_str()))
+    MEASURES.contains(&word_before.trim_end_matches(':').to_lowercase().as_str())
 }
 
 fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {

@@ -245,18 +245,16 @@ fn cells(line: &str, delimiter: u8) -> Vec<(usize, usize)> {
 /// The delimiter of a header line and its columns' types, when the line is a header
 /// that names at least one type.
 fn header(line: &str) -> Option<(u8, Vec<Option<Entity>>)> {
-    let delimiter = DELIMITERS
-        .iter()
-        .copied()
-        .max_by_key(|&d| {
-            let count = memchr::memchr_iter(d, line.as_bytes()).count();
-            // A tie goes to the earlier delimiter: max_by_key keeps the last maximum.
-            (
-                count,
-                std::cmp::Reverse(DELIMITERS.iter().position(|&x| x == d)),
-            )
-        })
-        .filter(|&d| memchr::memchr(d, line.as_bytes()).is_some())?;
+    // The delimiter the line holds most of; a tie goes to the earlier one.
+    let mut delimiter = None;
+    let mut most = 0;
+    for d in DELIMITERS {
+        let count = memchr::memchr_iter(d, line.as_bytes()).count();
+        if count > most {
+            (delimiter, most) = (Some(d), count);
+        }
+    }
+    let delimiter = delimiter?;
     let labels: Vec<&str> = cells(line, delimiter)
         .into_iter()
         .map(|(s, e)| line.get(s..e).unwrap_or_default())

@@ -228,7 +228,7 @@ fn second_given_name(text: &str, first: &str, from: usize) -> Option<usize> {
         .and_then(|t| t.strip_prefix(' '))
         .and_then(|t| t.chars().next())
         .is_some_and(char::is_uppercase);
-    (GIVEN.contains(word) && !WORD_NAMES.contains(word) && !next_capitalised).then_some(end)
+    (is_given_only(word) && !next_capitalised).then_some(end)
 }
 
 /// Words that join two names ("Ingrid or Per", "Mia and Leo").
@@ -293,7 +293,7 @@ fn before_house_number(text: &str, at: usize) -> bool {
         .strip_prefix(|c: char| c.is_ascii_alphabetic())
         .filter(|r| !r.starts_with(char::is_alphabetic))
         .unwrap_or(rest);
-    (1..=4).contains(&digits)
+    (1..=MAX_HOUSE_DIGITS).contains(&digits)
         && (rest.is_empty()
             || rest.starts_with(',')
             || rest
