@@ -330,7 +330,25 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
             && !NOT_PLACES.contains(&first.as_str())
             && !MEASURES.contains(&first.trim_end_matches(':'))
             && !after_measure(text, f.start)
+            && !is_size(address)
     });
+}
+
+/// Size systems a shoe or a garment is sized in ("UK 6", "EU 42", "US 9.5").
+const SIZE_SYSTEMS: &[&str] = &["UK", "EU", "US", "FR", "IT", "JP", "AU", "CN", "BR", "MX"];
+
+/// Whether `span` is a size: a size system and a number ("UK 6", "EU 38.5", "US 10W").
+fn is_size(span: &str) -> bool {
+    let Some((system, size)) = span.split_once(' ') else {
+        return false;
+    };
+    let digits = size.trim_end_matches(['W', 'M', 'N', 'w']);
+    SIZE_SYSTEMS.contains(&system)
+        && digits.len() <= 4
+        && digits.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',' || c == '½')
 }
 
 /// A place and a count: "Rotterdam 14".
@@ -563,6 +581,16 @@ mod tests {
             .iter()
             .map(|f| text[f.start..f.end].to_string())
             .collect()
+    }
+
+    #[test]
+    fn sizes_are_not_addresses() {
+        for size in ["UK 6", "EU 42", "US 9.5", "US 10W"] {
+            assert!(is_size(size), "{size}");
+        }
+        for place in ["Dublin 2", "UK 6XY", "Paris 75011"] {
+            assert!(!is_size(place), "{place}");
+        }
     }
 
     #[test]

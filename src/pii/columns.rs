@@ -5,186 +5,15 @@
 //! `phone`). A header is a line of short labels, one of them known; the rows under it
 //! have as many cells, and the first line that does not ends the table.
 
+use super::labels::{fits, kind_of};
 use super::{Entity, Finding, Source};
 
 /// Score of a cell whose column's header names its type: as strong as a labelling cue.
 const HEADED: f64 = 0.85;
 /// Longest label a header cell holds ("customer_date_of_birth").
 const LONGEST_LABEL: usize = 40;
-/// Longest cell taken whole for each type.
-const LONGEST_NAME: usize = 60;
-const LONGEST_ADDRESS: usize = 160;
-const LONGEST_DATE: usize = 32;
-
 /// Cell separators, in the order a tie between them is settled.
 const DELIMITERS: [u8; 4] = [b'\t', b';', b'|', b','];
-
-/// Label words (a header's words split at anything not a letter or a digit).
-const BIRTH: &[&str] = &[
-    "birth",
-    "birthday",
-    "birthdate",
-    "dob",
-    "bday",
-    "born",
-    "geburtsdatum",
-    "geburtstag",
-    "naissance",
-    "nacimiento",
-    "nascita",
-    "geboortedatum",
-    "född",
-    "født",
-    "urodzenia",
-    "doğum",
-];
-const PHONE: &[&str] = &[
-    "phone",
-    "telephone",
-    "phonenumber",
-    "tel",
-    "mobile",
-    "cell",
-    "cellphone",
-    "handy",
-    "telefon",
-    "telefono",
-    "teléfono",
-    "movil",
-    "móvil",
-    "cellulare",
-    "portable",
-    "mobil",
-    "telefoon",
-    "gsm",
-    "msisdn",
-];
-const NAME: &[&str] = &[
-    "name",
-    "fullname",
-    "firstname",
-    "lastname",
-    "surname",
-    "givenname",
-    "familyname",
-    "nombre",
-    "apellido",
-    "apellidos",
-    "nom",
-    "prénom",
-    "prenom",
-    "nome",
-    "cognome",
-    "naam",
-    "voornaam",
-    "achternaam",
-    "vorname",
-    "nachname",
-];
-/// Labels that name a person on their own, as the whole header.
-const PERSON_ALONE: &[&str] = &[
-    "customer",
-    "client",
-    "contact",
-    "recipient",
-    "holder",
-    "cardholder",
-    "kunde",
-    "cliente",
-    "empfänger",
-    "destinataire",
-    "destinatario",
-];
-/// Words next to "name" that make it a thing's name ("product_name", "store_name").
-const THINGS: &[&str] = &[
-    "product",
-    "item",
-    "brand",
-    "store",
-    "shop",
-    "company",
-    "file",
-    "user",
-    "sku",
-    "model",
-    "warehouse",
-    "city",
-    "street",
-    "country",
-    "host",
-    "display",
-    "category",
-    "variant",
-    "tool",
-    "event",
-    "domain",
-    "business",
-    "carrier",
-    "team",
-    "group",
-    "org",
-    "vendor",
-    "supplier",
-    "merchant",
-    "bank",
-    "project",
-    "app",
-    "service",
-    "plan",
-    "field",
-    "column",
-    "table",
-    "location",
-    "site",
-    "region",
-    "campaign",
-    "collection",
-    "catalog",
-    "catalogue",
-];
-const ADDRESS: &[&str] = &[
-    "address",
-    "addr",
-    "street",
-    "adresse",
-    "direccion",
-    "dirección",
-    "indirizzo",
-    "adres",
-    "anschrift",
-    "straße",
-    "strasse",
-    "endereco",
-    "endereço",
-];
-/// Words next to "address" that make it another kind of address.
-const NOT_POSTAL: &[&str] = &[
-    "email", "mail", "e", "ip", "ipv4", "ipv6", "mac", "url", "web", "wallet",
-];
-
-/// Cells that hold nothing.
-const EMPTY: &[&str] = &["", "-", "n/a", "na", "null", "none", "nil"];
-
-/// The type a header label names, if any.
-fn kind_of(label: &str) -> Option<Entity> {
-    let folded = label.to_lowercase();
-    let words: Vec<&str> = folded
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let has = |list: &[&str]| words.iter().any(|w| list.contains(w));
-    if has(BIRTH) {
-        Some(Entity::DateOfBirth)
-    } else if has(PHONE) {
-        Some(Entity::Phone)
-    } else if has(ADDRESS) {
-        (!has(NOT_POSTAL)).then_some(Entity::Address)
-    } else if has(NAME) && !has(THINGS) || words.len() == 1 && has(PERSON_ALONE) {
-        Some(Entity::Person)
-    } else {
-        None
-    }
-}
 
 /// Whether `cell` reads as a column's label: short words, no value's marks.
 fn is_label(cell: &str) -> bool {
@@ -267,29 +96,6 @@ fn header(line: &str) -> Option<(u8, Vec<Option<Entity>>)> {
         .iter()
         .any(Option::is_some)
         .then_some((delimiter, kinds))
-}
-
-/// Whether `cell` can be a value of `kind` taken whole.
-fn fits(kind: Entity, cell: &str) -> bool {
-    if EMPTY.contains(&cell.to_lowercase().as_str()) || cell.contains('@') {
-        return false;
-    }
-    let digits = cell.chars().filter(char::is_ascii_digit).count();
-    let letters = cell.chars().any(char::is_alphabetic);
-    match kind {
-        Entity::DateOfBirth => digits >= 4 && cell.len() <= LONGEST_DATE,
-        Entity::Phone => {
-            digits >= 6
-                && cell
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || " +()-./xX".contains(c))
-        }
-        Entity::Person => {
-            letters && digits == 0 && cell.len() <= LONGEST_NAME && cell.split(' ').count() <= 6
-        }
-        Entity::Address => letters && cell.len() <= LONGEST_ADDRESS,
-        _ => false,
-    }
 }
 
 /// The cells of `text`'s delimited rows that their header names.

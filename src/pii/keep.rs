@@ -106,10 +106,12 @@ impl KeepTerms {
                     let overlaps = s < f.end && f.start < e;
                     // A name or a place that starts inside a term of two words or more
                     // runs on into its product line ("Jimmy Choo Romy 85"); after a
-                    // one-word term it may be a surname ("Chloé Martin").
+                    // one-word term, only when no known name follows it ("Samsonite
+                    // Proxis", but "Chloé Martin").
                     let product_line = s <= f.start
                         && f.start < e
-                        && text.get(s..e).is_some_and(|term| term.contains(' '))
+                        && (text.get(s..e).is_some_and(|term| term.contains(' '))
+                            || no_name_after(text, e, f.end))
                         && matches!(f.entity, Entity::Person | Entity::Address)
                         && f.source != Source::Pattern;
                     inside || product_line || overlaps && only_lower_case_outside(text, f, s, e)
@@ -140,6 +142,17 @@ fn model_number(rest: &str) -> usize {
     } else {
         0
     }
+}
+
+/// Whether `text[from..to]` holds a word and none of its words is a known given name or
+/// surname.
+fn no_name_after(text: &str, from: usize, to: usize) -> bool {
+    let rest = text.get(from..to).unwrap_or_default();
+    let mut words = rest
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+        .peekable();
+    words.peek().is_some() && !words.any(super::known_names::is_known)
 }
 
 /// Whether what `f` covers outside `text[s..e]` has no capital letter and no digit: the

@@ -55,6 +55,21 @@ pub fn is_given_only(word: &str) -> bool {
         .is_some_and(|w| GIVEN.contains(w.as_ref()) && !WORD_NAMES.contains(w.as_ref()))
 }
 
+/// Whether `word` is a known given name or surname, in any case of its first letter or
+/// in capitals ("RIBEIRO").
+pub fn is_known(word: &str) -> bool {
+    if word.chars().count() > 2 && !word.chars().any(char::is_lowercase) {
+        let mut chars = word.chars();
+        let titled: String = chars
+            .next()
+            .into_iter()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect();
+        return is_given(&titled) || is_surname(&titled);
+    }
+    is_given(word) || is_surname(word)
+}
+
 /// Whether `word` is a known surname (not an English word), in any case of its first letter.
 fn is_surname(word: &str) -> bool {
     listed_form(word).is_some_and(|w| SURNAMES.contains(w.as_ref()))

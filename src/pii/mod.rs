@@ -9,9 +9,11 @@ pub mod cli;
 pub mod columns;
 mod cued;
 pub mod eval;
+pub mod fields;
 mod gate;
 pub mod keep;
 pub mod known_names;
+mod labels;
 pub mod names;
 pub mod ner;
 pub mod output;
@@ -177,6 +179,7 @@ impl Profile {
         names::before_here(text, &mut found);
         known_names::scan(text, &mut found);
         columns::scan(text, &mut found);
+        fields::scan(text, &mut found);
         if let Some(model) = self.ner.as_ref() {
             // The model reads lower-case names after cues with capitals; they are
             // candidates until it finds a person there.
@@ -208,6 +211,7 @@ impl Profile {
                 }
             }
         }
+        fields::drop_misreads(text, &mut found);
         // After the model: the address a name is written before may be the model's.
         names::before_contacts(text, &mut found);
         // Commerce terms are dropped before the spans grow (a model's "address" that is a

@@ -61,6 +61,7 @@ const CUES: &[(&str, Cue)] = &[
     ("my name is", Cue::Naming),
     ("my name's", Cue::Naming),
     ("name:", Cue::Naming),
+    ("name :", Cue::Naming),
     ("full name:", Cue::Naming),
     ("account holder", Cue::Naming),
     ("under the name", Cue::Naming),
@@ -166,6 +167,9 @@ const CUES: &[(&str, Cue)] = &[
     ("je m’appelle", Cue::Naming),
     ("je suis", Cue::Intro),
     ("mon nom est", Cue::Naming),
+    // Forms: "Nom : DUPONT Jean".
+    ("nom :", Cue::Naming),
+    ("nom:", Cue::Naming),
     ("titulaire", Cue::Naming),
     ("à l'attention de", Cue::Label),
     ("a l'attention de", Cue::Label),
@@ -174,6 +178,7 @@ const CUES: &[(&str, Cue)] = &[
     // Spanish
     ("me llamo", Cue::Naming),
     ("mi nombre es", Cue::Naming),
+    ("nombre:", Cue::Naming),
     ("soy", Cue::Intro),
     ("a nombre de", Cue::Naming),
     ("titular", Cue::Naming),
@@ -183,6 +188,7 @@ const CUES: &[(&str, Cue)] = &[
     ("saludos,", Cue::Label),
     // Italian
     ("mi chiamo", Cue::Naming),
+    ("nome:", Cue::Naming),
     ("sono", Cue::Intro),
     ("intestatario", Cue::Naming),
     ("destinatario", Cue::Label),
@@ -190,6 +196,7 @@ const CUES: &[(&str, Cue)] = &[
     ("citofono", Cue::Label),
     // Dutch
     ("mijn naam is", Cue::Naming),
+    ("naam:", Cue::Naming),
     ("ik ben", Cue::Intro),
     ("rekeninghouder", Cue::Naming),
     ("aan:", Cue::Label),
@@ -493,6 +500,15 @@ fn is_capitalised(word: &str) -> bool {
         || word.chars().count() <= 2 && word.chars().next().is_some_and(char::is_uppercase)
 }
 
+/// A word in capitals ("RIBEIRO"): read as a name only when the lists know it, since
+/// codes are written so too ("SKU", "GTX").
+fn is_capitals(word: &str) -> bool {
+    word.chars().count() > 2
+        && word
+            .chars()
+            .all(|c| c.is_uppercase() || matches!(c, '\'' | '-'))
+}
+
 fn is_lower_word(word: &str) -> bool {
     word.chars()
         .all(|c| c.is_lowercase() || matches!(c, '\'' | '’' | '-'))
@@ -549,6 +565,7 @@ fn name_at(text: &str, at: usize, needed: usize, lower: bool) -> Option<(usize, 
             }
             pending_particles += 1;
         } else if (is_capitalised(word)
+            || is_capitals(word) && super::known_names::is_known(word)
             || lower
                 && is_lower_word(word)
                 && word.chars().count() > 1
@@ -1038,9 +1055,15 @@ const PRODUCTS: &[&str] = &[
 ];
 
 /// Drops the model's one-word names that are not names ("love from Nonna", "Customer"),
-/// and names a product word follows or "the" comes before ("Vince Camuto heels", "the
-/// Stuart Weitzman"): brands the shop has not listed.
+/// the words it misreads as names (see [`misread`]), and names a product word follows
+/// or "the" comes before ("Vince Camuto heels", "the Stuart Weitzman"): brands the shop
+/// has not listed.
 pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
+    let cued: Vec<(usize, usize)> = found
+        .iter()
+        .filter(|f| f.entity == Entity::Person && f.source == Source::Cue)
+        .map(|f| (f.start, f.end))
+        .collect();
     found.retain(|f| {
         if f.entity != Entity::Person {
             return true;
@@ -1048,21 +1071,40 @@ pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
         let Some(name) = text.get(f.start..f.end) else {
             return true;
         };
-        let not_a_name =
-            f.source == Source::Ner && NOT_NAMES.contains(&name.to_lowercase().as_str());
+        let not_a_name = f.source == Source::Ner
+            && (NOT_NAMES.contains(&name.to_lowercase().as_str())
+                || misread(name) && !cued.iter().any(|&(s, e)| s < f.end && e > f.start));
         let next = text
             .get(f.end..)
             .and_then(|t| t.strip_prefix(' '))
             .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
             .unwrap_or_default();
-        let product = PRODUCTS.contains(&next.to_lowercase().as_str());
+        // The product word after the name, or the model's span's own last word
+        // ("Victoria Beckham sunglasses").
+        let last = name.rsplit(' ').next().filter(|_| name.contains(' '));
+        let product = [Some(next), last]
+            .into_iter()
+            .flatten()
+            .any(|w| PRODUCTS.contains(&w.to_lowercase().as_str()));
         let head = text.get(..f.start).unwrap_or_default();
+        // A saint's name is a place's: "St. Moritz", "St Ives".
+        let saint = ["St. ", "St ", "Ste. ", "Ste ", "Saint "].iter().any(|a| {
+            head.strip_suffix(a)
+                .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
+        }) && f.source == Source::Ner;
         let article = ["the ", "The "].iter().any(|a| {
             head.strip_suffix(a)
                 .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
         });
-        !(not_a_name || product || article)
+        !(not_a_name || product || article || saint)
     });
+}
+
+/// Whether the model's `name` is an identifier it misread as one: lower case first, a
+/// capital inside ("lastOrder", "customerId"). A name a cue stands before is the cue's
+/// to judge.
+fn misread(name: &str) -> bool {
+    name.chars().next().is_some_and(char::is_lowercase) && name.chars().any(char::is_uppercase)
 }
 
 /// Particles that continue a name after its words when a capitalised word follows
@@ -1344,6 +1386,44 @@ mod tests {
         drop_not_people(text, &mut found);
         let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(kept, ["Anna Berg", "Anna Berg"]);
+    }
+
+    #[test]
+    fn the_model_s_misreads_saints_and_brands_before_products_are_not_people() {
+        let text = "check the customerId, lastOrder, St. Moritz edition, Victoria Beckham \
+                    sunglasses, maria called, Anna Berg";
+        let mut found: Vec<Finding> = [
+            "customerId",
+            "lastOrder",
+            "Moritz",
+            "Victoria Beckham sunglasses",
+            "maria",
+            "Anna Berg",
+        ]
+        .iter()
+        .map(|n| {
+            let s = text.find(n).unwrap();
+            Finding {
+                entity: Entity::Person,
+                start: s,
+                end: s + n.len(),
+                score: 0.9,
+                source: Source::Ner,
+            }
+        })
+        .collect();
+        drop_not_people(text, &mut found);
+        let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(kept, ["maria", "Anna Berg"]);
+    }
+
+    #[test]
+    fn names_in_capitals_after_cues_when_the_lists_know_them() {
+        assert_eq!(
+            names("ATTN BERNARDO RIBEIRO - RUA AUGUSTA 1500"),
+            ["BERNARDO RIBEIRO"]
+        );
+        assert!(names("ATTN RETURNS DEPT, SKU GTX").is_empty());
     }
 
     #[test]

@@ -289,8 +289,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             // month's name in one of the shop's languages ("3rd of March 1985", "5. Mai
             // 1990", "1er mars 1990", "5 de mayo de 1990", "12 maj 1990", "3 lipca 1985",
             // "Mar 3 '85"), or in Japanese and Chinese writing ("1990年4月1日"); German
-            // dates with spaces after the dots ("3. 4. 1985").
-            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}\.\s\d{1,2}\.\s?(?:19|20)\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|er|\.|º|°)?(?: of| de)?[ -](?:jan|jän|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|maj|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen|sty|lut|kwi|cze|lip|sie|wrz|paź|lis|gru)[a-zà-ÿā-ž]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日",
+            // dates with spaces after the dots ("3. 4. 1985"); eight digits, the year
+            // first ("19830719").
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}\.\s\d{1,2}\.\s?(?:19|20)\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|er|\.|º|°)?(?: of| de)?[ -](?:jan|jän|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|maj|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen|sty|lut|kwi|cze|lip|sie|wrz|paź|lis|gru)[a-zà-ÿā-ž]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日|(?-u:\b)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?-u:\b)",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
@@ -321,6 +322,9 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "geboren op",
                 "född",
                 "født",
+                "fødsels",
+                "födelse",
+                "syntymä",
                 "urodzon",
                 "urodzenia",
                 "syntynyt",
@@ -805,7 +809,13 @@ fn scan_range(
                         .unwrap_or_default();
                     NUMBER_OWNERS.contains(&word) || COMMERCE.iter().any(|w| word.starts_with(w))
                 });
-            let cue = cue.filter(|_| !owned);
+            // A person has one birth date: a date with another between it and the cue is
+            // some other date ("DOB 4/7/90, ordered 12/10/2026").
+            let nearest = |c: &aho_corasick::Match| {
+                r.entity != Entity::DateOfBirth
+                    || !regex.is_match(window.get(c.end()..).unwrap_or_default())
+            };
+            let cue = cue.filter(|c| !owned && nearest(c));
             let lowered = owned || penalty.is_some();
             // A cue after the value counts when no commerce word stands before it.
             let cue_after =
@@ -1019,6 +1029,8 @@ mod tests {
             ("född 12 maj 1990 i Malmö", "12 maj 1990"),
             ("data urodzenia: 3 września 1985", "3 września 1985"),
             ("nato il 1° aprile 1970", "1° aprile 1970"),
+            ("dob:19830719", "19830719"),
+            ("fødselsdato 12.06.1981", "12.06.1981"),
         ] {
             assert_eq!(values(text, Entity::DateOfBirth), [want], "{text}");
         }
@@ -1026,6 +1038,12 @@ mod tests {
             !kinds("delivered 5 de mayo de 2026", 0.5).contains(&Entity::DateOfBirth),
             "a date without context is not a birth date"
         );
+        let births: Vec<String> = found("my DOB is 4/7/90 and the order date was 12/10/2026")
+            .into_iter()
+            .filter(|(entity, _, score)| *entity == Entity::DateOfBirth && *score >= 0.5)
+            .map(|(_, value, _)| value)
+            .collect();
+        assert_eq!(births, ["4/7/90"], "the cue's date is the nearest one");
     }
 
     #[test]
