@@ -329,6 +329,7 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
             && address.chars().any(|c| c.is_ascii_digit())
             && !NOT_PLACES.contains(&first.as_str())
             && !MEASURES.contains(&first.trim_end_matches(':'))
+            && !SPOTS.contains(&first.trim_end_matches(':'))
             && !after_measure(text, f.start)
             && !is_size(address)
     });
@@ -386,14 +387,22 @@ const MEASURES: &[&str] = &[
     "größe", "taille", "talla", "taglia", "maat",
 ];
 
-/// Whether the word before `start` is one of [`MEASURES`].
+/// Words that number spots in a warehouse, a shop or a station ("dock 4, pallet 12",
+/// "aisle 7", "locker 21"): a number after them is not a house's.
+const SPOTS: &[&str] = &[
+    "dock", "pallet", "aisle", "bay", "shelf", "rack", "bin", "gate", "platform", "row", "slot",
+    "locker", "desk", "till", "counter", "zone", "pier", "tote", "cage",
+];
+
+/// Whether the word before `start` is one of [`MEASURES`] or [`SPOTS`].
 fn after_measure(text: &str, start: usize) -> bool {
     let before = text.get(..start).unwrap_or_default().trim_end();
     let word_before = before
         .rsplit([' ', ',', ':', '('])
         .next()
         .unwrap_or_default();
-    MEASURES.contains(&word_before.trim_end_matches(':').to_lowercase().as_str())
+    let word = word_before.trim_end_matches(':').to_lowercase();
+    MEASURES.contains(&word.as_str()) || SPOTS.contains(&word.as_str())
 }
 
 fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {

@@ -86,7 +86,7 @@ pub(super) fn value_after(text: &str, index: usize, end: usize, out: &mut Vec<Fi
     if after.is_some_and(char::is_alphanumeric) {
         return; // "passwords", "pinned"
     }
-    let Some((start, end, separated)) = token_after(text, end) else {
+    let Some((mut start, end, separated)) = token_after(text, end) else {
         return;
     };
     let token = text.get(start..end).unwrap_or_default();
@@ -98,7 +98,14 @@ pub(super) fn value_after(text: &str, index: usize, end: usize, out: &mut Vec<Fi
             end,
         )),
         Value::Pin => pin(token).then_some((Entity::Secret, PIN, end)),
-        Value::BirthYear => birth_year(token).then_some((Entity::DateOfBirth, BIRTH_YEAR, end)),
+        Value::BirthYear if birth_year(token) => Some((Entity::DateOfBirth, BIRTH_YEAR, end)),
+        Value::BirthYear if short_year(text, start, token) => {
+            // The apostrophe is the year's: "born in '88".
+            let apostrophe = text.get(..start).and_then(|h| h.chars().next_back());
+            start -= apostrophe.map_or(0, char::len_utf8);
+            Some((Entity::DateOfBirth, BIRTH_YEAR, end))
+        }
+        Value::BirthYear => None,
         // A postcode is two tokens: its second half is read here.
         Value::Postcode => {
             postcode_end(text, start, end).map(|end| (Entity::Address, POSTCODE, end))
@@ -194,6 +201,15 @@ fn postcode_end(text: &str, start: usize, end: usize) -> Option<usize> {
 }
 
 /// A birth year: 1900 to 2099, four digits on their own.
+/// Two digits after an apostrophe: a year written short ("'88", "’92").
+fn short_year(text: &str, start: usize, token: &str) -> bool {
+    token.len() == 2
+        && token.bytes().all(|b| b.is_ascii_digit())
+        && text
+            .get(..start)
+            .is_some_and(|head| head.ends_with(['\'', '’']))
+}
+
 fn birth_year(token: &str) -> bool {
     token.len() == 4
         && token.bytes().all(|b| b.is_ascii_digit())
@@ -285,6 +301,7 @@ mod tests {
             ("Geburtsjahr: 1968", "1968"),
             ("année de naissance 1985", "1985"),
             ("Jahrgang 1959", "1959"),
+            ("born in '88 so definitely over 18", "'88"),
         ] {
             assert_eq!(values(text), [(Entity::DateOfBirth, value)], "{text}");
         }

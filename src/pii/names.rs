@@ -50,6 +50,9 @@ enum Cue {
     /// A modal verb before its subject and the subject's verb ("can Oscar collect it?",
     /// "could priya check"): one word, a name when it is a known given name.
     Subject,
+    /// A form of "be" before its subject and a verb in "-ing" ("is Leila working
+    /// today?"): one word, a name when it is a known given name.
+    Progressive,
     /// A courtesy title, part of the name ("Mrs.", "Herr", "Sr.").
     Title,
     /// A title that is also a letter or a word ("M.", "Ms", "Don"): two name words.
@@ -147,6 +150,8 @@ const CUES: &[(&str, Cue)] = &[
     ("should", Cue::Subject),
     ("did", Cue::Subject),
     ("does", Cue::Subject),
+    ("is", Cue::Progressive),
+    ("was", Cue::Progressive),
     // German
     ("mein name ist", Cue::Naming),
     ("ich heiße", Cue::Naming),
@@ -639,7 +644,8 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         }
         let from = if title { m.start() } else { m.end() };
         let found = match cue {
-            Cue::Subject => given_subject(text, m.end()),
+            Cue::Subject => given_subject(text, m.end(), false),
+            Cue::Progressive => given_subject(text, m.end(), true),
             // "tell jonas": a known given name is one in lower case too.
             Cue::Addressee => name_after(text, from, cue, false)
                 .or_else(|| given_word(text, m.end()).map(|(s, e)| (s, e, 1))),
@@ -651,7 +657,7 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
         let score = match cue {
             Cue::Intro => INTRODUCED,
             Cue::Destination => CANDIDATE,
-            Cue::Subject => LABELLED,
+            Cue::Subject | Cue::Progressive => LABELLED,
             Cue::Addressee => {
                 let first = text.get(start..end).and_then(|n| n.split(' ').next());
                 if first.is_some_and(super::known_names::is_given_only) {
@@ -687,14 +693,18 @@ fn given_word(text: &str, from: usize) -> Option<(usize, usize)> {
 }
 
 /// The subject after a modal verb ending at `from` when it is a known given name followed
-/// by a lower-case word, its verb: "can Oscar collect it", "could priya check". A capital
+/// by a lower-case word, its verb: "can Oscar collect it", "could priya check"; after a
+/// form of "be", the verb ends in "-ing" (`progressive`: "is Leila working"). A capital
 /// after the name ("can Oscar Wilde …") is left to the name lists.
-fn given_subject(text: &str, from: usize) -> Option<(usize, usize, usize)> {
+fn given_subject(text: &str, from: usize, progressive: bool) -> Option<(usize, usize, usize)> {
     let (start, end) = given_word(text, from)?;
     let rest = text.get(end..)?.strip_prefix(' ')?;
     let (verb_start, verb_end) = word_at(text, text.len() - rest.len())?;
     let verb = text.get(verb_start..verb_end)?;
-    (is_lower_word(verb) && !FUNCTION_WORDS.contains(&verb)).then_some((start, end, 1))
+    (is_lower_word(verb)
+        && !FUNCTION_WORDS.contains(&verb)
+        && (!progressive || verb.len() > 4 && verb.ends_with("ing")))
+    .then_some((start, end, 1))
 }
 
 /// Where the last clause of `head` starts: after the last of `ends`, past spaces.
@@ -1300,8 +1310,10 @@ pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
         let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
             continue;
         };
-        if matches!(cue, Cue::Title | Cue::WeakTitle | Cue::Subject)
-            || !edge_before(text, m.start())
+        if matches!(
+            cue,
+            Cue::Title | Cue::WeakTitle | Cue::Subject | Cue::Progressive
+        ) || !edge_before(text, m.start())
         {
             continue;
         }
@@ -1480,7 +1492,10 @@ mod tests {
         assert_eq!(names("can Oscar collect it instead of me?"), ["Oscar"]);
         assert_eq!(names("can sam pick it up for me?"), ["sam"]);
         assert_eq!(names("could Priya check the size?"), ["Priya"]);
+        assert_eq!(names("is Leila working today?"), ["Leila"]);
         for text in [
+            "is Leila in today?",
+            "is Jordan available in 10?",
             "can you check it?",
             "will Amber arrive in stock?",
             "can Oscar?",

@@ -764,7 +764,16 @@ fn scan_range(
             Entity::Phone => extension_end(text, m.end()),
             _ => m.end(),
         };
-        let Some((end, mut score)) = validated(r, text, m.start(), matched_end) else {
+        // A spaced slash may separate the fields of a pasted record ("Li Wei / +86 138
+        // 0013 8000 / 88 Nanjing Road"), or an area code ("+49 (0) 89 / 123 456 78"): the
+        // number before it is tried when the whole is none.
+        let before_slash = || {
+            let cut = text.get(m.range())?.find(" / ")?;
+            validated(r, text, m.start(), m.start() + cut)
+        };
+        let found = validated(r, text, m.start(), matched_end)
+            .or_else(|| (r.entity == Entity::Phone).then(before_slash).flatten());
+        let Some((end, mut score)) = found else {
             if r.shrinks {
                 // The value may start later inside this match (after an order number
                 // the pattern ran through): search again from the next group.
@@ -958,6 +967,21 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn a_spaced_slash_ends_a_phone_unless_it_is_the_area_code_s() {
+        assert_eq!(
+            values(
+                "Li Wei / +86 138 0013 8000 / 88 Nanjing Road",
+                Entity::Phone
+            ),
+            ["+86 138 0013 8000"]
+        );
+        assert_eq!(
+            values("rufen Sie an: +49 (0) 89 / 123 456 78", Entity::Phone),
+            ["+49 (0) 89 / 123 456 78"]
+        );
     }
 
     #[test]
