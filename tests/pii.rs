@@ -590,20 +590,22 @@ fn tuning_set_keeps_its_figures_on_the_default_profile() {
     );
 }
 
-/// The hand-written tuning messages hold what tuning reached on them (recall 0.991,
-/// covered 0.990, precision 0.999): pieces of addresses and names, phones and birth dates
-/// as people write them in eight languages, numbers that are not phones, and people named
+/// The hand-written tuning messages hold what tuning reached on them (recall 0.984,
+/// covered 0.981, precision 0.998): pieces of addresses and names, phones and birth dates
+/// as people write them in eight languages, tool records as JSON and `key=value` lines,
+/// mail headers, numbers that are not phones, brands named after people, and people named
 /// like the shop's brands (which the keep-list loses to the brand). What is left are names
 /// neither a cue, the name lists nor the model finds: one word without a cue ("zara from
-/// accounts here"), names the lists do not hold ("Abu Bakar Hassan, please call back").
+/// accounts here", "kal Anjali ko call kiya"), names the lists do not hold ("Abu Bakar
+/// Hassan, please call back"), a surname written first ("Li Wei / +86 …").
 #[test]
 fn hand_written_tuning_set_keeps_its_figures_on_the_default_profile() {
     shipped_profile_keeps(
         "handwritten-dev.jsonl",
         Floors {
-            examples: 800,
-            recall: 0.985,
-            covered: 0.985,
+            examples: 1100,
+            recall: 0.98,
+            covered: 0.975,
             precision: 0.99,
             kept: 0.995,
         },
