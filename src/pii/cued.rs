@@ -1,7 +1,7 @@
 //! Values that only the words before them make personal: a password after "password:",
 //! "Passwort", "mot de passe"; a PIN after "PIN"; a birth year after "born in", "year of
 //! birth", "Geburtsjahr"; a street's postcode after "postcode" ("SE22 8HB"). The cues
-//! are found by the name cues' automaton (`names`), in the same pass over the text; the
+//! are found with the name cues and the birth words (`cues`), in one pass over the text; the
 //! value is the token right after a cue and its separator (":", "=", "is", "ist"…), kept
 //! only when it has the shape its cue asks for ("password reset link" holds no password).
 
@@ -223,7 +223,7 @@ mod tests {
     /// The values the cue pass (`names::scan`) finds in `text`.
     fn values(text: &str) -> Vec<(Entity, &str)> {
         let mut out = Vec::new();
-        super::super::names::scan(text, &mut out);
+        super::super::names::scan(text, &super::super::cues::find(text), &mut out);
         out.iter()
             .filter(|f| f.entity != Entity::Person)
             .map(|f| (f.entity, text.get(f.start..f.end).unwrap_or_default()))

@@ -8,6 +8,7 @@ pub mod address;
 pub mod cli;
 pub mod columns;
 mod cued;
+pub mod cues;
 pub mod eval;
 pub mod fields;
 mod gate;
@@ -173,9 +174,10 @@ impl Profile {
 
     fn find(&self, text: &str, use_ner: ModelUse<'_>) -> Vec<Finding> {
         let mut found = Vec::new();
-        recognize::scan(text, &mut found);
+        let hits = cues::find(text);
+        recognize::scan(text, &hits, &mut found);
         address::scan(text, &mut found);
-        names::scan(text, &mut found);
+        names::scan(text, &hits, &mut found);
         names::before_here(text, &mut found);
         known_names::scan(text, &mut found);
         columns::scan(text, &mut found);
@@ -185,7 +187,7 @@ impl Profile {
             // candidates until it finds a person there.
             let (read, candidates) = match use_ner {
                 ModelUse::Skip => (std::borrow::Cow::Borrowed(text), Vec::new()),
-                _ => names::recase(text),
+                _ => names::recase(text, &hits),
             };
             found.extend(candidates);
             let spans = match use_ner {
@@ -372,7 +374,7 @@ impl Profiles {
         };
         recognize::warm();
         address::warm();
-        names::warm();
+        cues::warm();
         known_names::warm();
         let ner = match &config.ner {
             Some(files) => match NerModel::load(&ner::NerFiles {

@@ -16,10 +16,8 @@
 //! initials, particles and suffixes next to it.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-
+use super::cues::Hit;
 use super::{Finding, Source};
 use crate::config::Entity;
 
@@ -34,7 +32,7 @@ const MAX_WORDS: usize = 5;
 
 /// How strongly a cue announces a name.
 #[derive(Clone, Copy, PartialEq)]
-enum Cue {
+pub(super) enum Cue {
     /// A label: the next words are a name ("Attn:", "to:", "regards,").
     Label,
     /// A label that says so in words ("my name is", "account holder"): the next words are
@@ -59,7 +57,7 @@ enum Cue {
     WeakTitle,
 }
 
-const CUES: &[(&str, Cue)] = &[
+pub(super) const CUES: &[(&str, Cue)] = &[
     // English
     ("my name is", Cue::Naming),
     ("my name's", Cue::Naming),
@@ -466,27 +464,6 @@ pub(super) const BORN: &[&str] = &[
     "born", "nata", "nato", "nacido", "nacida", "née", "né", "geboren",
 ];
 
-static MATCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    #[allow(
-        clippy::expect_used,
-        reason = "constant patterns; the unit tests build the automaton"
-    )]
-    // A DFA: the cues are short and common ("to", "for"), so no prefilter skips text,
-    // and the DFA's one lookup per byte is the fastest way through it. The cues of values
-    // (`cued`: "password", "born in") follow the name cues in the same automaton, so one
-    // pass over the text finds both.
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(
-            CUES.iter()
-                .map(|(c, _)| *c)
-                .chain(super::cued::CUES.iter().map(|(c, _)| *c)),
-        )
-        .expect("name and value cues build")
-});
-
 /// A word of `text` from `start`: letters, marks, apostrophes, hyphens and dots.
 fn word_at(text: &str, start: usize) -> Option<(usize, usize)> {
     let rest = text.get(start..)?;
@@ -625,30 +602,32 @@ pub(super) fn cue_name(start: usize, end: usize, score: f64) -> Finding {
     }
 }
 
-/// Names after cues in `text`: capitalised ones scored by their cue, destinations as
-/// candidates for [`confirm`]; and the values after value cues ([`super::cued`]).
-pub fn scan(text: &str, out: &mut Vec<Finding>) {
-    for m in MATCHER.find_iter(text) {
-        if !edge_before(text, m.start()) {
+/// Names after the cues of `text` (`hits`, from [`super::cues::find`]): capitalised ones
+/// scored by their cue, destinations as candidates for [`confirm`]; and the values after
+/// value cues ([`super::cued`]).
+pub fn scan(text: &str, hits: &[Hit], out: &mut Vec<Finding>) {
+    for m in hits {
+        if !edge_before(text, m.start) {
             continue;
         }
-        let index = m.pattern().as_usize();
-        let Some(&(_, cue)) = CUES.get(index) else {
-            super::cued::value_after(text, index - CUES.len(), m.end(), out);
+        let Some(&(_, cue)) = m.name.and_then(|i| CUES.get(i)) else {
+            if let Some(value) = m.value {
+                super::cued::value_after(text, value, m.end, out);
+            }
             continue;
         };
         let title = matches!(cue, Cue::Title | Cue::WeakTitle);
         // A title is followed by a name: "Dr. Weber", not "Ms" on its own.
-        if title && !text.get(m.end()..).is_some_and(|t| t.starts_with(' ')) {
+        if title && !text.get(m.end..).is_some_and(|t| t.starts_with(' ')) {
             continue;
         }
-        let from = if title { m.start() } else { m.end() };
+        let from = if title { m.start } else { m.end };
         let found = match cue {
-            Cue::Subject => given_subject(text, m.end(), false),
-            Cue::Progressive => given_subject(text, m.end(), true),
+            Cue::Subject => given_subject(text, m.end, false),
+            Cue::Progressive => given_subject(text, m.end, true),
             // "tell jonas": a known given name is one in lower case too.
             Cue::Addressee => name_after(text, from, cue, false)
-                .or_else(|| given_word(text, m.end()).map(|(s, e)| (s, e, 1))),
+                .or_else(|| given_word(text, m.end).map(|(s, e)| (s, e, 1))),
             _ => name_after(text, from, cue, false),
         };
         let Some((start, end, _)) = found else {
@@ -1249,7 +1228,7 @@ fn part_after(text: &str, at: usize) -> Option<usize> {
 /// here, my order …"): two capitalised name words at least, or one that starts the
 /// message and is followed by a comma or "again" ("Georgia here, …", "Rahul here again").
 pub fn before_here(text: &str, out: &mut Vec<Finding>) {
-    for (at, _) in text.match_indices(" here") {
+    for at in memchr::memmem::find_iter(text.as_bytes(), b" here") {
         let after = text
             .get(at + " here".len()..)
             .and_then(|t| t.chars().next());
@@ -1304,20 +1283,20 @@ pub fn after_addresses(text: &str, found: &mut Vec<Finding>) {
 /// mehta" → "this is Rahul Mehta") for the model to judge, and where they stand: each is a
 /// candidate for [`confirm`]. Byte offsets are unchanged (a letter whose capital has
 /// another length is left as it is); borrowed when nothing changes.
-pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
+pub fn recase<'t>(text: &'t str, hits: &[Hit]) -> (Cow<'t, str>, Vec<Finding>) {
     let mut spans: Vec<Finding> = Vec::new();
-    for m in MATCHER.find_iter(text) {
-        let Some(&(_, cue)) = CUES.get(m.pattern().as_usize()) else {
+    for m in hits {
+        let Some(&(_, cue)) = m.name.and_then(|i| CUES.get(i)) else {
             continue;
         };
         if matches!(
             cue,
             Cue::Title | Cue::WeakTitle | Cue::Subject | Cue::Progressive
-        ) || !edge_before(text, m.start())
+        ) || !edge_before(text, m.start)
         {
             continue;
         }
-        let Some((start, end, _)) = name_after(text, m.end(), Cue::Intro, true) else {
+        let Some((start, end, _)) = name_after(text, m.end, Cue::Intro, true) else {
             continue;
         };
         let lower = text.get(start..end).is_some_and(|s| {
@@ -1366,17 +1345,21 @@ pub fn recase(text: &str) -> (Cow<'_, str>, Vec<Finding>) {
     (Cow::Owned(out), spans)
 }
 
-/// Compiles every pattern now (the first request should not pay for it).
-pub fn warm() {
-    LazyLock::force(&MATCHER);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// [`scan`] after the cue pass over `text`.
+    fn scan_text(text: &str, out: &mut Vec<Finding>) {
+        scan(text, &super::super::cues::find(text), out);
+    }
+
     fn names(text: &str) -> Vec<&str> {
-        crate::pii::found_by(scan, text)
+        let mut out = Vec::new();
+        scan_text(text, &mut out);
+        out.iter()
+            .filter_map(|f| text.get(f.start..f.end))
+            .collect()
     }
 
     #[test]
@@ -1445,7 +1428,7 @@ mod tests {
         assert_eq!(names("please ask jonas."), ["jonas"]);
         assert!(names("ask amber about it").is_empty(), "a word, as often");
         let mut out = Vec::new();
-        scan("ask Customer Service about it", &mut out);
+        scan_text("ask Customer Service about it", &mut out);
         assert!(
             out.iter().all(|f| f.score < INTRODUCED),
             "a team is only a candidate"
@@ -1672,7 +1655,7 @@ mod tests {
     fn destinations_are_candidates_until_the_model_finds_a_person() {
         let text = "ship to Taylor Brooks, 410 Peachtree St";
         let mut found = Vec::new();
-        scan(text, &mut found);
+        scan_text(text, &mut found);
         assert_eq!(found.len(), 1);
         assert!(found[0].score < 0.5, "a candidate");
         found.push(Finding {
@@ -1687,7 +1670,7 @@ mod tests {
         assert!(found[0].score >= 0.8);
         let text = "Please ship to Haruto Sato, 2-11-3 Meguro, Tokyo";
         let mut found = Vec::new();
-        scan(text, &mut found);
+        scan_text(text, &mut found);
         let at = text.find("2-11").unwrap();
         found.push(Finding {
             entity: Entity::Address,
@@ -1790,6 +1773,7 @@ mod tests {
 
     #[test]
     fn lower_case_names_after_cues_are_recased_for_the_model() {
+        let recase = |text| recase(text, &super::super::cues::find(text));
         let text = "hi, this is rahul mehta, my shoes";
         let (recased, spans) = recase(text);
         assert_eq!(recased, "hi, this is Rahul Mehta, my shoes");

@@ -9,10 +9,11 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 use regex_automata::{Input, meta};
 
+use super::cues::Hit;
 use super::validate;
 use super::{Finding, Source};
 use crate::config::Entity;
@@ -503,17 +504,18 @@ pub fn phone_cue(word: &str) -> bool {
 pub fn warm() {
     LazyLock::force(&REGEXES);
     LazyLock::force(&WORDS);
-    LazyLock::force(&BIRTH_WORDS);
 }
 
-/// Every validated match in `text`, with its score after context.
-pub fn scan(text: &str, out: &mut Vec<Finding>) {
+/// Every validated match in `text`, with its score after context; `hits` are the text's
+/// cue words ([`super::cues::find`]), whose birth words give the birth-date recognizer its
+/// reach.
+pub fn scan(text: &str, hits: &[Hit], out: &mut Vec<Finding>) {
     let places = Places::of(text);
     for (index, r) in RECOGNIZERS.iter().enumerate() {
         let Some(regex) = REGEXES.get(index) else {
             continue;
         };
-        for (from, to) in places.ranges(text, r.reach) {
+        for (from, to) in places.ranges(text, r.reach, hits) {
             scan_range(r, regex, WORDS.get(index), text, from, to, out);
         }
     }
@@ -526,30 +528,14 @@ const LONGEST_DATE: usize = 32;
 /// How far an IBAN reaches from its start: 34 characters and their spaces.
 const LONGEST_IBAN: usize = 48;
 
-/// The birth-date recognizer's context words, in any case of their ASCII letters and in
-/// capitals ("né le", "NÉ LE"), in one automaton: a DFA, one lookup per byte. (As
-/// literals of a regex they outnumber what its vectorized prefilter takes, and the
-/// automaton it falls back to is slower than this one.)
-#[allow(
-    clippy::expect_used,
-    reason = "constant words; the unit tests build the automaton"
-)]
-static BIRTH_WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    let words = RECOGNIZERS
+/// The birth-date recognizer's context words: the cue pass ([`super::cues`]) finds them
+/// with the name and value cues, in one automaton.
+pub(super) fn birth_words() -> impl Iterator<Item = &'static str> {
+    RECOGNIZERS
         .iter()
         .filter(|r| r.reach == Reach::BirthWord)
-        .flat_map(|r| r.context.iter());
-    let mut literals: Vec<String> = words
-        .flat_map(|w| [w.to_string(), w.to_uppercase()])
-        .collect();
-    literals.sort();
-    literals.dedup();
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(&literals)
-        .expect("birth words build")
-});
+        .flat_map(|r| r.context.iter().copied())
+}
 
 /// A run of [`NUMERIC`] characters holding a digit: where it is, its digits and dots.
 #[derive(Debug, Clone, Copy)]
@@ -643,7 +629,7 @@ impl Places {
     }
 
     /// The ranges of `text` a recognizer with `reach` is searched in, sorted and apart.
-    fn ranges(&self, text: &str, reach: Reach) -> Vec<(usize, usize)> {
+    fn ranges(&self, text: &str, reach: Reach, hits: &[Hit]) -> Vec<(usize, usize)> {
         let runs = |min_digits: usize, min_dots: usize| {
             self.numeric
                 .iter()
@@ -689,12 +675,12 @@ impl Places {
             }
             Reach::BirthWord => merged(
                 text,
-                BIRTH_WORDS
-                    .find_iter(text)
-                    .map(|m| {
+                hits.iter()
+                    .filter(|h| h.birth)
+                    .map(|h| {
                         (
-                            m.start().saturating_sub(CONTEXT_AFTER + LONGEST_DATE),
-                            m.end().saturating_add(CONTEXT_BEFORE + LONGEST_DATE),
+                            h.start.saturating_sub(CONTEXT_AFTER + LONGEST_DATE),
+                            h.end.saturating_add(CONTEXT_BEFORE + LONGEST_DATE),
                         )
                     })
                     .collect(),
@@ -768,7 +754,7 @@ fn scan_range(
         // 0013 8000 / 88 Nanjing Road"), or an area code ("+49 (0) 89 / 123 456 78"): the
         // number before it is tried when the whole is none.
         let before_slash = || {
-            let cut = text.get(m.range())?.find(" / ")?;
+            let cut = memchr::memmem::find(text.get(m.range())?.as_bytes(), b" / ")?;
             validated(r, text, m.start(), m.start() + cut)
         };
         let found = validated(r, text, m.start(), matched_end)
@@ -913,7 +899,7 @@ mod tests {
 
     fn found(text: &str) -> Vec<(Entity, String, f64)> {
         let mut out = Vec::new();
-        scan(text, &mut out);
+        scan(text, &super::super::cues::find(text), &mut out);
         out.into_iter()
             .map(|f| (f.entity, text[f.start..f.end].to_string(), f.score))
             .collect()
@@ -1162,14 +1148,14 @@ mod tests {
         let text = "size 42, call (646) 555-3890 or 0171/1234567; 3 units";
         let places = Places::of(text);
         let runs: Vec<&str> = places
-            .ranges(text, Reach::Digits(7))
+            .ranges(text, Reach::Digits(7), &[])
             .into_iter()
             .map(|(s, e)| &text[s..e])
             .collect();
         assert_eq!(runs, [" (646) 555-3890 ", " 0171/1234567"]);
         assert!(Places::of("no digits here").numeric.is_empty());
         assert_eq!(
-            Places::of("+44 20 7946 0958").ranges("+44 20 7946 0958", Reach::Digits(7)),
+            Places::of("+44 20 7946 0958").ranges("+44 20 7946 0958", Reach::Digits(7), &[]),
             [(0, 16)]
         );
         let text = "IBAN DE89 3704 0044 0532 0130 00, host fe80::1 at 18:30";
@@ -1179,28 +1165,32 @@ mod tests {
         assert_eq!(hex, ["fe80::1"], "one colon is not an IPv6 address");
         assert!(
             Places::of("the order shipped")
-                .ranges("the order shipped", Reach::BirthWord)
+                .ranges(
+                    "the order shipped",
+                    Reach::BirthWord,
+                    &super::super::cues::find("the order shipped")
+                )
                 .is_empty(),
             "no birth word, no birth date search"
         );
         let text = "Geburtstag: 12. März 1985";
         assert_eq!(
-            Places::of(text).ranges(text, Reach::BirthWord),
+            Places::of(text).ranges(text, Reach::BirthWord, &super::super::cues::find(text)),
             [(0, text.len())]
         );
         let text = "version 10.2.1 of the app, 4 items";
         assert!(
-            Places::of(text).ranges(text, Reach::Ip).is_empty(),
+            Places::of(text).ranges(text, Reach::Ip, &[]).is_empty(),
             "an IPv4 address has three dots"
         );
         let text = "write to me, not the shop";
         assert!(
-            Places::of(text).ranges(text, Reach::AtSign).is_empty(),
+            Places::of(text).ranges(text, Reach::AtSign, &[]).is_empty(),
             "no @, no e-mail address"
         );
         let text = "write to me@example.com";
         assert_eq!(
-            Places::of(text).ranges(text, Reach::AtSign),
+            Places::of(text).ranges(text, Reach::AtSign, &[]),
             [(0, text.len())]
         );
     }
