@@ -89,6 +89,8 @@ static SHAPES: LazyLock<Regex> = LazyLock::new(|| {
         // PIN ("22/26, Dara, Pondicherry 748650", "B-204, Shanti Niketan, Andheri East,
         // Mumbai 400069").
         format!(r"(?-u:\b)(?:[A-Z]-)?\d{{1,4}}(?:/\d{{1,4}})?,\s+{name},(?:\s+{name},)?\s+{name}\s?[-–]?\s?\d{{6}}(?-u:\b)"),
+        // Post office boxes.
+        r"(?i:(?-u:\b)(?:p\.?\s?o\.?\s?box|post\s+office\s+box|postfach|apartado(?:\s+de\s+correos)?|casella\s+postale|caixa\s+postal|boîte\s+postale)\s+\d{1,6}(?-u:\b))".to_string(),
         // Indian house, plot and door numbers.
         r"(?i:(?-u:\b)(?:h\.?\s?no\.?|house\s+no\.?|plot\s+no\.?|flat\s+no\.?|door\s+no\.?)\s*[\d/-]+[a-z]?(?-u:\b))".to_string(),
         // Japanese block addresses.
@@ -116,7 +118,7 @@ const PROSE: &[&str] = &[
 )]
 static BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?:(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house(?:\s+no\.?)?|h\.?\s?no\.?)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?|(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|sector|plot|block|road))|(?-u:\b)[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2}\s(?:House|Court|Towers?|Apartments|Mansions|Building|Residency|Heights|Villas|Chambers|Enclave|Complex))(?:,\s+|\s+)$",
+        r"(?:(?i:(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|ste\.?|room|rm\.?|level|floor|block|building|bldg\.?|studio|shop|office|villa|plot|sector|no\.|plot\s+no\.?|house(?:\s+no\.?)?|h\.?\s?no\.?|bâtiment|bât\.|bat\.|escalier|esc\.|escalera|portal|bloque|scala|edificio)\s*(?:[\w/-]*\d[\w/-]*|[a-z])|\d{1,3}(?:st|nd|rd|th)\s+(?:floor|cross|main|block)|(?:[a-z]{1,2}-)?\d{1,5}[a-z]?(?:[-/]\d+)?|(?-u:\b)(?:flat|apt\.?|apartment|unit|suite|sector|plot|block|road))|(?-u:\b)[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2}\s(?:House|Court|Towers?|Apartments|Mansions|Building|Residency|Heights|Villas|Chambers|Enclave|Complex)|(?:Résidence|Residence|Immeuble|Domaine|Edificio|Residencial|Urbanización|Palazzo|Condominio)(?:\s\p{Lu}[\p{L}'’-]*){1,3})(?:,\s+|\s+)$",
     )
     .expect("address prefix compiles")
 });
@@ -143,6 +145,18 @@ pub(super) fn street_postcode(s: &str) -> bool {
     STREET_POSTCODE.is_match(s)
 }
 
+/// Words that number a unit, a floor or a staircase of a building, after its street.
+const UNIT_WORDS: &str = r"apt\.?|apto\.?|apartment|appartamento|app\.|unit|suite|ste\.?|flat|studio|shop|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bât\.|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block";
+
+/// A piece that is a unit ("scala B", "int. 4"): neither a locality nor a postcode.
+#[allow(
+    clippy::expect_used,
+    reason = "a constant pattern; the unit tests compile it"
+)]
+static UNIT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&latin(&format!(r"^(?i:{UNIT_WORDS})(?:\s|\d|$)"))).expect("unit compiles")
+});
+
 /// A piece written after an address, after a comma or a space: a unit, a postcode, a
 /// region, a locality of up to three words.
 #[allow(
@@ -155,7 +169,9 @@ static AFTER: LazyLock<Regex> = LazyLock::new(|| {
         r"^(?:[º°ª]\s?(?:(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
         r"|(?:\s*,\s*|\s+|\s*[-–]\s*)(?:",
         // units and floors
-        r"(?i:(?:apt\.?|apto\.?|apartment|appartamento|app\.|unit|suite|ste\.?|flat|studio|shop|room|box|floor|level|escalera|esc\.|portal|planta|piso|puerta|pta\.|bloque|étage|bâtiment|bat\.|interno|int\.|scala|piano|stock|whg\.|col\.|colonia|sector|block)\s*[\w/º°ª.-]+)",
+        r"(?i:(?:",
+        UNIT_WORDS,
+        r")\s*[\w/º°ª.-]+)",
         // a Polish flat or premises: "m. 15", "lok. 3"
         r"|(?:m|lok)\.\s?\d[\w/]*",
         r"|\d{1,2}\s?[º°ª]\s?(?:\d{1,2}\s?[ºª]|(?i:[a-z])(?-u:\b)|(?i:izquierda|izda\.?|izq\.?|derecha|dcha\.?|dcha|der\.?|centro))?",
@@ -464,7 +480,9 @@ fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {
             break;
         }
         let is_postcode = body.chars().any(|c| c.is_ascii_digit());
-        let unit = body.starts_with(['º', '°', 'ª']) || is_postcode && !has_postcode(body);
+        let unit = body.starts_with(['º', '°', 'ª'])
+            || is_postcode && !has_postcode(body)
+            || UNIT.is_match(body);
         // A region in brackets follows a locality or a postcode ("Bergamo (BG)"); after
         // a street it is a size ("Meadow Low 2 (XL)").
         let bracketed = body.starts_with('(');
@@ -590,6 +608,31 @@ mod tests {
             .iter()
             .map(|f| text[f.start..f.end].to_string())
             .collect()
+    }
+
+    #[test]
+    fn units_named_buildings_and_post_office_boxes() {
+        for (text, want) in [
+            (
+                "spedite a Via Garibaldi 7, scala B, int. 4, 16124 Genova",
+                "Via Garibaldi 7, scala B, int. 4, 16124 Genova",
+            ),
+            (
+                "new address: Résidence Les Pins, Bât. C, 45 avenue de la Libération, 13008 Marseille",
+                "Résidence Les Pins, Bât. C, 45 avenue de la Libération, 13008 Marseille",
+            ),
+            (
+                "PO Box 1234, Wellington 6140",
+                "PO Box 1234, Wellington 6140",
+            ),
+            (
+                "Apartado de correos 45, Cádiz",
+                "Apartado de correos 45, Cádiz",
+            ),
+        ] {
+            assert_eq!(addresses(text), [want], "{text}");
+        }
+        assert!(addresses("the box 12 is broken").is_empty());
     }
 
     #[test]
