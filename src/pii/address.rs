@@ -348,7 +348,25 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
             && !SPOTS.contains(&first.trim_end_matches(':'))
             && !after_measure(text, f.start)
             && !is_size(address)
+            && !is_quantity(address)
     });
+}
+
+/// Nouns that count what an order holds ("2 units", "3 bottles").
+const COUNTED: &[&str] = &[
+    "unit", "units", "piece", "pieces", "pcs", "item", "items", "pair", "pairs", "pack", "packs",
+    "bottle", "bottles", "box", "boxes", "set", "sets", "roll", "rolls", "bag", "bags", "case",
+    "cases", "pallets", "parcels", "x",
+];
+
+/// Whether `span` starts with a count of what an order holds ("2 units please").
+fn is_quantity(span: &str) -> bool {
+    let mut words = span.split([' ', ',']);
+    let number = words.next().unwrap_or_default();
+    let noun = words.next().unwrap_or_default().to_lowercase();
+    !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+        && COUNTED.contains(&noun.as_str())
 }
 
 /// Size systems a shoe or a garment is sized in ("UK 6", "EU 42", "US 9.5").
@@ -643,6 +661,8 @@ mod tests {
         for place in ["Dublin 2", "UK 6XY", "Paris 75011"] {
             assert!(!is_size(place), "{place}");
         }
+        assert!(is_quantity("2 units please") && is_quantity("3 bottles"));
+        assert!(!is_quantity("2 Union Street") && !is_quantity("Flat 2"));
     }
 
     #[test]

@@ -1041,6 +1041,50 @@ const PRODUCTS: &[&str] = &[
     "kurtka",
     "sukienka",
     "krzesło",
+    // Home, drinks, beauty and outdoor goods.
+    "mug",
+    "mugs",
+    "cup",
+    "cups",
+    "candle",
+    "candles",
+    "diffuser",
+    "cushion",
+    "cushions",
+    "duvet",
+    "towel",
+    "towels",
+    "bedding",
+    "paint",
+    "wallpaper",
+    "wine",
+    "shiraz",
+    "merlot",
+    "rioja",
+    "chardonnay",
+    "prosecco",
+    "champagne",
+    "whisky",
+    "whiskey",
+    "gin",
+    "vodka",
+    "rum",
+    "tequila",
+    "lotion",
+    "cream",
+    "mist",
+    "spray",
+    "raincoat",
+    "anorak",
+    "fleece",
+    "wellies",
+    "wellingtons",
+    "beanie",
+    "umbrella",
+    "tent",
+    "helmet",
+    "stroller",
+    "pram",
 ];
 
 /// Drops the model's one-word names that are not names ("love from Nonna", "Customer"),
@@ -1063,15 +1107,31 @@ pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
         let not_a_name = f.source == Source::Ner
             && (NOT_NAMES.contains(&name.to_lowercase().as_str())
                 || misread(name) && !cued.iter().any(|&(s, e)| s < f.end && e > f.start));
-        let next = text
-            .get(f.end..)
-            .and_then(|t| t.strip_prefix(' '))
+        let after = text.get(f.end..).and_then(|t| t.strip_prefix(' '));
+        let next = after
             .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
             .unwrap_or_default();
+        // A lower-case word may stand between the brand and the product ("Tommy Bahama
+        // beach chair", "Orla Kiely mug set").
+        let second = after
+            .and_then(|t| t.strip_prefix(next))
+            .and_then(|t| t.strip_prefix(' '))
+            .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
+            .filter(|_| is_lower_word(next) && !FUNCTION_WORDS.contains(&next))
+            .unwrap_or_default();
+        // A one-word name that owns a capitalised word the lists do not know is a brand's
+        // or a product's ("Jacob's Creek", "Victoria's Secret"); "Nadia's parcel" is hers.
+        let owned_name = after.is_none()
+            && !name.contains(' ')
+            && text
+                .get(f.end..)
+                .and_then(|t| t.strip_prefix("'s ").or_else(|| t.strip_prefix("’s ")))
+                .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
+                .is_some_and(|w| is_capitalised(w) && !super::known_names::is_known(w));
         // The product word after the name, or the model's span's own last word
         // ("Victoria Beckham sunglasses").
         let last = name.rsplit(' ').next().filter(|_| name.contains(' '));
-        let product = [Some(next), last]
+        let product = [Some(next), Some(second), last]
             .into_iter()
             .flatten()
             .any(|w| PRODUCTS.contains(&w.to_lowercase().as_str()));
@@ -1085,7 +1145,7 @@ pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
             head.strip_suffix(a)
                 .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
         });
-        !(not_a_name || product || article || saint)
+        !(not_a_name || product || article || saint || owned_name)
     });
 }
 
@@ -1384,9 +1444,10 @@ mod tests {
     }
 
     #[test]
-    fn the_model_s_misreads_saints_and_brands_before_products_are_not_people() {
+    fn misreads_saints_owned_brands_and_brands_before_products_are_not_people() {
         let text = "check the customerId, lastOrder, St. Moritz edition, Victoria Beckham \
-                    sunglasses, maria called, Anna Berg";
+                    sunglasses, maria called, Anna Berg, Jacob's Creek shiraz, Tommy Bahama \
+                    beach chair, Nadia's parcel";
         let mut found: Vec<Finding> = [
             "customerId",
             "lastOrder",
@@ -1394,6 +1455,9 @@ mod tests {
             "Victoria Beckham sunglasses",
             "maria",
             "Anna Berg",
+            "Jacob",
+            "Tommy Bahama",
+            "Nadia",
         ]
         .iter()
         .map(|n| {
@@ -1409,7 +1473,7 @@ mod tests {
         .collect();
         drop_not_people(text, &mut found);
         let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
-        assert_eq!(kept, ["maria", "Anna Berg"]);
+        assert_eq!(kept, ["maria", "Anna Berg", "Nadia"]);
     }
 
     #[test]
