@@ -124,6 +124,12 @@ pub(super) const CUES: &[(&str, Cue)] = &[
     ("my boyfriend", Cue::Label),
     ("my friend", Cue::Label),
     ("my colleague", Cue::Label),
+    ("my sister-in-law", Cue::Label),
+    ("my brother-in-law", Cue::Label),
+    ("my mother-in-law", Cue::Label),
+    ("my father-in-law", Cue::Label),
+    ("my son-in-law", Cue::Label),
+    ("my daughter-in-law", Cue::Label),
     // Dutch on the phone: "hoi, met Daan Jansen".
     ("met", Cue::Destination),
     ("ask", Cue::Addressee),
@@ -1477,7 +1483,8 @@ mod tests {
     }
 
     #[test]
-    fn names_in_capitals_after_cues_when_the_lists_know_them() {
+    fn names_in_capitals_the_lists_know_and_after_in_law_kin() {
+        assert_eq!(names("my sister-in-law Fiona will pick it up"), ["Fiona"]);
         assert_eq!(
             names("ATTN BERNARDO RIBEIRO - RUA AUGUSTA 1500"),
             ["BERNARDO RIBEIRO"]

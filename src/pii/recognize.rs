@@ -290,9 +290,10 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             // month's name in one of the shop's languages ("3rd of March 1985", "5. Mai
             // 1990", "1er mars 1990", "5 de mayo de 1990", "12 maj 1990", "3 lipca 1985",
             // "Mar 3 '85"), or in Japanese and Chinese writing ("1990年4月1日"); German
-            // dates with spaces after the dots ("3. 4. 1985"); eight digits, the year
-            // first ("19830719").
-            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?-u:\b)|(?-u:\b)\d{1,2}\.\s\d{1,2}\.\s?(?:19|20)\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|er|\.|º|°)?(?: of| de)?[ -](?:jan|jän|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|maj|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen|sty|lut|kwi|cze|lip|sie|wrz|paź|lis|gru)[a-zà-ÿā-ž]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日|(?-u:\b)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?-u:\b)",
+            // dates with spaces after the dots ("3. 4. 1985") or for separators ("12 03
+            // 1985"); eight digits, the year first ("19830719"); a month's abbreviation
+            // between day and year ("12MAR1985"); an ISO date with its time.
+            pattern: r"(?i)(?-u:\b)\d{1,2}[./-]\d{1,2}[./-](?:(?:19|20)\d{2}|\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?(?-u:\b)|(?-u:\b)\d{1,2} \d{1,2} (?:19|20)\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)(?:19|20)?\d{2}(?-u:\b)|(?-u:\b)\d{1,2}\.\s\d{1,2}\.\s?(?:19|20)\d{2}(?-u:\b)|(?-u:\b)\d{1,2}(?:st|nd|rd|th|er|\.|º|°)?(?: of| de)?[ -](?:jan|jän|feb|fév|fev|mar|mär|apr|avr|abr|may|mai|maj|mag|mei|jun|jui|giu|jul|lug|aug|aoû|aou|ago|sep|set|oct|okt|ott|out|nov|dec|déc|dez|dic|ene|gen|sty|lut|kwi|cze|lip|sie|wrz|paź|lis|gru)[a-zà-ÿā-ž]*\.?(?: de|,)?[ -](?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2}(?:st|nd|rd|th)?,? (?:(?:19|20)\d{2}|'?\d{2})(?-u:\b)|(?-u:\b)(?:19|20)\d{2}年\d{1,2}月\d{1,2}日|(?-u:\b)(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?-u:\b)",
             // A date is only a birth date in context.
             check: |_| Some(0.2),
             context: &[
@@ -319,6 +320,15 @@ static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 "nato il",
                 "nata il",
                 "compleanno",
+                "cumpleaños",
+                "cumpleanos",
+                "aniversário",
+                "aniversario",
+                "anniversaire",
+                "verjaardag",
+                "fødselsdag",
+                "födelsedag",
+                "urodziny",
                 "geboortedatum",
                 "geboren op",
                 "född",
@@ -1041,6 +1051,11 @@ mod tests {
             ("nato il 1° aprile 1970", "1° aprile 1970"),
             ("dob:19830719", "19830719"),
             ("fødselsdato 12.06.1981", "12.06.1981"),
+            ("DOB 12 03 1985", "12 03 1985"),
+            ("DOB 12MAR1985", "12MAR1985"),
+            ("date of birth 1985-03-12T00:00:00Z", "1985-03-12T00:00:00Z"),
+            ("cumpleaños 12 de marzo de 1985", "12 de marzo de 1985"),
+            ("verjaardag 12-03-1985", "12-03-1985"),
         ] {
             assert_eq!(values(text, Entity::DateOfBirth), [want], "{text}");
         }
