@@ -124,6 +124,26 @@ pub(super) const CUES: &[(&str, Cue)] = &[
     ("my boyfriend", Cue::Label),
     ("my friend", Cue::Label),
     ("my colleague", Cue::Label),
+    // Roles only people fill ("supervisor Lindiwe Dlamini", "the doorman (Rui)"): as
+    // with "ask", a name when its first word is a known given name, else a candidate
+    // for the model ("Manager Approval"); not "driver" or "agent", which software has
+    // too, nor "courier", which companies are.
+    ("supervisor", Cue::Addressee),
+    ("manager", Cue::Addressee),
+    ("concierge", Cue::Addressee),
+    ("doorman", Cue::Addressee),
+    ("caretaker", Cue::Addressee),
+    ("landlord", Cue::Addressee),
+    ("landlady", Cue::Addressee),
+    ("neighbour", Cue::Addressee),
+    ("neighbor", Cue::Addressee),
+    ("technician", Cue::Addressee),
+    ("rep", Cue::Addressee),
+    ("representative", Cue::Addressee),
+    ("advisor", Cue::Addressee),
+    ("adviser", Cue::Addressee),
+    ("receptionist", Cue::Addressee),
+    ("housekeeper", Cue::Addressee),
     ("my sister-in-law", Cue::Label),
     ("my brother-in-law", Cue::Label),
     ("my mother-in-law", Cue::Label),
@@ -511,11 +531,19 @@ fn edge_before(text: &str, at: usize) -> bool {
 /// The name after a cue ending at `from`: (start, end, name words), with `lower` taking
 /// lower-case words as name words too.
 fn name_after(text: &str, from: usize, cue: Cue, lower: bool) -> Option<(usize, usize, usize)> {
-    // Past the separator: spaces, one colon or comma, a dash.
+    // Past the separator: spaces, one colon or comma, a dash; after a label or a role, a
+    // bracket ("the doorman (Rui)").
     let rest = text.get(from..)?;
     let skipped = rest
         .char_indices()
-        .find(|&(_, c)| !(c == ' ' || c == ':' || c == ',' || c == '—' || c == '-'))
+        .find(|&(_, c)| {
+            !(c == ' '
+                || c == ':'
+                || c == ','
+                || c == '—'
+                || c == '-'
+                || c == '(' && matches!(cue, Cue::Label | Cue::Addressee))
+        })
         .map_or(rest.len(), |(i, _)| i);
     if skipped == 0 && !matches!(cue, Cue::Title | Cue::WeakTitle) {
         return None;
@@ -1480,6 +1508,22 @@ mod tests {
         drop_not_people(text, &mut found);
         let kept: Vec<&str> = found.iter().map(|f| &text[f.start..f.end]).collect();
         assert_eq!(kept, ["maria", "Anna Berg", "Nadia"]);
+    }
+
+    #[test]
+    fn roles_only_people_fill_come_before_names_or_candidates() {
+        assert_eq!(
+            names("supervisor Lindiwe Dlamini called"),
+            ["Lindiwe Dlamini"]
+        );
+        assert_eq!(names("ask the doorman (Rui) for it"), ["Rui"]);
+        assert!(names("the manager app crashed, the report is late").is_empty());
+        let mut out = Vec::new();
+        scan_text("Manager Approval required", &mut out);
+        assert!(
+            out.iter().all(|f| f.score < INTRODUCED),
+            "a capitalised word after a role is only a candidate"
+        );
     }
 
     #[test]
