@@ -139,11 +139,7 @@ mod tests {
     use super::*;
 
     fn found(text: &str) -> Vec<(Entity, &str)> {
-        let mut out = Vec::new();
-        scan(text, &mut out);
-        out.iter()
-            .filter_map(|f| text.get(f.start..f.end).map(|v| (f.entity, v)))
-            .collect()
+        crate::pii::typed_found_by(scan, text)
     }
 
     #[test]

@@ -482,6 +482,16 @@ pub(crate) fn test_profile(yaml: &str) -> Profile {
     Profile::new("p", &settings).expect("profile")
 }
 
+/// The types and values one pass of the detector finds in `text`, for tests.
+#[cfg(test)]
+pub(crate) fn typed_found_by(scan: fn(&str, &mut Vec<Finding>), text: &str) -> Vec<(Entity, &str)> {
+    let mut out = Vec::new();
+    scan(text, &mut out);
+    out.iter()
+        .filter_map(|f| text.get(f.start..f.end).map(|v| (f.entity, v)))
+        .collect()
+}
+
 /// The spans one pass of the detector finds in `text`, for tests.
 #[cfg(test)]
 pub(crate) fn found_by(scan: fn(&str, &mut Vec<Finding>), text: &str) -> Vec<&str> {
