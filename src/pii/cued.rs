@@ -1,9 +1,10 @@
 //! Values that only the words before them make personal: a password after "password:",
 //! "Passwort", "mot de passe"; a PIN after "PIN"; a birth year after "born in", "year of
 //! birth", "Geburtsjahr"; a street's postcode after "postcode" ("SE22 8HB"). The cues
-//! are found with the name cues and the birth words (`cues`), in one pass over the text; the
-//! value is the token right after a cue and its separator (":", "=", "is", "ist"…), kept
-//! only when it has the shape its cue asks for ("password reset link" holds no password).
+//! are found with the name cues and the birth words (`cues`), in one pass over the
+//! text; the value is the token right after a cue and its separator (":", "=", "is",
+//! "ist"…), kept only when it has the shape its cue asks for ("password reset link"
+//! holds no password).
 
 use super::{Finding, Source};
 use crate::config::Entity;
@@ -200,7 +201,6 @@ fn postcode_end(text: &str, start: usize, end: usize) -> Option<usize> {
     super::address::street_postcode(text.get(start..whole_end)?).then_some(whole_end)
 }
 
-/// A birth year: 1900 to 2099, four digits on their own.
 /// Two digits after an apostrophe: a year written short ("'88", "’92").
 fn short_year(text: &str, start: usize, token: &str) -> bool {
     token.len() == 2
@@ -210,6 +210,7 @@ fn short_year(text: &str, start: usize, token: &str) -> bool {
             .is_some_and(|head| head.ends_with(['\'', '’']))
 }
 
+/// A birth year: 1900 to 2099, four digits on their own.
 fn birth_year(token: &str) -> bool {
     token.len() == 4
         && token.bytes().all(|b| b.is_ascii_digit())

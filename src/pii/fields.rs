@@ -1,15 +1,19 @@
 //! Values named by their key, as tools return records: JSON members (`"dob": "1991-02-03"`,
 //! `'firstName': 'Ana'`) and `key=value` pairs of logs and query strings
 //! (`name="Lena Vogel" dob=1987-11-30`). A key that names a birth date, a person, a phone
-//! or a postal address makes its value that type when the value fits it (`labels`). Keys
+//! or a postal address makes its value that type when the value fits it (`labels`); a
+//! bare "name", which products have too, only a candidate for the model to confirm. Keys
 //! themselves are never personal, and neither is a value in lower case under a key that
 //! names no person (`"loyalty": "silver"`): the model's findings there are dropped.
 
-use super::labels::{fits, kind_of};
+use super::labels::{fits, is_bare_name, kind_of};
 use super::{Entity, Finding, Source};
 
 /// Score of a value whose key names its type: as strong as a labelling cue.
 const KEYED: f64 = 0.85;
+/// Score of a value under a bare "name", which products and stores have too: below
+/// every profile's threshold, a candidate the model confirms (`names::confirm`).
+const UNSURE: f64 = 0.3;
 /// Longest key read ("customer_date_of_birth").
 const LONGEST_KEY: usize = 40;
 /// Longest value read.
@@ -36,7 +40,7 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
                 entity: kind,
                 start: field.value.0,
                 end: field.value.1,
-                score: KEYED,
+                score: if is_bare_name(key) { UNSURE } else { KEYED },
                 source: Source::Cue,
             });
         }
@@ -210,6 +214,18 @@ mod tests {
                 .is_empty()
         );
         assert!(found("Note: the name is below").is_empty());
+    }
+
+    #[test]
+    fn a_bare_name_is_a_candidate_and_a_person_s_name_a_finding() {
+        let text = r#"{"name": "Madison Tote", "full_name": "Ana Silva"}"#;
+        let mut out = Vec::new();
+        scan(text, &mut out);
+        let scored: Vec<(&str, bool)> = out
+            .iter()
+            .map(|f| (&text[f.start..f.end], f.score >= 0.5))
+            .collect();
+        assert_eq!(scored, [("Madison Tote", false), ("Ana Silva", true)]);
     }
 
     #[test]

@@ -204,6 +204,14 @@ pub(super) fn fits(kind: Entity, cell: &str) -> bool {
     }
 }
 
+/// Whether `label` is a bare "name" ("name", "Nombre"): a person's, or a product's or a
+/// store's in a record that says which only in its other fields.
+pub(super) fn is_bare_name(label: &str) -> bool {
+    let folded = words_of(label);
+    let mut words = folded.split(' ').filter(|w| !w.is_empty());
+    matches!((words.next(), words.next()), (Some(w), None) if NAME.contains(&w))
+}
+
 /// `label` in lower case, its words apart: split at anything not a letter or a digit and
 /// where a lower-case letter meets a capital ("dateOfBirth" is "date of birth").
 fn words_of(label: &str) -> String {
@@ -245,6 +253,12 @@ mod tests {
         ] {
             assert_eq!(kind_of(label), kind, "{label}");
         }
+    }
+
+    #[test]
+    fn a_bare_name_is_told_from_a_person_s() {
+        assert!(is_bare_name("name") && is_bare_name("Nombre"));
+        assert!(!is_bare_name("first_name") && !is_bare_name("customerName"));
     }
 
     #[test]
