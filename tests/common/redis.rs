@@ -29,6 +29,16 @@ impl Redis {
     /// Starts `redis-server` with `conf` written to a config file in its directory (given
     /// first), then `args`.
     pub fn start_with_conf(port: u16, conf: Option<&str>, args: &[&str]) -> Redis {
+        Redis::try_start_with_conf(port, conf, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Redis::start_with`], or why the server did not start (a port another test took
+    /// between choosing it and binding it).
+    pub fn try_start_with(port: u16, args: &[&str]) -> Result<Redis, String> {
+        Redis::try_start_with_conf(port, None, args)
+    }
+
+    fn try_start_with_conf(port: u16, conf: Option<&str>, args: &[&str]) -> Result<Redis, String> {
         let dir = tempfile::tempdir().unwrap();
         let mut all = Vec::new();
         if let Some(conf) = conf {
@@ -44,11 +54,17 @@ impl Redis {
             child: None,
             dir,
         };
-        redis.spawn();
-        redis
+        redis.try_spawn()?;
+        Ok(redis)
     }
 
     fn spawn(&mut self) {
+        self.try_spawn().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Starts the server and waits until it accepts connections; says why when it exits
+    /// first or never does.
+    fn try_spawn(&mut self) -> Result<(), String> {
         let log = self.dir.path().join("redis.log");
         let child = Command::new("redis-server")
             .args(&self.args)
@@ -61,13 +77,20 @@ impl Redis {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || std::time::Instant::now() >= deadline {
+                self.kill();
+                return Err(format!(
+                    "redis did not start: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// The server's process id (to freeze it with SIGSTOP).

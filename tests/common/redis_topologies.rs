@@ -72,10 +72,15 @@ impl Tls {
 
     /// A server on `port` with `args` after its listening ones.
     fn start(&self, port: u16, args: &[&str]) -> Redis {
+        self.try_start(port, args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tls::start`], or why the server did not start.
+    fn try_start(&self, port: u16, args: &[&str]) -> Result<Redis, String> {
         let mut all = self.listen(&port.to_string());
         all.extend(args.iter().map(|a| a.to_string()));
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
-        Redis::start_with(port, &all).with_cli_args(&self.cli)
+        Ok(Redis::try_start_with(port, &all)?.with_cli_args(&self.cli))
     }
 }
 
@@ -87,27 +92,7 @@ impl Cluster {
     /// A cluster whose nodes speak `tls` (only TLS, to clients and between them, unless
     /// it is none).
     pub fn start_with(tls: &Tls) -> Cluster {
-        let nodes: Vec<Redis> = (0..3)
-            .map(|_| {
-                let bus = free_port().to_string();
-                let mut args = vec![
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus,
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "1000",
-                    "--cluster-require-full-coverage",
-                    "no",
-                ];
-                if !tls.server.is_empty() {
-                    args.extend(["--tls-cluster", "yes"]);
-                }
-                tls.start(free_port(), &args)
-            })
-            .collect();
+        let nodes: Vec<Redis> = (0..3).map(|_| Cluster::node(tls)).collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -127,6 +112,35 @@ impl Cluster {
         let cluster = Cluster { nodes };
         cluster.wait_ok();
         cluster
+    }
+
+    /// A cluster node on ports that are free; the ports are chosen again when one was
+    /// taken between choosing and binding it (tests start servers side by side).
+    fn node(tls: &Tls) -> Redis {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let bus = free_port().to_string();
+            let mut args = vec![
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-require-full-coverage",
+                "no",
+            ];
+            if !tls.server.is_empty() {
+                args.extend(["--tls-cluster", "yes"]);
+            }
+            match tls.try_start(free_port(), &args) {
+                Ok(node) => return node,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}")
     }
 
     /// Waits until every node that runs reports the cluster healthy.
