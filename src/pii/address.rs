@@ -321,6 +321,10 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
 /// no address starts with ("order 55120").
 pub fn widen(text: &str, found: &mut Vec<Finding>) {
     for f in found.iter_mut().filter(|f| f.entity == Entity::Address) {
+        if f.source == Source::Ner {
+            let kept = without_trailing_prose(text.get(f.start..f.end).unwrap_or_default());
+            f.end = f.start + kept;
+        }
         let (start, end) = grown(text, f.start, f.end);
         f.start = start;
         f.end = end;
@@ -367,6 +371,31 @@ fn is_quantity(span: &str) -> bool {
     !number.is_empty()
         && number.chars().all(|c| c.is_ascii_digit())
         && COUNTED.contains(&noun.as_str())
+}
+
+/// The length of the model's `span` without the lower-case words that end it when they
+/// hold a sentence's word ("Wellington 6140 is fine" is "Wellington 6140"; "12 elm st"
+/// stays).
+fn without_trailing_prose(span: &str) -> usize {
+    let mut end = span.len();
+    let mut cut = None;
+    for (at, word) in span.rsplit(' ').scan(span.len(), |to, w| {
+        *to -= w.len();
+        let at = *to;
+        *to = to.saturating_sub(1);
+        Some((at, w))
+    }) {
+        if word.is_empty() || !word.chars().all(|c| c.is_lowercase() || "'’.-".contains(c)) {
+            break;
+        }
+        end = at;
+        if PROSE.contains(&word) {
+            cut = Some(end);
+        }
+    }
+    cut.map_or(span.len(), |_| {
+        span.get(..end).map_or(end, |h| h.trim_end().len())
+    })
 }
 
 /// Size systems a shoe or a garment is sized in ("UK 6", "EU 42", "US 9.5").
@@ -651,6 +680,13 @@ mod tests {
             assert_eq!(addresses(text), [want], "{text}");
         }
         assert!(addresses("the box 12 is broken").is_empty());
+    }
+
+    #[test]
+    fn the_sentence_after_a_model_address_is_not_its() {
+        assert_eq!(without_trailing_prose("Wellington 6140 is fine"), 15);
+        assert_eq!(without_trailing_prose("6140 is fine"), 4);
+        assert_eq!(without_trailing_prose("12 elm st"), 9);
     }
 
     #[test]
