@@ -348,8 +348,7 @@ pub fn widen(text: &str, found: &mut Vec<Finding>) {
         words
             && address.chars().any(|c| c.is_ascii_digit())
             && !NOT_PLACES.contains(&first.as_str())
-            && !MEASURES.contains(&first.trim_end_matches(':'))
-            && !SPOTS.contains(&first.trim_end_matches(':'))
+            && !is_measure_word(first.trim_end_matches(':'))
             && !after_measure(text, f.start)
             && !is_size(address)
             && !is_quantity(address)
@@ -377,25 +376,18 @@ fn is_quantity(span: &str) -> bool {
 /// hold a sentence's word ("Wellington 6140 is fine" is "Wellington 6140"; "12 elm st"
 /// stays).
 fn without_trailing_prose(span: &str) -> usize {
-    let mut end = span.len();
-    let mut cut = None;
-    for (at, word) in span.rsplit(' ').scan(span.len(), |to, w| {
-        *to -= w.len();
-        let at = *to;
-        *to = to.saturating_sub(1);
-        Some((at, w))
-    }) {
-        if word.is_empty() || !word.chars().all(|c| c.is_lowercase() || "'’.-".contains(c)) {
-            break;
+    let words: Vec<&str> = span.split(' ').collect();
+    let lower =
+        |w: &&str| !w.is_empty() && w.chars().all(|c| c.is_lowercase() || "'’.-".contains(c));
+    let trailing = words.iter().rev().take_while(|w| lower(w)).count();
+    match words.split_at_checked(words.len() - trailing) {
+        Some((head, tail)) if tail.iter().any(|w| PROSE.contains(w)) => {
+            let head_len = head.iter().map(|w| w.len() + 1).sum::<usize>();
+            span.get(..head_len.saturating_sub(1))
+                .map_or(0, |h| h.trim_end().len())
         }
-        end = at;
-        if PROSE.contains(&word) {
-            cut = Some(end);
-        }
+        _ => span.len(),
     }
-    cut.map_or(span.len(), |_| {
-        span.get(..end).map_or(end, |h| h.trim_end().len())
-    })
 }
 
 /// Size systems a shoe or a garment is sized in ("UK 6", "EU 42", "US 9.5").
@@ -457,6 +449,11 @@ const SPOTS: &[&str] = &[
     "locker", "desk", "till", "counter", "zone", "pier", "tote", "cage",
 ];
 
+/// Whether `word` (in lower case) is one of [`MEASURES`] or [`SPOTS`].
+fn is_measure_word(word: &str) -> bool {
+    MEASURES.contains(&word) || SPOTS.contains(&word)
+}
+
 /// Whether the word before `start` is one of [`MEASURES`] or [`SPOTS`].
 fn after_measure(text: &str, start: usize) -> bool {
     let before = text.get(..start).unwrap_or_default().trim_end();
@@ -464,8 +461,7 @@ fn after_measure(text: &str, start: usize) -> bool {
         .rsplit([' ', ',', ':', '('])
         .next()
         .unwrap_or_default();
-    let word = word_before.trim_end_matches(':').to_lowercase();
-    MEASURES.contains(&word.as_str()) || SPOTS.contains(&word.as_str())
+    is_measure_word(&word_before.trim_end_matches(':').to_lowercase())
 }
 
 fn grown(text: &str, start: usize, end: usize) -> (usize, usize) {

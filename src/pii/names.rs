@@ -1142,15 +1142,13 @@ pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
             && (NOT_NAMES.contains(&name.to_lowercase().as_str())
                 || misread(name) && !cued.iter().any(|&(s, e)| s < f.end && e > f.start));
         let after = text.get(f.end..).and_then(|t| t.strip_prefix(' '));
-        let next = after
-            .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
-            .unwrap_or_default();
+        let next = after.map(letters_at).unwrap_or_default();
         // A lower-case word may stand between the brand and the product ("Tommy Bahama
         // beach chair", "Orla Kiely mug set").
         let second = after
             .and_then(|t| t.strip_prefix(next))
             .and_then(|t| t.strip_prefix(' '))
-            .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
+            .map(letters_at)
             .filter(|_| is_lower_word(next) && !FUNCTION_WORDS.contains(&next))
             .unwrap_or_default();
         // A one-word name that owns a capitalised word the lists do not know is a brand's
@@ -1160,7 +1158,7 @@ pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
             && text
                 .get(f.end..)
                 .and_then(|t| t.strip_prefix("'s ").or_else(|| t.strip_prefix("’s ")))
-                .and_then(|t| t.split(|c: char| !c.is_alphabetic()).next())
+                .map(letters_at)
                 .is_some_and(|w| is_capitalised(w) && !super::known_names::is_known(w));
         // The product word after the name, or the model's span's own last word
         // ("Victoria Beckham sunglasses").
@@ -1171,16 +1169,26 @@ pub fn drop_not_people(text: &str, found: &mut Vec<Finding>) {
             .any(|w| PRODUCTS.contains(&w.to_lowercase().as_str()));
         let head = text.get(..f.start).unwrap_or_default();
         // A saint's name is a place's: "St. Moritz", "St Ives".
-        let saint = ["St. ", "St ", "Ste. ", "Ste ", "Saint "].iter().any(|a| {
-            head.strip_suffix(a)
-                .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
-        }) && f.source == Source::Ner;
-        let article = ["the ", "The "].iter().any(|a| {
-            head.strip_suffix(a)
-                .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
-        });
+        let saint = f.source == Source::Ner
+            && ends_with_word(head, &["St. ", "St ", "Ste. ", "Ste ", "Saint "]);
+        let article = ends_with_word(head, &["the ", "The "]);
         !(not_a_name || product || article || saint || owned_name)
     });
+}
+
+/// The letters `text` starts with: its first word, without what follows it.
+fn letters_at(text: &str) -> &str {
+    text.split(|c: char| !c.is_alphabetic())
+        .next()
+        .unwrap_or_default()
+}
+
+/// Whether `head` ends with one of `words` (each with its space), written as a word.
+fn ends_with_word(head: &str, words: &[&str]) -> bool {
+    words.iter().any(|w| {
+        head.strip_suffix(w)
+            .is_some_and(|h| !h.ends_with(char::is_alphanumeric))
+    })
 }
 
 /// Whether the model's `name` is an identifier it misread as one: lower case first, a
