@@ -195,6 +195,47 @@ async fn cells_of_an_exported_table_never_reach_the_provider() {
     stopped_without(w, dir.path(), &values).await;
 }
 
+/// A tool's records as JSON and `key=value` lines: values whose key names a person or a
+/// phone reach the provider as placeholders, even a name no list holds; a product under
+/// a bare `name` key and the keys themselves are left as they are.
+#[tokio::test]
+async fn values_named_by_their_keys_never_reach_the_provider() {
+    let mock = MockProvider::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let w = acting_on(
+        &mock,
+        dir.path(),
+        "PERSON: pseudonymize, PHONE: pseudonymize",
+    );
+    let records = "{\"customerName\": \"Qorvin Tallbeck\", \"msisdn\": \"0151 2345 6789\", \
+                   \"items\": [{\"name\": \"Madison Tote\", \"qty\": 1}]}\n\
+                   customer_id=88123 contact_name=\"Brevik Ostrand\" status=active";
+    let body = json!({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "who ordered what?"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+            "function": {"name": "orders_lookup", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": records}
+    ]});
+    let r = post_json(&w.url("/v1/chat/completions"), &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = provider_saw(&mock).await;
+    let values = ["Qorvin Tallbeck", "0151 2345 6789", "Brevik Ostrand"];
+    for value in values {
+        assert!(!seen.contains(value), "the provider saw {value}: {seen}");
+    }
+    for kept in [
+        "customerName",
+        "msisdn",
+        "Madison Tote",
+        "contact_name",
+        "88123",
+    ] {
+        assert!(seen.contains(kept), "{kept} was changed: {seen}");
+    }
+
+    stopped_without(w, dir.path(), &values).await;
+}
+
 /// Values that only a cue makes personal (a password after "password is", a PIN, a birth
 /// year after "born in") reach the provider as placeholders, in the user's turn and in a
 /// tool result, and come back to the customer; under `block` a password refuses the
